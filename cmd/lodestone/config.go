@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+)
+
+// Config is everything serve needs. Precedence: defaults < .env < environment < flags. ferrite-server's flag and
+// variable names are accepted so an existing deployment switches over unchanged.
+type Config struct {
+	HTTP        string
+	DataDir     string
+	DB          string
+	ELFDir      string
+	FirmwareDir string
+	StaticDir   string
+	Addr2line   string
+
+	MaxBody           int64
+	SQLiteSync        string
+	AttributionWindow time.Duration
+	ShutdownTimeout   time.Duration
+	LogLevel          string
+	LogFormat         string
+
+	IngestAPIKey        string
+	ChunkEncryptionKey  string
+	RetentionDays       int
+	BasicAuthUser       string
+	BasicAuthPass       string
+	BasicAuthUsers      string
+	CORSOrigin          string
+	RateLimitRPS        float64
+	AlertWebhookURL     string
+	AlertOfflineMinutes int
+	KeycloakURL         string
+	KeycloakRealm       string
+	KeycloakClientID    string
+}
+
+func defaultConfig() Config {
+	return Config{
+		HTTP:                "0.0.0.0:4000",
+		DataDir:             "lodestone-data",
+		MaxBody:             2 << 20,
+		SQLiteSync:          "full",
+		AttributionWindow:   30 * time.Second,
+		ShutdownTimeout:     30 * time.Second,
+		LogLevel:            "info",
+		LogFormat:           "text",
+		RetentionDays:       90,
+		AlertOfflineMinutes: 10,
+	}
+}
+
+// envVar binds one environment variable to a config field.
+type envVar struct {
+	name string
+	set  func(c *Config, v string) error
+	help string
+}
+
+func str(p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+var envVars = []envVar{
+	{"LODESTONE_HTTP", str(func(c *Config) *string { return &c.HTTP }), "listen address (ip:port)"},
+	{"LODESTONE_DATA_DIR", str(func(c *Config) *string { return &c.DataDir }), "directory for the database and files"},
+	{"LODESTONE_DB", str(func(c *Config) *string { return &c.DB }), "database: a SQLite file path or sqlite://path"},
+	{"INGEST_API_KEY", str(func(c *Config) *string { return &c.IngestAPIKey }), "key devices send as X-API-Key; unset leaves ingest open"},
+	{"CHUNK_ENCRYPTION_KEY", str(func(c *Config) *string { return &c.ChunkEncryptionKey }), "AES-128 key, 32 hex chars, for encrypted chunks"},
+	{"RETENTION_DAYS", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("must be a whole number of days, got %q", v)
+		}
+		c.RetentionDays = n
+		return nil
+	}, "days of telemetry to keep (accepted; purging arrives with the operations feature)"},
+	{"BASIC_AUTH_USER", str(func(c *Config) *string { return &c.BasicAuthUser }), "admin user name (default admin)"},
+	{"BASIC_AUTH_PASS", str(func(c *Config) *string { return &c.BasicAuthPass }), "admin password; unset: generated on first start and printed once"},
+	{"BASIC_AUTH_USERS", str(func(c *Config) *string { return &c.BasicAuthUsers }), "extra users u:p:role,... (accepted; roles arrive with the fleet API)"},
+	{"CORS_ORIGIN", str(func(c *Config) *string { return &c.CORSOrigin }), "browser origin allowed to call the API; unset sends no CORS headers"},
+	{"RATE_LIMIT_RPS", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("must be a number, got %q", v)
+		}
+		c.RateLimitRPS = f
+		return nil
+	}, "per-client request rate (accepted; enforced with the operations feature)"},
+	{"ALERT_WEBHOOK_URL", str(func(c *Config) *string { return &c.AlertWebhookURL }), "webhook for alerts (accepted; alerts arrive with the operations feature)"},
+	{"ALERT_OFFLINE_MINUTES", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("must be a positive number of minutes, got %q", v)
+		}
+		c.AlertOfflineMinutes = n
+		return nil
+	}, "minutes without contact before a device is marked offline"},
+	{"KEYCLOAK_URL", str(func(c *Config) *string { return &c.KeycloakURL }), "OIDC (accepted; arrives with the fleet API)"},
+	{"KEYCLOAK_REALM", str(func(c *Config) *string { return &c.KeycloakRealm }), ""},
+	{"KEYCLOAK_CLIENT_ID", str(func(c *Config) *string { return &c.KeycloakClientID }), ""},
+	{"LODESTONE_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel }), "debug, info, warn or error"},
+	{"RUST_LOG", func(c *Config, v string) error {
+		// ferrite's filter syntax: take the level if it is a plain one, ignore module filters.
+		switch l := strings.ToLower(v); l {
+		case "trace", "debug":
+			c.LogLevel = "debug"
+		case "info", "warn", "error":
+			c.LogLevel = l
+		}
+		return nil
+	}, "ferrite's log filter; a plain level is honoured"},
+}
+
+// loadEnv applies a .env file (the working directory's or a parent's) and then the process environment. Empty
+// values count as unset, as in ferrite.
+func loadEnv(c *Config, getenv func(string) string, dotenvStart string) error {
+	file, err := findDotenv(dotenvStart)
+	if err != nil {
+		return err
+	}
+	var fileVars map[string]string
+	if file != "" {
+		if fileVars, err = godotenv.Read(file); err != nil {
+			return fmt.Errorf("read %s: %w", file, err)
+		}
+	}
+	for _, e := range envVars {
+		v := getenv(e.name)
+		if v == "" {
+			v = fileVars[e.name]
+		}
+		if v == "" {
+			continue
+		}
+		if err := e.set(c, v); err != nil {
+			return fmt.Errorf("%s: %w", e.name, err)
+		}
+	}
+	return nil
+}
+
+func findDotenv(dir string) (string, error) {
+	if dir == "" {
+		return "", nil
+	}
+	for {
+		p := filepath.Join(dir, ".env")
+		st, err := os.Stat(p)
+		if err == nil && !st.IsDir() {
+			return p, nil
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("look for .env: %w", err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", nil
+		}
+		dir = parent
+	}
+}
+
+// registerFlags binds flags to c; their defaults are c's current values, so a flag wins only when given.
+func (c *Config) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "listen address `ip:port` (env LODESTONE_HTTP)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`directory` for the database, ELF and firmware files (env LODESTONE_DATA_DIR)")
+	fs.StringVar(&c.DB, "db", c.DB, "database: a SQLite `file` or sqlite://path; default <data-dir>/lodestone.db (env LODESTONE_DB)")
+	fs.StringVar(&c.ELFDir, "elf-dir", c.ELFDir, "ELF `directory`; default <data-dir>/elfs")
+	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware `directory`; default <data-dir>/firmware")
+	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "dashboard `directory` (accepted for ferrite compatibility)")
+	fs.StringVar(&c.Addr2line, "addr2line", c.Addr2line, "addr2line `path` (accepted for ferrite compatibility; symbolication is built in)")
+	fs.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest ingest body in `bytes`")
+	fs.StringVar(&c.SQLiteSync, "sqlite-sync", c.SQLiteSync, "SQLite synchronous `mode`: full survives power loss, normal survives a crash")
+	fs.DurationVar(&c.AttributionWindow, "attribution-window", c.AttributionWindow, "how long headerless chunks from one client address belong to the device it named last; 0 disables")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to wait for in-flight requests on shutdown")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
+}
+
+// resolve fills derived paths and checks values.
+func (c *Config) resolve() error {
+	if c.DB == "" {
+		c.DB = filepath.Join(c.DataDir, "lodestone.db")
+	}
+	c.DB = strings.TrimPrefix(c.DB, "sqlite://")
+	if strings.Contains(c.DB, "://") {
+		return fmt.Errorf("--db %q: only SQLite files are supported in this version", c.DB)
+	}
+	if c.ELFDir == "" {
+		c.ELFDir = filepath.Join(c.DataDir, "elfs")
+	}
+	if c.FirmwareDir == "" {
+		c.FirmwareDir = filepath.Join(c.DataDir, "firmware")
+	}
+	switch strings.ToLower(c.SQLiteSync) {
+	case "full", "normal":
+		c.SQLiteSync = strings.ToUpper(c.SQLiteSync)
+	default:
+		return fmt.Errorf("--sqlite-sync must be full or normal, got %q", c.SQLiteSync)
+	}
+	if c.MaxBody <= 0 {
+		return fmt.Errorf("--max-body must be positive")
+	}
+	return nil
+}

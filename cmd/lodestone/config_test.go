@@ -1,0 +1,69 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfigPrecedence checks defaults < .env < environment < flags, and that ferrite's names are honoured.
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "a", "b")
+	os.MkdirAll(sub, 0o755)
+	// The .env sits in a parent directory, as ferrite allows.
+	os.WriteFile(filepath.Join(dir, ".env"), []byte(
+		"LODESTONE_HTTP=10.0.0.1:1\nINGEST_API_KEY=from-file\nRETENTION_DAYS=7\nBASIC_AUTH_PASS=file-pass\n"+
+			"# comment\nALERT_OFFLINE_MINUTES=3\n"), 0o600)
+	env := map[string]string{"INGEST_API_KEY": "from-env", "LODESTONE_HTTP": "10.0.0.2:2"}
+	c := &serveCmd{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return env[k] }, dir: sub}
+	cfg, err := c.config([]string{"--http", "127.0.0.1:9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP != "127.0.0.1:9" {
+		t.Fatalf("flag lost to env/file: %q", cfg.HTTP)
+	}
+	if cfg.IngestAPIKey != "from-env" {
+		t.Fatalf("env lost to file: %q", cfg.IngestAPIKey)
+	}
+	if cfg.RetentionDays != 7 || cfg.BasicAuthPass != "file-pass" || cfg.AlertOfflineMinutes != 3 {
+		t.Fatalf(".env not applied: %+v", cfg)
+	}
+	if cfg.MaxBody != 2<<20 || cfg.AttributionWindow != 30*time.Second || cfg.SQLiteSync != "FULL" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if cfg.DB != filepath.Join("lodestone-data", "lodestone.db") || cfg.ELFDir != filepath.Join("lodestone-data", "elfs") {
+		t.Fatalf("derived paths: db %q elf %q", cfg.DB, cfg.ELFDir)
+	}
+}
+
+func TestConfigFerriteOrderAndErrors(t *testing.T) {
+	c := &serveCmd{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }, dir: t.TempDir()}
+	// ferrite-server puts options before the subcommand.
+	cfg, err := c.config([]string{"--db", "/tmp/x/ferrite.db", "serve", "--elf-dir", "/tmp/e"})
+	if err != nil || cfg.DB != "/tmp/x/ferrite.db" || cfg.ELFDir != "/tmp/e" {
+		t.Fatalf("ferrite order: %v %+v", err, cfg)
+	}
+	if cfg, err = c.config([]string{"--db", "sqlite:///tmp/y.db"}); err != nil || cfg.DB != "/tmp/y.db" {
+		t.Fatalf("sqlite:// form: %v %q", err, cfg.DB)
+	}
+	for _, args := range [][]string{{"--sqlite-sync", "sometimes"}, {"bogus"}, {"--db", "mysql://x"},
+		{"--max-body", "0"}} {
+		if _, err := c.config(args); err == nil {
+			t.Fatalf("%v accepted", args)
+		}
+	}
+	bad := &serveCmd{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string {
+		if k == "RETENTION_DAYS" {
+			return "ninety"
+		}
+		return ""
+	}, dir: t.TempDir()}
+	if _, err := bad.config(nil); err == nil || !strings.Contains(err.Error(), "RETENTION_DAYS") {
+		t.Fatalf("bad RETENTION_DAYS: %v", err)
+	}
+}

@@ -1,0 +1,101 @@
+// Command lodestone is a self-hosted server for fleets of embedded devices: telemetry, crash dumps and firmware
+// updates in one binary with an embedded database.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// command is one subcommand.
+type command interface {
+	Run(ctx context.Context, args []string) error
+}
+
+const usage = `lodestone — telemetry, crashes and firmware updates for fleets of embedded devices.
+
+Usage:
+  lodestone [flags] [command] [command flags]
+
+Commands:
+  serve     run the server (the default)
+  loadgen   measure ingest throughput: simulated devices posting sessions over HTTP
+  version   print the version
+  help      show this help, or 'lodestone help COMMAND'
+
+Start on a fresh machine with no setup (embedded SQLite under ./lodestone-data):
+  lodestone
+
+Configuration comes from flags, then environment variables, then a .env file, then defaults.
+Run 'lodestone help serve' for every setting.
+`
+
+// run is main without the process: tests call it directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd, rest := "serve", args
+	if len(args) > 0 && isCommand(args[0]) {
+		cmd, rest = args[0], args[1:]
+	}
+	// ferrite-server takes its options before the subcommand ("--db x serve"); serve accepts that order itself.
+	var c command
+	switch cmd {
+	case "serve":
+		c = &serveCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "loadgen":
+		c = &loadgenCmd{stdout: stdout, stderr: stderr}
+	case "version":
+		fmt.Fprintln(stdout, "lodestone", version)
+		return 0
+	case "help":
+		return help(rest, stdout, getenv)
+	}
+	if err := c.Run(ctx, rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "lodestone:", err)
+		return 1
+	}
+	return 0
+}
+
+var version = "dev"
+
+func isCommand(s string) bool {
+	switch s {
+	case "serve", "loadgen", "version", "help":
+		return true
+	}
+	return false
+}
+
+func help(args []string, stdout io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	switch args[0] {
+	case "serve":
+		c := &serveCmd{stdout: stdout, stderr: stdout, getenv: getenv}
+		c.Run(context.Background(), []string{"-h"})
+	case "loadgen":
+		c := &loadgenCmd{stdout: stdout, stderr: stdout}
+		c.Run(context.Background(), []string{"-h"})
+	default:
+		fmt.Fprintf(stdout, "unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	return 0
+}

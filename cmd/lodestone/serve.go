@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone/chunk"
+	"github.com/lodestone-fleet/lodestone/httpapi"
+	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/store/sqlite"
+)
+
+// serveCmd runs the server until its context ends, then shuts down gracefully: readiness goes 503, the listener
+// closes, in-flight requests finish, queued writes commit, the database closes.
+type serveCmd struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	// ready, if set, receives the bound address once the server accepts connections (tests).
+	ready chan<- string
+	// dir is where the .env search starts; empty means the working directory.
+	dir string
+}
+
+func (c *serveCmd) flags(cfg *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	cfg.registerFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(c.stderr, `Usage: lodestone [serve] [flags]
+
+Runs the server. With no flags it serves 0.0.0.0:4000 and keeps its data in ./lodestone-data
+(embedded SQLite). Devices post ferrite chunks to POST /ingest/chunks; the read API
+(/devices, /faults, /metrics, ...) needs the admin's Basic credentials.
+
+Flags:
+`)
+		fs.PrintDefaults()
+		fmt.Fprint(c.stderr, "\nEnvironment (also read from a .env file in this directory or a parent):\n")
+		for _, e := range envVars {
+			if e.help != "" {
+				fmt.Fprintf(c.stderr, "  %-22s %s\n", e.name, e.help)
+			}
+		}
+	}
+	return fs
+}
+
+// config builds the configuration from defaults, .env, the environment and args.
+func (c *serveCmd) config(args []string) (Config, error) {
+	cfg := defaultConfig()
+	wd := c.dir
+	if wd == "" {
+		wd, _ = os.Getwd()
+	}
+	if err := loadEnv(&cfg, c.getenv, wd); err != nil {
+		return cfg, err
+	}
+	fs := c.flags(&cfg)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	// ferrite order: options, then the subcommand word.
+	if rest := fs.Args(); len(rest) > 0 {
+		if rest[0] != "serve" {
+			return cfg, fmt.Errorf("unknown command %q (try 'lodestone help')", rest[0])
+		}
+		if err := fs.Parse(rest[1:]); err != nil {
+			return cfg, err
+		}
+		if len(fs.Args()) > 0 {
+			return cfg, fmt.Errorf("unexpected argument %q", fs.Args()[0])
+		}
+	}
+	return cfg, cfg.resolve()
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+func (c *serveCmd) Run(ctx context.Context, args []string) error {
+	cfg, err := c.config(args)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(c.stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{cfg.DataDir, cfg.ELFDir, cfg.FirmwareDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	c.warnInactive(cfg, log)
+
+	var cipher *chunk.Cipher
+	if cfg.ChunkEncryptionKey != "" {
+		key, err := chunk.ParseKey(cfg.ChunkEncryptionKey)
+		if err != nil {
+			return fmt.Errorf("CHUNK_ENCRYPTION_KEY: %w", err)
+		}
+		if cipher, err = chunk.NewCipher(key); err != nil {
+			return fmt.Errorf("CHUNK_ENCRYPTION_KEY: %w", err)
+		}
+	}
+
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Synchronous: cfg.SQLiteSync})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	admin, generated, err := httpapi.NewBasicAuth(ctx, db, cfg.BasicAuthUser, cfg.BasicAuthPass)
+	if err != nil {
+		return fmt.Errorf("set up admin account: %w", err)
+	}
+	if generated != "" {
+		fmt.Fprintf(c.stderr, "\n"+
+			"  lodestone generated the admin password. It is shown only this once and stored hashed:\n\n"+
+			"      user: %s\n      password: %s\n\n"+
+			"  Set BASIC_AUTH_PASS to choose your own instead.\n\n", admin.User(), generated)
+	}
+	apiKey := httpapi.NewAPIKey(cfg.IngestAPIKey)
+	if !apiKey.Enabled() {
+		log.Warn("INGEST_API_KEY is not set: anyone who can reach this port can post telemetry")
+	}
+
+	writer := ingest.NewWriter(db, ingest.WriterConfig{}, log)
+	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
+	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
+		Ingest: svc, Devices: db, Telemetry: db, Admin: admin, IngestKey: apiKey, Logger: log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		writer.Close()
+		return fmt.Errorf("listen on %s: %w", cfg.HTTP, err)
+	}
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := api.HTTPServer(cfg.HTTP, base)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("lodestone serving", "addr", ln.Addr().String(), "db", cfg.DB, "version", version)
+	if c.ready != nil {
+		c.ready <- ln.Addr().String()
+	}
+
+	jobs, stopJobs := context.WithCancel(ctx)
+	defer stopJobs()
+	go offlineSweep(jobs, db, time.Duration(cfg.AlertOfflineMinutes)*time.Minute, log)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		writer.Close()
+		return fmt.Errorf("http server: %w", err)
+	}
+
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	api.SetDraining()
+	stopJobs()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("in-flight requests did not finish in time", "err", err)
+	}
+	cancelBase()
+	writer.Close() // commits everything still queued
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// offlineMarker is the part of the store the offline sweep needs.
+type offlineMarker interface {
+	MarkOffline(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// offlineSweep marks devices offline once they have been silent for longer than after.
+func offlineSweep(ctx context.Context, s offlineMarker, after time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		n, err := s.MarkOffline(ctx, time.Now().Add(-after))
+		if err != nil && ctx.Err() == nil {
+			log.Error("offline sweep failed", "err", err)
+		} else if n > 0 {
+			log.Info("devices went offline", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// warnInactive says which accepted ferrite settings this version does not act on yet, so nobody relies on them
+// silently.
+func (c *serveCmd) warnInactive(cfg Config, log *slog.Logger) {
+	var names []string
+	if cfg.BasicAuthUsers != "" {
+		names = append(names, "BASIC_AUTH_USERS")
+	}
+	if cfg.RateLimitRPS > 0 {
+		names = append(names, "RATE_LIMIT_RPS")
+	}
+	if cfg.AlertWebhookURL != "" {
+		names = append(names, "ALERT_WEBHOOK_URL")
+	}
+	if cfg.KeycloakURL != "" {
+		names = append(names, "KEYCLOAK_*")
+	}
+	if cfg.StaticDir != "" {
+		names = append(names, "--static-dir")
+	}
+	if len(names) > 0 {
+		log.Warn("settings accepted but not active in this version", "settings", strings.Join(names, ","))
+	}
+}

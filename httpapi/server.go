@@ -1,0 +1,192 @@
+// Package httpapi serves lodestone over HTTP: ferrite-compatible ingest and read routes, with one error writer,
+// authentication, body limits and timeouts.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/ingest"
+)
+
+// Config holds the server's tunables.
+type Config struct {
+	MaxBodyBytes int64  // largest ingest body; default 2 MiB like ferrite
+	CORSOrigin   string // allowed browser origin; empty sends no CORS headers
+}
+
+// Deps are the services the handlers call.
+type Deps struct {
+	Ingest    *ingest.Service
+	Devices   lodestone.DeviceService
+	Telemetry lodestone.TelemetryService
+	Admin     *BasicAuth
+	IngestKey *APIKey
+	Logger    *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	mux      *http.ServeMux
+	draining atomic.Bool
+	bufs     sync.Pool
+}
+
+// DefaultMaxBody is ferrite-server's effective body limit.
+const DefaultMaxBody = 2 << 20
+
+// New builds the server and its route table.
+func New(cfg Config, deps Deps) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBody
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.IngestKey == nil {
+		deps.IngestKey = NewAPIKey("")
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// handlerFunc is a handler that returns its error for the one error writer.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			Error(w, r, s.log, err)
+		}
+	}
+}
+
+// admin wraps h so that it needs the admin's Basic credentials.
+func (s *Server) admin(h handlerFunc) http.HandlerFunc {
+	return s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		if s.deps.Admin == nil || !s.deps.Admin.Check(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="lodestone"`)
+			return lodestone.Errorf(lodestone.EUNAUTHORIZED, "authentication required")
+		}
+		return h(w, r)
+	})
+}
+
+// routes is the whole route table.
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /health", s.wrap(s.health))
+	m.HandleFunc("GET /readyz", s.wrap(s.ready))
+	m.HandleFunc("GET /auth/mode", s.wrap(s.authMode))
+
+	m.HandleFunc("POST /ingest/chunks", s.ingestChunks)
+
+	m.HandleFunc("GET /devices", s.admin(s.listDevices))
+	m.HandleFunc("GET /devices/{id}", s.admin(s.getDevice))
+	m.HandleFunc("GET /devices/{id}/faults", s.admin(s.listFaults))
+	m.HandleFunc("GET /devices/{id}/metrics", s.admin(s.listMetrics))
+	m.HandleFunc("GET /devices/{id}/reboots", s.admin(s.listReboots))
+	m.HandleFunc("GET /devices/{id}/heartbeats", s.admin(s.listHeartbeats))
+	m.HandleFunc("GET /devices/{id}/traces", s.admin(s.listTraces))
+	m.HandleFunc("GET /faults", s.admin(s.listFaults))
+	m.HandleFunc("GET /metrics", s.admin(s.listMetrics))
+	m.HandleFunc("GET /reboots", s.admin(s.listReboots))
+
+	m.HandleFunc("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		return lodestone.Errorf(lodestone.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
+	}))
+}
+
+// Handler returns the API with its middleware: panic recovery, security headers and CORS.
+func (s *Server) Handler() http.Handler {
+	return s.recoverer(s.headers(s.mux))
+}
+
+// HTTPServer returns an http.Server with timeouts on every phase and per-connection ingest attribution state.
+func (s *Server) HTTPServer(addr string, base context.Context) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, ingest.NewConn())
+		},
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+type connKey struct{}
+
+// SetDraining makes /readyz answer 503 so load balancers stop sending traffic before shutdown.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v,
+					"stack", string(debug.Stack()))
+				Error(w, r, s.log, lodestone.Errorf(lodestone.EINTERNAL, "internal error"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		if o := s.cfg.CORSOrigin; o != "" {
+			h.Set("Access-Control-Allow-Origin", o)
+			h.Set("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-device-id, x-api-key")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
+	if s.draining.Load() {
+		return lodestone.Errorf(lodestone.EUNAVAILABLE, "shutting down")
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func (s *Server) authMode(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"mode": "basic"})
+	return nil
+}

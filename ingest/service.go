@@ -1,0 +1,304 @@
+// Package ingest turns ferrite chunk streams into domain records: it decodes, decrypts and decompresses chunks,
+// attributes each one to its device, and stores the result through a group-commit writer.
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/chunk"
+)
+
+// Config tunes the ingest service.
+type Config struct {
+	// Cipher decrypts chunks flagged encrypted; nil means encrypted chunks are rejected.
+	Cipher *chunk.Cipher
+	// AddrWindow is how long a client address stays attributed to the device it identified last; 0 disables.
+	AddrWindow time.Duration
+	// MaxErrors caps the error strings in one response; the rest are counted.
+	MaxErrors int
+}
+
+// Service ingests chunk streams.
+type Service struct {
+	w      *Writer
+	cfg    Config
+	log    *slog.Logger
+	recent *recentDevices
+	now    func() time.Time
+	pool   sync.Pool
+
+	requests atomic.Uint64
+	chunks   atomic.Uint64
+}
+
+// NewService returns a service that stores through w.
+func NewService(w *Writer, cfg Config, log *slog.Logger) *Service {
+	if cfg.MaxErrors <= 0 {
+		cfg.MaxErrors = 100
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{w: w, cfg: cfg, log: log, recent: newRecentDevices(cfg.AddrWindow, 100_000), now: time.Now}
+	s.pool.New = func() any { return &decodeBuf{} }
+	return s
+}
+
+type decodeBuf struct {
+	frames  []chunk.Frame
+	bad     []chunk.BadSpan
+	metrics []chunk.Metric
+}
+
+// Request is one body of concatenated chunks and what is known about its sender.
+type Request struct {
+	Body           []byte
+	HeaderDeviceID string // X-Device-Id, already validated; "" when absent
+	RemoteAddr     string // client IP, for attribution of headerless per-chunk clients
+	Conn           *Conn  // the client connection's attribution state; may be nil
+}
+
+// Result is what happened to a request's chunks.
+type Result struct {
+	ChunksReceived int      // well-framed chunks found in the body
+	Stored         int      // chunks whose data was stored
+	Errors         []string // every problem, one line each
+}
+
+// Counters reports requests and chunks ingested since start.
+func (s *Service) Counters() (requests, chunks uint64) { return s.requests.Load(), s.chunks.Load() }
+
+// Ingest decodes and stores one request. The error is non-nil only when storage failed or is overloaded (the
+// client should retry); problems with the data itself are in Result.Errors.
+func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
+	now := s.now().UTC()
+	cur := req.HeaderDeviceID
+	if cur == "" {
+		cur = req.Conn.get()
+	}
+	if cur == "" {
+		cur = s.recent.get(req.RemoteAddr, now)
+	}
+	batches, res, last := s.parse(req.Body, cur, now)
+	s.requests.Add(1)
+	s.chunks.Add(uint64(res.ChunksReceived))
+	if len(batches) > 0 {
+		if err := s.w.Write(ctx, batches); err != nil {
+			return Result{ChunksReceived: res.ChunksReceived}, err
+		}
+		if last != "" {
+			req.Conn.set(last)
+			s.recent.set(req.RemoteAddr, last, now)
+		}
+	}
+	return res, nil
+}
+
+// Parse turns a body into the batches Ingest would store, without storing them. Chunks before the first DeviceInfo
+// belong to device (which may be empty). It is how the load generator measures the store alone.
+func (s *Service) Parse(body []byte, device string, now time.Time) ([]*lodestone.DeviceBatch, Result) {
+	b, r, _ := s.parse(body, device, now)
+	return b, r
+}
+
+func (s *Service) parse(body []byte, device string, now time.Time) ([]*lodestone.DeviceBatch, Result, string) {
+	buf := s.pool.Get().(*decodeBuf)
+	defer s.pool.Put(buf)
+	buf.frames, buf.bad = chunk.DecodeStream(body, buf.frames[:0], buf.bad[:0])
+
+	p := processor{s: s, buf: buf, now: now, cur: device, res: Result{ChunksReceived: len(buf.frames)}}
+	for _, b := range buf.bad {
+		p.errorf("undecodable %v", b.Error())
+	}
+	for i := range buf.frames {
+		p.frame(&buf.frames[i])
+	}
+	if p.unattributed > 0 {
+		p.errorf("%d chunk(s) belong to no device (first at byte %d): send a DeviceInfo chunk first or set the "+
+			"X-Device-Id header", p.unattributed, p.firstUnattributed)
+	}
+	if p.dropped > 0 {
+		p.res.Errors = append(p.res.Errors, fmt.Sprintf("... and %d more error(s)", p.dropped))
+	}
+	return p.batches, p.res, p.cur
+}
+
+// processor holds the state of one request while its frames are turned into batches.
+type processor struct {
+	s       *Service
+	buf     *decodeBuf
+	now     time.Time
+	res     Result
+	cur     string
+	batches []*lodestone.DeviceBatch
+	byID    map[string]*lodestone.DeviceBatch
+
+	unattributed      int
+	firstUnattributed int
+	dropped           int
+}
+
+func (p *processor) errorf(format string, args ...any) {
+	if len(p.res.Errors) >= p.s.cfg.MaxErrors {
+		p.dropped++
+		return
+	}
+	p.res.Errors = append(p.res.Errors, fmt.Sprintf(format, args...))
+}
+
+// batch returns the batch of the current device, creating it on first use.
+func (p *processor) batch() *lodestone.DeviceBatch {
+	if b, ok := p.byID[p.cur]; ok {
+		return b
+	}
+	if p.byID == nil {
+		p.byID = make(map[string]*lodestone.DeviceBatch, 1)
+	}
+	b := &lodestone.DeviceBatch{DeviceID: p.cur, ReceivedAt: p.now}
+	p.byID[p.cur] = b
+	p.batches = append(p.batches, b)
+	return b
+}
+
+func (p *processor) frame(f *chunk.Frame) {
+	ch := f.Chunk
+	if ch.Flags&chunk.FlagEncrypted != 0 {
+		if p.s.cfg.Cipher == nil {
+			p.errorf("chunk seq=%d type=%s at byte %d is encrypted but no CHUNK_ENCRYPTION_KEY is configured",
+				ch.Seq, ch.Type, f.Offset)
+			return
+		}
+		var err error
+		if ch, err = p.s.cfg.Cipher.Decrypt(ch); err != nil {
+			// ferrite's wording, so existing tooling still matches it.
+			p.errorf("failed to decrypt chunk seq=%d type=%s", ch.Seq, ch.Type)
+			return
+		}
+	}
+	if ch.Flags&chunk.FlagCompressed != 0 {
+		var err error
+		if ch, err = chunk.Decompress(ch); err != nil {
+			p.errorf("failed to decompress chunk seq=%d type=%s: %v", ch.Seq, ch.Type, err)
+			return
+		}
+	}
+	if ch.Type == chunk.TypeDeviceInfo {
+		di, err := chunk.ParseDeviceInfo(ch.Payload)
+		if err != nil {
+			p.errorf("chunk seq=%d type=DeviceInfo at byte %d: %v", ch.Seq, f.Offset, err)
+			return
+		}
+		if di.DeviceID == "" {
+			p.errorf("chunk seq=%d type=DeviceInfo at byte %d: empty device_id", ch.Seq, f.Offset)
+			return
+		}
+		p.cur = di.DeviceID
+		p.batch().Info = &lodestone.DeviceInfo{FirmwareVersion: di.FirmwareVersion, BuildID: di.BuildID}
+		p.res.Stored++
+		return
+	}
+	if p.cur == "" {
+		if p.unattributed == 0 {
+			p.firstUnattributed = f.Offset
+		}
+		p.unattributed++
+		return
+	}
+	if err := p.record(ch); err != nil {
+		p.errorf("chunk seq=%d type=%s at byte %d: %v", ch.Seq, ch.Type, f.Offset, err)
+	}
+}
+
+// record parses one attributed chunk into the current device's batch.
+func (p *processor) record(ch chunk.Chunk) error {
+	switch ch.Type {
+	case chunk.TypeHeartbeat:
+		h, err := chunk.ParseHeartbeat(ch.Payload)
+		if err != nil {
+			return err
+		}
+		b := p.batch()
+		b.Heartbeats = append(b.Heartbeats, lodestone.Heartbeat{UptimeTicks: h.UptimeTicks, FreeStack: h.FreeStack,
+			MetricsCount: h.MetricsCount, FramesLost: h.FramesLost, DeviceKey: h.DeviceKey})
+	case chunk.TypeMetrics:
+		var err error
+		p.buf.metrics, err = chunk.ParseMetrics(p.buf.metrics[:0], ch.Payload)
+		if len(p.buf.metrics) > 0 {
+			b := p.batch()
+			for _, m := range p.buf.metrics {
+				b.Metrics = append(b.Metrics, metric(m))
+			}
+		}
+		if err != nil {
+			// The entries before the bad one are kept.
+			return err
+		}
+	case chunk.TypeFaultRecord:
+		f, err := chunk.ParseFault(ch.Payload)
+		if err != nil {
+			return err
+		}
+		b := p.batch()
+		b.Faults = append(b.Faults, fault(f))
+	case chunk.TypeRebootReason:
+		r, err := chunk.ParseReboot(ch.Payload)
+		if err != nil {
+			return err
+		}
+		b := p.batch()
+		b.Reboots = append(b.Reboots, lodestone.Reboot{Reason: r.Reason, Extra: r.Extra,
+			BootSequence: r.BootSequence, UptimeBeforeReboot: r.UptimeBeforeReboot})
+	case chunk.TypeTraceFragment:
+		t, err := chunk.ParseTraceFragment(ch.Payload)
+		if err != nil {
+			return err
+		}
+		b := p.batch()
+		// Copy: the body buffer is reused once the request ends.
+		b.TraceFragments = append(b.TraceFragments, lodestone.TraceFragment{Offset: t.Offset,
+			Data: append([]byte(nil), t.Data...), Last: ch.Flags&chunk.FlagLast != 0})
+	case chunk.TypeOtaRequest:
+		o, err := chunk.ParseOtaRequest(ch.Payload)
+		if err != nil {
+			return err
+		}
+		b := p.batch()
+		b.OtaRequests = append(b.OtaRequests, lodestone.OtaRequest{BuildID: o.BuildID,
+			MaxChunkSize: o.MaxChunkSize, OtaCapable: o.OtaCapable})
+	default:
+		return fmt.Errorf("unsupported chunk type")
+	}
+	p.res.Stored++
+	return nil
+}
+
+func metric(m chunk.Metric) lodestone.Metric {
+	out := lodestone.Metric{Key: m.Key, Type: lodestone.MetricType(m.Type), Ticks: m.Ticks}
+	switch m.Type {
+	case chunk.MetricCounter:
+		out.Value = float64(m.Counter())
+	case chunk.MetricGauge:
+		out.Value = float64(m.Gauge())
+	case chunk.MetricHistogram:
+		out.Value, out.Max = float64(m.HistogramMin()), float64(m.HistogramMax())
+	default:
+		out.Raw = append([]byte(nil), m.Value[:]...)
+	}
+	return out
+}
+
+func fault(f chunk.Fault) lodestone.Fault {
+	return lodestone.Fault{
+		FaultType: f.Type,
+		Registers: lodestone.Registers{R0: f.R0, R1: f.R1, R2: f.R2, R3: f.R3, R12: f.R12, LR: f.LR, PC: f.PC,
+			XPSR: f.XPSR, R4: f.R4_11[0], R5: f.R4_11[1], R6: f.R4_11[2], R7: f.R4_11[3], R8: f.R4_11[4],
+			R9: f.R4_11[5], R10: f.R4_11[6], R11: f.R4_11[7], SP: f.SP},
+		Stack: f.Stack, CFSR: f.CFSR, HFSR: f.HFSR, MMFAR: f.MMFAR, BFAR: f.BFAR,
+	}
+}

@@ -1,0 +1,181 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+// ErrOverloaded is returned when the write queue is full; HTTP answers it with 503 and Retry-After so that
+// gateways retry instead of dropping data.
+var ErrOverloaded = lodestone.Errorf(lodestone.EUNAVAILABLE, "ingest queue is full, retry later")
+
+// ErrClosed is returned after Close.
+var ErrClosed = lodestone.Errorf(lodestone.EUNAVAILABLE, "server is shutting down")
+
+// WriterConfig sizes the group-commit writer.
+type WriterConfig struct {
+	QueueSize  int // pending requests before ErrOverloaded; default 4096
+	MaxRecords int // records per transaction; default 20000
+}
+
+// Writer group-commits telemetry: one goroutine takes every request waiting in the queue and writes them in one
+// transaction, so many concurrent requests cost one commit (and one fsync). A caller's Write returns only after its
+// data is committed.
+type Writer struct {
+	store  lodestone.TelemetryWriter
+	log    *slog.Logger
+	cfg    WriterConfig
+	queue  chan *writeReq
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+	done   chan struct{}
+	pool   sync.Pool
+
+	// Stats, read with Stats.
+	statsMu      sync.Mutex
+	transactions uint64
+	committed    uint64
+}
+
+type writeReq struct {
+	batches []*lodestone.DeviceBatch
+	records int
+	done    chan error
+}
+
+// NewWriter starts the writer goroutine.
+func NewWriter(store lodestone.TelemetryWriter, cfg WriterConfig, log *slog.Logger) *Writer {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 4096
+	}
+	if cfg.MaxRecords <= 0 {
+		cfg.MaxRecords = 20000
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	w := &Writer{store: store, log: log, cfg: cfg, queue: make(chan *writeReq, cfg.QueueSize),
+		done: make(chan struct{})}
+	w.pool.New = func() any { return &writeReq{done: make(chan error, 1)} }
+	go w.run()
+	return w
+}
+
+// Write stores batches and returns once they are committed. If ctx ends first it returns ctx's error, and the data
+// may or may not be stored.
+func (w *Writer) Write(ctx context.Context, batches []*lodestone.DeviceBatch) error {
+	if len(batches) == 0 {
+		return nil
+	}
+	req := w.pool.Get().(*writeReq)
+	req.batches = batches
+	req.records = 0
+	for _, b := range batches {
+		req.records += b.Records()
+	}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case w.queue <- req:
+	default:
+		w.mu.RUnlock()
+		return ErrOverloaded
+	}
+	w.mu.RUnlock()
+	select {
+	case err := <-req.done:
+		req.batches = nil
+		w.pool.Put(req)
+		return err
+	case <-ctx.Done():
+		// req is still owned by the writer goroutine; it is not returned to the pool.
+		return ctx.Err()
+	}
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	var group []*writeReq
+	var all []*lodestone.DeviceBatch
+	for first := range w.queue {
+		group = append(group[:0], first)
+		records := first.records
+		// Take everything already waiting, up to the transaction size.
+	drain:
+		for records < w.cfg.MaxRecords {
+			select {
+			case r, ok := <-w.queue:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+				records += r.records
+			default:
+				break drain
+			}
+		}
+		all = all[:0]
+		for _, r := range group {
+			all = append(all, r.batches...)
+		}
+		err := w.commit(all)
+		if err != nil && len(group) > 1 {
+			// One request's data must not fail the others: retry each request on its own.
+			w.log.Warn("group commit failed, retrying requests one by one", "requests", len(group), "err", err)
+			for _, r := range group {
+				r.done <- w.commit(r.batches)
+			}
+		} else {
+			for _, r := range group {
+				r.done <- err
+			}
+		}
+		if err == nil {
+			w.statsMu.Lock()
+			w.transactions++
+			w.committed += uint64(records)
+			w.statsMu.Unlock()
+		}
+	}
+}
+
+func (w *Writer) commit(batches []*lodestone.DeviceBatch) error {
+	// The write must finish even if the request that started it is gone; shutdown waits for it.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := w.store.WriteTelemetry(ctx, batches)
+	if err != nil {
+		w.log.Error("telemetry write failed", "batches", len(batches), "err", err)
+		if lodestone.ErrorCode(err) == lodestone.EINTERNAL {
+			// Storage trouble is worth a retry by the client, not a drop.
+			return errors.Join(lodestone.Errorf(lodestone.EUNAVAILABLE, "storage unavailable, retry later"), err)
+		}
+	}
+	return err
+}
+
+// Stats reports committed transactions and records since start.
+func (w *Writer) Stats() (transactions, records uint64) {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	return w.transactions, w.committed
+}
+
+// Close stops accepting writes, commits everything queued and waits for the writer to finish.
+func (w *Writer) Close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
+	<-w.done
+}

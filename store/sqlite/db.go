@@ -1,0 +1,180 @@
+// Package sqlite is the embedded storage backend: one SQLite file in WAL mode, written by a single connection
+// and read through a pool, with versioned migrations embedded in the binary.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Ensure the backend implements the whole store.
+var _ lodestone.Store = (*DB)(nil)
+
+// Options tune how the database file is opened.
+type Options struct {
+	// Synchronous is SQLite's synchronous pragma: "FULL" (default) survives power loss; "NORMAL" survives a
+	// process crash (kill -9) but may lose the last commits on power loss.
+	Synchronous string
+	// Readers is the size of the read pool; 0 means one per CPU, at least 4.
+	Readers int
+}
+
+// DB is a SQLite-backed lodestone.Store.
+type DB struct {
+	path string
+	w    *sql.DB // exactly one connection: SQLite allows one writer, and one connection means no lock waits
+	r    *sql.DB // read pool; WAL lets readers run beside the writer
+
+	// wmu serialises write transactions and guards the writer-owned state below.
+	wmu   sync.Mutex
+	stmts *writeStmts
+	keys  map[string]int64 // metric key name -> id; only ids that are committed
+
+	now func() time.Time
+}
+
+// Open opens (creating if needed) the database file at path and migrates it to the newest schema.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if path == "" {
+		return nil, fmt.Errorf("sqlite: empty database path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("sqlite: create directory for %s: %w", path, err)
+		}
+	}
+	sync := opts.Synchronous
+	if sync == "" {
+		sync = "FULL"
+	}
+	readers := opts.Readers
+	if readers <= 0 {
+		readers = max(4, runtime.NumCPU())
+	}
+
+	w, err := sql.Open(driverName, dsn(path, sync, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open writer %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	db := &DB{path: path, w: w, keys: make(map[string]int64), now: time.Now}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open(driverName, dsn(path, sync, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open readers %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	db.r = r
+	if db.stmts, err = prepareWriteStmts(ctx, w); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// dsn builds the connection string. busy_timeout comes first so that every later pragma already waits for locks.
+func dsn(path, sync string, readOnly bool) string {
+	q := url.Values{}
+	q.Set("_busy_timeout", "10000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", sync)
+	q.Set("_foreign_keys", "1")
+	q.Set("_cache_size", "-32000")
+	if readOnly {
+		q.Set("_query_only", "1")
+	} else {
+		// BEGIN IMMEDIATE: take the write lock up front instead of failing on upgrade.
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	p, err := db.migrator()
+	if err != nil {
+		return err
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate %s: %w", db.path, err)
+	}
+	return nil
+}
+
+func (db *DB) migrator() (*goose.Provider, error) {
+	p, err := goose.NewProvider(goose.DialectSQLite3, db.w, mustSub(migrations, "migrations"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: load migrations: %w", err)
+	}
+	return p, nil
+}
+
+// MigrationStatus reports the applied and pending schema versions.
+func (db *DB) MigrationStatus(ctx context.Context) (current int64, latest int64, err error) {
+	p, err := db.migrator()
+	if err != nil {
+		return 0, 0, err
+	}
+	if current, err = p.GetDBVersion(ctx); err != nil {
+		return 0, 0, fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	srcs := p.ListSources()
+	if len(srcs) > 0 {
+		latest = srcs[len(srcs)-1].Version
+	}
+	return current, latest, nil
+}
+
+// Path returns the database file.
+func (db *DB) Path() string { return db.path }
+
+// Close closes the statement cache and both pools. It waits for a running write transaction to finish.
+func (db *DB) Close() error {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	var first error
+	if db.stmts != nil {
+		db.stmts.close()
+		db.stmts = nil
+	}
+	if db.r != nil {
+		if err := db.r.Close(); err != nil {
+			first = err
+		}
+	}
+	if db.w != nil {
+		// A final checkpoint keeps the main file current and the WAL small for the next start.
+		db.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		if err := db.w.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }

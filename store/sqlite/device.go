@@ -1,0 +1,112 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+const deviceColumns = `id, device_id, firmware_version, build_id, status, first_seen, last_seen, device_key, name,
+	tags, provisioned_by, provisioned_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanDevice(s scanner) (*lodestone.Device, error) {
+	var d lodestone.Device
+	var build, first, last int64
+	var status string
+	var key, provAt sql.NullInt64
+	var name, tags, provBy sql.NullString
+	if err := s.Scan(&d.ID, &d.DeviceID, &d.FirmwareVersion, &build, &status, &first, &last, &key, &name, &tags,
+		&provBy, &provAt); err != nil {
+		return nil, err
+	}
+	d.BuildID = uint64(build)
+	d.Status = lodestone.DeviceStatus(status)
+	d.FirstSeen, d.LastSeen = fromMS(first), fromMS(last)
+	if key.Valid {
+		k := uint32(key.Int64)
+		d.DeviceKey = &k
+	}
+	d.Name, d.Tags, d.ProvisionedBy = nullString(name), nullString(tags), nullString(provBy)
+	if provAt.Valid {
+		t := fromMS(provAt.Int64)
+		d.ProvisionedAt = &t
+	}
+	return &d, nil
+}
+
+func nullString(s sql.NullString) *string {
+	if !s.Valid {
+		return nil
+	}
+	return &s.String
+}
+
+// FindDeviceByID implements lodestone.DeviceService.
+func (db *DB) FindDeviceByID(ctx context.Context, id string) (*lodestone.Device, error) {
+	d, err := scanDevice(db.r.QueryRowContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE device_id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite: find device %q: %w", id, err)
+	}
+	return d, nil
+}
+
+// FindDeviceByKey implements lodestone.DeviceService.
+func (db *DB) FindDeviceByKey(ctx context.Context, key uint32) (*lodestone.Device, error) {
+	d, err := scanDevice(db.r.QueryRowContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE device_key = ?`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite: find device by key %08X: %w", key, err)
+	}
+	return d, nil
+}
+
+// FindDevices implements lodestone.DeviceService.
+func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lodestone.Device, error) {
+	q := `SELECT ` + deviceColumns + ` FROM devices`
+	var args []any
+	if f.Status != "" {
+		q += ` WHERE status = ?`
+		args = append(args, string(f.Status))
+	}
+	q += ` ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?`
+	args = append(args, lodestone.ClampLimit(f.Limit), max(f.Offset, 0))
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list devices: %w", err)
+	}
+	defer rows.Close()
+	out := []*lodestone.Device{}
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: scan device: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list devices: %w", err)
+	}
+	return out, nil
+}
+
+// MarkOffline implements lodestone.DeviceService.
+func (db *DB) MarkOffline(ctx context.Context, cutoff time.Time) (int, error) {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	res, err := db.w.ExecContext(ctx, `UPDATE devices SET status = 'offline' WHERE status = 'online' AND last_seen < ?`,
+		ms(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: mark devices offline: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}

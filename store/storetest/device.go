@@ -1,0 +1,152 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+func testDeviceCreatedOnFirstContact(t *testing.T, s lodestone.Store) {
+	// A build id above 2^63 must survive the round trip through a signed column.
+	const build = uint64(0xFEEDFACECAFEBEEF)
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "sensor-1", ReceivedAt: at(0), Info: info("1.2.3", build)})
+	d := mustDevice(t, s, "sensor-1")
+	if d.FirmwareVersion != "1.2.3" || d.BuildID != build {
+		t.Fatalf("firmware %q build %x, want 1.2.3 %x", d.FirmwareVersion, d.BuildID, build)
+	}
+	if d.Status != lodestone.StatusOnline {
+		t.Fatalf("status %q, want online", d.Status)
+	}
+	if !d.FirstSeen.Equal(at(0)) || !d.LastSeen.Equal(at(0)) {
+		t.Fatalf("first/last seen %v %v, want %v", d.FirstSeen, d.LastSeen, at(0))
+	}
+	if d.ID == 0 {
+		t.Fatal("device row id is 0")
+	}
+	if d.DeviceKey != nil || d.Name != nil {
+		t.Fatalf("unprovisioned device has key %v name %v", d.DeviceKey, d.Name)
+	}
+	// A second contact updates firmware and last seen, never first seen.
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "sensor-1", ReceivedAt: at(10), Info: info("1.2.4", 7)})
+	d2 := mustDevice(t, s, "sensor-1")
+	if d2.ID != d.ID || d2.FirmwareVersion != "1.2.4" || d2.BuildID != 7 || !d2.FirstSeen.Equal(at(0)) ||
+		!d2.LastSeen.Equal(at(10)) {
+		t.Fatalf("after update: %+v", d2)
+	}
+}
+
+func testDeviceTouchKeepsFirmware(t *testing.T, s lodestone.Store) {
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "d", ReceivedAt: at(0), Info: info("2.0.0", 99)})
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "d", ReceivedAt: at(5),
+		Heartbeats: []lodestone.Heartbeat{{UptimeTicks: 1}}})
+	d := mustDevice(t, s, "d")
+	if d.FirmwareVersion != "2.0.0" || d.BuildID != 99 || !d.LastSeen.Equal(at(5)) {
+		t.Fatalf("touch changed firmware or missed last seen: %+v", d)
+	}
+	// A device first seen without DeviceInfo exists with empty firmware.
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "bare", ReceivedAt: at(1)})
+	if b := mustDevice(t, s, "bare"); b.FirmwareVersion != "" || b.BuildID != 0 {
+		t.Fatalf("bare device: %+v", b)
+	}
+}
+
+func testDeviceLastSeenNeverGoesBack(t *testing.T, s lodestone.Store) {
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "d", ReceivedAt: at(100)})
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "d", ReceivedAt: at(50)})
+	if d := mustDevice(t, s, "d"); !d.LastSeen.Equal(at(100)) {
+		t.Fatalf("last seen went back to %v", d.LastSeen)
+	}
+}
+
+func testDeviceNotFound(t *testing.T, s lodestone.Store) {
+	_, err := s.FindDeviceByID(context.Background(), "nope")
+	if lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		t.Fatalf("FindDeviceByID(nope) = %v, want not_found", err)
+	}
+	_, err = s.FindDeviceByKey(context.Background(), 0xA300F1B2)
+	if lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		t.Fatalf("FindDeviceByKey = %v, want not_found", err)
+	}
+}
+
+func testDeviceListOrderAndPaging(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	// Five devices share one last-seen instant: the id tie-breaker must make paging stable.
+	for i := range 5 {
+		write(t, s, &lodestone.DeviceBatch{DeviceID: fmt.Sprintf("same-%d", i), ReceivedAt: at(0)})
+	}
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "newest", ReceivedAt: at(60)})
+	all, err := s.FindDevices(ctx, lodestone.DeviceFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 6 || all[0].DeviceID != "newest" {
+		t.Fatalf("got %d devices, first %q", len(all), all[0].DeviceID)
+	}
+	seen := map[string]bool{}
+	for off := 0; off < 6; off += 2 {
+		page, err := s.FindDevices(ctx, lodestone.DeviceFilter{Limit: 2, Offset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range page {
+			if d.DeviceID != all[off+i].DeviceID {
+				t.Fatalf("page at %d: %q, want %q", off+i, d.DeviceID, all[off+i].DeviceID)
+			}
+			seen[d.DeviceID] = true
+		}
+	}
+	if len(seen) != 6 {
+		t.Fatalf("paging saw %d distinct devices, want 6", len(seen))
+	}
+	online, err := s.FindDevices(ctx, lodestone.DeviceFilter{Status: lodestone.StatusOffline})
+	if err != nil || len(online) != 0 {
+		t.Fatalf("offline filter: %d devices, err %v", len(online), err)
+	}
+}
+
+func testMarkOffline(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "old", ReceivedAt: at(0)},
+		&lodestone.DeviceBatch{DeviceID: "fresh", ReceivedAt: at(600)})
+	n, err := s.MarkOffline(ctx, at(300))
+	if err != nil || n != 1 {
+		t.Fatalf("MarkOffline = %d, %v; want 1", n, err)
+	}
+	if d := mustDevice(t, s, "old"); d.Status != lodestone.StatusOffline {
+		t.Fatalf("old device status %q", d.Status)
+	}
+	if d := mustDevice(t, s, "fresh"); d.Status != lodestone.StatusOnline {
+		t.Fatalf("fresh device status %q", d.Status)
+	}
+	off, err := s.FindDevices(ctx, lodestone.DeviceFilter{Status: lodestone.StatusOffline})
+	if err != nil || len(off) != 1 || off[0].DeviceID != "old" {
+		t.Fatalf("offline list %v, %v", off, err)
+	}
+	// Contact brings it back online.
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "old", ReceivedAt: at(700)})
+	if d := mustDevice(t, s, "old"); d.Status != lodestone.StatusOnline {
+		t.Fatalf("status after contact %q", d.Status)
+	}
+	if n, _ := s.MarkOffline(ctx, at(300)); n != 0 {
+		t.Fatalf("second MarkOffline changed %d devices", n)
+	}
+}
+
+func testSettings(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	if _, err := s.Setting(ctx, "k"); lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		t.Fatalf("missing setting: %v", err)
+	}
+	if ok, err := s.SetSettingIfAbsent(ctx, "k", "v1"); !ok || err != nil {
+		t.Fatalf("first set: %v %v", ok, err)
+	}
+	if ok, err := s.SetSettingIfAbsent(ctx, "k", "v2"); ok || err != nil {
+		t.Fatalf("second set: %v %v", ok, err)
+	}
+	if v, err := s.Setting(ctx, "k"); v != "v1" || err != nil {
+		t.Fatalf("setting = %q %v", v, err)
+	}
+}

@@ -1,0 +1,72 @@
+// Package storetest is the conformance suite that every lodestone.Store backend must pass. A backend's test calls
+// Run with a function that opens a fresh, empty store.
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+// Opener returns a new, empty store; the store is closed by the suite.
+type Opener func(tb testing.TB) lodestone.Store
+
+// Run runs every conformance test against stores made by open.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s lodestone.Store)
+	}{
+		{"DeviceCreatedOnFirstContact", testDeviceCreatedOnFirstContact},
+		{"DeviceTouchKeepsFirmware", testDeviceTouchKeepsFirmware},
+		{"DeviceLastSeenNeverGoesBack", testDeviceLastSeenNeverGoesBack},
+		{"DeviceNotFound", testDeviceNotFound},
+		{"DeviceListOrderAndPaging", testDeviceListOrderAndPaging},
+		{"MarkOffline", testMarkOffline},
+		{"Metrics", testMetrics},
+		{"MetricSpecialFloats", testMetricSpecialFloats},
+		{"MetricFilters", testMetricFilters},
+		{"Faults", testFaults},
+		{"RebootsHeartbeatsOtaRequests", testRebootsHeartbeatsOtaRequests},
+		{"TraceAcrossWrites", testTraceAcrossWrites},
+		{"TraceGapKeepsFragments", testTraceGapKeepsFragments},
+		{"ManyBatchesOneTransaction", testManyBatchesOneTransaction},
+		{"CanceledWriteStoresNothing", testCanceledWriteStoresNothing},
+		{"UnknownDeviceFilterIsEmpty", testUnknownDeviceFilterIsEmpty},
+		{"Settings", testSettings},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tt.fn(t, s)
+		})
+	}
+}
+
+// base is a fixed instant with millisecond precision, which every backend stores exactly.
+var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+
+func write(tb testing.TB, s lodestone.Store, batches ...*lodestone.DeviceBatch) {
+	tb.Helper()
+	if err := s.WriteTelemetry(context.Background(), batches); err != nil {
+		tb.Fatalf("WriteTelemetry: %v", err)
+	}
+}
+
+func mustDevice(tb testing.TB, s lodestone.Store, id string) *lodestone.Device {
+	tb.Helper()
+	d, err := s.FindDeviceByID(context.Background(), id)
+	if err != nil {
+		tb.Fatalf("FindDeviceByID(%q): %v", id, err)
+	}
+	return d
+}
+
+func info(fw string, build uint64) *lodestone.DeviceInfo {
+	return &lodestone.DeviceInfo{FirmwareVersion: fw, BuildID: build}
+}
