@@ -18,7 +18,7 @@ func TestAssembleTrace(t *testing.T) {
 		{[]lodestone.TraceFragment{frag(0, "abc")}, "abc"},
 		{[]lodestone.TraceFragment{frag(3, "def"), frag(0, "abc")}, "abcdef"},
 		{[]lodestone.TraceFragment{frag(0, "abc"), frag(0, "abc"), frag(3, "d")}, "abcd"}, // resent fragment
-		{[]lodestone.TraceFragment{frag(0, "abcd"), frag(2, "cdef")}, "abcdef"},             // consistent overlap
+		{[]lodestone.TraceFragment{frag(0, "abcd"), frag(2, "cdef")}, "abcdef"},           // consistent overlap
 	}
 	for _, c := range ok {
 		got, err := lodestone.AssembleTrace(c.frags, 100)

@@ -125,4 +125,3 @@ func validDeviceHeader(v string) bool {
 	}
 	return true
 }
-

@@ -270,4 +270,3 @@ func TestSIGTERMShutsDownGracefully(t *testing.T) {
 		t.Fatalf("device after restart: %d %+v", s, d)
 	}
 }
-
