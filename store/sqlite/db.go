@@ -46,6 +46,29 @@ type DB struct {
 	keys  map[string]int64 // metric key name -> id; only ids that are committed
 
 	now func() time.Time
+
+	ckpt     *sql.DB // one connection that copies the WAL back into the database file
+	stopCkpt chan struct{}
+	ckptDone chan struct{}
+}
+
+// checkpointInterval is how often committed pages are copied from the WAL into the database file.
+const checkpointInterval = 250 * time.Millisecond
+
+// checkpointer runs PASSIVE checkpoints, which never block the writer or readers, so that the single writer
+// connection does not stall on checkpoint I/O.
+func (db *DB) checkpointer() {
+	defer close(db.ckptDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stopCkpt:
+			return
+		case <-t.C:
+			db.ckpt.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
+	}
 }
 
 // Open opens (creating if needed) the database file at path and migrates it to the newest schema.
@@ -77,6 +100,11 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	w.SetConnMaxIdleTime(0)
 
 	db := &DB{path: path, w: w, keys: make(map[string]int64), now: time.Now}
+	// The writer checkpoints only as a backstop; the checkpointer goroutine does it off the write path.
+	if _, err := w.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 65536"); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: set checkpoint interval: %w", err)
+	}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -89,6 +117,14 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	db.r = r
+	if db.ckpt, err = sql.Open(driverName, dsn(path, sync, false)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open checkpointer %s: %w", path, err)
+	}
+	db.ckpt.SetMaxOpenConns(1)
+	db.stopCkpt = make(chan struct{})
+	db.ckptDone = make(chan struct{})
+	go db.checkpointer()
 	if db.stmts, err = prepareWriteStmts(ctx, w); err != nil {
 		db.Close()
 		return nil, err
@@ -156,6 +192,12 @@ func (db *DB) Close() error {
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
 	var first error
+	if db.stopCkpt != nil {
+		close(db.stopCkpt)
+		<-db.ckptDone
+		db.stopCkpt = nil
+		db.ckpt.Close()
+	}
 	if db.stmts != nil {
 		db.stmts.close()
 		db.stmts = nil

@@ -17,12 +17,18 @@ var dump = flag.Bool("dump", false, "keep database files and print their paths")
 // MustOpenDB opens a fresh database file in a temporary directory and closes it when the test ends.
 func MustOpenDB(tb testing.TB) *sqlite.DB {
 	tb.Helper()
+	return MustOpenDBWith(tb, "")
+}
+
+// MustOpenDBWith is MustOpenDB with a synchronous mode.
+func MustOpenDBWith(tb testing.TB, sync string) *sqlite.DB {
+	tb.Helper()
 	dir := tb.TempDir()
 	if *dump {
 		dir = filepath.Join("/tmp", "lodestone-dump", filepath.Base(tb.Name()))
 		tb.Logf("database: %s", dir)
 	}
-	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "lodestone.db"), sqlite.Options{})
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "lodestone.db"), sqlite.Options{Synchronous: sync})
 	if err != nil {
 		tb.Fatalf("open: %v", err)
 	}

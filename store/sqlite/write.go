@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -15,6 +16,21 @@ type writeStmts struct {
 	upsertDevice, touchByKey, metricKey                 *sql.Stmt
 	metric, fault, reboot, heartbeat, otaRequest, trace *sql.Stmt
 	fragment, fragments, dropFragments                  *sql.Stmt
+	metrics, heartbeats                                 *sql.Stmt // rowsPerInsert rows at once
+}
+
+// rowsPerInsert rows go into one INSERT for the high-volume tables: per-statement overhead dominates
+// single-row inserts.
+const rowsPerInsert = 64
+
+const (
+	metricCols    = "device_id, key_id, type, value, max, raw, ticks, received_at"
+	heartbeatCols = "device_id, uptime_ticks, free_stack, metrics_count, frames_lost, device_key, received_at"
+)
+
+func multiRowInsert(table, cols string, n, width int) string {
+	row := "(" + strings.Repeat("?,", width-1) + "?)"
+	return "INSERT INTO " + table + " (" + cols + ") VALUES " + strings.Repeat(row+",", n-1) + row
 }
 
 func prepareWriteStmts(ctx context.Context, db *sql.DB) (*writeStmts, error) {
@@ -38,15 +54,15 @@ func prepareWriteStmts(ctx context.Context, db *sql.DB) (*writeStmts, error) {
 			WHERE device_key = ?2 AND id <> ?3`},
 		{&s.metricKey, `INSERT INTO metric_keys (name) VALUES (?1)
 			ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id`},
-		{&s.metric, `INSERT INTO metrics (device_id, key_id, type, value, max, raw, ticks, received_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.metric, multiRowInsert("metrics", metricCols, 1, 8)},
+		{&s.metrics, multiRowInsert("metrics", metricCols, rowsPerInsert, 8)},
+		{&s.heartbeats, multiRowInsert("heartbeats", heartbeatCols, rowsPerInsert, 7)},
 		{&s.fault, `INSERT INTO faults (device_id, fault_type, r0, r1, r2, r3, r12, lr, pc, xpsr,
 			r4, r5, r6, r7, r8, r9, r10, r11, sp, stack, cfsr, hfsr, mmfar, bfar, received_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.reboot, `INSERT INTO reboots (device_id, reason, extra, boot_sequence, uptime_before_reboot, received_at)
 			VALUES (?, ?, ?, ?, ?, ?)`},
-		{&s.heartbeat, `INSERT INTO heartbeats (device_id, uptime_ticks, free_stack, metrics_count, frames_lost,
-			device_key, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&s.heartbeat, multiRowInsert("heartbeats", heartbeatCols, 1, 7)},
 		{&s.otaRequest, `INSERT INTO ota_requests (device_id, build_id, max_chunk_size, ota_capable, received_at)
 			VALUES (?, ?, ?, ?, ?)`},
 		{&s.trace, `INSERT INTO traces (device_id, data, received_at) VALUES (?, ?, ?)`},
@@ -66,7 +82,7 @@ func prepareWriteStmts(ctx context.Context, db *sql.DB) (*writeStmts, error) {
 
 func (s *writeStmts) close() {
 	for _, st := range []*sql.Stmt{s.upsertDevice, s.touchByKey, s.metricKey, s.metric, s.fault, s.reboot,
-		s.heartbeat, s.otaRequest, s.trace, s.fragment, s.fragments, s.dropFragments} {
+		s.heartbeat, s.otaRequest, s.trace, s.fragment, s.fragments, s.dropFragments, s.metrics, s.heartbeats} {
 		if st != nil {
 			st.Close()
 		}
@@ -80,6 +96,38 @@ type writeTx struct {
 	db      *DB
 	newKeys map[string]int64 // metric keys created in this transaction; cached only after commit
 	bound   map[*sql.Stmt]*sql.Stmt
+	metrics    batchedInsert
+	heartbeats batchedInsert
+}
+
+// batchedInsert collects rows of one table and inserts them rowsPerInsert at a time.
+type batchedInsert struct {
+	one, many *sql.Stmt
+	width     int
+	rows      []any
+}
+
+func (w *writeTx) add(b *batchedInsert, values ...any) error {
+	b.rows = append(b.rows, values...)
+	return w.flush(b, false)
+}
+
+// flush inserts full statements' worth of pending rows; with all set it also inserts the rest one by one.
+func (w *writeTx) flush(b *batchedInsert, all bool) error {
+	full := rowsPerInsert * b.width
+	for len(b.rows) >= full {
+		if _, err := w.stmt(b.many).ExecContext(w.ctx, b.rows[:full]...); err != nil {
+			return err
+		}
+		b.rows = append(b.rows[:0], b.rows[full:]...)
+	}
+	for all && len(b.rows) > 0 {
+		if _, err := w.stmt(b.one).ExecContext(w.ctx, b.rows[:b.width]...); err != nil {
+			return err
+		}
+		b.rows = b.rows[b.width:]
+	}
+	return nil
 }
 
 func (w *writeTx) stmt(s *sql.Stmt) *sql.Stmt {
@@ -98,16 +146,36 @@ func (db *DB) WriteTelemetry(ctx context.Context, batches []*lodestone.DeviceBat
 	if db.stmts == nil {
 		return lodestone.Errorf(lodestone.EUNAVAILABLE, "store is closed")
 	}
-	tx, err := db.w.BeginTx(ctx, nil)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Statements run without cancellation: the driver would start a watcher goroutine for every statement of a
+	// cancellable context, which costs more than the statement. The context is checked between batches instead.
+	stmtCtx := context.WithoutCancel(ctx)
+	tx, err := db.w.BeginTx(stmtCtx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin write: %w", err)
 	}
-	w := &writeTx{ctx: ctx, tx: tx, db: db, bound: make(map[*sql.Stmt]*sql.Stmt, 12)}
+	w := &writeTx{ctx: stmtCtx, tx: tx, db: db, bound: make(map[*sql.Stmt]*sql.Stmt, 16),
+		metrics:    batchedInsert{one: db.stmts.metric, many: db.stmts.metrics, width: 8},
+		heartbeats: batchedInsert{one: db.stmts.heartbeat, many: db.stmts.heartbeats, width: 7}}
 	for _, b := range batches {
+		if err := ctx.Err(); err != nil {
+			tx.Rollback()
+			return err
+		}
 		if err := w.writeBatch(b); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("sqlite: write telemetry of device %q: %w", b.DeviceID, err)
 		}
+	}
+	if err := w.flush(&w.metrics, true); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("sqlite: insert metrics: %w", err)
+	}
+	if err := w.flush(&w.heartbeats, true); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("sqlite: insert heartbeats: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit telemetry: %w", err)
@@ -132,9 +200,9 @@ func (w *writeTx) writeBatch(b *lodestone.DeviceBatch) error {
 	}
 	for i := range b.Heartbeats {
 		h := &b.Heartbeats[i]
-		if _, err := w.stmt(w.db.stmts.heartbeat).ExecContext(w.ctx, dev, int64(h.UptimeTicks), h.FreeStack,
-			h.MetricsCount, h.FramesLost, h.DeviceKey, at); err != nil {
-			return fmt.Errorf("insert heartbeat: %w", err)
+		if err := w.add(&w.heartbeats, dev, int64(h.UptimeTicks), h.FreeStack, h.MetricsCount, h.FramesLost,
+			h.DeviceKey, at); err != nil {
+			return fmt.Errorf("insert heartbeats: %w", err)
 		}
 		if h.DeviceKey != 0 {
 			if _, err := w.stmt(w.db.stmts.touchByKey).ExecContext(w.ctx, at, h.DeviceKey, dev); err != nil {
@@ -187,9 +255,8 @@ func (w *writeTx) metric(dev int64, m *lodestone.Metric, at int64) error {
 	default:
 		raw = m.Raw
 	}
-	if _, err := w.stmt(w.db.stmts.metric).ExecContext(w.ctx, dev, key, uint8(m.Type), value, maxV, raw,
-		int64(m.Ticks), at); err != nil {
-		return fmt.Errorf("insert metric %q: %w", m.Key, err)
+	if err := w.add(&w.metrics, dev, key, uint8(m.Type), value, maxV, raw, int64(m.Ticks), at); err != nil {
+		return fmt.Errorf("insert metrics: %w", err)
 	}
 	return nil
 }

@@ -17,7 +17,6 @@ CREATE TABLE devices (
 );
 CREATE UNIQUE INDEX devices_device_key ON devices (device_key) WHERE device_key IS NOT NULL;
 CREATE INDEX devices_last_seen ON devices (last_seen);
-CREATE INDEX devices_status ON devices (status, last_seen);
 
 -- Metric names repeat in every sample; a dictionary keeps a sample at a few bytes.
 CREATE TABLE metric_keys (
@@ -84,7 +83,6 @@ CREATE TABLE heartbeats (
     received_at   INTEGER NOT NULL
 );
 CREATE INDEX heartbeats_device_time ON heartbeats (device_id, received_at);
-CREATE INDEX heartbeats_time ON heartbeats (received_at);
 
 -- Fragments wait here until the fragment flagged LAST arrives, possibly in a later request.
 CREATE TABLE trace_fragments (
