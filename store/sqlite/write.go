@@ -91,11 +91,11 @@ func (s *writeStmts) close() {
 
 // writeTx is one write transaction with its statements bound to it.
 type writeTx struct {
-	ctx     context.Context
-	tx      *sql.Tx
-	db      *DB
-	newKeys map[string]int64 // metric keys created in this transaction; cached only after commit
-	bound   map[*sql.Stmt]*sql.Stmt
+	ctx        context.Context
+	tx         *sql.Tx
+	db         *DB
+	newKeys    map[string]int64 // metric keys created in this transaction; cached only after commit
+	bound      map[*sql.Stmt]*sql.Stmt
 	metrics    batchedInsert
 	heartbeats batchedInsert
 }
