@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"text/tabwriter"
 	"time"
 
@@ -35,12 +36,13 @@ func (c *loadgenCmd) Run(ctx context.Context, args []string) error {
 		metrics     = fs.Int("metrics", 6, "metric samples per session")
 		rebootRate  = fs.Float64("reboot-rate", 0.1, "share of sessions reporting a reboot")
 		faultRate   = fs.Float64("fault-rate", 0.02, "share of sessions carrying a fault record")
-		concurrency = fs.Int("concurrency", 16, "concurrent HTTP clients")
+		concurrency = fs.Int("concurrency", 32, "concurrent HTTP clients (gateways or devices posting at once)")
 		duration    = fs.Duration("duration", 10*time.Second, "how long to send")
 		rawDuration = fs.Duration("raw-duration", 5*time.Second, "how long to measure the raw store ceiling; 0 skips it")
 		bodies      = fs.Int("bodies", 2048, "distinct request bodies to cycle through")
 		syncMode    = fs.String("sqlite-sync", "full", "SQLite synchronous mode for the in-process server and the raw store")
 		asJSON      = fs.Bool("json", false, "print the reports as JSON")
+		cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (in-process server included)")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(c.stderr, `Usage: lodestone loadgen [flags]
@@ -64,6 +66,17 @@ Flags:
 	}
 	if *devices <= 0 || *perRequest <= 0 || *metrics < 0 || *bodies <= 0 {
 		return fmt.Errorf("--devices, --per-request and --bodies must be positive")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	fleet := loadgen.Fleet{Devices: *devices, PerRequest: *perRequest, MetricsPerSession: *metrics,
 		RebootRate: *rebootRate, FaultRate: *faultRate, Seed: 1}

@@ -1,0 +1,7 @@
+//go:build modernc
+
+package driverbench
+
+import _ "modernc.org/sqlite"
+
+const driverName, label = "sqlite", "modernc.org/sqlite (pure Go)"
