@@ -2,10 +2,14 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/chunk"
 )
 
 func TestIngestBatchVector(t *testing.T) {
@@ -321,4 +325,81 @@ func TestIngestAPIKey(t *testing.T) {
 			t.Fatalf("WWW-Authenticate %q", resp.Header.Get("WWW-Authenticate"))
 		}
 	}
+}
+
+// A DeviceInfo that cannot be read must not let the chunks after it fall to the device before it.
+func TestIngestMalformedDeviceInfoDoesNotMisattribute(t *testing.T) {
+	e := newEnv(t, opts{})
+	bad := chunk.Chunk{Type: chunk.TypeDeviceInfo, Flags: chunk.FlagLast, Payload: []byte{40, 'x'}}.Encode()
+	body := append(v("V1", "V2"), bad...)
+	body = append(body, v("V4")...)
+	status, r, raw := e.post(nil, body)
+	if status != 207 || len(r.Errors) != 2 || !strings.Contains(raw, "DeviceInfo") || !strings.Contains(raw, "no device") {
+		t.Fatalf("status %d %s", status, raw)
+	}
+	var l listResp
+	e.get("/devices/test-device/reboots", &l)
+	if len(l.Reboots) != 0 {
+		t.Fatalf("reboot of an unnamed device given to test-device: %v", l.Reboots)
+	}
+	e.get("/devices/test-device/heartbeats", &l)
+	if len(l.Heartbeats) != 1 {
+		t.Fatal("the valid chunks before the bad DeviceInfo were not kept")
+	}
+}
+
+// held blocks every write until release is closed.
+type held struct {
+	lodestone.TelemetryWriter
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *held) WriteTelemetry(ctx context.Context, b []*lodestone.DeviceBatch) error {
+	h.entered <- struct{}{}
+	<-h.release
+	return h.TelemetryWriter.WriteTelemetry(ctx, b)
+}
+
+// When the write queue is full the answer is 503 with Retry-After, which gateways retry; requests already queued
+// are still stored.
+func TestIngestOverloadAnswers503(t *testing.T) {
+	h := &held{entered: make(chan struct{}, 10), release: make(chan struct{})}
+	e := newEnv(t, opts{queue: 1, wrap: func(w lodestone.TelemetryWriter) lodestone.TelemetryWriter {
+		h.TelemetryWriter = w
+		return h
+	}})
+	first := make(chan int, 1)
+	go func() { s, _, _ := e.post(&http.Client{}, v("V1")); first <- s }()
+	<-h.entered // the first request is in the writer, held
+	// The first probe lands in the queue and times out on the client; the next finds the queue full.
+	probe := &http.Client{Timeout: 300 * time.Millisecond}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := probe.Post(e.srv.URL+"/ingest/chunks", "", bytes.NewReader(v("V1", "V4")))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 503 {
+				if resp.Header.Get("Retry-After") == "" {
+					t.Fatal("503 without Retry-After")
+				}
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never overloaded")
+		}
+	}
+	close(h.release)
+	if s := <-first; s != 200 {
+		t.Fatalf("held request answered %d", s)
+	}
+	var l listResp
+	for time.Now().Before(deadline) {
+		if e.get("/devices/test-device/reboots", &l); len(l.Reboots) == 1 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("queued request lost: %v", l.Reboots)
 }

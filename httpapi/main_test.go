@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/chunk"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
@@ -60,6 +61,8 @@ type opts struct {
 	apiKey  string
 	maxBody int64
 	window  time.Duration
+	queue   int                                                       // writer queue size; 0 = default
+	wrap    func(lodestone.TelemetryWriter) lodestone.TelemetryWriter // wraps the real store's writes
 }
 
 func newEnv(t *testing.T, o opts) *env {
@@ -84,7 +87,11 @@ func newEnv(t *testing.T, o opts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := ingest.NewWriter(db, ingest.WriterConfig{}, log)
+	var tw lodestone.TelemetryWriter = db
+	if o.wrap != nil {
+		tw = o.wrap(db)
+	}
+	w := ingest.NewWriter(tw, ingest.WriterConfig{QueueSize: o.queue}, log)
 	svc := ingest.NewService(w, ingest.Config{Cipher: cipher, AddrWindow: o.window}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: o.maxBody}, httpapi.Deps{Ingest: svc, Devices: db,
 		Telemetry: db, Admin: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log})

@@ -190,12 +190,13 @@ func (p *processor) frame(f *chunk.Frame) {
 	}
 	if ch.Type == chunk.TypeDeviceInfo {
 		di, err := chunk.ParseDeviceInfo(ch.Payload)
-		if err != nil {
-			p.errorf("chunk seq=%d type=DeviceInfo at byte %d: %v", ch.Seq, f.Offset, err)
-			return
+		if err == nil && di.DeviceID == "" {
+			err = fmt.Errorf("empty device_id")
 		}
-		if di.DeviceID == "" {
-			p.errorf("chunk seq=%d type=DeviceInfo at byte %d: empty device_id", ch.Seq, f.Offset)
+		if err != nil {
+			// The chunks after it belong to a device we cannot name; never give them to the previous one.
+			p.cur = ""
+			p.errorf("chunk seq=%d type=DeviceInfo at byte %d: %v", ch.Seq, f.Offset, err)
 			return
 		}
 		p.cur = di.DeviceID
