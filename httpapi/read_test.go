@@ -138,3 +138,29 @@ func TestParseDeviceKey(t *testing.T) {
 		}
 	}
 }
+
+func TestUnmatchedRoutesAnswerJSON(t *testing.T) {
+	e := newEnv(t, opts{})
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodGet, "/ingest/chunks", 405, "POST"},
+		{http.MethodDelete, "/devices", 405, "GET, HEAD"},
+		{http.MethodGet, "/nope", 404, ""},
+		{http.MethodPost, "/nope", 404, ""},
+	} {
+		req, _ := http.NewRequest(c.method, e.srv.URL+c.path, nil)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || resp.Header.Get("Allow") != c.allow ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || !strings.Contains(string(body), `"error"`) {
+			t.Fatalf("%s %s: %d allow %q body %s", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), body)
+		}
+	}
+}

@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -102,15 +103,46 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /faults", s.admin(s.listFaults))
 	m.HandleFunc("GET /metrics", s.admin(s.listMetrics))
 	m.HandleFunc("GET /reboots", s.admin(s.listReboots))
+}
 
-	m.HandleFunc("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
-		return lodestone.Errorf(lodestone.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
-	}))
+// unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
+// rewritten as JSON like every other error.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	probe := &statusProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if allow := probe.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	code := lodestone.ENOTFOUND
+	msg := fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)
+	if probe.status == http.StatusMethodNotAllowed {
+		code, msg = "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)
+	}
+	writeJSON(w, probe.status, errorBody{Error: msg, Code: code})
+}
+
+// statusProbe records what the mux's own not-found or method-not-allowed handler would answer.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(code int)        { p.status = code }
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		s.unmatched(w, r, h)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
 }
 
 // Handler returns the API with its middleware: panic recovery, security headers and CORS.
 func (s *Server) Handler() http.Handler {
-	return s.recoverer(s.headers(s.mux))
+	return s.recoverer(s.headers(http.HandlerFunc(s.route)))
 }
 
 // HTTPServer returns an http.Server with timeouts on every phase and per-connection ingest attribution state.
