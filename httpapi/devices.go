@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -72,94 +73,46 @@ func ParseDeviceKey(s string) (uint32, bool) {
 	return uint32(v), true
 }
 
-func (s *Server) listFaults(w http.ResponseWriter, r *http.Request) error {
+// list answers a telemetry list route: the query's filter plus the {id} path value, one lookup, and the results
+// under key in ferrite's JSON shape.
+func list[T, J any](w http.ResponseWriter, r *http.Request, key string,
+	find func(context.Context, lodestone.TelemetryFilter) ([]*T, error), toJSON func(*T) J) error {
 	f, err := telemetryFilter(r.URL.Query())
 	if err != nil {
 		return err
 	}
 	f.DeviceID = r.PathValue("id")
-	faults, err := s.deps.Telemetry.FindFaults(r.Context(), f)
+	found, err := find(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	out := make([]faultJSON, len(faults))
-	for i, v := range faults {
-		out[i] = newFaultJSON(v)
+	out := make([]J, len(found))
+	for i, v := range found {
+		out[i] = toJSON(v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"faults": out})
+	writeJSON(w, http.StatusOK, map[string]any{key: out})
 	return nil
+}
+
+func (s *Server) listFaults(w http.ResponseWriter, r *http.Request) error {
+	return list(w, r, "faults", s.deps.Telemetry.FindFaults, newFaultJSON)
 }
 
 func (s *Server) listMetrics(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	tf, err := telemetryFilter(q)
-	if err != nil {
-		return err
-	}
-	tf.DeviceID = r.PathValue("id")
-	metrics, err := s.deps.Telemetry.FindMetrics(r.Context(), lodestone.MetricFilter{TelemetryFilter: tf,
-		Key: q.Get("key")})
-	if err != nil {
-		return err
-	}
-	out := make([]metricJSON, len(metrics))
-	for i, v := range metrics {
-		out[i] = newMetricJSON(v)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"metrics": out})
-	return nil
+	key := r.URL.Query().Get("key")
+	return list(w, r, "metrics", func(ctx context.Context, f lodestone.TelemetryFilter) ([]*lodestone.Metric, error) {
+		return s.deps.Telemetry.FindMetrics(ctx, lodestone.MetricFilter{TelemetryFilter: f, Key: key})
+	}, newMetricJSON)
 }
 
 func (s *Server) listReboots(w http.ResponseWriter, r *http.Request) error {
-	f, err := telemetryFilter(r.URL.Query())
-	if err != nil {
-		return err
-	}
-	f.DeviceID = r.PathValue("id")
-	reboots, err := s.deps.Telemetry.FindReboots(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	out := make([]rebootJSON, len(reboots))
-	for i, v := range reboots {
-		out[i] = newRebootJSON(v)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"reboots": out})
-	return nil
+	return list(w, r, "reboots", s.deps.Telemetry.FindReboots, newRebootJSON)
 }
 
 func (s *Server) listHeartbeats(w http.ResponseWriter, r *http.Request) error {
-	f, err := telemetryFilter(r.URL.Query())
-	if err != nil {
-		return err
-	}
-	f.DeviceID = r.PathValue("id")
-	hbs, err := s.deps.Telemetry.FindHeartbeats(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	out := make([]heartbeatJSON, len(hbs))
-	for i, v := range hbs {
-		out[i] = newHeartbeatJSON(v)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"heartbeats": out})
-	return nil
+	return list(w, r, "heartbeats", s.deps.Telemetry.FindHeartbeats, newHeartbeatJSON)
 }
 
 func (s *Server) listTraces(w http.ResponseWriter, r *http.Request) error {
-	f, err := telemetryFilter(r.URL.Query())
-	if err != nil {
-		return err
-	}
-	f.DeviceID = r.PathValue("id")
-	traces, err := s.deps.Telemetry.FindTraces(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	out := make([]traceJSON, len(traces))
-	for i, v := range traces {
-		out[i] = newTraceJSON(v)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"traces": out})
-	return nil
+	return list(w, r, "traces", s.deps.Telemetry.FindTraces, newTraceJSON)
 }

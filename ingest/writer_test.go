@@ -49,6 +49,17 @@ func (o *observed) WriteTelemetry(ctx context.Context, b []*lodestone.DeviceBatc
 	return o.TelemetryWriter.WriteTelemetry(ctx, b)
 }
 
+// releaseAll lets every held write through until none has come for two seconds.
+func releaseAll(hold chan struct{}) {
+	for {
+		select {
+		case hold <- struct{}{}:
+		case <-time.After(2 * time.Second):
+			return
+		}
+	}
+}
+
 func batch(dev string) []*lodestone.DeviceBatch {
 	return []*lodestone.DeviceBatch{{DeviceID: dev, ReceivedAt: time.Now(),
 		Metrics: []lodestone.Metric{{Key: "k", Type: lodestone.MetricCounter, Value: 1}}}}
@@ -71,15 +82,7 @@ func TestWriterGroupCommits(t *testing.T) {
 	}
 	// Let the first transaction start and the rest queue behind it, then release everything.
 	time.Sleep(100 * time.Millisecond)
-	go func() {
-		for {
-			select {
-			case st.hold <- struct{}{}:
-			case <-time.After(2 * time.Second):
-				return
-			}
-		}
-	}()
+	go releaseAll(st.hold)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -118,15 +121,7 @@ func TestWriterIsolatesAFailingRequest(t *testing.T) {
 		}()
 	}
 	time.Sleep(100 * time.Millisecond)
-	go func() {
-		for {
-			select {
-			case st.hold <- struct{}{}:
-			case <-time.After(2 * time.Second):
-				return
-			}
-		}
-	}()
+	go releaseAll(st.hold)
 	wg.Wait()
 	if results["poison"] == nil {
 		t.Fatal("the failing request was acknowledged")
