@@ -88,6 +88,10 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 	batches, res, last := s.parse(req.Body, cur, now)
 	s.requests.Add(1)
 	s.chunks.Add(uint64(res.ChunksReceived))
+	if len(res.Errors) > 0 {
+		s.log.Debug("ingest request with bad chunks", "remote", req.RemoteAddr, "chunks", res.ChunksReceived,
+			"stored", res.Stored, "errors", len(res.Errors), "first", res.Errors[0])
+	}
 	if len(batches) > 0 {
 		if err := s.w.Write(ctx, batches); err != nil {
 			return Result{ChunksReceived: res.ChunksReceived}, err

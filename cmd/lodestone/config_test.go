@@ -67,3 +67,25 @@ func TestConfigFerriteOrderAndErrors(t *testing.T) {
 		t.Fatalf("bad RETENTION_DAYS: %v", err)
 	}
 }
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		var out strings.Builder
+		if code := run(t.Context(), args, &out, io.Discard, func(string) string { return "" }); code != 0 ||
+			!strings.Contains(out.String(), "loadgen") || !strings.Contains(out.String(), "serve") {
+			t.Fatalf("%v: code %d\n%s", args, code, out.String())
+		}
+	}
+	var out strings.Builder
+	if code := run(t.Context(), []string{"help", "serve"}, &out, io.Discard, func(string) string { return "" }); code != 0 ||
+		!strings.Contains(out.String(), "INGEST_API_KEY") || !strings.Contains(out.String(), "-http") {
+		t.Fatalf("help serve: %d\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := run(t.Context(), []string{"version"}, &out, io.Discard, nil); code != 0 || !strings.HasPrefix(out.String(), "lodestone ") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+	if code := run(t.Context(), []string{"frobnicate"}, io.Discard, io.Discard, func(string) string { return "" }); code != 1 {
+		t.Fatalf("unknown command exit code %d", code)
+	}
+}

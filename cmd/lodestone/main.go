@@ -48,6 +48,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if len(args) > 0 && isCommand(args[0]) {
 		cmd, rest = args[0], args[1:]
 	}
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprint(stdout, usage) // plain "lodestone -h": the commands, not only serve's flags
+		return 0
+	}
 	// ferrite-server takes its options before the subcommand ("--db x serve"); serve accepts that order itself.
 	var c command
 	switch cmd {
