@@ -150,6 +150,19 @@ func dsn(path, sync string, readOnly bool) string {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
+	// ferrite-server's flags are accepted, so its --db may point at its own database. Its schema is not ours;
+	// say so instead of failing inside a migration.
+	var ferrite, ours int
+	err := db.w.QueryRowContext(ctx, `SELECT
+		count(*) FILTER (WHERE name = 'fault_events'), count(*) FILTER (WHERE name = 'goose_db_version')
+		FROM sqlite_master WHERE type = 'table'`).Scan(&ferrite, &ours)
+	if err != nil {
+		return fmt.Errorf("sqlite: inspect %s: %w", db.path, err)
+	}
+	if ferrite > 0 && ours == 0 {
+		return fmt.Errorf("sqlite: %s is a ferrite-server database; lodestone keeps its own schema, so give it a "+
+			"new file (for example --db lodestone.db); importing ferrite data is not supported yet", db.path)
+	}
 	p, err := db.migrator()
 	if err != nil {
 		return err

@@ -2,8 +2,10 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +74,23 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 	ms, err := db.FindMetrics(ctx, lodestone.MetricFilter{Key: "k"})
 	if err != nil || len(ms) != 2 || !ms[0].ReceivedAt.Equal(now) {
 		t.Fatalf("metrics after reopen: %v %v", ms, err)
+	}
+}
+
+func TestOpenRefusesFerriteDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ferrite.db")
+	raw, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The heart of ferrite-server's schema.
+	if _, err := raw.Exec(`CREATE TABLE devices (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL UNIQUE);
+		CREATE TABLE fault_events (id INTEGER PRIMARY KEY, device_rowid INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	_, err = sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err == nil || !strings.Contains(err.Error(), "ferrite-server database") {
+		t.Fatalf("opening a ferrite database: %v", err)
 	}
 }
