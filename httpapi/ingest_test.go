@@ -127,10 +127,14 @@ func TestIngestEncrypted(t *testing.T) {
 		}
 	})
 	t.Run("no key configured", func(t *testing.T) {
+		// A configuration gap: 503 so gateways keep the data and retry, and nothing stored from the request.
 		e := newEnv(t, opts{})
 		status, r, _ := e.post(nil, v("V1", "V10"))
-		if status != 207 || len(r.Errors) != 1 || !strings.Contains(r.Errors[0], "CHUNK_ENCRYPTION_KEY") {
+		if status != 503 || r.OK || len(r.Errors) != 1 || !strings.Contains(r.Errors[0], "CHUNK_ENCRYPTION_KEY") {
 			t.Fatalf("status %d %+v", status, r)
+		}
+		if e.get("/devices/test-device", nil) != 404 {
+			t.Fatal("part of a refused request was stored")
 		}
 	})
 }

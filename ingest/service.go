@@ -85,9 +85,16 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 	if cur == "" {
 		cur = s.recent.get(req.RemoteAddr, now)
 	}
-	batches, res, last := s.parse(req.Body, cur, now)
+	batches, res, last, needKey := s.parse(req.Body, cur, now)
 	s.requests.Add(1)
 	s.chunks.Add(uint64(res.ChunksReceived))
+	if needKey {
+		// A configuration gap, not bad data: refuse the whole request so that gateways keep it and retry, and
+		// nothing is stored twice when they do.
+		s.log.Error("encrypted chunks received but CHUNK_ENCRYPTION_KEY is not set; requests are refused with 503",
+			"remote", req.RemoteAddr)
+		return Result{ChunksReceived: res.ChunksReceived}, ErrNoKey
+	}
 	if len(res.Errors) > 0 {
 		s.log.Debug("ingest request with bad chunks", "remote", req.RemoteAddr, "chunks", res.ChunksReceived,
 			"stored", res.Stored, "errors", len(res.Errors), "first", res.Errors[0])
@@ -107,11 +114,16 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 // Parse turns a body into the batches Ingest would store, without storing them. Chunks before the first DeviceInfo
 // belong to device (which may be empty). It is how the load generator measures the store alone.
 func (s *Service) Parse(body []byte, device string, now time.Time) ([]*lodestone.DeviceBatch, Result) {
-	b, r, _ := s.parse(body, device, now)
+	b, r, _, _ := s.parse(body, device, now)
 	return b, r
 }
 
-func (s *Service) parse(body []byte, device string, now time.Time) ([]*lodestone.DeviceBatch, Result, string) {
+// ErrNoKey refuses a request that holds encrypted chunks while no key is configured.
+var ErrNoKey = lodestone.Errorf(lodestone.EUNAVAILABLE,
+	"encrypted chunks but this server has no CHUNK_ENCRYPTION_KEY: nothing was stored, retry once it is configured")
+
+func (s *Service) parse(body []byte, device string, now time.Time) ([]*lodestone.DeviceBatch, Result, string,
+	bool) {
 	buf := s.pool.Get().(*decodeBuf)
 	defer s.pool.Put(buf)
 	buf.frames, buf.bad = chunk.DecodeStream(body, buf.frames[:0], buf.bad[:0])
@@ -130,7 +142,7 @@ func (s *Service) parse(body []byte, device string, now time.Time) ([]*lodestone
 	if p.dropped > 0 {
 		p.res.Errors = append(p.res.Errors, fmt.Sprintf("... and %d more error(s)", p.dropped))
 	}
-	return p.batches, p.res, p.cur
+	return p.batches, p.res, p.cur, p.needKey
 }
 
 // processor holds the state of one request while its frames are turned into batches.
@@ -146,6 +158,7 @@ type processor struct {
 	unattributed      int
 	firstUnattributed int
 	dropped           int
+	needKey           bool // an encrypted chunk arrived and there is no key
 }
 
 func (p *processor) errorf(format string, args ...any) {
@@ -174,6 +187,7 @@ func (p *processor) frame(f *chunk.Frame) {
 	ch := f.Chunk
 	if ch.Flags&chunk.FlagEncrypted != 0 {
 		if p.s.cfg.Cipher == nil {
+			p.needKey = true
 			p.errorf("chunk seq=%d type=%s at byte %d is encrypted but no CHUNK_ENCRYPTION_KEY is configured",
 				ch.Seq, ch.Type, f.Offset)
 			return
