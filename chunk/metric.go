@@ -2,7 +2,6 @@ package chunk
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"math"
 	"strconv"
 	"strings"
@@ -112,24 +111,4 @@ func AppendMetricsPayload(dst []byte, ms []Metric) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, m.Ticks)
 	}
 	return dst
-}
-
-// ValueJSON renders ferrite's value_json text. NaN and infinities are written as null so the text is valid JSON.
-func (m Metric) ValueJSON() string {
-	switch m.Type {
-	case MetricCounter:
-		return `{"counter":` + strconv.FormatUint(uint64(m.Counter()), 10) + `}`
-	case MetricGauge:
-		return `{"gauge":` + formatF32(m.Gauge()) + `}`
-	case MetricHistogram:
-		return `{"histogram":{"min":` + formatF32(m.HistogramMin()) + `,"max":` + formatF32(m.HistogramMax()) + `}}`
-	}
-	return `{"raw":"` + hex.EncodeToString(m.Value[:]) + `"}`
-}
-
-func formatF32(f float32) string {
-	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
-		return "null"
-	}
-	return strconv.FormatFloat(float64(f), 'f', -1, 32)
 }

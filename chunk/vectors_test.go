@@ -3,9 +3,7 @@ package chunk_test
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,34 +113,10 @@ func TestV5Metrics(t *testing.T) {
 	if ms[2].Key != "lat" || ms[2].HistogramMin() != 1.5 || ms[2].HistogramMax() != 8.25 || ms[2].Ticks != 3000 {
 		t.Fatalf("histogram %+v", ms[2])
 	}
-	for i, want := range []string{`{"counter":42}`, `{"gauge":25.5}`, `{"histogram":{"min":1.5,"max":8.25}}`} {
-		if got := ms[i].ValueJSON(); got != want {
-			t.Fatalf("value_json %d = %s, want %s", i, got, want)
-		}
-	}
 	rebuilt := []chunk.Metric{chunk.CounterMetric("clicks", 42, 1000), chunk.GaugeMetric("temp", 25.5, 2000),
 		chunk.HistogramMetric("lat", 1.5, 8.25, 3000)}
 	if !bytes.Equal(chunk.AppendMetricsPayload(nil, rebuilt), c.Payload) {
 		t.Fatal("metrics payload does not round-trip")
-	}
-}
-
-func TestMetricValueJSONEdges(t *testing.T) {
-	for _, m := range []chunk.Metric{chunk.GaugeMetric("n", float32(math.NaN()), 0),
-		chunk.GaugeMetric("i", float32(math.Inf(1)), 0), chunk.HistogramMetric("h", float32(math.Inf(-1)), 1, 0),
-		{Key: "raw", Type: 7, Value: [8]byte{1, 2, 3, 4, 5, 6, 7, 0xff}}} {
-		if !json.Valid([]byte(m.ValueJSON())) {
-			t.Fatalf("%s: invalid JSON %s", m.Key, m.ValueJSON())
-		}
-	}
-	if got := (chunk.Metric{Type: 7, Value: [8]byte{1, 2, 3, 4, 5, 6, 7, 0xff}}).ValueJSON(); got != `{"raw":"01020304050607ff"}` {
-		t.Fatalf("raw: %s", got)
-	}
-	if got := chunk.GaugeMetric("g", -67, 0).ValueJSON(); got != `{"gauge":-67}` {
-		t.Fatalf("integral gauge: %s", got)
-	}
-	if got := chunk.GaugeMetric("g", 0.0000001, 0).ValueJSON(); got != `{"gauge":0.0000001}` {
-		t.Fatalf("small gauge: %s", got)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/chunk"
 )
 
 // The JSON models keep ferrite-server's field names, order and formats so that its dashboard, CLI and scripts
@@ -70,15 +71,6 @@ type faultJSON struct {
 	Registers     map[string]uint32 `json:"registers"`
 }
 
-var faultTypeNames = []string{"HardFault", "MemFault", "BusFault", "UsageFault"}
-
-func faultTypeName(t uint8) string {
-	if int(t) < len(faultTypeNames) {
-		return faultTypeNames[t]
-	}
-	return "Unknown"
-}
-
 func newFaultJSON(f *lodestone.Fault) faultJSON {
 	var sb strings.Builder
 	sb.WriteByte('[')
@@ -93,7 +85,7 @@ func newFaultJSON(f *lodestone.Fault) faultJSON {
 	return faultJSON{ID: f.ID, DeviceRowID: f.DeviceRowID, DeviceID: f.DeviceID, FaultType: f.FaultType, PC: r.PC,
 		LR: r.LR, CFSR: f.CFSR, HFSR: f.HFSR, MMFAR: f.MMFAR, BFAR: f.BFAR, SP: r.SP, StackSnapshot: sb.String(),
 		Symbol: f.Symbol, CreatedAt: ts(f.ReceivedAt), CrashGroupID: f.CrashGroupID,
-		FaultTypeName: faultTypeName(f.FaultType),
+		FaultTypeName: chunk.FaultTypeName(f.FaultType),
 		Registers: map[string]uint32{"r0": r.R0, "r1": r.R1, "r2": r.R2, "r3": r.R3, "r4": r.R4, "r5": r.R5,
 			"r6": r.R6, "r7": r.R7, "r8": r.R8, "r9": r.R9, "r10": r.R10, "r11": r.R11, "r12": r.R12, "sp": r.SP,
 			"lr": r.LR, "pc": r.PC, "xpsr": r.XPSR},
@@ -149,17 +141,10 @@ type rebootJSON struct {
 	CreatedAt          string `json:"created_at"`
 }
 
-var rebootReasons = []string{"Unknown", "PowerOnReset", "SoftwareReset", "WatchdogTimeout", "HardFault",
-	"MemoryFault", "BusFault", "UsageFault", "AssertFailed", "PinReset", "BrownoutReset", "FirmwareUpdate",
-	"UserRequested"}
-
 func newRebootJSON(r *lodestone.Reboot) rebootJSON {
-	name := "Unknown"
-	if int(r.Reason) < len(rebootReasons) {
-		name = rebootReasons[r.Reason]
-	}
-	return rebootJSON{ID: r.ID, DeviceRowID: r.DeviceRowID, DeviceID: r.DeviceID, Reason: r.Reason, ReasonName: name,
-		Extra: r.Extra, BootSequence: r.BootSequence, UptimeBeforeReboot: r.UptimeBeforeReboot,
+	return rebootJSON{ID: r.ID, DeviceRowID: r.DeviceRowID, DeviceID: r.DeviceID, Reason: r.Reason,
+		ReasonName: chunk.RebootReasonName(r.Reason),
+		Extra:      r.Extra, BootSequence: r.BootSequence, UptimeBeforeReboot: r.UptimeBeforeReboot,
 		CreatedAt: ts(r.ReceivedAt)}
 }
 
