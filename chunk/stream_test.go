@@ -3,186 +3,242 @@ package chunk_test
 import (
 	"bytes"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lodestone-fleet/lodestone/chunk"
 )
 
-func TestDecodeErrors(t *testing.T) {
-	hb := vector(t, "v02_heartbeat")
-	mod := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), hb...)) }
-	cases := []struct {
-		name string
-		in   []byte
-		want error
-	}{
-		{"three bytes", hb[:3], chunk.ErrShort},
-		{"empty", nil, chunk.ErrShort},
-		{"bad magic", mod(func(b []byte) []byte { b[0] = 0xED; return b }), chunk.ErrMagic},
-		{"version 99", mod(func(b []byte) []byte { b[1] = 99; return b }), chunk.ErrVersion},
-		{"truncated payload", hb[:len(hb)-3], chunk.ErrTruncated},
-		{"flipped payload byte", mod(func(b []byte) []byte { b[12] ^= 0x80; return b }), chunk.ErrCRC},
-		{"flipped crc", mod(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), chunk.ErrCRC},
-		{"unknown type with good crc", chunk.Chunk{Type: 0x42, Payload: []byte{1}}.Encode(), chunk.ErrType},
-		{"type zero", chunk.Chunk{Type: 0, Payload: nil}.Encode(), chunk.ErrType},
+// join concatenates byte slices into a new body.
+func join(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// span is the expected shape of a BadSpan.
+type span struct {
+	offset, len int
+	err         error
+}
+
+// checkStream decodes body and checks frame offsets and bad spans, plus the invariants every result must have.
+func checkStream(t *testing.T, body []byte, wantOffsets []int, wantBad []span) {
+	t.Helper()
+	frames, bad := chunk.DecodeStream(body, nil, nil)
+	coverage(t, body, frames, bad)
+	var offsets []int
+	for _, f := range frames {
+		offsets = append(offsets, f.Offset)
 	}
-	for _, c := range cases {
-		if _, _, err := chunk.Decode(c.in); !errors.Is(err, c.want) {
-			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+	if !slices.Equal(offsets, wantOffsets) {
+		t.Fatalf("frame offsets %v, want %v", offsets, wantOffsets)
+	}
+	if len(bad) != len(wantBad) {
+		t.Fatalf("bad spans %v, want %d", bad, len(wantBad))
+	}
+	for i, w := range wantBad {
+		if bad[i].Offset != w.offset || bad[i].Len != w.len || !errors.Is(bad[i].Err, w.err) {
+			t.Fatalf("bad span %d: %v, want offset %d len %d %v", i, bad[i], w.offset, w.len, w.err)
 		}
 	}
 }
 
-func TestPayloadErrors(t *testing.T) {
-	if _, err := chunk.ParseFault(make([]byte, 148)); err == nil || err.Error() != "failed to parse fault payload" ||
-		!errors.Is(err, chunk.ErrPayload) {
-		t.Fatalf("short fault: %v", err)
-	}
-	if _, err := chunk.ParseReboot(make([]byte, 9)); err == nil || err.Error() != "failed to parse reboot reason payload" {
-		t.Fatalf("short reboot: %v", err)
-	}
-	if _, err := chunk.ParseOtaRequest(make([]byte, 13)); err == nil || err.Error() != "failed to parse OTA request payload" {
-		t.Fatalf("short OTA request: %v", err)
-	}
-	if _, err := chunk.ParseHeartbeat(make([]byte, 19)); !errors.Is(err, chunk.ErrPayload) {
-		t.Fatalf("short heartbeat: %v", err)
-	}
-	if _, err := chunk.ParseTraceFragment(make([]byte, 7)); !errors.Is(err, chunk.ErrPayload) {
-		t.Fatalf("short trace: %v", err)
-	}
-	for _, p := range [][]byte{{}, {40, 'a'}, {1, 'a', 9, 'x'}, {1, 'a', 0, 1, 2, 3}} {
-		if _, err := chunk.ParseDeviceInfo(p); !errors.Is(err, chunk.ErrPayload) {
-			t.Fatalf("device info %x: %v", p, err)
+func TestV13Resync(t *testing.T) {
+	body := vector(t, "v13_batch")
+	offsets := []int{0, 36, 56, 134}
+	shift := func(d int) []int {
+		var out []int
+		for _, o := range offsets {
+			out = append(out, o+d)
 		}
+		return out
 	}
-	// Lossy UTF-8 like ferrite.
-	d, err := chunk.ParseDeviceInfo(append([]byte{2, 0xff, 'a', 0}, make([]byte, 8)...))
-	if err != nil || d.DeviceID != "\uFFFDa" {
-		t.Fatalf("lossy device id %q %v", d.DeviceID, err)
+	t.Run("trailing garbage byte", func(t *testing.T) {
+		checkStream(t, join(body, []byte{0x42}), offsets, []span{{168, 1, chunk.ErrShort}})
+	})
+	t.Run("leading garbage byte", func(t *testing.T) {
+		// ferrite-server stops here with 0 chunks; we re-sync.
+		checkStream(t, join([]byte{0x00}, body), shift(1), []span{{0, 1, chunk.ErrMagic}})
+	})
+	t.Run("leading false magic", func(t *testing.T) {
+		checkStream(t, join([]byte{chunk.Magic}, body), shift(1), []span{{0, 1, chunk.ErrVersion}})
+	})
+	t.Run("five garbage bytes between chunks", func(t *testing.T) {
+		garbage := []byte{0xEC, 0x01, 0x01, 0x00, 0x77} // includes a plausible header
+		b := join(body[:36], garbage, body[36:])
+		checkStream(t, b, []int{0, 41, 61, 139}, []span{{36, 5, chunk.ErrTruncated}})
+	})
+	t.Run("flipped crc byte in the middle chunk", func(t *testing.T) {
+		b := bytes.Clone(body)
+		b[133] ^= 0x01 // high CRC byte of the Metrics chunk at 56..133
+		checkStream(t, b, []int{0, 36, 134}, []span{{56, 78, chunk.ErrCRC}})
+	})
+	t.Run("unknown type with a valid crc", func(t *testing.T) {
+		odd := chunk.Chunk{Type: 0x42, Payload: []byte{1, 2, 3}}.Encode()
+		checkStream(t, join(body[:36], odd, body[36:]), []int{0, 49, 69, 147}, []span{{36, 13, chunk.ErrType}})
+	})
+	t.Run("garbage everywhere", func(t *testing.T) {
+		g := []byte("junk")
+		b := join(g, body[:36], g, body[36:56], g, body[56:134], g, body[134:], g)
+		checkStream(t, b, []int{4, 44, 68, 150}, []span{{0, 4, chunk.ErrMagic}, {40, 4, chunk.ErrMagic},
+			{64, 4, chunk.ErrMagic}, {146, 4, chunk.ErrMagic}, {184, 4, chunk.ErrShort}})
+	})
+}
+
+func TestBadSpanError(t *testing.T) {
+	body := vector(t, "v13_batch")
+	b := bytes.Clone(body)
+	b[133] ^= 0x01
+	_, bad := chunk.DecodeStream(b, nil, nil)
+	want := "bytes 56-133 (78 bytes): crc mismatch: expected 0xC50A (stored), got 0xC40A (computed)"
+	if len(bad) != 1 || bad[0].Error() != want {
+		t.Fatalf("%v\nwant %s", bad, want)
+	}
+	if !errors.Is(bad[0], chunk.ErrCRC) {
+		t.Fatal("BadSpan does not unwrap to its cause")
 	}
 }
 
-func TestParseMetricsTruncated(t *testing.T) {
-	p := chunk.AppendMetricsPayload(nil, []chunk.Metric{chunk.CounterMetric("a", 1, 0), chunk.CounterMetric("b", 2, 0)})
-	ms, err := chunk.ParseMetrics(nil, p[:len(p)-1])
-	if !errors.Is(err, chunk.ErrPayload) || len(ms) != 1 || ms[0].Key != "a" {
-		t.Fatalf("truncated second entry: %v %v", ms, err)
-	}
-	p[0] = 5 // claims more entries than present
-	ms, err = chunk.ParseMetrics(nil, p)
-	if !errors.Is(err, chunk.ErrPayload) || len(ms) != 2 {
-		t.Fatalf("count too large: %v %v", ms, err)
-	}
-	if _, err := chunk.ParseMetrics(nil, nil); !errors.Is(err, chunk.ErrPayload) {
-		t.Fatal("empty metrics payload accepted")
-	}
-	if ms, err := chunk.ParseMetrics(nil, []byte{0}); err != nil || len(ms) != 0 {
-		t.Fatalf("zero entries: %v %v", ms, err)
-	}
-}
-
-func TestV13Stream(t *testing.T) {
+func TestDecodeStreamReusesSlices(t *testing.T) {
 	body := vector(t, "v13_batch")
 	frames, bad := chunk.DecodeStream(body, nil, nil)
-	if len(bad) != 0 || len(frames) != 4 {
-		t.Fatalf("%d frames, %v", len(frames), bad)
+	allocs := testing.AllocsPerRun(100, func() {
+		frames, bad = chunk.DecodeStream(body, frames[:0], bad[:0])
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per clean decode with reused slices", allocs)
 	}
-	wantTypes := []chunk.Type{chunk.TypeDeviceInfo, chunk.TypeRebootReason, chunk.TypeMetrics, chunk.TypeHeartbeat}
-	wantOffsets := []int{0, 36, 56, 134}
-	for i, f := range frames {
-		if f.Type != wantTypes[i] || f.Offset != wantOffsets[i] {
-			t.Fatalf("frame %d: %v at %d", i, f.Type, f.Offset)
+	// Results are appended: earlier contents are kept.
+	frames, _ = chunk.DecodeStream(body, frames[:1], nil)
+	if len(frames) != 5 || frames[0].Offset != 0 || frames[4].Offset != 134 {
+		t.Fatalf("%d frames after appending to one", len(frames))
+	}
+}
+
+// referenceStream is DecodeStream's contract written the slow, obvious way: try Decode at every position.
+func referenceStream(body []byte) ([]chunk.Frame, []chunk.BadSpan) {
+	var frames []chunk.Frame
+	var bad []chunk.BadSpan
+	for i := 0; i < len(body); {
+		c, n, err := chunk.Decode(body[i:])
+		if err == nil {
+			frames = append(frames, chunk.Frame{Chunk: c, Offset: i, Len: n})
+			i += n
+			continue
+		}
+		if len(bad) > 0 && bad[len(bad)-1].Offset+bad[len(bad)-1].Len == i {
+			bad[len(bad)-1].Len++
+		} else {
+			bad = append(bad, chunk.BadSpan{Offset: i, Len: 1, Err: err})
+		}
+		i++
+		for i < len(body) && body[i] != chunk.Magic {
+			bad[len(bad)-1].Len++
+			i++
 		}
 	}
-	// Trailing garbage: the four frames and one bad span.
-	frames, bad = chunk.DecodeStream(append(append([]byte(nil), body...), 0x42), nil, nil)
-	if len(frames) != 4 || len(bad) != 1 || bad[0].Offset != 168 || bad[0].Len != 1 {
-		t.Fatalf("trailing garbage: %d frames %v", len(frames), bad)
-	}
-	// Leading garbage: ferrite stops with 0 chunks; we re-sync.
-	frames, bad = chunk.DecodeStream(append([]byte{0xEC}, body...), nil, nil)
-	if len(frames) != 4 || len(bad) != 1 || bad[0].Offset != 0 || bad[0].Len != 1 || frames[0].Offset != 1 {
-		t.Fatalf("leading garbage: %d frames %v", len(frames), bad)
-	}
+	return frames, bad
 }
 
-func TestStreamResync(t *testing.T) {
-	v1, v4, v2 := vector(t, "v01_device_info"), vector(t, "v04_reboot_reason"), vector(t, "v02_heartbeat")
-	corrupt := append([]byte(nil), v4...)
-	corrupt[9] ^= 0xFF
-	var body []byte
-	body = append(body, "junk\xEC\x01"...) // 6 bytes, including a false magic
-	body = append(body, v1...)
-	body = append(body, corrupt...)
-	body = append(body, v2...)
-	body = append(body, 0xEC, 0x01, 0x03) // a header cut short at the end
+// sameAsReference checks DecodeStream against referenceStream, error texts included (so a CRC computed by the
+// prefix table must equal the direct one even when it does not match).
+func sameAsReference(tb testing.TB, body []byte) {
+	tb.Helper()
 	frames, bad := chunk.DecodeStream(body, nil, nil)
-	if len(frames) != 2 || frames[0].Type != chunk.TypeDeviceInfo || frames[1].Type != chunk.TypeHeartbeat {
-		t.Fatalf("frames %+v", frames)
+	wantFrames, wantBad := referenceStream(body)
+	if len(frames) != len(wantFrames) || len(bad) != len(wantBad) {
+		tb.Fatalf("%d frames %d spans, reference %d frames %d spans", len(frames), len(bad), len(wantFrames),
+			len(wantBad))
 	}
-	if len(bad) != 3 {
-		t.Fatalf("bad spans %v", bad)
+	for i := range frames {
+		if frames[i].Offset != wantFrames[i].Offset || frames[i].Len != wantFrames[i].Len {
+			tb.Fatalf("frame %d at %d+%d, reference %d+%d", i, frames[i].Offset, frames[i].Len,
+				wantFrames[i].Offset, wantFrames[i].Len)
+		}
 	}
-	if bad[0].Offset != 0 || bad[0].Len != 6 || !errors.Is(bad[1].Err, chunk.ErrCRC) || bad[1].Len != len(v4) ||
-		bad[2].Len != 3 || !errors.Is(bad[2].Err, chunk.ErrShort) {
-		t.Fatalf("spans %v", bad)
+	for i := range bad {
+		if bad[i].Error() != wantBad[i].Error() {
+			tb.Fatalf("span %d: %v\nreference: %v", i, bad[i], wantBad[i])
+		}
 	}
-	if msg := bad[1].Error(); msg == "" || !bytes.Contains([]byte(msg), []byte("bytes 42-61")) {
-		t.Fatalf("span message %q", msg)
-	}
-	coverage(t, body, frames, bad)
 }
 
-// coverage checks that frames and bad spans tile the body in order, and that every frame is its exact bytes.
+// hostileBody alternates minimal valid chunks with headers claiming claim payload bytes, the shape that made
+// re-sync quadratic before streamCRC.
+func hostileBody(size, claim int) []byte {
+	minimal := chunk.Chunk{Type: chunk.TypeHeartbeat}.Encode()
+	header := []byte{chunk.Magic, chunk.Version, byte(chunk.TypeMetrics), 0, byte(claim), byte(claim >> 8), 0, 0}
+	var b []byte
+	for len(b) < size {
+		b = append(append(b, minimal...), header...)
+	}
+	return b
+}
+
+func TestDecodeStreamHostile(t *testing.T) {
+	for _, claim := range []int{300, 4000, 65535} {
+		body := hostileBody(64<<10, claim)
+		if claim == 65535 {
+			body = hostileBody(100<<10, claim)
+		}
+		sameAsReference(t, body)
+		frames, bad := chunk.DecodeStream(body, nil, nil)
+		if want := (len(body) + 17) / 18; len(frames) != want || len(bad) != want {
+			t.Fatalf("claim %d: %d frames %d spans, want %d each", claim, len(frames), len(bad), want)
+		}
+	}
+	// A genuine large chunk after heavy garbage is still found.
+	big := chunk.Chunk{Type: chunk.TypeTraceFragment, Payload: bytes.Repeat([]byte{0xEC, 0x01, 0x04}, 3000)}.Encode()
+	body := join(hostileBody(40<<10, 9000), big, hostileBody(20<<10, 500))
+	sameAsReference(t, body)
+	frames, _ := chunk.DecodeStream(body, nil, nil)
+	found := false
+	for _, f := range frames {
+		found = found || f.Len == len(big)
+	}
+	if !found {
+		t.Fatal("large chunk after garbage not found")
+	}
+}
+
+func TestDecodeStreamEdges(t *testing.T) {
+	for _, body := range [][]byte{nil, {}, {chunk.Magic}, bytes.Repeat([]byte{chunk.Magic}, 50),
+		[]byte(strings.Repeat("\xEC\x01\x01", 200)), vector(t, "v09_minimal")[:9]} {
+		frames, bad := chunk.DecodeStream(body, nil, nil)
+		coverage(t, body, frames, bad)
+		sameAsReference(t, body)
+	}
+}
+
+// coverage checks the DecodeStream invariants: frames and bad spans tile the body in order without overlap,
+// every frame re-encodes to exactly its bytes, and no two bad spans touch (they would have been merged).
 func coverage(tb testing.TB, body []byte, frames []chunk.Frame, bad []chunk.BadSpan) {
 	tb.Helper()
 	pos, fi, bi := 0, 0, 0
+	lastBadEnd := -1
 	for pos < len(body) {
 		switch {
 		case fi < len(frames) && frames[fi].Offset == pos:
 			f := frames[fi]
-			if !bytes.Equal(f.Encode(), body[f.Offset:f.Offset+f.Len]) {
+			if f.Len != f.Size() || !bytes.Equal(f.Encode(), body[f.Offset:f.Offset+f.Len]) {
 				tb.Fatalf("frame at %d does not re-encode to its bytes", f.Offset)
 			}
 			pos += f.Len
 			fi++
 		case bi < len(bad) && bad[bi].Offset == pos && bad[bi].Len > 0:
+			if pos == lastBadEnd {
+				tb.Fatalf("adjacent bad spans at %d", pos)
+			}
+			if bad[bi].Err == nil {
+				tb.Fatalf("bad span at %d without a cause", pos)
+			}
 			pos += bad[bi].Len
+			lastBadEnd = pos
 			bi++
 		default:
 			tb.Fatalf("byte %d is neither in a frame nor in a bad span", pos)
 		}
 	}
 	if pos != len(body) || fi != len(frames) || bi != len(bad) {
-		tb.Fatalf("coverage ended at %d of %d with %d/%d frames, %d/%d spans", pos, len(body), fi, len(frames), bi, len(bad))
-	}
-}
-
-func TestReassemble(t *testing.T) {
-	frags := []chunk.TraceFragment{{Offset: 5, Data: []byte(" world")}, {Offset: 0, Data: []byte("hello")}}
-	got, err := chunk.Reassemble(frags, 64)
-	if err != nil || string(got) != "hello world" {
-		t.Fatalf("%q %v", got, err)
-	}
-	for _, bad := range [][]chunk.TraceFragment{
-		{{Offset: 1, Data: []byte("x")}},
-		{{Offset: 0, Data: []byte("ab")}, {Offset: 1, Data: []byte("c")}},
-		{{Offset: 60, Data: make([]byte, 10)}},
-	} {
-		if _, err := chunk.Reassemble(bad, 64); !errors.Is(err, chunk.ErrTrace) {
-			t.Fatalf("Reassemble(%v) = %v", bad, err)
-		}
-	}
-}
-
-func TestTypeNames(t *testing.T) {
-	names := map[chunk.Type]string{chunk.TypeHeartbeat: "Heartbeat", chunk.TypeMetrics: "Metrics",
-		chunk.TypeFaultRecord: "FaultRecord", chunk.TypeTraceFragment: "TraceFragment",
-		chunk.TypeRebootReason: "RebootReason", chunk.TypeDeviceInfo: "DeviceInfo", chunk.TypeOtaRequest: "OtaRequest",
-		0x42: "Type(0x42)"}
-	for ty, want := range names {
-		if ty.String() != want {
-			t.Fatalf("%d: %q", ty, ty.String())
-		}
+		tb.Fatalf("coverage ended at %d of %d with %d/%d frames, %d/%d spans", pos, len(body), fi, len(frames), bi,
+			len(bad))
 	}
 }

@@ -6,133 +6,182 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/lodestone-fleet/lodestone/chunk"
 )
 
-// vector loads a §9 test vector from testdata.
+// The §9 vectors of the ferrite compatibility spec, byte for byte, from testdata.
+
+// vector loads a single-frame or body vector: hex, whitespace ignored.
 func vector(tb testing.TB, name string) []byte {
 	tb.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", name+".hex"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	b, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
 	if err != nil {
 		tb.Fatalf("%s: %v", name, err)
 	}
 	return b
 }
 
-func decodeOne(tb testing.TB, name string) chunk.Chunk {
+// vectorCases loads a multi-case vector: one "input -> output" per line, # comments.
+func vectorCases(tb testing.TB, name string) [][2]string {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", name+".hex"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var cases [][2]string
+	for line := range strings.Lines(string(raw)) {
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		in, out, ok := strings.Cut(line, "->")
+		if !ok {
+			tb.Fatalf("%s: line without ->: %q", name, line)
+		}
+		cases = append(cases, [2]string{strings.TrimSpace(in), strings.TrimSpace(out)})
+	}
+	return cases
+}
+
+func unhex(tb testing.TB, s string) []byte {
+	tb.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// decodeOne decodes a single-frame vector, checks its header and that it re-encodes to the same bytes.
+func decodeOne(tb testing.TB, name string, typ chunk.Type, flags chunk.Flags, seq uint16, payloadLen int) chunk.Chunk {
 	tb.Helper()
 	b := vector(tb, name)
 	c, n, err := chunk.Decode(b)
 	if err != nil {
 		tb.Fatalf("%s: %v", name, err)
 	}
-	if n != len(b) {
-		tb.Fatalf("%s: consumed %d of %d bytes", name, n, len(b))
+	if n != len(b) || c.Size() != len(b) {
+		tb.Fatalf("%s: consumed %d, Size %d, of %d bytes", name, n, c.Size(), len(b))
 	}
-	// Every vector re-encodes to its exact bytes.
+	if c.Type != typ || c.Flags != flags || c.Seq != seq || len(c.Payload) != payloadLen {
+		tb.Fatalf("%s: header %v flags %#x seq %d len %d", name, c.Type, c.Flags, c.Seq, len(c.Payload))
+	}
 	if enc := c.Encode(); !bytes.Equal(enc, b) {
 		tb.Fatalf("%s: re-encoded\n%x\nwant\n%x", name, enc, b)
 	}
 	return c
 }
 
+// samePayload checks that a parsed value encodes back to the vector's payload, and inside a new frame with the
+// same header to the vector's exact bytes.
+func samePayload(tb testing.TB, name string, c chunk.Chunk, payload []byte) {
+	tb.Helper()
+	if !bytes.Equal(payload, c.Payload) {
+		tb.Fatalf("%s: payload re-encoded\n%x\nwant\n%x", name, payload, c.Payload)
+	}
+	rebuilt := chunk.Chunk{Type: c.Type, Flags: c.Flags, Seq: c.Seq, Payload: payload}
+	if !bytes.Equal(rebuilt.AppendEncode([]byte{0xAA}), append([]byte{0xAA}, vector(tb, name)...)) {
+		tb.Fatalf("%s: rebuilt frame differs", name)
+	}
+}
+
 var testKey = chunk.Key(bytes.Repeat([]byte{0x42}, 16))
 
 func TestV0CRC(t *testing.T) {
-	if got := chunk.CRC16([]byte("123456789")); got != 0x29B1 {
-		t.Fatalf("CRC(123456789) = %04X", got)
+	cases := vectorCases(t, "v00_crc")
+	if len(cases) != 2 {
+		t.Fatalf("%d cases", len(cases))
 	}
-	if got := chunk.CRC16(nil); got != 0xFFFF {
-		t.Fatalf("CRC(empty) = %04X", got)
+	for _, c := range cases {
+		want, err := strconv.ParseUint(c[1], 16, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := chunk.CRC16(unhex(t, c[0])); got != uint16(want) {
+			t.Errorf("CRC16(%s) = %04X, want %04X", c[0], got, want)
+		}
 	}
 }
 
 func TestV1DeviceInfo(t *testing.T) {
-	c := decodeOne(t, "v01_device_info")
-	if c.Type != chunk.TypeDeviceInfo || c.Flags != chunk.FlagLast || c.Seq != 0 || len(c.Payload) != 26 {
-		t.Fatalf("header %+v", c)
-	}
+	c := decodeOne(t, "v01_device_info", chunk.TypeDeviceInfo, chunk.FlagLast, 0, 26)
 	d, err := chunk.ParseDeviceInfo(c.Payload)
 	if err != nil || d != (chunk.DeviceInfo{DeviceID: "test-device", FirmwareVersion: "1.0.0", BuildID: 0xDEADBEEF}) {
 		t.Fatalf("%+v %v", d, err)
 	}
-	if !bytes.Equal(d.AppendPayload(nil), c.Payload) {
-		t.Fatal("DeviceInfo payload does not round-trip")
-	}
+	samePayload(t, "v01_device_info", c, d.AppendPayload(nil))
 }
 
 func TestV2V3Heartbeat(t *testing.T) {
-	c := decodeOne(t, "v02_heartbeat")
+	c := decodeOne(t, "v02_heartbeat", chunk.TypeHeartbeat, chunk.FlagLast, 1, 24)
 	h, err := chunk.ParseHeartbeat(c.Payload)
 	want := chunk.Heartbeat{UptimeTicks: 12345, FreeStack: 1024, MetricsCount: 5, DeviceKey: 0xA300F1B2}
-	if err != nil || h != want || c.Seq != 1 {
+	if err != nil || h != want {
 		t.Fatalf("%+v %v", h, err)
 	}
-	if !bytes.Equal(h.AppendPayload(nil), c.Payload) {
-		t.Fatal("heartbeat payload does not round-trip")
-	}
-	legacy := decodeOne(t, "v03_heartbeat_legacy")
+	samePayload(t, "v02_heartbeat", c, h.AppendPayload(nil))
+
+	legacy := decodeOne(t, "v03_heartbeat_legacy", chunk.TypeHeartbeat, chunk.FlagLast, 1, 20)
 	h, err = chunk.ParseHeartbeat(legacy.Payload)
 	want.DeviceKey = 0
 	if err != nil || h != want {
 		t.Fatalf("legacy %+v %v", h, err)
 	}
+	// Encoding always writes the 24-byte form: the legacy payload plus a zero key.
+	samePayload(t, "v03_heartbeat_legacy", legacy, h.AppendPayload(nil)[:20])
 }
 
 func TestV4Reboot(t *testing.T) {
-	c := decodeOne(t, "v04_reboot_reason")
+	c := decodeOne(t, "v04_reboot_reason", chunk.TypeRebootReason, chunk.FlagLast, 2, 10)
 	r, err := chunk.ParseReboot(c.Payload)
 	want := chunk.Reboot{Reason: 4, BootSequence: 42, UptimeBeforeReboot: 100000}
-	if err != nil || r != want || c.Seq != 2 || chunk.RebootReasonName(r.Reason) != "HardFault" {
+	if err != nil || r != want || chunk.RebootReasonName(r.Reason) != "HardFault" {
 		t.Fatalf("%+v %v", r, err)
 	}
-	if !bytes.Equal(r.AppendPayload(nil), c.Payload) {
-		t.Fatal("reboot payload does not round-trip")
-	}
+	samePayload(t, "v04_reboot_reason", c, r.AppendPayload(nil))
 }
 
 func TestV5Metrics(t *testing.T) {
-	c := decodeOne(t, "v05_metrics")
+	c := decodeOne(t, "v05_metrics", chunk.TypeMetrics, chunk.FlagLast, 3, 68)
 	ms, err := chunk.ParseMetrics(nil, c.Payload)
-	if err != nil || len(ms) != 3 {
+	want := []chunk.Metric{chunk.CounterMetric("clicks", 42, 1000), chunk.GaugeMetric("temp", 25.5, 2000),
+		chunk.HistogramMetric("lat", 1.5, 8.25, 3000)}
+	if err != nil || len(ms) != len(want) {
 		t.Fatalf("%d metrics, %v", len(ms), err)
 	}
-	if ms[0].Key != "clicks" || ms[0].Type != chunk.MetricCounter || ms[0].Counter() != 42 || ms[0].Ticks != 1000 {
-		t.Fatalf("counter %+v", ms[0])
+	for i := range want {
+		if ms[i] != want[i] {
+			t.Errorf("entry %d: %+v, want %+v", i, ms[i], want[i])
+		}
 	}
-	if ms[1].Key != "temp" || ms[1].Gauge() != 25.5 || ms[1].Ticks != 2000 {
-		t.Fatalf("gauge %+v", ms[1])
+	if ms[0].Counter() != 42 || ms[1].Gauge() != 25.5 || ms[2].HistogramMin() != 1.5 || ms[2].HistogramMax() != 8.25 {
+		t.Fatalf("values %d %v %v %v", ms[0].Counter(), ms[1].Gauge(), ms[2].HistogramMin(), ms[2].HistogramMax())
 	}
-	if ms[2].Key != "lat" || ms[2].HistogramMin() != 1.5 || ms[2].HistogramMax() != 8.25 || ms[2].Ticks != 3000 {
-		t.Fatalf("histogram %+v", ms[2])
+	if ms[0].Type.String() != "counter" || ms[1].Type.String() != "gauge" || ms[2].Type.String() != "histogram" ||
+		chunk.MetricType(9).String() != "type(9)" {
+		t.Fatal("metric type names")
 	}
-	rebuilt := []chunk.Metric{chunk.CounterMetric("clicks", 42, 1000), chunk.GaugeMetric("temp", 25.5, 2000),
-		chunk.HistogramMetric("lat", 1.5, 8.25, 3000)}
-	if !bytes.Equal(chunk.AppendMetricsPayload(nil, rebuilt), c.Payload) {
-		t.Fatal("metrics payload does not round-trip")
-	}
+	samePayload(t, "v05_metrics", c, chunk.AppendMetricsPayload(nil, ms))
 }
 
 func TestV6OtaRequest(t *testing.T) {
-	c := decodeOne(t, "v06_ota_request")
+	c := decodeOne(t, "v06_ota_request", chunk.TypeOtaRequest, chunk.FlagLast, 4, 14)
 	o, err := chunk.ParseOtaRequest(c.Payload)
 	if err != nil || o != (chunk.OtaRequest{BuildID: 0xDEADBEEF, MaxChunkSize: 256, OtaCapable: 1}) {
 		t.Fatalf("%+v %v", o, err)
 	}
-	if !bytes.Equal(o.AppendPayload(nil), c.Payload) {
-		t.Fatal("OTA payload does not round-trip")
-	}
+	samePayload(t, "v06_ota_request", c, o.AppendPayload(nil))
 }
 
 func TestV7Fault(t *testing.T) {
-	c := decodeOne(t, "v07_fault_record")
+	c := decodeOne(t, "v07_fault_record", chunk.TypeFaultRecord, chunk.FlagLast, 5, chunk.FaultPayloadSize)
 	f, err := chunk.ParseFault(c.Payload)
 	if err != nil {
 		t.Fatal(err)
@@ -146,35 +195,37 @@ func TestV7Fault(t *testing.T) {
 	if f != want {
 		t.Fatalf("fault\n got %+v\nwant %+v", f, want)
 	}
-	if !bytes.Equal(f.AppendPayload(nil), c.Payload) || chunk.FaultTypeName(f.Type) != "HardFault" {
-		t.Fatal("fault payload does not round-trip")
+	if chunk.FaultTypeName(f.Type) != "HardFault" {
+		t.Fatal(chunk.FaultTypeName(f.Type))
 	}
+	samePayload(t, "v07_fault_record", c, f.AppendPayload(nil))
 }
 
 func TestV8Trace(t *testing.T) {
-	c := decodeOne(t, "v08_trace_fragment")
+	c := decodeOne(t, "v08_trace_fragment", chunk.TypeTraceFragment, chunk.FlagLast, 6, 13)
 	tf, err := chunk.ParseTraceFragment(c.Payload)
-	if err != nil || tf.Offset != 0 || string(tf.Data) != "hello" || c.Flags&chunk.FlagLast == 0 {
+	if err != nil || tf.Offset != 0 || string(tf.Data) != "hello" {
 		t.Fatalf("%+v %v", tf, err)
 	}
-	if !bytes.Equal(tf.AppendPayload(nil), c.Payload) {
-		t.Fatal("trace payload does not round-trip")
-	}
+	samePayload(t, "v08_trace_fragment", c, tf.AppendPayload(nil))
 }
 
 func TestV9Minimal(t *testing.T) {
-	c := decodeOne(t, "v09_minimal")
-	if c.Type != chunk.TypeHeartbeat || len(c.Payload) != 0 {
-		t.Fatalf("%+v", c)
-	}
+	c := decodeOne(t, "v09_minimal", chunk.TypeHeartbeat, 0, 0, 0)
 	if _, err := chunk.ParseHeartbeat(c.Payload); !errors.Is(err, chunk.ErrPayload) {
 		t.Fatalf("empty heartbeat: %v", err)
 	}
+	samePayload(t, "v09_minimal", c, nil)
 }
 
 func TestV10Encrypted(t *testing.T) {
-	c := decodeOne(t, "v10_encrypted_heartbeat")
-	ciph, err := chunk.NewCipher(testKey)
+	c := decodeOne(t, "v10_encrypted_heartbeat", chunk.TypeHeartbeat, chunk.FlagLast|chunk.FlagEncrypted, 1, 45)
+	v2 := decodeOne(t, "v02_heartbeat", chunk.TypeHeartbeat, chunk.FlagLast, 1, 24)
+	key, err := chunk.ParseKey("42424242424242424242424242424242")
+	if err != nil || key != testKey {
+		t.Fatalf("%x %v", key, err)
+	}
+	ciph, err := chunk.NewCipher(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,94 +233,86 @@ func TestV10Encrypted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2 := decodeOne(t, "v02_heartbeat")
-	if !bytes.Equal(plain.Payload, v2.Payload) || plain.Flags != chunk.FlagLast {
-		t.Fatalf("decrypted %x flags %x", plain.Payload, plain.Flags)
+	if plain.Type != v2.Type || plain.Flags != chunk.FlagLast || plain.Seq != 1 || !bytes.Equal(plain.Payload, v2.Payload) {
+		t.Fatalf("decrypted %+v", plain)
 	}
 	again, err := ciph.Encrypt(v2, chunk.CounterNonce(0))
 	if err != nil || !bytes.Equal(again.Encode(), vector(t, "v10_encrypted_heartbeat")) {
-		t.Fatalf("Encrypt(V2) does not reproduce V10: %x %v", again.Encode(), err)
+		t.Fatalf("Encrypt(V2, nonce 0) does not reproduce V10: %x %v", again.Encode(), err)
 	}
-	wrong, _ := chunk.NewCipher(chunk.Key{1})
-	if _, err := wrong.Decrypt(c); !errors.Is(err, chunk.ErrDecrypt) {
-		t.Fatalf("wrong key: %v", err)
+	wrongKey := testKey
+	wrongKey[15] ^= 1
+	wrong, err := chunk.NewCipher(wrongKey)
+	if err != nil {
+		t.Fatal(err)
 	}
-	tampered := c
-	tampered.Payload = append([]byte(nil), c.Payload...)
-	tampered.Payload[20] ^= 1
-	if _, err := ciph.Decrypt(tampered); !errors.Is(err, chunk.ErrDecrypt) {
-		t.Fatalf("tampered ciphertext: %v", err)
-	}
-	short := chunk.Chunk{Type: chunk.TypeHeartbeat, Flags: chunk.FlagEncrypted, Payload: make([]byte, 20)}
-	if _, err := ciph.Decrypt(short); !errors.Is(err, chunk.ErrDecrypt) {
-		t.Fatalf("short payload: %v", err)
-	}
-	if n := chunk.CounterNonce(0x01020304); n[0] != 4 || n[3] != 1 || n[4] != 0 || n[12] != 0 {
-		t.Fatalf("nonce %x", n)
-	}
-}
-
-func TestParseKey(t *testing.T) {
-	k, err := chunk.ParseKey("42424242424242424242424242424242")
-	if err != nil || k != testKey {
-		t.Fatalf("%x %v", k, err)
-	}
-	for _, s := range []string{"", "4242", "zz424242424242424242424242424242", "4242424242424242424242424242424242"} {
-		if _, err := chunk.ParseKey(s); !errors.Is(err, chunk.ErrKey) {
-			t.Fatalf("ParseKey(%q) = %v", s, err)
-		}
+	if out, err := wrong.Decrypt(c); !errors.Is(err, chunk.ErrDecrypt) || out.Flags&chunk.FlagEncrypted == 0 {
+		t.Fatalf("wrong key: %v, flags %#x", err, out.Flags)
 	}
 }
 
 func TestV11Compressed(t *testing.T) {
-	c := decodeOne(t, "v11_compressed_heartbeat")
+	c := decodeOne(t, "v11_compressed_heartbeat", chunk.TypeHeartbeat, chunk.FlagLast|chunk.FlagCompressed, 1, 18)
+	v2 := decodeOne(t, "v02_heartbeat", chunk.TypeHeartbeat, chunk.FlagLast, 1, 24)
 	plain, err := chunk.Decompress(c)
-	v2 := decodeOne(t, "v02_heartbeat")
-	if err != nil || !bytes.Equal(plain.Payload, v2.Payload) || plain.Flags != chunk.FlagLast {
-		t.Fatalf("decompressed %x %v", plain.Payload, err)
+	if err != nil || plain.Flags != chunk.FlagLast || !bytes.Equal(plain.Payload, v2.Payload) {
+		t.Fatalf("decompressed %+v %v", plain, err)
 	}
 	comp, ok := chunk.CompressChunk(v2)
 	if !ok || !bytes.Equal(comp.Encode(), vector(t, "v11_compressed_heartbeat")) {
-		t.Fatalf("CompressChunk(V2) = %x", comp.Encode())
+		t.Fatalf("CompressChunk(V2) = %x %v", comp.Encode(), ok)
 	}
 }
 
 func TestV12RLE(t *testing.T) {
-	cases := []struct{ in, out string }{
-		{"00000000000102030303030304", "ff000501 02ff030504"},
-		{"ffffffffff0102", "ffff050102"},
-		{"ff010203040506", "ffff01010203040506"},
-		{strings.Repeat("07", 300), "ff07ffff072d"},
+	cases := vectorCases(t, "v12_rle")
+	if len(cases) != 4 {
+		t.Fatalf("%d cases", len(cases))
 	}
 	for _, c := range cases {
-		in, _ := hex.DecodeString(c.in)
-		want, _ := hex.DecodeString(strings.ReplaceAll(c.out, " ", ""))
+		in, want := unhex(t, c[0]), unhex(t, c[1])
 		got := chunk.RLECompress(nil, in)
 		if !bytes.Equal(got, want) {
-			t.Fatalf("RLE(%s) = %x, want %x", c.in, got, want)
+			t.Errorf("RLECompress(%.20s…) = %x, want %x", c[0], got, want)
 		}
-		back, err := chunk.RLEDecompress(nil, got, len(in))
+		back, err := chunk.RLEDecompress(nil, want, len(in))
 		if err != nil || !bytes.Equal(back, in) {
-			t.Fatalf("round trip of %s: %x %v", c.in, back, err)
+			t.Errorf("RLEDecompress(%x) = %x %v", want, back, err)
+		}
+		// CompressChunk only uses RLE when it is strictly shorter (ff010203040506 is not).
+		_, ok := chunk.CompressChunk(chunk.Chunk{Type: chunk.TypeMetrics, Payload: in})
+		if ok != (len(want) < len(in)) {
+			t.Errorf("CompressChunk(%.20s…) compressed = %v", c[0], ok)
 		}
 	}
-	// Not compressible: the SDK leaves the chunk as it is.
-	in, _ := hex.DecodeString("ff010203040506")
-	if _, ok := chunk.CompressChunk(chunk.Chunk{Type: chunk.TypeMetrics, Payload: in}); ok {
-		t.Fatal("compressed a payload RLE makes longer")
+}
+
+func TestV13Batch(t *testing.T) {
+	body := vector(t, "v13_batch")
+	if len(body) != 168 {
+		t.Fatalf("%d bytes", len(body))
 	}
-	for _, bad := range []string{"ff", "ff07", "01ff"} {
-		b, _ := hex.DecodeString(bad)
-		if _, err := chunk.RLEDecompress(nil, b, 100); !errors.Is(err, chunk.ErrDecompress) {
-			t.Fatalf("RLEDecompress(%s) = %v", bad, err)
+	frames, bad := chunk.DecodeStream(body, nil, nil)
+	if len(bad) != 0 {
+		t.Fatalf("bad spans %v", bad)
+	}
+	want := []struct {
+		typ         chunk.Type
+		offset, len int
+		vector      string
+	}{
+		{chunk.TypeDeviceInfo, 0, 36, "v01_device_info"},
+		{chunk.TypeRebootReason, 36, 20, "v04_reboot_reason"},
+		{chunk.TypeMetrics, 56, 78, "v05_metrics"},
+		{chunk.TypeHeartbeat, 134, 34, "v02_heartbeat"},
+	}
+	if len(frames) != len(want) {
+		t.Fatalf("%d frames", len(frames))
+	}
+	for i, w := range want {
+		f := frames[i]
+		if f.Type != w.typ || f.Offset != w.offset || f.Len != w.len || !bytes.Equal(f.Encode(), vector(t, w.vector)) {
+			t.Errorf("frame %d: %v at %d len %d", i, f.Type, f.Offset, f.Len)
 		}
-	}
-	if _, err := chunk.RLEDecompress(nil, []byte{0xff, 1, 200}, 100); !errors.Is(err, chunk.ErrDecompress) {
-		t.Fatal("output limit not enforced")
-	}
-	// A length prefix that disagrees with the data is an error.
-	bad := chunk.Chunk{Flags: chunk.FlagCompressed, Payload: []byte{5, 0, 0xff, 1, 3}}
-	if _, err := chunk.Decompress(bad); !errors.Is(err, chunk.ErrDecompress) {
-		t.Fatal("length mismatch accepted")
 	}
 }
