@@ -120,3 +120,14 @@ func (k *APIKey) Check(r *http.Request) bool {
 	got := sha256.Sum256([]byte(r.Header.Get("X-API-Key")))
 	return subtle.ConstantTimeCompare(got[:], k.sum[:]) == 1
 }
+
+// Authenticate implements Authenticator: the one admin account holds the admin role.
+func (a *BasicAuth) Authenticate(r *http.Request) (*lodestone.Principal, error) {
+	if r.Header.Get("Authorization") == "" {
+		return nil, nil
+	}
+	if !a.Check(r) {
+		return nil, lodestone.Errorf(lodestone.EUNAUTHORIZED, "invalid credentials")
+	}
+	return &lodestone.Principal{Name: a.user, Role: lodestone.RoleAdmin}, nil
+}

@@ -23,12 +23,6 @@ type ingestResponse struct {
 // ingestChunks implements POST /ingest/chunks. Gateways drop a batch on 4xx and retry on 5xx, so 4xx is kept for
 // data that can never be accepted and overload answers 503 with Retry-After.
 func (s *Server) ingestChunks(w http.ResponseWriter, r *http.Request) {
-	if !s.deps.IngestKey.Check(r) {
-		w.Header().Set("WWW-Authenticate", "ApiKey")
-		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or invalid X-API-Key",
-			Code: lodestone.EUNAUTHORIZED})
-		return
-	}
 	deviceID := r.Header.Get("X-Device-Id")
 	if deviceID != "" && !validDeviceHeader(deviceID) {
 		s.ingestReply(w, http.StatusBadRequest, 0, "X-Device-Id must be 1-128 visible ASCII characters")

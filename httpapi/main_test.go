@@ -94,7 +94,7 @@ func newEnv(t *testing.T, o opts) *env {
 	w := ingest.NewWriter(tw, ingest.WriterConfig{QueueSize: o.queue}, log)
 	svc := ingest.NewService(w, ingest.Config{Cipher: cipher, AddrWindow: o.window}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: o.maxBody}, httpapi.Deps{Ingest: svc, Devices: db,
-		Telemetry: db, Admin: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log})
+		Telemetry: db, Auth: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log})
 	hs := api.HTTPServer("", context.Background())
 	srv := httptest.NewUnstartedServer(hs.Handler)
 	srv.Config = hs

@@ -28,7 +28,7 @@ type Deps struct {
 	Ingest    *ingest.Service
 	Devices   lodestone.DeviceService
 	Telemetry lodestone.TelemetryService
-	Admin     *BasicAuth
+	Auth      Authenticator // users and tokens; nil refuses every non-public, non-device route
 	IngestKey *APIKey
 	Logger    *slog.Logger
 }
@@ -39,6 +39,7 @@ type Server struct {
 	deps     Deps
 	log      *slog.Logger
 	mux      *http.ServeMux
+	table    []Route
 	draining atomic.Bool
 	bufs     sync.Pool
 }
@@ -73,36 +74,24 @@ func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
 	}
 }
 
-// admin wraps h so that it needs the admin's Basic credentials.
-func (s *Server) admin(h handlerFunc) http.HandlerFunc {
-	return s.wrap(func(w http.ResponseWriter, r *http.Request) error {
-		if s.deps.Admin == nil || !s.deps.Admin.Check(r) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="lodestone"`)
-			return lodestone.Errorf(lodestone.EUNAUTHORIZED, "authentication required")
-		}
-		return h(w, r)
-	})
-}
-
-// routes is the whole route table.
+// routes is the whole route table. Feature files add theirs through their own routesXxx method called here.
 func (s *Server) routes() {
-	m := s.mux
-	m.HandleFunc("GET /health", s.wrap(s.health))
-	m.HandleFunc("GET /readyz", s.wrap(s.ready))
-	m.HandleFunc("GET /auth/mode", s.wrap(s.authMode))
+	s.handle("GET /health", AccessPublic, s.health)
+	s.handle("GET /readyz", AccessPublic, s.ready)
+	s.handle("GET /auth/mode", AccessPublic, s.authMode)
 
-	m.HandleFunc("POST /ingest/chunks", s.ingestChunks)
+	s.handleRaw("POST /ingest/chunks", AccessDevice, s.ingestChunks)
 
-	m.HandleFunc("GET /devices", s.admin(s.listDevices))
-	m.HandleFunc("GET /devices/{id}", s.admin(s.getDevice))
-	m.HandleFunc("GET /devices/{id}/faults", s.admin(s.listFaults))
-	m.HandleFunc("GET /devices/{id}/metrics", s.admin(s.listMetrics))
-	m.HandleFunc("GET /devices/{id}/reboots", s.admin(s.listReboots))
-	m.HandleFunc("GET /devices/{id}/heartbeats", s.admin(s.listHeartbeats))
-	m.HandleFunc("GET /devices/{id}/traces", s.admin(s.listTraces))
-	m.HandleFunc("GET /faults", s.admin(s.listFaults))
-	m.HandleFunc("GET /metrics", s.admin(s.listMetrics))
-	m.HandleFunc("GET /reboots", s.admin(s.listReboots))
+	s.handle("GET /devices", AccessViewer, s.listDevices)
+	s.handle("GET /devices/{id}", AccessViewer, s.getDevice)
+	s.handle("GET /devices/{id}/faults", AccessViewer, s.listFaults)
+	s.handle("GET /devices/{id}/metrics", AccessViewer, s.listMetrics)
+	s.handle("GET /devices/{id}/reboots", AccessViewer, s.listReboots)
+	s.handle("GET /devices/{id}/heartbeats", AccessViewer, s.listHeartbeats)
+	s.handle("GET /devices/{id}/traces", AccessViewer, s.listTraces)
+	s.handle("GET /faults", AccessViewer, s.listFaults)
+	s.handle("GET /metrics", AccessViewer, s.listMetrics)
+	s.handle("GET /reboots", AccessViewer, s.listReboots)
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

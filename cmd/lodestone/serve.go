@@ -149,7 +149,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	writer := ingest.NewWriter(db, ingest.WriterConfig{}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
-		Ingest: svc, Devices: db, Telemetry: db, Admin: admin, IngestKey: apiKey, Logger: log,
+		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
