@@ -17,6 +17,9 @@ func (s *Server) routesEvents() {
 // eventWriteTimeout bounds each write to a stream, so a client that stopped reading cannot hold a handler forever.
 const eventWriteTimeout = 30 * time.Second
 
+// maxEventsPerFlush caps how many waiting events one write takes.
+const maxEventsPerFlush = 256
+
 // eventStream serves live events as Server-Sent Events, as ferrite's GET /events/stream does: per event an
 // "event: <name>" and a "data: <json>" line with ferrite's names and shapes, flushed at once, and a ":" comment
 // after KeepAlive of silence. lodestone adds an "id:" line with the bus id, and resumes after the id in
@@ -81,12 +84,26 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) error {
 				}
 				continue
 			}
-			after = e.ID
-			if device != "" && e.DeviceID != device {
-				continue
+			// Write this event and any already waiting, then flush once: each event goes out at once, and a
+			// burst costs one flush rather than one per event.
+			buf = buf[:0]
+			for n := 1; ; n++ {
+				after = e.ID
+				if device == "" || e.DeviceID == device {
+					buf = appendSSE(buf, e)
+				}
+				more := false
+				if n < maxEventsPerFlush {
+					select {
+					case e, more = <-events: // a closed channel is seen again by the outer loop
+					default:
+					}
+				}
+				if !more {
+					break
+				}
 			}
-			buf = appendSSE(buf[:0], e)
-			if !send(buf) {
+			if len(buf) > 0 && !send(buf) {
 				return nil
 			}
 		}
