@@ -5,8 +5,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"embed"
-	"fmt"
+		"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,10 +16,8 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/schema"
 )
-
-//go:embed migrations/*.sql
-var migrations embed.FS
 
 // Ensure the backend implements the whole store.
 var _ lodestone.Store = (*DB)(nil)
@@ -174,27 +171,16 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 func (db *DB) migrator() (*goose.Provider, error) {
-	p, err := goose.NewProvider(goose.DialectSQLite3, db.w, mustSub(migrations, "migrations"))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: load migrations: %w", err)
-	}
-	return p, nil
+	return schema.Provider(schema.SQLite, db.w)
 }
 
 // MigrationStatus reports the applied and pending schema versions.
-func (db *DB) MigrationStatus(ctx context.Context) (current int64, latest int64, err error) {
+func (db *DB) MigrationStatus(ctx context.Context) (schema.Status, error) {
 	p, err := db.migrator()
 	if err != nil {
-		return 0, 0, err
+		return schema.Status{}, err
 	}
-	if current, err = p.GetDBVersion(ctx); err != nil {
-		return 0, 0, fmt.Errorf("sqlite: read schema version: %w", err)
-	}
-	srcs := p.ListSources()
-	if len(srcs) > 0 {
-		latest = srcs[len(srcs)-1].Version
-	}
-	return current, latest, nil
+	return schema.StatusOf(ctx, p)
 }
 
 // Path returns the database file.
