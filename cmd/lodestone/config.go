@@ -76,7 +76,7 @@ func str(p func(*Config) *string) func(*Config, string) error {
 var envVars = []envVar{
 	{"LODESTONE_HTTP", str(func(c *Config) *string { return &c.HTTP }), "listen address (ip:port)"},
 	{"LODESTONE_DATA_DIR", str(func(c *Config) *string { return &c.DataDir }), "directory for the database and files"},
-	{"LODESTONE_DB", str(func(c *Config) *string { return &c.DB }), "database: a SQLite file path or sqlite://path"},
+	{"LODESTONE_DB", str(func(c *Config) *string { return &c.DB }), "database: a SQLite file path, sqlite://path or postgres://user@host/db"},
 	{"INGEST_API_KEY", str(func(c *Config) *string { return &c.IngestAPIKey }), "key devices send as X-API-Key; unset leaves ingest open"},
 	{"CHUNK_ENCRYPTION_KEY", str(func(c *Config) *string { return &c.ChunkEncryptionKey }), "AES-128 key, 32 hex chars, for encrypted chunks"},
 	{"RETENTION_DAYS", func(c *Config, v string) error {
@@ -177,7 +177,7 @@ func findDotenv(dir string) (string, error) {
 func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "listen address `ip:port` (env LODESTONE_HTTP)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`directory` for the database, ELF and firmware files (env LODESTONE_DATA_DIR)")
-	fs.StringVar(&c.DB, "db", c.DB, "database: a SQLite `file` or sqlite://path; default <data-dir>/lodestone.db (env LODESTONE_DB)")
+	fs.StringVar(&c.DB, "db", c.DB, "database: a SQLite `file`, sqlite://path, or postgres://user:pass@host:5432/db for several replicas; default <data-dir>/lodestone.db (env LODESTONE_DB)")
 	fs.StringVar(&c.ELFDir, "elf-dir", c.ELFDir, "ELF `directory`; default <data-dir>/elfs")
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware `directory`; default <data-dir>/firmware")
 	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "dashboard `directory` (accepted for ferrite compatibility)")
@@ -195,9 +195,11 @@ func (c *Config) resolve() error {
 	if c.DB == "" {
 		c.DB = filepath.Join(c.DataDir, "lodestone.db")
 	}
-	c.DB = strings.TrimPrefix(c.DB, "sqlite://")
-	if strings.Contains(c.DB, "://") {
-		return fmt.Errorf("--db %q: only SQLite files are supported in this version", c.DB)
+	if _, err := parseDB(c.DB); err != nil {
+		return err
+	}
+	if !isPostgresURL(c.DB) {
+		c.DB = strings.TrimPrefix(c.DB, "sqlite://")
 	}
 	if c.ELFDir == "" {
 		c.ELFDir = filepath.Join(c.DataDir, "elfs")
