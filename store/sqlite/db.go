@@ -5,7 +5,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-		"fmt"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
