@@ -219,3 +219,6 @@ func (db *DB) Close() error {
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// ReadDB is the read pool, for tools that read the raw tables (lodestone copy); it cannot write.
+func (db *DB) ReadDB() *sql.DB { return db.r }
