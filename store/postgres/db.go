@@ -155,3 +155,13 @@ func where(conds []string) string {
 	}
 	return " WHERE " + strings.Join(conds, " AND ")
 }
+
+// Status reports the schema version of the database at url without changing it.
+func Status(ctx context.Context, url string) (schema.Status, error) {
+	db, err := Open(ctx, url, Options{NoMigrate: true, MaxConns: 2})
+	if err != nil {
+		return schema.Status{}, err
+	}
+	defer db.Close()
+	return db.MigrationStatus(ctx)
+}

@@ -222,3 +222,20 @@ func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
 // ReadDB is the read pool, for tools that read the raw tables (lodestone copy); it cannot write.
 func (db *DB) ReadDB() *sql.DB { return db.r }
+
+// Status reports the schema version of the database file at path without changing it.
+func Status(ctx context.Context, path string) (schema.Status, error) {
+	if _, err := os.Stat(path); err != nil {
+		return schema.Status{}, fmt.Errorf("sqlite: %w", err)
+	}
+	db, err := sql.Open(driverName, dsn(path, "FULL", true))
+	if err != nil {
+		return schema.Status{}, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	defer db.Close()
+	p, err := schema.Provider(schema.SQLite, db)
+	if err != nil {
+		return schema.Status{}, err
+	}
+	return schema.StatusOf(ctx, p)
+}
