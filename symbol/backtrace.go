@@ -40,7 +40,8 @@ func (m *stackMemory) read(addr uint32) (uint32, bool) {
 	return m.words[(addr-m.base)/4], true
 }
 
-func (m *stackMemory) end() uint32 { return m.base + 4*uint32(len(m.words)) }
+// end is the address just past the snapshot, computed without 32-bit wrap-around.
+func (m *stackMemory) end() uint64 { return uint64(m.base) + 4*uint64(len(m.words)) }
 
 // Backtrace recovers the call stack of a fault: the PC, then callers unwound with .debug_frame CFI as far as the
 // registers and the 16-word stack snapshot allow (the LR register stands in for a leaf function's return
@@ -93,8 +94,8 @@ func (ix *Index) Backtrace(f *lodestone.Fault) []StackFrame {
 		}
 	}
 	// Scan the snapshot above the deepest stack pointer the CFI walk reached.
-	for a := (max(scanFrom, mem.base) + 3) &^ 3; a < mem.end(); a += 4 {
-		w, _ := mem.read(a)
+	for a := (uint64(max(scanFrom, mem.base)) + 3) &^ 3; a < mem.end(); a += 4 {
+		w, _ := mem.read(uint32(a))
 		if ra, ok := ix.isReturnAddress(w); ok {
 			if n := len(out); n > 0 && out[n-1].Address == uint32(ra) && out[n-1].Method == MethodLR {
 				continue // the LR register already reported this return address

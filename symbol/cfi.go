@@ -117,6 +117,16 @@ func (r *cfiReader) sleb() int64 {
 	return v
 }
 
+// skip moves past n bytes, reporting whether they were there.
+func (r *cfiReader) skip(n uint64) bool {
+	if r.err || n > uint64(len(r.b)-r.off) {
+		r.err = true
+		return false
+	}
+	r.off += int(n)
+	return true
+}
+
 func (r *cfiReader) cstring() string {
 	start := r.off
 	for r.off < len(r.b) && r.b[r.off] != 0 {
@@ -353,13 +363,15 @@ func execCFA(c *cie, insns []byte, row *unwindRow, initial *unwindRow, loc, pc u
 		case 0x0e: // def_cfa_offset
 			row.cfaOff = int64(r.uleb())
 		case 0x0f: // def_cfa_expression
-			n := r.uleb()
-			r.off += int(n)
+			if !r.skip(r.uleb()) {
+				return errBadCFI
+			}
 			row.cfaExpr = true
 		case 0x10, 0x16: // expression, val_expression
 			reg := r.uleb()
-			n := r.uleb()
-			r.off += int(n)
+			if !r.skip(r.uleb()) {
+				return errBadCFI
+			}
 			set(reg, regRule{kind: ruleExpression})
 		case 0x11: // offset_extended_sf
 			reg := r.uleb()

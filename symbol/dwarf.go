@@ -303,7 +303,9 @@ func buildPartition(ranges []funcRange) partition {
 	for i := range owner {
 		owner[i] = -1
 	}
-	// Paint the largest ranges first so that smaller (inner) ones overwrite them.
+	// Give each span to the smallest range covering it (the later DIE on a tie): visit ranges smallest first
+	// and claim only spans still free. next[i] leads to the first free span at or after i (union-find with
+	// path halving), so every span is claimed once and hostile DWARF cannot make this quadratic.
 	order := make([]int, len(ranges))
 	for i := range order {
 		order[i] = i
@@ -311,15 +313,31 @@ func buildPartition(ranges []funcRange) partition {
 	sort.SliceStable(order, func(i, j int) bool {
 		a, c := ranges[order[i]], ranges[order[j]]
 		if la, lc := a.hi-a.lo, c.hi-c.lo; la != lc {
-			return la > lc
+			return la < lc
 		}
-		return a.fn < c.fn
+		return a.fn > c.fn
 	})
+	next := make([]int, len(owner)+1)
+	for i := range next {
+		next[i] = i
+	}
+	find := func(i int) int {
+		for next[i] != i {
+			next[i] = next[next[i]]
+			i = next[i]
+		}
+		return i
+	}
 	for _, k := range order {
 		r := ranges[k]
 		i := sort.Search(len(uniq), func(i int) bool { return uniq[i] >= r.lo })
-		for ; i < len(owner) && uniq[i] < r.hi; i++ {
+		if i >= len(owner) {
+			continue
+		}
+		i = find(i)
+		for ; i < len(owner) && uniq[i] < r.hi; i = find(i + 1) {
 			owner[i] = r.fn
+			next[i] = i + 1
 		}
 	}
 	// Merge neighbouring spans with the same owner.

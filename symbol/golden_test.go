@@ -3,6 +3,7 @@ package symbol
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,9 +31,14 @@ func readGolden(tb testing.TB, path string) []goldenAddr {
 		tb.Fatal(err)
 	}
 	defer f.Close()
+	return parseAddr2line(tb, path, f)
+}
+
+func parseAddr2line(tb testing.TB, path string, r io.Reader) []goldenAddr {
+	tb.Helper()
 	var out []goldenAddr
 	var lines []string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
