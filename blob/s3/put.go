@@ -1,0 +1,178 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+// cleanupTimeout bounds the requests that undo a failed Put; they run even when the Put's context is cancelled.
+const cleanupTimeout = 30 * time.Second
+
+// Put implements lodestone.BlobStore. It holds at most one part in memory: a blob that fits in one part goes to
+// its content key in a single PUT; a larger one is uploaded part by part to a temporary key while it is hashed,
+// then copied server-side to its content key. Every request carries the SHA-256 of its body, so the server
+// rejects bytes damaged on the way.
+func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (lodestone.BlobRef, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return lodestone.BlobRef{}, false, err
+	}
+	src := r
+	if maxSize > 0 {
+		src = io.LimitReader(r, maxSize+1)
+	}
+	src = ctxReader{ctx, src}
+	buf := make([]byte, s.cfg.PartSize)
+	n, err := io.ReadFull(src, buf)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return s.putSmall(ctx, buf[:n], maxSize)
+	case err != nil:
+		return lodestone.BlobRef{}, false, fmt.Errorf("read blob: %w", err)
+	}
+	return s.putLarge(ctx, src, buf, maxSize)
+}
+
+func tooLarge(maxSize int64) error {
+	return lodestone.Errorf(lodestone.ETOOLARGE, "blob exceeds %d bytes", maxSize)
+}
+
+func (s *Store) putSmall(ctx context.Context, data []byte, maxSize int64) (lodestone.BlobRef, bool, error) {
+	if maxSize > 0 && int64(len(data)) > maxSize {
+		return lodestone.BlobRef{}, false, tooLarge(maxSize)
+	}
+	h := sha256.Sum256(data)
+	ref := lodestone.BlobRef{SHA256: hex.EncodeToString(h[:]), Size: int64(len(data))}
+	if existed, err := s.exists(ctx, ref.SHA256); err != nil || existed {
+		return ref, existed, err
+	}
+	_, err := s.core.PutObject(ctx, s.cfg.Bucket, s.key(ref.SHA256), bytes.NewReader(data), ref.Size, "", ref.SHA256,
+		minio.PutObjectOptions{ContentType: "application/octet-stream", DisableContentSha256: true})
+	if err != nil {
+		return lodestone.BlobRef{}, false, fmt.Errorf("store blob %s: %w", ref.SHA256, err)
+	}
+	return ref, false, nil
+}
+
+func (s *Store) exists(ctx context.Context, sum string) (bool, error) {
+	_, err := s.client.StatObject(ctx, s.cfg.Bucket, s.key(sum), minio.StatObjectOptions{})
+	if isNotFound(err) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("stat blob %s: %w", sum, err)
+	}
+	return true, nil
+}
+
+// putLarge uploads first (already read, full) and the rest of src as a multipart upload to a temporary key, then
+// moves it to its content key.
+func (s *Store) putLarge(ctx context.Context, src io.Reader, first []byte, maxSize int64) (ref lodestone.BlobRef, existed bool, err error) {
+	tmp, err := s.tmpKey()
+	if err != nil {
+		return lodestone.BlobRef{}, false, err
+	}
+	uploadID, err := s.core.NewMultipartUpload(ctx, s.cfg.Bucket, tmp, minio.PutObjectOptions{ContentType: "application/octet-stream"})
+	if err != nil {
+		return lodestone.BlobRef{}, false, fmt.Errorf("start blob upload: %w", err)
+	}
+	completed := false
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if !completed {
+			s.core.AbortMultipartUpload(cctx, s.cfg.Bucket, tmp, uploadID)
+			return
+		}
+		// The temporary object goes whether the move succeeded or not; Sweep catches it if this fails too.
+		s.client.RemoveObject(cctx, s.cfg.Bucket, tmp, minio.RemoveObjectOptions{})
+	}()
+
+	h := sha256.New()
+	var parts []minio.CompletePart
+	buf, n := first, len(first)
+	var size int64
+	for {
+		part := buf[:n]
+		h.Write(part)
+		size += int64(n)
+		if maxSize > 0 && size > maxSize {
+			return lodestone.BlobRef{}, false, tooLarge(maxSize)
+		}
+		if len(parts) == maxParts {
+			return lodestone.BlobRef{}, false, lodestone.Errorf(lodestone.ETOOLARGE,
+				"blob exceeds %d parts of %d bytes", maxParts, s.cfg.PartSize)
+		}
+		ps := sha256.Sum256(part)
+		p, err := s.core.PutObjectPart(ctx, s.cfg.Bucket, tmp, uploadID, len(parts)+1, bytes.NewReader(part), int64(n),
+			minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(ps[:]), DisableContentSha256: true})
+		if err != nil {
+			return lodestone.BlobRef{}, false, fmt.Errorf("upload blob part %d: %w", len(parts)+1, err)
+		}
+		parts = append(parts, minio.CompletePart{PartNumber: p.PartNumber, ETag: p.ETag})
+
+		n, err = io.ReadFull(src, buf)
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return lodestone.BlobRef{}, false, fmt.Errorf("read blob: %w", err)
+		}
+	}
+	ref = lodestone.BlobRef{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}
+	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, tmp, uploadID, parts, minio.PutObjectOptions{}); err != nil {
+		return lodestone.BlobRef{}, false, fmt.Errorf("finish blob upload: %w", err)
+	}
+	completed = true
+
+	if existed, err := s.exists(ctx, ref.SHA256); err != nil || existed {
+		return ref, existed, err
+	}
+	if err := s.move(ctx, tmp, ref); err != nil {
+		return lodestone.BlobRef{}, false, fmt.Errorf("store blob %s: %w", ref.SHA256, err)
+	}
+	return ref, false, nil
+}
+
+// move copies the temporary object to its content key on the server. S3 copies at most 5 GiB in one request;
+// beyond that the copy is a multipart upload of ranged part copies.
+func (s *Store) move(ctx context.Context, tmp string, ref lodestone.BlobRef) error {
+	dst := minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: s.key(ref.SHA256)}
+	src := minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: tmp}
+	var err error
+	if ref.Size <= maxPartSize {
+		_, err = s.client.CopyObject(ctx, dst, src)
+	} else {
+		_, err = s.client.ComposeObject(ctx, dst, src)
+	}
+	return err
+}
+
+func (s *Store) tmpKey() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("temporary blob name: %w", err)
+	}
+	return s.tmpPrefix() + hex.EncodeToString(b[:]), nil
+}
+
+// ctxReader stops a long upload when the request that feeds it is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
