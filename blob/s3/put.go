@@ -75,7 +75,8 @@ func (s *Store) exists(ctx context.Context, sum string) (bool, error) {
 }
 
 // putLarge uploads first (already read, full) and the rest of src as a multipart upload to a temporary key, then
-// moves it to its content key.
+// moves it to its content key. Reading and hashing the next part overlaps the upload of the previous one, so it
+// holds two parts.
 func (s *Store) putLarge(ctx context.Context, src io.Reader, first []byte, maxSize int64) (ref lodestone.BlobRef, existed bool, err error) {
 	tmp, err := s.tmpKey()
 	if err != nil {
@@ -85,8 +86,14 @@ func (s *Store) putLarge(ctx context.Context, src io.Reader, first []byte, maxSi
 	if err != nil {
 		return lodestone.BlobRef{}, false, fmt.Errorf("start blob upload: %w", err)
 	}
+	uctx, stopUploads := context.WithCancel(ctx)
+	var pending chan partResult // the upload in flight, if any
 	completed := false
 	defer func() {
+		stopUploads()
+		if pending != nil {
+			<-pending
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		if !completed {
@@ -96,36 +103,60 @@ func (s *Store) putLarge(ctx context.Context, src io.Reader, first []byte, maxSi
 		// The temporary object goes whether the move succeeded or not; Sweep catches it if this fails too.
 		s.client.RemoveObject(cctx, s.cfg.Bucket, tmp, minio.RemoveObjectOptions{})
 	}()
+	// wait collects the upload in flight.
+	var parts []minio.CompletePart
+	wait := func() error {
+		if pending == nil {
+			return nil
+		}
+		r := <-pending
+		pending = nil
+		if r.err != nil {
+			return fmt.Errorf("upload blob part %d: %w", len(parts)+1, r.err)
+		}
+		parts = append(parts, r.part)
+		return nil
+	}
 
 	h := sha256.New()
-	var parts []minio.CompletePart
-	buf, n := first, len(first)
+	bufs := [2][]byte{first, nil}
+	n := len(first)
 	var size int64
-	for {
-		part := buf[:n]
+	for i := 0; ; i++ {
+		part := bufs[i%2][:n]
 		h.Write(part)
 		size += int64(n)
 		if maxSize > 0 && size > maxSize {
 			return lodestone.BlobRef{}, false, tooLarge(maxSize)
 		}
-		if len(parts) == maxParts {
+		if i == maxParts {
 			return lodestone.BlobRef{}, false, lodestone.Errorf(lodestone.ETOOLARGE,
 				"blob exceeds %d parts of %d bytes", maxParts, s.cfg.PartSize)
 		}
 		ps := sha256.Sum256(part)
-		p, err := s.core.PutObjectPart(ctx, s.cfg.Bucket, tmp, uploadID, len(parts)+1, bytes.NewReader(part), int64(n),
-			minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(ps[:]), DisableContentSha256: true})
-		if err != nil {
-			return lodestone.BlobRef{}, false, fmt.Errorf("upload blob part %d: %w", len(parts)+1, err)
+		if err := wait(); err != nil { // frees the other buffer
+			return lodestone.BlobRef{}, false, err
 		}
-		parts = append(parts, minio.CompletePart{PartNumber: p.PartNumber, ETag: p.ETag})
+		pending = make(chan partResult, 1)
+		go func(num int, part []byte, sum string) {
+			p, err := s.core.PutObjectPart(uctx, s.cfg.Bucket, tmp, uploadID, num, bytes.NewReader(part), int64(len(part)),
+				minio.PutObjectPartOptions{Sha256Hex: sum, DisableContentSha256: true})
+			pending <- partResult{minio.CompletePart{PartNumber: p.PartNumber, ETag: p.ETag}, err}
+		}(i+1, part, hex.EncodeToString(ps[:]))
 
-		n, err = io.ReadFull(src, buf)
+		next := &bufs[(i+1)%2]
+		if *next == nil {
+			*next = make([]byte, s.cfg.PartSize)
+		}
+		n, err = io.ReadFull(src, *next)
 		if errors.Is(err, io.EOF) {
 			break
 		} else if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 			return lodestone.BlobRef{}, false, fmt.Errorf("read blob: %w", err)
 		}
+	}
+	if err := wait(); err != nil {
+		return lodestone.BlobRef{}, false, err
 	}
 	ref = lodestone.BlobRef{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}
 	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, tmp, uploadID, parts, minio.PutObjectOptions{}); err != nil {
@@ -140,6 +171,11 @@ func (s *Store) putLarge(ctx context.Context, src io.Reader, first []byte, maxSi
 		return lodestone.BlobRef{}, false, fmt.Errorf("store blob %s: %w", ref.SHA256, err)
 	}
 	return ref, false, nil
+}
+
+type partResult struct {
+	part minio.CompletePart
+	err  error
 }
 
 // move copies the temporary object to its content key on the server. S3 copies at most 5 GiB in one request;
