@@ -71,7 +71,8 @@ func (c Config) String() string {
 	return fmt.Sprintf("s3 bucket %q prefix %q at %s://%s", c.Bucket, c.Prefix, scheme, c.Endpoint)
 }
 
-func (c *Config) validate() error {
+// Validate checks the configuration and fills in defaults; Open calls it.
+func (c *Config) Validate() error {
 	if c.Endpoint == "" {
 		return errors.New("s3: endpoint is required")
 	}
@@ -123,7 +124,7 @@ type Store struct {
 // Open connects to the bucket, creating it if cfg.CreateBucket says so, and removes temporary objects and
 // unfinished uploads older than TempGrace. It fails if the server cannot be reached within cfg.OpenTimeout.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}

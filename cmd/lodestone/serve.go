@@ -125,6 +125,11 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		}
 	}
 
+	blobs, err := openBlobs(ctx, cfg.Blobs, cfg.DataDir, cfg.s3Keys(), log)
+	if err != nil {
+		return err
+	}
+
 	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Synchronous: cfg.SQLiteSync})
 	if err != nil {
 		return err
@@ -150,6 +155,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
+		Blobs: blobs,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
