@@ -8,12 +8,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/blob/blobtest"
@@ -158,14 +163,25 @@ func TestSweep(t *testing.T) {
 	tmp := filepath.Join(srv.Dir, srv.Bucket, cfg.Prefix, "tmp")
 	os.MkdirAll(tmp, 0o755)
 	os.WriteFile(filepath.Join(tmp, "left-by-a-crash"), []byte("partial"), 0o644)
-	if n, err := s.Sweep(t.Context(), time.Hour); err != nil || n != 0 {
-		t.Fatalf("Sweep of a fresh leftover = %d, %v; want it kept", n, err)
+	// A crash mid-upload leaves an unfinished multipart upload.
+	core, err := minio.NewCore(srv.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(srv.AccessKey, srv.SecretKey, ""), Region: srv.Region})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n, err := s.Sweep(t.Context(), 0); err != nil || n != 1 {
-		t.Fatalf("Sweep = %d, %v; want 1 removed", n, err)
+	if _, err := core.NewMultipartUpload(t.Context(), srv.Bucket, cfg.Prefix+"tmp/upload-cut-short", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Sweep(t.Context(), time.Hour); err != nil || n != 0 {
+		t.Fatalf("Sweep of fresh leftovers = %d, %v; want them kept", n, err)
+	}
+	if n, err := s.Sweep(t.Context(), 0); err != nil || n != 2 {
+		t.Fatalf("Sweep = %d, %v; want 2 removed", n, err)
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "left-by-a-crash")); !os.IsNotExist(err) {
 		t.Fatalf("leftover still there: %v", err)
+	}
+	if n, err := s.Sweep(t.Context(), 0); err != nil || n != 0 {
+		t.Fatalf("second Sweep = %d, %v; want nothing left", n, err)
 	}
 }
 
@@ -232,4 +248,29 @@ func closedPort(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// A blob serves HTTP range requests as firmware downloads will: http.ServeContent seeks from the end for the size
+// and then to the range.
+func TestServeRange(t *testing.T) {
+	srv := s3test.Start(t)
+	s := open(t, config(srv))
+	data := bytes.Repeat([]byte("0123456789"), 700_000) // over one 5 MiB part
+	ref, _, err := s.Put(t.Context(), bytes.NewReader(data), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Open(t.Context(), ref.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	req := httptest.NewRequest("GET", "/firmware.bin", nil)
+	req.Header.Set("Range", "bytes=5242870-5242889")
+	rec := httptest.NewRecorder()
+	http.ServeContent(rec, req, "firmware.bin", b.ModTime(), b)
+	if rec.Code != http.StatusPartialContent || rec.Body.String() != string(data[5242870:5242890]) ||
+		rec.Header().Get("Content-Range") != fmt.Sprintf("bytes 5242870-5242889/%d", len(data)) {
+		t.Fatalf("range answer %d %q %q", rec.Code, rec.Header().Get("Content-Range"), rec.Body.String())
+	}
 }
