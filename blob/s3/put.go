@@ -32,7 +32,8 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (lodestone.
 		src = io.LimitReader(r, maxSize+1)
 	}
 	src = ctxReader{ctx, src}
-	buf := make([]byte, s.cfg.PartSize)
+	buf := s.getBuf()
+	defer s.bufs.Put(&buf)
 	n, err := io.ReadFull(src, buf)
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
@@ -87,12 +88,16 @@ func (s *Store) putLarge(ctx context.Context, src io.Reader, first []byte, maxSi
 		return lodestone.BlobRef{}, false, fmt.Errorf("start blob upload: %w", err)
 	}
 	uctx, stopUploads := context.WithCancel(ctx)
-	var pending chan partResult // the upload in flight, if any
+	var pending chan partResult   // the upload in flight, if any
+	bufs := [2][]byte{first, nil} // Put returns first to the pool
 	completed := false
 	defer func() {
 		stopUploads()
 		if pending != nil {
 			<-pending
+		}
+		if bufs[1] != nil {
+			s.bufs.Put(&bufs[1])
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
@@ -119,7 +124,6 @@ func (s *Store) putLarge(ctx context.Context, src io.Reader, first []byte, maxSi
 	}
 
 	h := sha256.New()
-	bufs := [2][]byte{first, nil}
 	n := len(first)
 	var size int64
 	for i := 0; ; i++ {
@@ -146,7 +150,7 @@ func (s *Store) putLarge(ctx context.Context, src io.Reader, first []byte, maxSi
 
 		next := &bufs[(i+1)%2]
 		if *next == nil {
-			*next = make([]byte, s.cfg.PartSize)
+			*next = s.getBuf()
 		}
 		n, err = io.ReadFull(src, *next)
 		if errors.Is(err, io.EOF) {
@@ -190,6 +194,14 @@ func (s *Store) move(ctx context.Context, tmp string, ref lodestone.BlobRef) err
 		_, err = s.client.ComposeObject(ctx, dst, src)
 	}
 	return err
+}
+
+// getBuf returns a part buffer; they are pooled so that a stream of small Puts does not allocate a part each.
+func (s *Store) getBuf() []byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, s.cfg.PartSize)
 }
 
 func (s *Store) tmpKey() (string, error) {

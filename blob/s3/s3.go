@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -119,6 +120,7 @@ type Store struct {
 	cfg    Config
 	client *minio.Client
 	core   minio.Core // multipart calls, so Put controls its part buffers and hashes as it goes
+	bufs   sync.Pool  // *[]byte of cfg.PartSize
 }
 
 // Open connects to the bucket, creating it if cfg.CreateBucket says so, and removes temporary objects and
