@@ -31,6 +31,7 @@ type Deps struct {
 	Auth      Authenticator // users and tokens; nil refuses every non-public, non-device route
 	IngestKey *APIKey
 	Logger    *slog.Logger
+	Blobs     lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
 }
 
 // Server is the HTTP API.

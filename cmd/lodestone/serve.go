@@ -124,6 +124,11 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		}
 	}
 
+	blobs, err := openBlobs(ctx, cfg.Blobs, cfg.DataDir, cfg.s3Keys(), log)
+	if err != nil {
+		return err
+	}
+
 	spec, err := parseDB(cfg.DB)
 	if err != nil {
 		return err
@@ -153,6 +158,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
+		Blobs: blobs,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
