@@ -21,10 +21,14 @@ var ErrClosed = lodestone.Errorf(lodestone.EUNAVAILABLE, "server is shutting dow
 type WriterConfig struct {
 	QueueSize  int // pending requests before ErrOverloaded; default 4096
 	MaxRecords int // records per transaction; default 20000
+	// Committers is how many transactions may be in flight at once; default 1. SQLite has one writer, so more
+	// only queue on its lock; a server database (PostgreSQL) commits several groups in parallel, which hides the
+	// network round trips of each.
+	Committers int
 }
 
-// Writer group-commits telemetry: one goroutine takes every request waiting in the queue and writes them in one
-// transaction, so many concurrent requests cost one commit (and one fsync). A caller's Write returns only after its
+// Writer group-commits telemetry: a committer goroutine takes every request waiting in the queue and writes them
+// in one transaction, so many concurrent requests cost one commit (and one fsync). A caller's Write returns only after its
 // data is committed.
 type Writer struct {
 	store  lodestone.TelemetryWriter
@@ -56,13 +60,27 @@ func NewWriter(store lodestone.TelemetryWriter, cfg WriterConfig, log *slog.Logg
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = 20000
 	}
+	if cfg.Committers <= 0 {
+		cfg.Committers = 1
+	}
 	if log == nil {
 		log = slog.Default()
 	}
 	w := &Writer{store: store, log: log, cfg: cfg, queue: make(chan *writeReq, cfg.QueueSize),
 		done: make(chan struct{})}
 	w.pool.New = func() any { return &writeReq{done: make(chan error, 1)} }
-	go w.run()
+	var wg sync.WaitGroup
+	for range cfg.Committers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(w.done)
+	}()
 	return w
 }
 
@@ -102,7 +120,6 @@ func (w *Writer) Write(ctx context.Context, batches []*lodestone.DeviceBatch) er
 }
 
 func (w *Writer) run() {
-	defer close(w.done)
 	var group []*writeReq
 	var all []*lodestone.DeviceBatch
 	for first := range w.queue {

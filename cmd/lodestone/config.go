@@ -80,7 +80,7 @@ func str(p func(*Config) *string) func(*Config, string) error {
 var envVars = []envVar{
 	{"LODESTONE_HTTP", str(func(c *Config) *string { return &c.HTTP }), "listen address (ip:port)"},
 	{"LODESTONE_DATA_DIR", str(func(c *Config) *string { return &c.DataDir }), "directory for the database and files"},
-	{"LODESTONE_DB", str(func(c *Config) *string { return &c.DB }), "database: a SQLite file path or sqlite://path"},
+	{"LODESTONE_DB", str(func(c *Config) *string { return &c.DB }), "database: a SQLite file path, sqlite://path or postgres://user@host/db"},
 	{"LODESTONE_BLOBS", str(func(c *Config) *string { return &c.Blobs }), "blob store: file:///path or s3://bucket/prefix?endpoint=host:port&region=&secure=&create="},
 	{"AWS_ACCESS_KEY_ID", str(func(c *Config) *string { return &c.AWSAccessKeyID }), "S3 access key for --blobs s3://"},
 	{"AWS_SECRET_ACCESS_KEY", str(func(c *Config) *string { return &c.AWSSecretAccessKey }), "S3 secret key for --blobs s3://"},
@@ -184,7 +184,7 @@ func findDotenv(dir string) (string, error) {
 func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "listen address `ip:port` (env LODESTONE_HTTP)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`directory` for the database, ELF and firmware files (env LODESTONE_DATA_DIR)")
-	fs.StringVar(&c.DB, "db", c.DB, "database: a SQLite `file` or sqlite://path; default <data-dir>/lodestone.db (env LODESTONE_DB)")
+	fs.StringVar(&c.DB, "db", c.DB, "database: a SQLite `file`, sqlite://path, or postgres://user:pass@host:5432/db for several replicas; default <data-dir>/lodestone.db (env LODESTONE_DB)")
 	fs.StringVar(&c.ELFDir, "elf-dir", c.ELFDir, "ELF `directory`; default <data-dir>/elfs")
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware `directory`; default <data-dir>/firmware")
 	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob store `URL`: file:///path or s3://bucket/prefix?endpoint=host:port; default <data-dir>/blobs (env LODESTONE_BLOBS)")
@@ -203,9 +203,11 @@ func (c *Config) resolve() error {
 	if c.DB == "" {
 		c.DB = filepath.Join(c.DataDir, "lodestone.db")
 	}
-	c.DB = strings.TrimPrefix(c.DB, "sqlite://")
-	if strings.Contains(c.DB, "://") {
-		return fmt.Errorf("--db %q: only SQLite files are supported in this version", c.DB)
+	if _, err := parseDB(c.DB); err != nil {
+		return err
+	}
+	if !isPostgresURL(c.DB) {
+		c.DB = strings.TrimPrefix(c.DB, "sqlite://")
 	}
 	if c.ELFDir == "" {
 		c.ELFDir = filepath.Join(c.DataDir, "elfs")

@@ -16,7 +16,6 @@ import (
 	"github.com/lodestone-fleet/lodestone/chunk"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
-	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
 // serveCmd runs the server until its context ends, then shuts down gracefully: readiness goes 503, the listener
@@ -130,7 +129,11 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Synchronous: cfg.SQLiteSync})
+	spec, err := parseDB(cfg.DB)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, spec, cfg.SQLiteSync)
 	if err != nil {
 		return err
 	}
@@ -151,7 +154,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		log.Warn("INGEST_API_KEY is not set: anyone who can reach this port can post telemetry")
 	}
 
-	writer := ingest.NewWriter(db, ingest.WriterConfig{}, log)
+	writer := ingest.NewWriter(db, ingest.WriterConfig{Committers: db.committers()}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
@@ -168,7 +171,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	srv := api.HTTPServer(cfg.HTTP, base)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("lodestone serving", "addr", ln.Addr().String(), "db", cfg.DB, "version", version)
+	log.Info("lodestone serving", "addr", ln.Addr().String(), "db", spec.String(), "version", version)
 	if c.ready != nil {
 		c.ready <- ln.Addr().String()
 	}
