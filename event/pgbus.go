@@ -74,7 +74,7 @@ func OpenPGURL(ctx context.Context, url string, cfg PGConfig) (*PGBus, error) {
 }
 
 // OpenPG opens a bus that writes and replays through pool and listens on a dedicated connection configured like
-// the pool's. The events table must exist (store/postgres/migrations). Close does not close pool.
+// the pool's. The events table must exist (store/schema/postgres, 00020_events.sql). Close does not close pool.
 func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, error) {
 	if cfg.RingSize <= 0 {
 		cfg.RingSize = DefaultRingSize

@@ -4,17 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/event"
 	"github.com/lodestone-fleet/lodestone/store/postgres/pgtest"
+	"github.com/lodestone-fleet/lodestone/store/schema"
 )
 
 // migrated returns the URL of a fresh schema with every PostgreSQL migration applied.
@@ -26,7 +25,7 @@ func migrated(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("../store/postgres/migrations"))
+	p, err := schema.Provider(schema.Postgres, db)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -3,14 +3,13 @@ package httpapi_test
 import (
 	"context"
 	"database/sql"
-	"os"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 
 	"github.com/lodestone-fleet/lodestone/event"
 	"github.com/lodestone-fleet/lodestone/store/postgres/pgtest"
+	"github.com/lodestone-fleet/lodestone/store/schema"
 )
 
 // Two servers sharing one PostgreSQL event bus are two replicas: a chunk ingested through A is a live event on
@@ -21,7 +20,7 @@ func TestEventStreamAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("../store/postgres/migrations"))
+	p, err := schema.Provider(schema.Postgres, db)
 	if err != nil {
 		t.Fatal(err)
 	}

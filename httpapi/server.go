@@ -32,7 +32,8 @@ type Deps struct {
 	Auth      Authenticator // users and tokens; nil refuses every non-public, non-device route
 	IngestKey *APIKey
 	Logger    *slog.Logger
-	Events    lodestone.EventBus // live events for GET /events/stream; nil answers 503
+	Blobs     lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
+	Events    lodestone.EventBus  // live events for GET /events/stream; nil answers 503
 }
 
 // Server is the HTTP API.

@@ -23,10 +23,14 @@ type WriterConfig struct {
 	MaxRecords int // records per transaction; default 20000
 	// Events receives the live events of committed data, after the commit; nil publishes nothing.
 	Events lodestone.EventPublisher
+	// Committers is how many transactions may be in flight at once; default 1. SQLite has one writer, so more
+	// only queue on its lock; a server database (PostgreSQL) commits several groups in parallel, which hides the
+	// network round trips of each.
+	Committers int
 }
 
-// Writer group-commits telemetry: one goroutine takes every request waiting in the queue and writes them in one
-// transaction, so many concurrent requests cost one commit (and one fsync). A caller's Write returns only after its
+// Writer group-commits telemetry: a committer goroutine takes every request waiting in the queue and writes them
+// in one transaction, so many concurrent requests cost one commit (and one fsync). A caller's Write returns only after its
 // data is committed.
 type Writer struct {
 	store  lodestone.TelemetryWriter
@@ -59,6 +63,9 @@ func NewWriter(store lodestone.TelemetryWriter, cfg WriterConfig, log *slog.Logg
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = 20000
 	}
+	if cfg.Committers <= 0 {
+		cfg.Committers = 1
+	}
 	if log == nil {
 		log = slog.Default()
 	}
@@ -68,7 +75,18 @@ func NewWriter(store lodestone.TelemetryWriter, cfg WriterConfig, log *slog.Logg
 	if cfg.Events != nil {
 		w.events = newPublisher(cfg.Events, log)
 	}
-	go w.run()
+	var wg sync.WaitGroup
+	for range cfg.Committers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(w.done)
+	}()
 	return w
 }
 
@@ -108,7 +126,6 @@ func (w *Writer) Write(ctx context.Context, batches []*lodestone.DeviceBatch) er
 }
 
 func (w *Writer) run() {
-	defer close(w.done)
 	var group []*writeReq
 	var all []*lodestone.DeviceBatch
 	for first := range w.queue {

@@ -171,3 +171,41 @@ func TestWriterOverloadAndClose(t *testing.T) {
 		}
 	}
 }
+
+func TestWriterCommittersRunInParallel(t *testing.T) {
+	db := openDB(t)
+	st := &observed{TelemetryWriter: db, hold: make(chan struct{})}
+	w := ingest.NewWriter(st, ingest.WriterConfig{Committers: 3}, quiet)
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- w.Write(context.Background(), batch(fmt.Sprintf("p%d", i)))
+		}()
+		// Each write must reach the store while the earlier ones are still held: three committers, three
+		// transactions in flight.
+		deadline := time.Now().Add(5 * time.Second)
+		for st.calls.Load() != int64(i+1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("write %d did not start while %d were in flight", i+1, i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	go releaseAll(st.hold)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	for i := range 3 {
+		if _, err := db.FindDeviceByID(context.Background(), fmt.Sprintf("p%d", i)); err != nil {
+			t.Fatalf("device p%d: %v", i, err)
+		}
+	}
+}

@@ -43,12 +43,13 @@ func (r *Report) finish(lat []time.Duration) {
 	r.P50, r.P90, r.P99, r.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
 }
 
-// HTTP posts bodies to url from concurrency keep-alive clients for duration (or until maxRequests, if > 0).
-// Only 2xx answers count as delivered; anything else is a failed request.
-func HTTP(ctx context.Context, url, apiKey string, bodies []Body, concurrency int, duration time.Duration,
+// HTTP posts bodies from concurrency keep-alive clients for duration (or until maxRequests, if > 0). Clients are
+// spread evenly over urls, so several replicas share the load. Only 2xx answers count as delivered; anything else
+// is a failed request.
+func HTTP(ctx context.Context, urls []string, apiKey string, bodies []Body, concurrency int, duration time.Duration,
 	maxRequests int64) (Report, error) {
-	if len(bodies) == 0 || concurrency <= 0 {
-		return Report{}, fmt.Errorf("loadgen: need bodies and at least one client")
+	if len(bodies) == 0 || concurrency <= 0 || len(urls) == 0 {
+		return Report{}, fmt.Errorf("loadgen: need bodies, a URL and at least one client")
 	}
 	tr := &http.Transport{MaxIdleConns: concurrency, MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency,
 		IdleConnTimeout: 30 * time.Second, DisableCompression: true}
@@ -64,6 +65,7 @@ func HTTP(ctx context.Context, url, apiKey string, bodies []Body, concurrency in
 	start := time.Now()
 	for w := range concurrency {
 		wg.Add(1)
+		url := urls[w%len(urls)]
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {

@@ -22,6 +22,7 @@ type Config struct {
 	DB          string
 	ELFDir      string
 	FirmwareDir string
+	Blobs       string // blob store: empty for <data-dir>/blobs, file:///path or s3://bucket/prefix?...
 	StaticDir   string
 	Addr2line   string
 
@@ -45,6 +46,9 @@ type Config struct {
 	KeycloakURL         string
 	KeycloakRealm       string
 	KeycloakClientID    string
+
+	AWSAccessKeyID     string // S3 credentials for --blobs s3://
+	AWSSecretAccessKey string
 }
 
 func defaultConfig() Config {
@@ -76,7 +80,10 @@ func str(p func(*Config) *string) func(*Config, string) error {
 var envVars = []envVar{
 	{"LODESTONE_HTTP", str(func(c *Config) *string { return &c.HTTP }), "listen address (ip:port)"},
 	{"LODESTONE_DATA_DIR", str(func(c *Config) *string { return &c.DataDir }), "directory for the database and files"},
-	{"LODESTONE_DB", str(func(c *Config) *string { return &c.DB }), "database: a SQLite file path or sqlite://path"},
+	{"LODESTONE_DB", str(func(c *Config) *string { return &c.DB }), "database: a SQLite file path, sqlite://path or postgres://user@host/db"},
+	{"LODESTONE_BLOBS", str(func(c *Config) *string { return &c.Blobs }), "blob store: file:///path or s3://bucket/prefix?endpoint=host:port&region=&secure=&create="},
+	{"AWS_ACCESS_KEY_ID", str(func(c *Config) *string { return &c.AWSAccessKeyID }), "S3 access key for --blobs s3://"},
+	{"AWS_SECRET_ACCESS_KEY", str(func(c *Config) *string { return &c.AWSSecretAccessKey }), "S3 secret key for --blobs s3://"},
 	{"INGEST_API_KEY", str(func(c *Config) *string { return &c.IngestAPIKey }), "key devices send as X-API-Key; unset leaves ingest open"},
 	{"CHUNK_ENCRYPTION_KEY", str(func(c *Config) *string { return &c.ChunkEncryptionKey }), "AES-128 key, 32 hex chars, for encrypted chunks"},
 	{"RETENTION_DAYS", func(c *Config, v string) error {
@@ -177,9 +184,10 @@ func findDotenv(dir string) (string, error) {
 func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "listen address `ip:port` (env LODESTONE_HTTP)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`directory` for the database, ELF and firmware files (env LODESTONE_DATA_DIR)")
-	fs.StringVar(&c.DB, "db", c.DB, "database: a SQLite `file` or sqlite://path; default <data-dir>/lodestone.db (env LODESTONE_DB)")
+	fs.StringVar(&c.DB, "db", c.DB, "database: a SQLite `file`, sqlite://path, or postgres://user:pass@host:5432/db for several replicas; default <data-dir>/lodestone.db (env LODESTONE_DB)")
 	fs.StringVar(&c.ELFDir, "elf-dir", c.ELFDir, "ELF `directory`; default <data-dir>/elfs")
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware `directory`; default <data-dir>/firmware")
+	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob store `URL`: file:///path or s3://bucket/prefix?endpoint=host:port; default <data-dir>/blobs (env LODESTONE_BLOBS)")
 	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "dashboard `directory` (accepted for ferrite compatibility)")
 	fs.StringVar(&c.Addr2line, "addr2line", c.Addr2line, "addr2line `path` (accepted for ferrite compatibility; symbolication is built in)")
 	fs.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest ingest body in `bytes`")
@@ -195,9 +203,11 @@ func (c *Config) resolve() error {
 	if c.DB == "" {
 		c.DB = filepath.Join(c.DataDir, "lodestone.db")
 	}
-	c.DB = strings.TrimPrefix(c.DB, "sqlite://")
-	if strings.Contains(c.DB, "://") {
-		return fmt.Errorf("--db %q: only SQLite files are supported in this version", c.DB)
+	if _, err := parseDB(c.DB); err != nil {
+		return err
+	}
+	if !isPostgresURL(c.DB) {
+		c.DB = strings.TrimPrefix(c.DB, "sqlite://")
 	}
 	if c.ELFDir == "" {
 		c.ELFDir = filepath.Join(c.DataDir, "elfs")
@@ -211,8 +221,15 @@ func (c *Config) resolve() error {
 	default:
 		return fmt.Errorf("--sqlite-sync must be full or normal, got %q", c.SQLiteSync)
 	}
+	if _, err := parseBlobs(c.Blobs, c.DataDir, c.s3Keys()); err != nil {
+		return err
+	}
 	if c.MaxBody <= 0 {
 		return fmt.Errorf("--max-body must be positive")
 	}
 	return nil
+}
+
+func (c *Config) s3Keys() s3Keys {
+	return s3Keys{AccessKey: c.AWSAccessKeyID, SecretKey: c.AWSSecretAccessKey}
 }

@@ -89,3 +89,32 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Fatalf("unknown command exit code %d", code)
 	}
 }
+
+// --blobs follows the same precedence, its S3 credentials come from the AWS variables (also in .env), and a bad
+// setting stops the configuration without echoing a secret.
+func TestConfigBlobs(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ".env"), []byte(
+		"LODESTONE_BLOBS=file:///from/file\nAWS_ACCESS_KEY_ID=file-key\nAWS_SECRET_ACCESS_KEY=file-secret\n"), 0o600)
+	env := map[string]string{}
+	c := &serveCmd{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return env[k] }, dir: dir}
+	cfg, err := c.config(nil)
+	if err != nil || cfg.Blobs != "file:///from/file" || cfg.AWSAccessKeyID != "file-key" || cfg.AWSSecretAccessKey != "file-secret" {
+		t.Fatalf(".env: %v %q %q", err, cfg.Blobs, cfg.AWSAccessKeyID)
+	}
+	env["LODESTONE_BLOBS"] = "s3://bucket/pre?endpoint=127.0.0.1:9000&secure=false"
+	if cfg, err = c.config(nil); err != nil || cfg.Blobs != env["LODESTONE_BLOBS"] {
+		t.Fatalf("env: %v %q", err, cfg.Blobs)
+	}
+	if cfg, err = c.config([]string{"--blobs", "file:///from/flag"}); err != nil || cfg.Blobs != "file:///from/flag" {
+		t.Fatalf("flag: %v %q", err, cfg.Blobs)
+	}
+	if _, err := c.config([]string{"--blobs", "s3://key:hunter2@bucket/p?endpoint=h:1&bogus=1"}); err == nil ||
+		!strings.Contains(err.Error(), "bogus") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("bad --blobs: %v", err)
+	}
+	noKeys := &serveCmd{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }, dir: t.TempDir()}
+	if _, err := noKeys.config([]string{"--blobs", "s3://bucket/p"}); err == nil || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
+		t.Fatalf("s3 without credentials: %v", err)
+	}
+}

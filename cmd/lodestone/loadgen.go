@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -29,7 +30,7 @@ func (c *loadgenCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	var (
-		url         = fs.String("url", "", "ingest `URL` of a running server; empty starts one in this process on a temporary database")
+		url         = fs.String("url", "", "ingest `URL` of a running server, or several separated by commas (replicas share the clients); empty starts one in this process on a temporary database")
 		apiKey      = fs.String("api-key", "", "X-API-Key to send")
 		devices     = fs.Int("devices", 1000, "simulated `devices`")
 		perRequest  = fs.Int("per-request", 8, "sessions per request: 1 is a device posting directly, more is a gateway batch")
@@ -98,7 +99,7 @@ Flags:
 		target = "http://" + addr + "/ingest/chunks"
 	}
 	var reports []loadgen.Report
-	e2e, err := loadgen.HTTP(ctx, target, *apiKey, bs, *concurrency, *duration, 0)
+	e2e, err := loadgen.HTTP(ctx, strings.Split(target, ","), *apiKey, bs, *concurrency, *duration, 0)
 	reports = append(reports, e2e)
 	if err != nil {
 		c.print(reports, *asJSON)

@@ -32,6 +32,8 @@ Usage:
 Commands:
   serve     run the server (the default)
   loadgen   measure ingest throughput: simulated devices posting sessions over HTTP
+  migrate   show or apply database schema migrations (status, up)
+  copy      move a whole instance from SQLite to PostgreSQL (and its blobs)
   version   print the version
   help      show this help, or 'lodestone help COMMAND'
 
@@ -59,6 +61,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &serveCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "loadgen":
 		c = &loadgenCmd{stdout: stdout, stderr: stderr}
+	case "migrate":
+		c = &migrateCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "copy":
+		c = &copyCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
 		fmt.Fprintln(stdout, "lodestone", version)
 		return 0
@@ -79,7 +85,7 @@ var version = "dev"
 
 func isCommand(s string) bool {
 	switch s {
-	case "serve", "loadgen", "version", "help":
+	case "serve", "loadgen", "migrate", "copy", "version", "help":
 		return true
 	}
 	return false
@@ -96,6 +102,11 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 		c.Run(context.Background(), []string{"-h"})
 	case "loadgen":
 		c := &loadgenCmd{stdout: stdout, stderr: stdout}
+		c.Run(context.Background(), []string{"-h"})
+	case "migrate":
+		fmt.Fprint(stdout, migrateUsage)
+	case "copy":
+		c := &copyCmd{stdout: stdout, stderr: stdout, getenv: getenv}
 		c.Run(context.Background(), []string{"-h"})
 	default:
 		fmt.Fprintf(stdout, "unknown command %q\n\n%s", args[0], usage)

@@ -19,7 +19,6 @@ import (
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
 	"github.com/lodestone-fleet/lodestone/leader"
-	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
 // serveCmd runs the server until its context ends, then shuts down gracefully: readiness goes 503, the listener
@@ -128,7 +127,16 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		}
 	}
 
-	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Synchronous: cfg.SQLiteSync})
+	blobs, err := openBlobs(ctx, cfg.Blobs, cfg.DataDir, cfg.s3Keys(), log)
+	if err != nil {
+		return err
+	}
+
+	spec, err := parseDB(cfg.DB)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, spec, cfg.SQLiteSync)
 	if err != nil {
 		return err
 	}
@@ -150,14 +158,16 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}
 
 	// One process on SQLite: events stay in memory and this process always leads the periodic jobs.
+	// (PostgreSQL replicas need event.OpenPG and leader.NewPG on db.pg.Pool() instead.)
 	bus := event.NewBroker(event.BrokerConfig{})
 	defer bus.Close()
 	var elector leader.Elector = leader.NewSingle(log)
 
-	writer := ingest.NewWriter(db, ingest.WriterConfig{Events: bus}, log)
+	writer := ingest.NewWriter(db, ingest.WriterConfig{Committers: db.committers(), Events: bus}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
-		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log, Events: bus,
+		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
+		Blobs: blobs, Events: bus,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
@@ -170,7 +180,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	srv := api.HTTPServer(cfg.HTTP, base)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("lodestone serving", "addr", ln.Addr().String(), "db", cfg.DB, "version", version)
+	log.Info("lodestone serving", "addr", ln.Addr().String(), "db", spec.String(), "version", version)
 	if c.ready != nil {
 		c.ready <- ln.Addr().String()
 	}
@@ -180,7 +190,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	jobsDone := make(chan struct{})
 	go func() {
 		defer close(jobsDone)
-		elector.Run(jobs, offlineJob(db, time.Duration(cfg.AlertOfflineMinutes)*time.Minute, bus, log))
+		elector.Run(jobs, offlineJob(db.Store, time.Duration(cfg.AlertOfflineMinutes)*time.Minute, bus, log))
 	}()
 
 	select {

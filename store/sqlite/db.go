@@ -5,7 +5,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"fmt"
 	"net/url"
 	"os"
@@ -17,10 +16,8 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/schema"
 )
-
-//go:embed migrations/*.sql
-var migrations embed.FS
 
 // Ensure the backend implements the whole store.
 var _ lodestone.Store = (*DB)(nil)
@@ -174,27 +171,16 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 func (db *DB) migrator() (*goose.Provider, error) {
-	p, err := goose.NewProvider(goose.DialectSQLite3, db.w, mustSub(migrations, "migrations"))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: load migrations: %w", err)
-	}
-	return p, nil
+	return schema.Provider(schema.SQLite, db.w)
 }
 
 // MigrationStatus reports the applied and pending schema versions.
-func (db *DB) MigrationStatus(ctx context.Context) (current int64, latest int64, err error) {
+func (db *DB) MigrationStatus(ctx context.Context) (schema.Status, error) {
 	p, err := db.migrator()
 	if err != nil {
-		return 0, 0, err
+		return schema.Status{}, err
 	}
-	if current, err = p.GetDBVersion(ctx); err != nil {
-		return 0, 0, fmt.Errorf("sqlite: read schema version: %w", err)
-	}
-	srcs := p.ListSources()
-	if len(srcs) > 0 {
-		latest = srcs[len(srcs)-1].Version
-	}
-	return current, latest, nil
+	return schema.StatusOf(ctx, p)
 }
 
 // Path returns the database file.
@@ -233,3 +219,23 @@ func (db *DB) Close() error {
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// ReadDB is the read pool, for tools that read the raw tables (lodestone copy); it cannot write.
+func (db *DB) ReadDB() *sql.DB { return db.r }
+
+// Status reports the schema version of the database file at path without changing it.
+func Status(ctx context.Context, path string) (schema.Status, error) {
+	if _, err := os.Stat(path); err != nil {
+		return schema.Status{}, fmt.Errorf("sqlite: %w", err)
+	}
+	db, err := sql.Open(driverName, dsn(path, "FULL", true))
+	if err != nil {
+		return schema.Status{}, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	defer db.Close()
+	p, err := schema.Provider(schema.SQLite, db)
+	if err != nil {
+		return schema.Status{}, err
+	}
+	return schema.StatusOf(ctx, p)
+}

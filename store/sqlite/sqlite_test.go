@@ -62,9 +62,9 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	defer db.Close()
-	cur, latest, err := db.MigrationStatus(ctx)
-	if err != nil || cur != latest || cur < 1 {
-		t.Fatalf("migration status %d/%d %v", cur, latest, err)
+	st, err := db.MigrationStatus(ctx)
+	if err != nil || st.Current != st.Latest || st.Current < 1 || len(st.Pending) != 0 {
+		t.Fatalf("migration status %+v %v", st, err)
 	}
 	// The metric key cache starts empty after a reopen; the dictionary row must be found, not duplicated.
 	if err := db.WriteTelemetry(ctx, []*lodestone.DeviceBatch{{DeviceID: "d", ReceivedAt: now,

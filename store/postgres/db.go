@@ -1,0 +1,167 @@
+// Package postgres is the scale-out storage backend: lodestone's records in a PostgreSQL database that several
+// replicas share. It implements the same lodestone.Store as the embedded SQLite backend and passes the same
+// conformance suite; its schema lives beside SQLite's in store/schema.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/schema"
+)
+
+// Ensure the backend implements the whole store.
+var _ lodestone.Store = (*DB)(nil)
+
+// Options tune the connection pool.
+type Options struct {
+	// MaxConns bounds the pool; 0 keeps pgx's default (4 or the number of CPUs, whichever is larger).
+	MaxConns int32
+	// NoMigrate opens without migrating, for `lodestone migrate status` on a database that must not change.
+	NoMigrate bool
+}
+
+// DB is a PostgreSQL-backed lodestone.Store.
+type DB struct {
+	pool *pgxpool.Pool
+	url  string
+
+	// keys caches metric key ids. Keys are never deleted or renumbered, so an id committed by any replica stays
+	// valid; only ids from committed transactions enter the cache.
+	mu   sync.RWMutex
+	keys map[string]int64
+}
+
+// Open connects to the database at url (postgres://…), checks that it answers, and migrates it to the newest
+// schema unless opts.NoMigrate is set.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse database URL: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect to %s: %w", redact(url), err)
+	}
+	db := &DB{pool: pool, url: url, keys: make(map[string]int64)}
+	if !opts.NoMigrate {
+		if err := db.Migrate(ctx); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// migrationLock serialises migrations of replicas that start together; the key is arbitrary but fixed.
+const migrationLock = 0x6c6f6465 // "lode"
+
+// Migrate applies pending migrations. Replicas starting at once take turns under an advisory lock, so each
+// migration runs exactly once.
+func (db *DB) Migrate(ctx context.Context) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+		return fmt.Errorf("postgres: take the migration lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+
+	sqldb := stdlib.OpenDBFromPool(db.pool)
+	defer sqldb.Close()
+	p, err := schema.Provider(schema.Postgres, sqldb)
+	if err != nil {
+		return err
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+// MigrationStatus reports the applied and pending schema versions.
+func (db *DB) MigrationStatus(ctx context.Context) (schema.Status, error) {
+	sqldb := stdlib.OpenDBFromPool(db.pool)
+	defer sqldb.Close()
+	p, err := schema.Provider(schema.Postgres, sqldb)
+	if err != nil {
+		return schema.Status{}, err
+	}
+	return schema.StatusOf(ctx, p)
+}
+
+// Pool is the connection pool, for the packages that share the database: the event bus, leadership, copies.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// Close closes the pool after in-flight queries finish.
+func (db *DB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+// redact hides a password in a database URL so it can be logged.
+func redact(url string) string {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return "the database"
+	}
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
+// retryable reports whether a transaction failed only because it raced another replica's transaction, so running it
+// again can succeed: a deadlock or a serialization failure.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// args collects positional parameters and hands out their $n placeholders.
+type args []any
+
+func (a *args) add(v any) string {
+	*a = append(*a, v)
+	return fmt.Sprintf("$%d", len(*a))
+}
+
+func where(conds []string) string {
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+// Status reports the schema version of the database at url without changing it.
+func Status(ctx context.Context, url string) (schema.Status, error) {
+	db, err := Open(ctx, url, Options{NoMigrate: true, MaxConns: 2})
+	if err != nil {
+		return schema.Status{}, err
+	}
+	defer db.Close()
+	return db.MigrationStatus(ctx)
+}

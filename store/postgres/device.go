@@ -1,0 +1,105 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+const deviceColumns = `id, device_id, firmware_version, build_id, status, first_seen, last_seen, device_key, name,
+	tags, provisioned_by, provisioned_at`
+
+func scanDevice(row pgx.Row) (*lodestone.Device, error) {
+	var d lodestone.Device
+	var build, first, last int64
+	var status string
+	var key, provAt *int64
+	if err := row.Scan(&d.ID, &d.DeviceID, &d.FirmwareVersion, &build, &status, &first, &last, &key, &d.Name,
+		&d.Tags, &d.ProvisionedBy, &provAt); err != nil {
+		return nil, err
+	}
+	d.BuildID = uint64(build)
+	d.Status = lodestone.DeviceStatus(status)
+	d.FirstSeen, d.LastSeen = fromMS(first), fromMS(last)
+	if key != nil {
+		k := uint32(*key)
+		d.DeviceKey = &k
+	}
+	if provAt != nil {
+		t := fromMS(*provAt)
+		d.ProvisionedAt = &t
+	}
+	return &d, nil
+}
+
+// FindDeviceByID implements lodestone.DeviceService.
+func (db *DB) FindDeviceByID(ctx context.Context, id string) (*lodestone.Device, error) {
+	d, err := scanDevice(db.pool.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE device_id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: find device %q: %w", id, err)
+	}
+	return d, nil
+}
+
+// FindDeviceByKey implements lodestone.DeviceService.
+func (db *DB) FindDeviceByKey(ctx context.Context, key uint32) (*lodestone.Device, error) {
+	d, err := scanDevice(db.pool.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE device_key = $1`,
+		int64(key)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: find device by key %08X: %w", key, err)
+	}
+	return d, nil
+}
+
+// FindDevices implements lodestone.DeviceService.
+func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lodestone.Device, error) {
+	var a args
+	var conds []string
+	if f.Status != "" {
+		conds = append(conds, "status = "+a.add(string(f.Status)))
+	}
+	q := `SELECT ` + deviceColumns + ` FROM devices` + where(conds) +
+		` ORDER BY last_seen DESC, id DESC LIMIT ` + a.add(lodestone.ClampLimit(f.Limit)) +
+		` OFFSET ` + a.add(max(f.Offset, 0))
+	rows, err := db.pool.Query(ctx, q, a...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list devices: %w", err)
+	}
+	return collect(rows, "device", func(r pgx.Rows) (*lodestone.Device, error) { return scanDevice(r) })
+}
+
+// MarkOffline implements lodestone.DeviceService.
+func (db *DB) MarkOffline(ctx context.Context, cutoff time.Time) (int, error) {
+	tag, err := db.pool.Exec(ctx, `UPDATE devices SET status = 'offline' WHERE status = 'online' AND last_seen < $1`,
+		ms(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: mark devices offline: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// collect scans every row with scan and closes rows; it never returns a nil slice without an error.
+func collect[T any](rows pgx.Rows, what string, scan func(pgx.Rows) (*T, error)) ([]*T, error) {
+	defer rows.Close()
+	out := []*T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: scan %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: read %s: %w", what, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,177 @@
+// Package transfer moves a whole lodestone instance from the embedded SQLite database to PostgreSQL: every table,
+// ids kept, in one destination transaction, and checked by counting rows on both sides afterwards. Blobs are moved
+// by CopyBlobs. Both schemas are the same data model (store/schema), so rows move column for column.
+package transfer
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Table is one table that a copy moves. Key is the column rows are paged by, in order.
+type Table struct {
+	Name string
+	Key  string
+	Cols []string
+}
+
+// Tables lists every table of the data model, parents before children so foreign keys hold at every step. A test
+// compares it with both schemas, so a migration that adds a table or a column fails until it is listed here.
+var Tables = []Table{
+	{"devices", "id", []string{"id", "device_id", "firmware_version", "build_id", "status", "first_seen", "last_seen",
+		"device_key", "name", "tags", "provisioned_by", "provisioned_at"}},
+	{"metric_keys", "id", []string{"id", "name"}},
+	{"metrics", "id", []string{"id", "device_id", "key_id", "type", "value", "max", "raw", "ticks", "received_at"}},
+	{"faults", "id", []string{"id", "device_id", "fault_type", "r0", "r1", "r2", "r3", "r12", "lr", "pc", "xpsr", "r4",
+		"r5", "r6", "r7", "r8", "r9", "r10", "r11", "sp", "stack", "cfsr", "hfsr", "mmfar", "bfar", "symbol",
+		"crash_group_id", "received_at"}},
+	{"reboots", "id", []string{"id", "device_id", "reason", "extra", "boot_sequence", "uptime_before_reboot",
+		"received_at"}},
+	{"heartbeats", "id", []string{"id", "device_id", "uptime_ticks", "free_stack", "metrics_count", "frames_lost",
+		"device_key", "received_at"}},
+	{"trace_fragments", "id", []string{"id", "device_id", "byte_offset", "data", "received_at"}},
+	{"traces", "id", []string{"id", "device_id", "data", "received_at"}},
+	{"ota_requests", "id", []string{"id", "device_id", "build_id", "max_chunk_size", "ota_capable", "received_at"}},
+	{"settings", "key", []string{"key", "value"}},
+}
+
+// Progress is reported as rows move.
+type Progress struct {
+	Table       string
+	Rows, Total int64 // rows copied so far over all tables, and rows to copy
+}
+
+// Count is one table's rows on both sides after a copy.
+type Count struct {
+	Table       string
+	Source      int64
+	Destination int64
+}
+
+// pageSize rows are read and sent per step, so memory stays flat however large the instance.
+const pageSize = 5000
+
+// Copy moves every row of src (a SQLite database at the newest schema) into dst (a PostgreSQL database at the
+// newest schema, with no rows). It reads one consistent snapshot of src and writes in one transaction, so a
+// failed copy leaves dst empty. It returns the row counts of both sides, which must agree.
+func Copy(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, progress func(Progress)) ([]Count, error) {
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	for _, t := range Tables {
+		var any bool
+		if err := dst.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+t.Name+`)`).Scan(&any); err != nil {
+			return nil, fmt.Errorf("transfer: inspect destination table %s: %w", t.Name, err)
+		}
+		if any {
+			return nil, fmt.Errorf("transfer: the destination already holds data (table %s is not empty); copy "+
+				"into a new, empty database", t.Name)
+		}
+	}
+
+	stx, err := src.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("transfer: open a snapshot of the source: %w", err)
+	}
+	defer stx.Rollback()
+	counts := make([]Count, len(Tables))
+	var total int64
+	for i, t := range Tables {
+		counts[i].Table = t.Name
+		if err := stx.QueryRowContext(ctx, `SELECT count(*) FROM `+t.Name).Scan(&counts[i].Source); err != nil {
+			return nil, fmt.Errorf("transfer: count source table %s: %w", t.Name, err)
+		}
+		total += counts[i].Source
+	}
+
+	dtx, err := dst.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: begin destination transaction: %w", err)
+	}
+	defer dtx.Rollback(context.WithoutCancel(ctx))
+	var done int64
+	progress(Progress{Rows: 0, Total: total})
+	for _, t := range Tables {
+		n, err := copyTable(ctx, stx, dtx, t, func(n int64) { progress(Progress{Table: t.Name, Rows: done + n, Total: total}) })
+		if err != nil {
+			return nil, err
+		}
+		done += n
+		if t.Key == "id" {
+			// Rows kept their ids; new rows must be numbered after them.
+			if _, err := dtx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('`+t.Name+`', 'id'), max(id))
+				FROM `+t.Name+` HAVING max(id) IS NOT NULL`); err != nil {
+				return nil, fmt.Errorf("transfer: advance the id sequence of %s: %w", t.Name, err)
+			}
+		}
+	}
+	if err := dtx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("transfer: commit: %w", err)
+	}
+
+	var bad []string
+	for i, t := range Tables {
+		if err := dst.QueryRow(ctx, `SELECT count(*) FROM `+t.Name).Scan(&counts[i].Destination); err != nil {
+			return counts, fmt.Errorf("transfer: count destination table %s: %w", t.Name, err)
+		}
+		if counts[i].Destination != counts[i].Source {
+			bad = append(bad, fmt.Sprintf("%s: %d rows in the source, %d in the destination", t.Name,
+				counts[i].Source, counts[i].Destination))
+		}
+	}
+	if len(bad) > 0 {
+		return counts, fmt.Errorf("transfer: counts differ after the copy: %s", strings.Join(bad, "; "))
+	}
+	return counts, nil
+}
+
+// copyTable pages through one table by its key and streams each page into the destination with COPY.
+func copyTable(ctx context.Context, src *sql.Tx, dst pgx.Tx, t Table, progress func(int64)) (int64, error) {
+	cols := strings.Join(t.Cols, ", ")
+	var copied int64
+	var after any = int64(-1 << 62)
+	if t.Key != "id" {
+		after = ""
+	}
+	for {
+		rows, err := src.QueryContext(ctx, `SELECT `+cols+` FROM `+t.Name+` WHERE `+t.Key+` > ? ORDER BY `+t.Key+
+			` LIMIT ?`, after, pageSize)
+		if err != nil {
+			return copied, fmt.Errorf("transfer: read %s: %w", t.Name, err)
+		}
+		var page [][]any
+		for rows.Next() {
+			vals := make([]any, len(t.Cols))
+			ptrs := make([]any, len(t.Cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return copied, fmt.Errorf("transfer: read %s: %w", t.Name, err)
+			}
+			page = append(page, vals)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return copied, fmt.Errorf("transfer: read %s: %w", t.Name, err)
+		}
+		if len(page) == 0 {
+			return copied, nil
+		}
+		if _, err := dst.CopyFrom(ctx, pgx.Identifier{t.Name}, t.Cols, pgx.CopyFromRows(page)); err != nil {
+			return copied, fmt.Errorf("transfer: write %s: %w", t.Name, err)
+		}
+		copied += int64(len(page))
+		progress(copied)
+		after = page[len(page)-1][0] // the key is the first column
+		if len(page) < pageSize {
+			return copied, nil
+		}
+	}
+}
