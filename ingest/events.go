@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -98,6 +100,7 @@ type publisher struct {
 	pending chan []*lodestone.DeviceBatch
 	done    chan struct{}
 	once    sync.Once
+	lost    atomic.Uint64 // batches skipped because the publisher was behind
 }
 
 func newPublisher(pub lodestone.EventPublisher, log *slog.Logger) *publisher {
@@ -113,30 +116,41 @@ func (p *publisher) committed(batches []*lodestone.DeviceBatch) {
 	select {
 	case p.pending <- batches:
 	default:
-		p.log.Warn("live events dropped: the event publisher is behind", "batches", len(batches))
+		p.lost.Add(uint64(len(batches)))
 	}
 }
+
+// lossLogEvery spaces the warnings about lost events, which under overload would otherwise come with every commit.
+const lossLogEvery = 10 * time.Second
 
 func (p *publisher) run() {
 	defer close(p.done)
 	var evs []lodestone.Event
+	var failed int
+	var lastErr error
+	var lastLog time.Time
 	for batches := range p.pending {
-		failed := 0
-		var first error
 		for _, b := range batches {
 			evs = BatchEvents(evs[:0], b)
 			for _, e := range evs {
 				if err := p.pub.Publish(context.Background(), e); err != nil {
-					if failed == 0 {
-						first = err
-					}
 					failed++
+					lastErr = err
 				}
 			}
 		}
-		if failed > 0 {
-			p.log.Warn("publishing live events failed", "events", failed, "err", first)
+		lost := p.lost.Swap(0)
+		if (failed > 0 || lost > 0) && time.Since(lastLog) >= lossLogEvery {
+			p.log.Warn("live events lost (the stored data is not affected)", "failed_events", failed,
+				"skipped_batches", lost, "err", lastErr)
+			failed, lastErr, lastLog = 0, nil, time.Now()
+		} else if lost > 0 {
+			p.lost.Add(lost) // reported with the next warning
 		}
+	}
+	if lost := p.lost.Load(); failed > 0 || lost > 0 {
+		p.log.Warn("live events lost (the stored data is not affected)", "failed_events", failed,
+			"skipped_batches", lost, "err", lastErr)
 	}
 }
 
