@@ -56,7 +56,7 @@ type DeviceService interface {
 }
 
 // OfflineMarker is MarkOffline naming the devices it changed, so that the offline sweep can publish a
-// device_offline event for each. It is separate from DeviceService so that a backend can add it on its own.
+// device_offline event for each.
 type OfflineMarker interface {
 	MarkOfflineDevices(ctx context.Context, cutoff time.Time) ([]string, error)
 }

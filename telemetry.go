@@ -180,6 +180,7 @@ type Settings interface {
 // Store is everything a storage backend provides. Every backend passes the conformance suite in store/storetest.
 type Store interface {
 	DeviceService
+	OfflineMarker
 	TelemetryWriter
 	TelemetryService
 	Settings

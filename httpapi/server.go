@@ -32,8 +32,10 @@ type Deps struct {
 	Auth      Authenticator // users and tokens; nil refuses every non-public, non-device route
 	IngestKey *APIKey
 	Logger    *slog.Logger
-	Blobs     lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
-	Events    lodestone.EventBus  // live events for GET /events/stream; nil answers 503
+	// Leader says whether this replica runs the periodic jobs; /readyz reports it. Nil: a lone process.
+	Leader interface{ IsLeader() bool }
+	Blobs  lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
+	Events lodestone.EventBus  // live events for GET /events/stream; nil answers 503
 }
 
 // Server is the HTTP API.
@@ -217,7 +219,11 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 	if s.draining.Load() {
 		return lodestone.Errorf(lodestone.EUNAVAILABLE, "shutting down")
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]any{"status": "ready"}
+	if s.deps.Leader != nil {
+		body["leader"] = s.deps.Leader.IsLeader()
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 

@@ -43,6 +43,9 @@ type Config struct {
 	RateLimitRPS        float64
 	AlertWebhookURL     string
 	AlertOfflineMinutes int
+	OfflineAfter        time.Duration // overrides AlertOfflineMinutes when set
+	JobsInterval        time.Duration
+	LeaderRetry         time.Duration
 	KeycloakURL         string
 	KeycloakRealm       string
 	KeycloakClientID    string
@@ -63,6 +66,8 @@ func defaultConfig() Config {
 		LogFormat:           "text",
 		RetentionDays:       90,
 		AlertOfflineMinutes: 10,
+		JobsInterval:        time.Minute,
+		LeaderRetry:         5 * time.Second,
 	}
 }
 
@@ -194,6 +199,9 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SQLiteSync, "sqlite-sync", c.SQLiteSync, "SQLite synchronous `mode`: full survives power loss, normal survives a crash")
 	fs.DurationVar(&c.AttributionWindow, "attribution-window", c.AttributionWindow, "how long headerless chunks from one client address belong to the device it named last; 0 disables")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to wait for in-flight requests on shutdown")
+	fs.DurationVar(&c.OfflineAfter, "offline-after", c.OfflineAfter, "silence after which a device is marked offline; overrides ALERT_OFFLINE_MINUTES")
+	fs.DurationVar(&c.JobsInterval, "jobs-interval", c.JobsInterval, "how often periodic jobs (offline detection) run, on the one replica that leads them")
+	fs.DurationVar(&c.LeaderRetry, "leader-retry", c.LeaderRetry, "with PostgreSQL: how often a replica tries to take over the periodic jobs")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 }
@@ -223,6 +231,9 @@ func (c *Config) resolve() error {
 	}
 	if _, err := parseBlobs(c.Blobs, c.DataDir, c.s3Keys()); err != nil {
 		return err
+	}
+	if c.JobsInterval <= 0 || c.LeaderRetry <= 0 || c.OfflineAfter < 0 {
+		return fmt.Errorf("--jobs-interval and --leader-retry must be positive, --offline-after not negative")
 	}
 	if c.MaxBody <= 0 {
 		return fmt.Errorf("--max-body must be positive")

@@ -82,7 +82,7 @@ func TestOfflineJobPublishesDeviceOffline(t *testing.T) {
 		Heartbeats: []lodestone.Heartbeat{{UptimeTicks: 1}}}})
 	bus := event.NewBroker(event.BrokerConfig{})
 	sub, _ := bus.Subscribe(ctx, 0)
-	job := offlineJob(db, 10*time.Minute, bus, slog.New(slog.DiscardHandler))
+	job := offlineJob(db, 10*time.Minute, time.Minute, bus, slog.New(slog.DiscardHandler))
 	if err := job.Run(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -11,14 +11,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
-	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/chunk"
-	"github.com/lodestone-fleet/lodestone/event"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
-	"github.com/lodestone-fleet/lodestone/leader"
 )
 
 // serveCmd runs the server until its context ends, then shuts down gracefully: readiness goes 503, the listener
@@ -157,17 +153,17 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		log.Warn("INGEST_API_KEY is not set: anyone who can reach this port can post telemetry")
 	}
 
-	// One process on SQLite: events stay in memory and this process always leads the periodic jobs.
-	// (PostgreSQL replicas need event.OpenPG and leader.NewPG on db.pg.Pool() instead.)
-	bus := event.NewBroker(event.BrokerConfig{})
+	bus, elector, jobList, err := replicaServices(ctx, db, cfg, log)
+	if err != nil {
+		return err
+	}
 	defer bus.Close()
-	var elector leader.Elector = leader.NewSingle(log)
 
 	writer := ingest.NewWriter(db, ingest.WriterConfig{Committers: db.committers(), Events: bus}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
-		Blobs: blobs, Events: bus,
+		Blobs: blobs, Events: bus, Leader: elector,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
@@ -190,7 +186,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	jobsDone := make(chan struct{})
 	go func() {
 		defer close(jobsDone)
-		elector.Run(jobs, offlineJob(db.Store, time.Duration(cfg.AlertOfflineMinutes)*time.Minute, bus, log))
+		elector.Run(jobs, jobList...)
 	}()
 
 	select {
@@ -217,41 +213,6 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// offlineMarker is the part of the store the offline sweep needs.
-type offlineMarker interface {
-	MarkOffline(ctx context.Context, cutoff time.Time) (int, error)
-}
-
-// offlineJob marks devices offline once they have been silent for longer than after, every minute on the
-// leader. With a store that names them (lodestone.OfflineMarker) it publishes a device_offline event for each.
-func offlineJob(s offlineMarker, after time.Duration, events lodestone.EventPublisher, log *slog.Logger) leader.Job {
-	return leader.Job{Name: "offline", Every: time.Minute, Run: func(ctx context.Context) error {
-		cutoff := time.Now().Add(-after)
-		m, ok := s.(lodestone.OfflineMarker)
-		if !ok {
-			n, err := s.MarkOffline(ctx, cutoff)
-			if n > 0 {
-				log.Info("devices went offline", "count", n)
-			}
-			return err
-		}
-		ids, err := m.MarkOfflineDevices(ctx, cutoff)
-		if err != nil {
-			return err
-		}
-		if len(ids) > 0 {
-			log.Info("devices went offline", "count", len(ids))
-		}
-		for _, id := range ids {
-			// The status change is stored; a lost notification is logged, never an error of the sweep.
-			if err := events.Publish(ctx, ingest.DeviceOfflineEvent(id)); err != nil {
-				log.Warn("publishing device_offline failed", "device_id", id, "err", err)
-			}
-		}
-		return nil
-	}}
 }
 
 // warnInactive says which accepted ferrite settings this version does not act on yet, so nobody relies on them
