@@ -32,6 +32,9 @@ type Deps struct {
 	IngestKey *APIKey
 	Logger    *slog.Logger
 	Blobs     lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
+	ELFs      lodestone.ELFService
+	Crashes   lodestone.CrashService
+	Symbols   Symbolicator // the symbolication workers; nil refuses ELF uploads
 }
 
 // Server is the HTTP API.
@@ -93,6 +96,7 @@ func (s *Server) routes() {
 	s.handle("GET /faults", AccessViewer, s.listFaults)
 	s.handle("GET /metrics", AccessViewer, s.listMetrics)
 	s.handle("GET /reboots", AccessViewer, s.listReboots)
+	s.routesCrashes()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
@@ -184,8 +188,8 @@ func (s *Server) headers(next http.Handler) http.Handler {
 			h.Set("Access-Control-Allow-Origin", o)
 			h.Set("Vary", "Origin")
 			if r.Method == http.MethodOptions {
-				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-				h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-device-id, x-api-key")
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-device-id, x-api-key, x-firmware-version")
 				h.Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusOK)
 				return
