@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone/chunk"
+	"github.com/lodestone-fleet/lodestone/crash"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
 )
@@ -154,11 +155,14 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		log.Warn("INGEST_API_KEY is not set: anyone who can reach this port can post telemetry")
 	}
 
-	writer := ingest.NewWriter(db, ingest.WriterConfig{Committers: db.committers()}, log)
+	// Symbolication runs beside ingest, woken after commits that stored faults; events are optional (nil).
+	symbolicator := crash.New(crash.Config{}, db, blobs, nil, log)
+	writer := ingest.NewWriter(crash.NotifyingWriter{TelemetryWriter: db, S: symbolicator},
+		ingest.WriterConfig{Committers: db.committers()}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
-		Blobs: blobs,
+		Blobs: blobs, ELFs: db, Crashes: db, Symbols: symbolicator,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
@@ -179,6 +183,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	jobs, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
 	go offlineSweep(jobs, db, time.Duration(cfg.AlertOfflineMinutes)*time.Minute, log)
+	symDone := make(chan struct{})
+	go func() { symbolicator.Run(jobs); close(symDone) }()
 
 	select {
 	case <-ctx.Done():
@@ -197,6 +203,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}
 	cancelBase()
 	writer.Close() // commits everything still queued
+	<-symDone
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}
