@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"encoding/base64"
-	"encoding/hex"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -129,26 +127,8 @@ func newMetricJSON(m *lodestone.Metric) metricJSON {
 		MetricType: uint8(m.Type), ValueJSON: valueJSON(m), TimestampTicks: m.Ticks, CreatedAt: ts(m.ReceivedAt)}
 }
 
-// valueJSON renders ferrite's value_json text. NaN and infinities become null, so the text stays valid JSON
-// (ferrite emits NaN/inf, which no JSON parser accepts).
-func valueJSON(m *lodestone.Metric) string {
-	switch m.Type {
-	case lodestone.MetricCounter:
-		return `{"counter":` + strconv.FormatUint(uint64(m.Value), 10) + `}`
-	case lodestone.MetricGauge:
-		return `{"gauge":` + f32(m.Value) + `}`
-	case lodestone.MetricHistogram:
-		return `{"histogram":{"min":` + f32(m.Value) + `,"max":` + f32(m.Max) + `}}`
-	}
-	return `{"raw":"` + hex.EncodeToString(m.Raw) + `"}`
-}
-
-func f32(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "null"
-	}
-	return strconv.FormatFloat(v, 'f', -1, 32)
-}
+// valueJSON renders ferrite's value_json text; the domain owns it because the event stream sends it too.
+func valueJSON(m *lodestone.Metric) string { return m.ValueJSON() }
 
 type rebootJSON struct {
 	ID                 int64  `json:"id"`

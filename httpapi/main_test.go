@@ -16,6 +16,7 @@ import (
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/chunk"
+	"github.com/lodestone-fleet/lodestone/event"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
@@ -54,15 +55,19 @@ type env struct {
 	t   *testing.T
 	srv *httptest.Server
 	db  *sqlite.DB
+	api *httpapi.Server
+	bus lodestone.EventBus
 }
 
 type opts struct {
-	key     string // CHUNK_ENCRYPTION_KEY
-	apiKey  string
-	maxBody int64
-	window  time.Duration
-	queue   int                                                       // writer queue size; 0 = default
-	wrap    func(lodestone.TelemetryWriter) lodestone.TelemetryWriter // wraps the real store's writes
+	key       string // CHUNK_ENCRYPTION_KEY
+	apiKey    string
+	maxBody   int64
+	window    time.Duration
+	queue     int                                                       // writer queue size; 0 = default
+	wrap      func(lodestone.TelemetryWriter) lodestone.TelemetryWriter // wraps the real store's writes
+	bus       lodestone.EventBus                                        // default: a new event.Broker
+	keepAlive time.Duration
 }
 
 func newEnv(t *testing.T, o opts) *env {
@@ -91,10 +96,14 @@ func newEnv(t *testing.T, o opts) *env {
 	if o.wrap != nil {
 		tw = o.wrap(db)
 	}
-	w := ingest.NewWriter(tw, ingest.WriterConfig{QueueSize: o.queue}, log)
+	if o.bus == nil {
+		o.bus = event.NewBroker(event.BrokerConfig{})
+	}
+	w := ingest.NewWriter(tw, ingest.WriterConfig{QueueSize: o.queue, Events: o.bus}, log)
 	svc := ingest.NewService(w, ingest.Config{Cipher: cipher, AddrWindow: o.window}, log)
-	api := httpapi.New(httpapi.Config{MaxBodyBytes: o.maxBody}, httpapi.Deps{Ingest: svc, Devices: db,
-		Telemetry: db, Auth: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log})
+	api := httpapi.New(httpapi.Config{MaxBodyBytes: o.maxBody, KeepAlive: o.keepAlive}, httpapi.Deps{Ingest: svc,
+		Devices: db, Telemetry: db, Auth: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log,
+		Events: o.bus})
 	hs := api.HTTPServer("", context.Background())
 	srv := httptest.NewUnstartedServer(hs.Handler)
 	srv.Config = hs
@@ -104,7 +113,7 @@ func newEnv(t *testing.T, o opts) *env {
 		w.Close()
 		db.Close()
 	})
-	return &env{t: t, srv: srv, db: db}
+	return &env{t: t, srv: srv, db: db, api: api, bus: o.bus}
 }
 
 type ingestResp struct {

@@ -19,8 +19,9 @@ import (
 
 // Config holds the server's tunables.
 type Config struct {
-	MaxBodyBytes int64  // largest ingest body; default 2 MiB like ferrite
-	CORSOrigin   string // allowed browser origin; empty sends no CORS headers
+	MaxBodyBytes int64         // largest ingest body; default 2 MiB like ferrite
+	CORSOrigin   string        // allowed browser origin; empty sends no CORS headers
+	KeepAlive    time.Duration // idle time before an event stream sends a keep-alive comment; default 15 s
 }
 
 // Deps are the services the handlers call.
@@ -32,6 +33,7 @@ type Deps struct {
 	IngestKey *APIKey
 	Logger    *slog.Logger
 	Blobs     lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
+	Events    lodestone.EventBus  // live events for GET /events/stream; nil answers 503
 	ELFs      lodestone.ELFService
 	Crashes   lodestone.CrashService
 	Symbols   Symbolicator // the symbolication workers; nil refuses ELF uploads
@@ -46,6 +48,8 @@ type Server struct {
 	table    []Route
 	draining atomic.Bool
 	bufs     sync.Pool
+	stopping chan struct{} // closed by SetDraining: event streams end
+	stopOnce sync.Once
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -62,7 +66,10 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.IngestKey == nil {
 		deps.IngestKey = NewAPIKey("")
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux()}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	s.routes()
 	return s
 }
@@ -96,6 +103,8 @@ func (s *Server) routes() {
 	s.handle("GET /faults", AccessViewer, s.listFaults)
 	s.handle("GET /metrics", AccessViewer, s.listMetrics)
 	s.handle("GET /reboots", AccessViewer, s.listReboots)
+
+	s.routesEvents()
 	s.routesCrashes()
 }
 
@@ -159,8 +168,12 @@ func (s *Server) HTTPServer(addr string, base context.Context) *http.Server {
 
 type connKey struct{}
 
-// SetDraining makes /readyz answer 503 so load balancers stop sending traffic before shutdown.
-func (s *Server) SetDraining() { s.draining.Store(true) }
+// SetDraining makes /readyz answer 503 so load balancers stop sending traffic before shutdown, and ends event
+// streams, which would otherwise hold the graceful shutdown until its deadline.
+func (s *Server) SetDraining() {
+	s.draining.Store(true)
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
 
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

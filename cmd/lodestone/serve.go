@@ -13,10 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/chunk"
 	"github.com/lodestone-fleet/lodestone/crash"
+	"github.com/lodestone-fleet/lodestone/event"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/leader"
 )
 
 // serveCmd runs the server until its context ends, then shuts down gracefully: readiness goes 503, the listener
@@ -155,14 +158,20 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		log.Warn("INGEST_API_KEY is not set: anyone who can reach this port can post telemetry")
 	}
 
-	// Symbolication runs beside ingest, woken after commits that stored faults; events are optional (nil).
-	symbolicator := crash.New(crash.Config{}, db, blobs, nil, log)
+	// One process on SQLite: events stay in memory and this process always leads the periodic jobs.
+	// (PostgreSQL replicas need event.OpenPG and leader.NewPG on db.pg.Pool() instead.)
+	bus := event.NewBroker(event.BrokerConfig{})
+	defer bus.Close()
+	var elector leader.Elector = leader.NewSingle(log)
+
+	// Symbolication runs beside ingest, woken after commits that stored faults; regressions go to the bus.
+	symbolicator := crash.New(crash.Config{}, db, blobs, bus, log)
 	writer := ingest.NewWriter(crash.NotifyingWriter{TelemetryWriter: db, S: symbolicator},
-		ingest.WriterConfig{Committers: db.committers()}, log)
+		ingest.WriterConfig{Committers: db.committers(), Events: bus}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
-		Blobs: blobs, ELFs: db, Crashes: db, Symbols: symbolicator,
+		Blobs: blobs, Events: bus, ELFs: db, Crashes: db, Symbols: symbolicator,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
@@ -182,7 +191,11 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 
 	jobs, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
-	go offlineSweep(jobs, db, time.Duration(cfg.AlertOfflineMinutes)*time.Minute, log)
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		elector.Run(jobs, offlineJob(db.Store, time.Duration(cfg.AlertOfflineMinutes)*time.Minute, bus, log))
+	}()
 	symDone := make(chan struct{})
 	go func() { symbolicator.Run(jobs); close(symDone) }()
 
@@ -196,13 +209,15 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	api.SetDraining()
 	stopJobs()
+	<-jobsDone
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("in-flight requests did not finish in time", "err", err)
 	}
 	cancelBase()
-	writer.Close() // commits everything still queued
+	writer.Close() // commits everything still queued and publishes its events
+	bus.Close()
 	<-symDone
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
@@ -216,23 +231,34 @@ type offlineMarker interface {
 	MarkOffline(ctx context.Context, cutoff time.Time) (int, error)
 }
 
-// offlineSweep marks devices offline once they have been silent for longer than after.
-func offlineSweep(ctx context.Context, s offlineMarker, after time.Duration, log *slog.Logger) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		n, err := s.MarkOffline(ctx, time.Now().Add(-after))
-		if err != nil && ctx.Err() == nil {
-			log.Error("offline sweep failed", "err", err)
-		} else if n > 0 {
-			log.Info("devices went offline", "count", n)
+// offlineJob marks devices offline once they have been silent for longer than after, every minute on the
+// leader. With a store that names them (lodestone.OfflineMarker) it publishes a device_offline event for each.
+func offlineJob(s offlineMarker, after time.Duration, events lodestone.EventPublisher, log *slog.Logger) leader.Job {
+	return leader.Job{Name: "offline", Every: time.Minute, Run: func(ctx context.Context) error {
+		cutoff := time.Now().Add(-after)
+		m, ok := s.(lodestone.OfflineMarker)
+		if !ok {
+			n, err := s.MarkOffline(ctx, cutoff)
+			if n > 0 {
+				log.Info("devices went offline", "count", n)
+			}
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		ids, err := m.MarkOfflineDevices(ctx, cutoff)
+		if err != nil {
+			return err
 		}
-	}
+		if len(ids) > 0 {
+			log.Info("devices went offline", "count", len(ids))
+		}
+		for _, id := range ids {
+			// The status change is stored; a lost notification is logged, never an error of the sweep.
+			if err := events.Publish(ctx, ingest.DeviceOfflineEvent(id)); err != nil {
+				log.Warn("publishing device_offline failed", "device_id", id, "err", err)
+			}
+		}
+		return nil
+	}}
 }
 
 // warnInactive says which accepted ferrite settings this version does not act on yet, so nobody relies on them
