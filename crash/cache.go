@@ -72,16 +72,23 @@ func (c *indexCache) drop(sha string) {
 	}
 }
 
-// build reads the ELF through io.ReaderAt: straight from the blob when it supports random reads (the disk
-// store), else from a temporary copy, so an S3 blob is streamed once instead of ranged for every section.
+// localFile is a blob backed by an *os.File.
+type localFile interface {
+	io.ReaderAt
+	Stat() (os.FileInfo, error)
+}
+
+// build reads the ELF through io.ReaderAt: straight from the blob when it is a local file (the disk store), else
+// from a temporary copy, so a remote blob is streamed once instead of fetched by a ranged GET per section read
+// (minio's Object.ReadAt also failed debug/elf's first read against the S3 test gateway).
 func (c *indexCache) build(ctx context.Context, sha string) (*symbol.Index, error) {
 	b, err := c.blobs.Open(ctx, sha)
 	if err != nil {
 		return nil, fmt.Errorf("crash: open ELF blob %s: %w", sha, err)
 	}
 	defer b.Close()
-	if ra, ok := b.(io.ReaderAt); ok {
-		return symbol.New(ra)
+	if f, ok := b.(localFile); ok {
+		return symbol.New(f)
 	}
 	tmp, err := os.CreateTemp("", "lodestone-elf-*")
 	if err != nil {

@@ -13,11 +13,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lodestone-fleet/lodestone/blob/s3/s3test"
 	"github.com/lodestone-fleet/lodestone/chunk"
 )
 
-// The CLI uploads an ELF to a real serve, and serve's wiring symbolicates a fault of that firmware.
+// The CLI uploads an ELF to a real serve, and serve's wiring symbolicates a fault of that firmware, with ELFs on
+// disk and on S3 (where the index is built from a temporary copy rather than ranged reads).
 func TestSymbolsUploadAndServeSymbolicates(t *testing.T) {
+	t.Run("disk", func(t *testing.T) { testSymbolsUpload(t, nil) })
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Start(t)
+		testSymbolsUpload(t, []string{"--blobs", srv.URL("blobs")})
+	})
+}
+
+func testSymbolsUpload(t *testing.T, serveArgs []string) {
 	const pass = "symbols-test-pass"
 	env := func(k string) string {
 		if k == "BASIC_AUTH_PASS" {
@@ -30,7 +40,9 @@ func TestSymbolsUploadAndServeSymbolicates(t *testing.T) {
 	c := &serveCmd{stdout: io.Discard, stderr: &serveLog, getenv: env, dir: t.TempDir(), ready: ready}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, []string{"--http", "127.0.0.1:0", "--data-dir", t.TempDir()}) }()
+	go func() {
+		done <- c.Run(ctx, append([]string{"--http", "127.0.0.1:0", "--data-dir", t.TempDir()}, serveArgs...))
+	}()
 	var addr string
 	select {
 	case addr = <-ready:
