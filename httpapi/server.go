@@ -32,10 +32,13 @@ type Deps struct {
 	Auth      Authenticator // users and tokens; nil refuses every non-public, non-device route
 	IngestKey *APIKey
 	Logger    *slog.Logger
+	Blobs     lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
+	Events    lodestone.EventBus  // live events for GET /events/stream; nil answers 503
+	ELFs      lodestone.ELFService
+	Crashes   lodestone.CrashService
+	Symbols   Symbolicator // the symbolication workers; nil refuses ELF uploads
 	// Leader says whether this replica runs the periodic jobs; /readyz reports it. Nil: a lone process.
 	Leader interface{ IsLeader() bool }
-	Blobs  lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
-	Events lodestone.EventBus  // live events for GET /events/stream; nil answers 503
 }
 
 // Server is the HTTP API.
@@ -104,6 +107,7 @@ func (s *Server) routes() {
 	s.handle("GET /reboots", AccessViewer, s.listReboots)
 
 	s.routesEvents()
+	s.routesCrashes()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
@@ -199,8 +203,8 @@ func (s *Server) headers(next http.Handler) http.Handler {
 			h.Set("Access-Control-Allow-Origin", o)
 			h.Set("Vary", "Origin")
 			if r.Method == http.MethodOptions {
-				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-				h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-device-id, x-api-key")
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-device-id, x-api-key, x-firmware-version")
 				h.Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusOK)
 				return

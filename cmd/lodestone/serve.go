@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/lodestone-fleet/lodestone/chunk"
+	"github.com/lodestone-fleet/lodestone/crash"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
 )
@@ -159,11 +160,14 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}
 	defer bus.Close()
 
-	writer := ingest.NewWriter(db, ingest.WriterConfig{Committers: db.committers(), Events: bus}, log)
+	// Symbolication runs beside ingest, woken after commits that stored faults; regressions go to the bus.
+	symbolicator := crash.New(crash.Config{}, db, blobs, bus, log)
+	writer := ingest.NewWriter(crash.NotifyingWriter{TelemetryWriter: db, S: symbolicator},
+		ingest.WriterConfig{Committers: db.committers(), Events: bus}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
-		Blobs: blobs, Events: bus, Leader: elector,
+		Blobs: blobs, Events: bus, Leader: elector, ELFs: db, Crashes: db, Symbols: symbolicator,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
@@ -188,6 +192,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		defer close(jobsDone)
 		elector.Run(jobs, jobList...)
 	}()
+	symDone := make(chan struct{})
+	go func() { symbolicator.Run(jobs); close(symDone) }()
 
 	select {
 	case <-ctx.Done():
@@ -208,6 +214,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	cancelBase()
 	writer.Close() // commits everything still queued and publishes its events
 	bus.Close()
+	<-symDone
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}

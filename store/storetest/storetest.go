@@ -36,6 +36,9 @@ func Run(t *testing.T, open Opener) {
 		{"CanceledWriteStoresNothing", testCanceledWriteStoresNothing},
 		{"UnknownDeviceFilterIsEmpty", testUnknownDeviceFilterIsEmpty},
 		{"Settings", testSettings},
+		{"FaultFirmwareRecorded", testFaultFirmwareRecorded},
+		{"ELFIndexAndLateSymbols", testELFIndexAndLateSymbols},
+		{"CrashGroups", testCrashGroups},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,7 +29,7 @@ var Tables = []Table{
 	{"metrics", "id", []string{"id", "device_id", "key_id", "type", "value", "max", "raw", "ticks", "received_at"}},
 	{"faults", "id", []string{"id", "device_id", "fault_type", "r0", "r1", "r2", "r3", "r12", "lr", "pc", "xpsr", "r4",
 		"r5", "r6", "r7", "r8", "r9", "r10", "r11", "sp", "stack", "cfsr", "hfsr", "mmfar", "bfar", "symbol",
-		"crash_group_id", "received_at"}},
+		"crash_group_id", "received_at", "firmware_version", "build_id", "sym_state", "elf_id", "backtrace", "causes"}},
 	{"reboots", "id", []string{"id", "device_id", "reason", "extra", "boot_sequence", "uptime_before_reboot",
 		"received_at"}},
 	{"heartbeats", "id", []string{"id", "device_id", "uptime_ticks", "free_stack", "metrics_count", "frames_lost",
@@ -38,6 +38,9 @@ var Tables = []Table{
 	{"traces", "id", []string{"id", "device_id", "data", "received_at"}},
 	{"ota_requests", "id", []string{"id", "device_id", "build_id", "max_chunk_size", "ota_capable", "received_at"}},
 	{"settings", "key", []string{"key", "value"}},
+	{"elfs", "id", []string{"id", "version", "build_id", "build_id64", "sha256", "size", "filename", "created_at"}},
+	{"crash_groups", "id", []string{"id", "signature", "pc", "fault_type", "title", "state", "first_seen", "last_seen",
+		"occurrence_count", "affected_device_count", "regression", "resolved_version", "merged_into"}},
 }
 
 // Progress is reported as rows move.
