@@ -3,6 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
+	"io"
+	"os"
+	"path/filepath"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone/blob/s3/s3test"
+	"github.com/lodestone-fleet/lodestone/chunk"
 	"github.com/lodestone-fleet/lodestone/store/postgres/pgtest"
 )
 
@@ -170,6 +175,56 @@ func TestThreeReplicas(t *testing.T) {
 	}
 	if code := getJSON(t, "http://"+c.addr+"/devices/dev-a/metrics", pass, &wrapped); code != 200 || len(wrapped.Metrics) != 2 {
 		t.Fatalf("metrics on C: HTTP %d %v", code, wrapped)
+	}
+
+	// An ELF uploaded through A lands in the shared bucket; a fault posted to B is symbolicated against it, and C
+	// shows the result.
+	elfPath := filepath.Join("..", "..", "symbol", "testdata", "firmware-O2.elf")
+	image, err := os.ReadFile(elfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+a.addr+"/ingest/elf", bytes.NewReader(image))
+	req.SetBasicAuth("admin", pass)
+	req.Header.Set("X-Firmware-Version", "2.0.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("ELF upload on A: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	f, err := elf.Open(elfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, _ := f.Symbols()
+	f.Close()
+	var pc uint32
+	for _, s := range syms {
+		if s.Name == "write_register" {
+			pc = uint32(s.Value &^ 1)
+		}
+	}
+	fault := chunk.Chunk{Type: chunk.TypeDeviceInfo, Flags: chunk.FlagLast,
+		Payload: chunk.DeviceInfo{DeviceID: "dev-crash", FirmwareVersion: "2.0.0"}.AppendPayload(nil)}.Encode()
+	fault = append(fault, chunk.Chunk{Type: chunk.TypeFaultRecord, Flags: chunk.FlagLast, Seq: 1,
+		Payload: chunk.Fault{Type: 3, PC: pc, SP: 0x20001f00, CFSR: 1 << 25}.AppendPayload(nil)}.Encode()...)
+	post(t, b.addr, fault)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+c.addr+"/devices/dev-crash/faults", nil)
+		req.SetBasicAuth("admin", pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(raw), `"function":"write_register"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fault posted to B not symbolicated as seen from C: %s", raw)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// Exactly one replica leads; its offline sweep reaches subscribers on every replica.
