@@ -36,6 +36,8 @@ func Run(t *testing.T, open Opener) {
 		{"CanceledWriteStoresNothing", testCanceledWriteStoresNothing},
 		{"UnknownDeviceFilterIsEmpty", testUnknownDeviceFilterIsEmpty},
 		{"Settings", testSettings},
+		{"Users", testUsers},
+		{"Tokens", testTokens},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

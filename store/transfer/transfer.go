@@ -38,6 +38,9 @@ var Tables = []Table{
 	{"traces", "id", []string{"id", "device_id", "data", "received_at"}},
 	{"ota_requests", "id", []string{"id", "device_id", "build_id", "max_chunk_size", "ota_capable", "received_at"}},
 	{"settings", "key", []string{"key", "value"}},
+	{"users", "id", []string{"id", "name", "role", "password_hash", "created_at", "updated_at"}},
+	{"tokens", "id", []string{"id", "kind", "name", "role", "device_id", "hint", "hash", "created_by", "created_at",
+		"last_used_at", "revoked_at"}},
 }
 
 // Progress is reported as rows move.
