@@ -25,7 +25,9 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-func (t Timeouts) readHeader() time.Duration { return orDefault(t.ReadHeader, DefaultReadHeaderTimeout) }
-func (t Timeouts) read() time.Duration       { return orDefault(t.Read, DefaultReadTimeout) }
-func (t Timeouts) write() time.Duration      { return orDefault(t.Write, DefaultWriteTimeout) }
-func (t Timeouts) idle() time.Duration       { return orDefault(t.Idle, DefaultIdleTimeout) }
+func (t Timeouts) readHeader() time.Duration {
+	return orDefault(t.ReadHeader, DefaultReadHeaderTimeout)
+}
+func (t Timeouts) read() time.Duration  { return orDefault(t.Read, DefaultReadTimeout) }
+func (t Timeouts) write() time.Duration { return orDefault(t.Write, DefaultWriteTimeout) }
+func (t Timeouts) idle() time.Duration  { return orDefault(t.Idle, DefaultIdleTimeout) }
