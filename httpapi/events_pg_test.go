@@ -49,6 +49,6 @@ func TestEventStreamAcrossReplicas(t *testing.T) {
 	}
 	onA.close()
 	a.post(nil, v("V1", "V4", "V5", "V2"))
-	moved := b.stream("", "Last-Event-ID", itoa(fromA[4].id))
+	moved := b.stream("", "Last-Event-ID", itoa64(fromA[4].id))
 	checkV13(t, moved.events(5))
 }

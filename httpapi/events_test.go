@@ -245,7 +245,7 @@ func TestEventStreamEnds(t *testing.T) {
 	}
 }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()

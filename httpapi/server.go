@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,12 @@ type Config struct {
 	MaxBodyBytes int64         // largest ingest body; default 2 MiB like ferrite
 	CORSOrigin   string        // allowed browser origin; empty sends no CORS headers
 	KeepAlive    time.Duration // idle time before an event stream sends a keep-alive comment; default 15 s
+
+	Limits         Limits         // rate limits (ratelimit.go)
+	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For is believed (TRUSTED_PROXIES)
+	Timeouts       Timeouts       // zero fields take the defaults (timeouts.go)
+	PublicEvents   bool           // GET /events/stream needs no credentials (PUBLIC_EVENTS)
+	PublicMetrics  bool           // GET /metrics/prometheus needs no credentials (PUBLIC_METRICS)
 }
 
 // Deps are the services the handlers call.
@@ -39,6 +46,8 @@ type Deps struct {
 	Symbols   Symbolicator // the symbolication workers; nil refuses ELF uploads
 	// Leader says whether this replica runs the periodic jobs; /readyz reports it. Nil: a lone process.
 	Leader interface{ IsLeader() bool }
+	// Credentials keeps managed users, API tokens and device keys; nil leaves their routes answering 503.
+	Credentials lodestone.CredentialStore
 }
 
 // Server is the HTTP API.
@@ -52,6 +61,9 @@ type Server struct {
 	bufs     sync.Pool
 	stopping chan struct{} // closed by SetDraining: event streams end
 	stopOnce sync.Once
+
+	ingestIPs, ingestDevices, authFailures *buckets
+	authFailed                             atomic.Uint64
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -72,6 +84,7 @@ func New(cfg Config, deps Deps) *Server {
 		cfg.KeepAlive = 15 * time.Second
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
+	s.initLimits()
 	s.routes()
 	return s
 }
@@ -82,7 +95,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			Error(w, r, s.log, err)
+			Error(w, r, s.logFor(r), err)
 		}
 	}
 }
@@ -108,6 +121,7 @@ func (s *Server) routes() {
 
 	s.routesEvents()
 	s.routesCrashes()
+	s.routesAuth()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
@@ -145,9 +159,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// Handler returns the API with its middleware: panic recovery, security headers and CORS.
+// Handler returns the API with its middleware: request ids, panic recovery, security headers and CORS.
 func (s *Server) Handler() http.Handler {
-	return s.recoverer(s.headers(http.HandlerFunc(s.route)))
+	return s.requests(s.recoverer(s.headers(http.HandlerFunc(s.route))))
 }
 
 // HTTPServer returns an http.Server with timeouts on every phase and per-connection ingest attribution state.
@@ -155,10 +169,10 @@ func (s *Server) HTTPServer(addr string, base context.Context) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: s.cfg.Timeouts.readHeader(),
+		ReadTimeout:       s.cfg.Timeouts.read(),
+		WriteTimeout:      s.cfg.Timeouts.write(),
+		IdleTimeout:       s.cfg.Timeouts.idle(),
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
@@ -186,7 +200,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				}
 				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v,
 					"stack", string(debug.Stack()))
-				Error(w, r, s.log, lodestone.Errorf(lodestone.EINTERNAL, "internal error"))
+				Error(w, r, s.logFor(r), lodestone.Errorf(lodestone.EINTERNAL, "internal error"))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -199,12 +213,21 @@ func (s *Server) headers(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
+		// The API serves data, never pages: nothing in a response may run or be framed.
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		if o := s.cfg.CORSOrigin; o != "" {
 			h.Set("Access-Control-Allow-Origin", o)
 			h.Set("Vary", "Origin")
+			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, X-RateLimit-Limit, "+
+				"X-RateLimit-Remaining, X-RateLimit-Reset")
 			if r.Method == http.MethodOptions {
 				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
-				h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-device-id, x-api-key, x-firmware-version")
+				h.Set("Access-Control-Allow-Headers",
+					"authorization, content-type, x-device-id, x-api-key, x-firmware-version, x-request-id")
 				h.Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusOK)
 				return
@@ -232,6 +255,6 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) authMode(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"mode": "basic"})
+	writeJSON(w, http.StatusOK, s.authModeBody())
 	return nil
 }

@@ -49,6 +49,12 @@ type Config struct {
 	KeycloakURL         string
 	KeycloakRealm       string
 	KeycloakClientID    string
+	OIDCIssuer          string
+	OIDCClientID        string
+	OIDCRoleClaim       string
+	TrustedProxies      string
+	PublicEvents        bool
+	PublicMetrics       bool
 
 	AWSAccessKeyID     string // S3 credentials for --blobs s3://
 	AWSSecretAccessKey string
@@ -82,6 +88,17 @@ func str(p func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *p(c) = v; return nil }
 }
 
+func boolean(p func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false, got %q", v)
+		}
+		*p(c) = b
+		return nil
+	}
+}
+
 var envVars = []envVar{
 	{"LODESTONE_HTTP", str(func(c *Config) *string { return &c.HTTP }), "listen address (ip:port)"},
 	{"LODESTONE_DATA_DIR", str(func(c *Config) *string { return &c.DataDir }), "directory for the database and files"},
@@ -101,7 +118,7 @@ var envVars = []envVar{
 	}, "days of telemetry to keep (accepted; purging arrives with the operations feature)"},
 	{"BASIC_AUTH_USER", str(func(c *Config) *string { return &c.BasicAuthUser }), "admin user name (default admin)"},
 	{"BASIC_AUTH_PASS", str(func(c *Config) *string { return &c.BasicAuthPass }), "admin password; unset: generated on first start and printed once"},
-	{"BASIC_AUTH_USERS", str(func(c *Config) *string { return &c.BasicAuthUsers }), "extra users u:p:role,... (accepted; roles arrive with the fleet API)"},
+	{"BASIC_AUTH_USERS", str(func(c *Config) *string { return &c.BasicAuthUsers }), "extra users u:p:role,... (role admin, provisioner or viewer)"},
 	{"CORS_ORIGIN", str(func(c *Config) *string { return &c.CORSOrigin }), "browser origin allowed to call the API; unset sends no CORS headers"},
 	{"RATE_LIMIT_RPS", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
@@ -110,7 +127,7 @@ var envVars = []envVar{
 		}
 		c.RateLimitRPS = f
 		return nil
-	}, "per-client request rate (accepted; enforced with the operations feature)"},
+	}, "ingest requests per second per client IP and per device key; unset: unlimited"},
 	{"ALERT_WEBHOOK_URL", str(func(c *Config) *string { return &c.AlertWebhookURL }), "webhook for alerts (accepted; alerts arrive with the operations feature)"},
 	{"ALERT_OFFLINE_MINUTES", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -120,9 +137,15 @@ var envVars = []envVar{
 		c.AlertOfflineMinutes = n
 		return nil
 	}, "minutes without contact before a device is marked offline"},
-	{"KEYCLOAK_URL", str(func(c *Config) *string { return &c.KeycloakURL }), "OIDC (accepted; arrives with the fleet API)"},
+	{"KEYCLOAK_URL", str(func(c *Config) *string { return &c.KeycloakURL }), "Keycloak base URL; with KEYCLOAK_REALM and KEYCLOAK_CLIENT_ID users sign in with its JWTs"},
 	{"KEYCLOAK_REALM", str(func(c *Config) *string { return &c.KeycloakRealm }), ""},
 	{"KEYCLOAK_CLIENT_ID", str(func(c *Config) *string { return &c.KeycloakClientID }), ""},
+	{"OIDC_ISSUER", str(func(c *Config) *string { return &c.OIDCIssuer }), "OpenID provider issuer URL: users sign in with its JWTs instead of Basic"},
+	{"OIDC_CLIENT_ID", str(func(c *Config) *string { return &c.OIDCClientID }), "client id a JWT must name (aud, azp or client_id)"},
+	{"OIDC_ROLE_CLAIM", str(func(c *Config) *string { return &c.OIDCRoleClaim }), "dotted claim path holding roles (default roles; realm_access.roles for Keycloak)"},
+	{"TRUSTED_PROXIES", str(func(c *Config) *string { return &c.TrustedProxies }), "proxy addresses/CIDRs whose X-Forwarded-For is believed"},
+	{"PUBLIC_EVENTS", boolean(func(c *Config) *bool { return &c.PublicEvents }), "true: /events/stream needs no credentials"},
+	{"PUBLIC_METRICS", boolean(func(c *Config) *bool { return &c.PublicMetrics }), "true: /metrics/prometheus needs no credentials"},
 	{"LODESTONE_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel }), "debug, info, warn or error"},
 	{"RUST_LOG", func(c *Config, v string) error {
 		// ferrite's filter syntax: take the level if it is a plain one, ignore module filters.

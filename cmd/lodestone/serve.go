@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/chunk"
 	"github.com/lodestone-fleet/lodestone/crash"
 	"github.com/lodestone-fleet/lodestone/httpapi"
@@ -149,6 +150,15 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 			"      user: %s\n      password: %s\n\n"+
 			"  Set BASIC_AUTH_PASS to choose your own instead.\n\n", admin.User(), generated)
 	}
+	authn, err := newAuthn(cfg, admin, db.Store, log)
+	if err != nil {
+		return err
+	}
+	defer authn.Close()
+	proxies, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
 	apiKey := httpapi.NewAPIKey(cfg.IngestAPIKey)
 	if !apiKey.Enabled() {
 		log.Warn("INGEST_API_KEY is not set: anyone who can reach this port can post telemetry")
@@ -165,9 +175,13 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	writer := ingest.NewWriter(crash.NotifyingWriter{TelemetryWriter: db, S: symbolicator},
 		ingest.WriterConfig{Committers: db.committers(), Events: bus}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
-	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
-		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
-		Blobs: blobs, Events: bus, Leader: elector, ELFs: db, Crashes: db, Symbols: symbolicator,
+	creds, _ := db.Store.(lodestone.CredentialStore)
+	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin,
+		Limits: httpapi.Limits{RPS: cfg.RateLimitRPS}, TrustedProxies: proxies,
+		PublicEvents: cfg.PublicEvents, PublicMetrics: cfg.PublicMetrics}, httpapi.Deps{
+		Ingest: svc, Devices: db, Telemetry: db, Auth: authn, IngestKey: apiKey, Logger: log,
+		Blobs: blobs, Credentials: creds,
+		Events: bus, Leader: elector, ELFs: db, Crashes: db, Symbols: symbolicator,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
@@ -226,17 +240,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 // silently.
 func (c *serveCmd) warnInactive(cfg Config, log *slog.Logger) {
 	var names []string
-	if cfg.BasicAuthUsers != "" {
-		names = append(names, "BASIC_AUTH_USERS")
-	}
-	if cfg.RateLimitRPS > 0 {
-		names = append(names, "RATE_LIMIT_RPS")
-	}
 	if cfg.AlertWebhookURL != "" {
 		names = append(names, "ALERT_WEBHOOK_URL")
-	}
-	if cfg.KeycloakURL != "" {
-		names = append(names, "KEYCLOAK_*")
 	}
 	if cfg.StaticDir != "" {
 		names = append(names, "--static-dir")

@@ -39,6 +39,8 @@ func Run(t *testing.T, open Opener) {
 		{"FaultFirmwareRecorded", testFaultFirmwareRecorded},
 		{"ELFIndexAndLateSymbols", testELFIndexAndLateSymbols},
 		{"CrashGroups", testCrashGroups},
+		{"Users", testUsers},
+		{"Tokens", testTokens},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
