@@ -183,6 +183,7 @@ type Store interface {
 	TelemetryWriter
 	TelemetryService
 	Settings
+	OTAStore
 	Close() error
 }
 

@@ -36,6 +36,11 @@ func Run(t *testing.T, open Opener) {
 		{"CanceledWriteStoresNothing", testCanceledWriteStoresNothing},
 		{"UnknownDeviceFilterIsEmpty", testUnknownDeviceFilterIsEmpty},
 		{"Settings", testSettings},
+		{"Firmware", testFirmware},
+		{"OTATargets", testOTATargets},
+		{"CampaignLifecycle", testCampaignLifecycle},
+		{"CampaignAbortKeepsInstalled", testCampaignAbortKeepsInstalled},
+		{"CampaignHealth", testCampaignHealth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
