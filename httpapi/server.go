@@ -15,12 +15,15 @@ import (
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/ota"
 )
 
 // Config holds the server's tunables.
 type Config struct {
 	MaxBodyBytes int64  // largest ingest body; default 2 MiB like ferrite
 	CORSOrigin   string // allowed browser origin; empty sends no CORS headers
+
+	MaxFirmwareBytes int64 // largest firmware upload; default DefaultMaxFirmware
 }
 
 // Deps are the services the handlers call.
@@ -32,6 +35,8 @@ type Deps struct {
 	IngestKey *APIKey
 	Logger    *slog.Logger
 	Blobs     lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
+	OTA       *ota.Service        // firmware updates; nil leaves the /ota routes out
+	Campaigns *ota.Campaigns
 }
 
 // Server is the HTTP API.
@@ -93,6 +98,7 @@ func (s *Server) routes() {
 	s.handle("GET /faults", AccessViewer, s.listFaults)
 	s.handle("GET /metrics", AccessViewer, s.listMetrics)
 	s.handle("GET /reboots", AccessViewer, s.listReboots)
+	s.routesOTA()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

@@ -156,9 +156,19 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 
 	writer := ingest.NewWriter(db, ingest.WriterConfig{Committers: db.committers()}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
+	otaSvc, campaigns, err := newOTA(cfg, db, log)
+	if err != nil {
+		writer.Close()
+		return err
+	}
+	fuotaSrv, err := fuotaServer(cfg, otaSvc, blobs, log, func(s string) { fmt.Fprint(c.stderr, s) })
+	if err != nil {
+		writer.Close()
+		return err
+	}
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
-		Blobs: blobs,
+		Blobs: blobs, OTA: otaSvc, Campaigns: campaigns,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
@@ -171,6 +181,17 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	srv := api.HTTPServer(cfg.HTTP, base)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if fuotaSrv != nil {
+		fln, err := net.Listen("tcp", fuotaSrv.Addr)
+		if err != nil {
+			srv.Close()
+			writer.Close()
+			return fmt.Errorf("listen on %s (FUOTA): %w", fuotaSrv.Addr, err)
+		}
+		defer fuotaSrv.Close()
+		go func() { serveErr <- fuotaSrv.ServeTLS(fln, "", "") }()
+		log.Info("ESP32 FUOTA listener serving", "addr", fln.Addr().String())
+	}
 	log.Info("lodestone serving", "addr", ln.Addr().String(), "db", spec.String(), "version", version)
 	if c.ready != nil {
 		c.ready <- ln.Addr().String()
@@ -179,6 +200,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	jobs, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
 	go offlineSweep(jobs, db, time.Duration(cfg.AlertOfflineMinutes)*time.Minute, log)
+	go campaignTicks(jobs, campaigns, log)
 
 	select {
 	case <-ctx.Done():
@@ -192,6 +214,9 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	stopJobs()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if fuotaSrv != nil {
+		fuotaSrv.Shutdown(sctx)
+	}
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("in-flight requests did not finish in time", "err", err)
 	}
