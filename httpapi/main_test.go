@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -15,9 +16,11 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/blob/disk"
 	"github.com/lodestone-fleet/lodestone/chunk"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/ota"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
@@ -51,9 +54,12 @@ func v(names ...string) []byte {
 const adminPass = "test-admin-pass"
 
 type env struct {
-	t   *testing.T
-	srv *httptest.Server
-	db  *sqlite.DB
+	t     *testing.T
+	srv   *httptest.Server
+	db    *sqlite.DB
+	blobs lodestone.BlobStore
+	ota   *ota.Service
+	camps *ota.Campaigns
 }
 
 type opts struct {
@@ -63,6 +69,7 @@ type opts struct {
 	window  time.Duration
 	queue   int                                                       // writer queue size; 0 = default
 	wrap    func(lodestone.TelemetryWriter) lodestone.TelemetryWriter // wraps the real store's writes
+	signing ed25519.PrivateKey                                        // OTA manifest key
 }
 
 func newEnv(t *testing.T, o opts) *env {
@@ -93,8 +100,15 @@ func newEnv(t *testing.T, o opts) *env {
 	}
 	w := ingest.NewWriter(tw, ingest.WriterConfig{QueueSize: o.queue}, log)
 	svc := ingest.NewService(w, ingest.Config{Cipher: cipher, AddrWindow: o.window}, log)
+	blobs, err := disk.Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otaSvc := ota.NewService(db, db, ota.Config{SigningKey: o.signing, Logger: log})
+	camps := ota.NewCampaigns(otaSvc)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: o.maxBody}, httpapi.Deps{Ingest: svc, Devices: db,
-		Telemetry: db, Auth: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log})
+		Telemetry: db, Auth: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log, Blobs: blobs, OTA: otaSvc,
+		Campaigns: camps})
 	hs := api.HTTPServer("", context.Background())
 	srv := httptest.NewUnstartedServer(hs.Handler)
 	srv.Config = hs
@@ -104,7 +118,7 @@ func newEnv(t *testing.T, o opts) *env {
 		w.Close()
 		db.Close()
 	})
-	return &env{t: t, srv: srv, db: db}
+	return &env{t: t, srv: srv, db: db, blobs: blobs, ota: otaSvc, camps: camps}
 }
 
 type ingestResp struct {
