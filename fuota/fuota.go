@@ -272,12 +272,9 @@ func (h *Handler) check(w http.ResponseWriter, r *http.Request, id string) error
 		return invalid("app_ver must be given exactly once")
 	}
 	ver := q.Get("app_ver")
-	if _, err := h.ota.Store().FindTarget(r.Context(), id); err != nil {
-		return err // not found: 404, as the reference answers for an unknown device
-	}
-	o, ok, err := h.ota.Observe(r.Context(), id, &lodestone.DeviceInfo{FirmwareVersion: ver})
+	o, ok, err := h.ota.Lookup(r.Context(), id, &lodestone.DeviceInfo{FirmwareVersion: ver})
 	if err != nil {
-		return err
+		return err // no target: 404, as the reference answers for an unknown device
 	}
 	if !ok {
 		w.WriteHeader(http.StatusNoContent)

@@ -28,7 +28,7 @@ import (
 const user, pass = "fuota-user", "s3cret-pass"
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	db     *sqlite.DB
 	svc    *ota.Service
@@ -36,7 +36,9 @@ type env struct {
 	logs   *bytes.Buffer
 }
 
-func newEnv(t *testing.T, maxFile int64) *env {
+func newEnvTB(tb testing.TB) *env { return newEnv(tb, 0) }
+
+func newEnv(t testing.TB, maxFile int64) *env {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "l.db"), sqlite.Options{})

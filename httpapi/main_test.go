@@ -54,7 +54,7 @@ func v(names ...string) []byte {
 const adminPass = "test-admin-pass"
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	db    *sqlite.DB
 	blobs lodestone.BlobStore
@@ -72,7 +72,7 @@ type opts struct {
 	signing ed25519.PrivateKey                                        // OTA manifest key
 }
 
-func newEnv(t *testing.T, o opts) *env {
+func newEnv(t testing.TB, o opts) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"), sqlite.Options{})

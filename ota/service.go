@@ -67,13 +67,38 @@ func DownloadURL(id int64) string { return "/ota/firmware/" + strconv.FormatInt(
 
 // Check returns the update the device should install while it runs version/build, or ok=false.
 func (s *Service) Check(ctx context.Context, deviceID, version string, build uint64) (Offer, bool, error) {
-	t, err := s.store.FindTarget(ctx, deviceID)
+	return s.Observe(ctx, deviceID, &lodestone.DeviceInfo{FirmwareVersion: version, BuildID: build})
+}
+
+// Observe handles what a device said about itself (in an ingest session or a poll): a reported version equal to
+// its campaign target's confirms the install; then it returns the update still on offer, if any.
+func (s *Service) Observe(ctx context.Context, deviceID string, info *lodestone.DeviceInfo) (Offer, bool, error) {
+	o, ok, err := s.Lookup(ctx, deviceID, info)
 	if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
 		return Offer{}, false, nil
-	} else if err != nil {
+	}
+	return o, ok, err
+}
+
+// Lookup is Observe, except that a device without any target is an ENOTFOUND error (the FUOTA contract answers
+// it differently from a device whose target does not apply).
+func (s *Service) Lookup(ctx context.Context, deviceID string, info *lodestone.DeviceInfo) (Offer, bool, error) {
+	if info == nil {
+		return Offer{}, false, nil
+	}
+	t, err := s.store.FindTarget(ctx, deviceID)
+	if err != nil {
 		return Offer{}, false, err
 	}
-	if !t.Offers(version, build) {
+	if !t.Offers(info.FirmwareVersion, info.BuildID) {
+		if t.CampaignID != nil {
+			// It runs its campaign's firmware now: that confirms the install (a no-op once recorded).
+			if _, err := s.store.ReportOTA(ctx, lodestone.OTAReport{DeviceID: deviceID,
+				Status: lodestone.OTAInstalled, Version: info.FirmwareVersion, BuildID: info.BuildID},
+				s.now()); err != nil {
+				return Offer{}, false, err
+			}
+		}
 		return Offer{}, false, nil
 	}
 	o := Offer{Version: t.TargetVersion, BuildID: t.TargetBuildID}
@@ -97,34 +122,6 @@ func (s *Service) Check(ctx context.Context, deviceID, version string, build uin
 		}
 	}
 	return o, true, nil
-}
-
-// Observe handles what a device said about itself in an ingest session: a reported version equal to its target's
-// confirms the install; then it returns the update still on offer, if any.
-func (s *Service) Observe(ctx context.Context, deviceID string, info *lodestone.DeviceInfo) (Offer, bool, error) {
-	if info == nil {
-		return Offer{}, false, nil
-	}
-	if err := s.confirm(ctx, deviceID, info); err != nil {
-		return Offer{}, false, err
-	}
-	return s.Check(ctx, deviceID, info.FirmwareVersion, info.BuildID)
-}
-
-// confirm marks the device installed when it now runs its target.
-func (s *Service) confirm(ctx context.Context, deviceID string, info *lodestone.DeviceInfo) error {
-	t, err := s.store.FindTarget(ctx, deviceID)
-	if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	if t.CampaignID == nil || t.Offers(info.FirmwareVersion, info.BuildID) {
-		return nil
-	}
-	_, err = s.store.ReportOTA(ctx, lodestone.OTAReport{DeviceID: deviceID, Status: lodestone.OTAInstalled,
-		Version: info.FirmwareVersion, BuildID: info.BuildID}, s.now())
-	return err
 }
 
 // Report records a device's progress. Valid statuses are downloading, installed and failed.

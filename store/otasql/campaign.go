@@ -390,8 +390,20 @@ func (s *Store) CampaignHealth(ctx context.Context, id int64, since, now time.Ti
 
 // ReportOTA implements lodestone.CampaignStore.
 func (s *Store) ReportOTA(ctx context.Context, r lodestone.OTAReport, now time.Time) (string, error) {
+	// Devices confirm their firmware in every session; look before taking the writer for what is usually a no-op.
+	var cur sql.NullString
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT cd.status FROM ota_targets t JOIN ota_campaign_devices cd
+		ON cd.campaign_id = t.campaign_id AND cd.device_id = t.device_id WHERE t.device_id = ?`), r.DeviceID).Scan(&cur)
+	if err == sql.ErrNoRows {
+		return "", nil
+	} else if err != nil {
+		return "", s.wrap(err, "report OTA")
+	}
+	if cur.String == r.Status || cur.String == lodestone.OTAInstalled || cur.String == lodestone.OTAPending {
+		return cur.String, nil
+	}
 	var status string
-	err := s.tx(ctx, "report OTA", func(tx *sql.Tx) error {
+	err = s.tx(ctx, "report OTA", func(tx *sql.Tx) error {
 		var camp sql.NullInt64
 		err := tx.QueryRowContext(ctx, s.q(`SELECT campaign_id FROM ota_targets WHERE device_id = ?`),
 			r.DeviceID).Scan(&camp)
