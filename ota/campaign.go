@@ -319,8 +319,10 @@ func (c *Campaigns) step(ctx context.Context, camp *lodestone.Campaign) error {
 }
 
 // Unhealthy compares fault and unexpected-reboot rates per device-hour of devices on the new firmware with those
-// still on the old one. A rate counts as bad above ratio × the old rate, with at least minEvents events; when the
-// old devices had none, their rate is taken as one event over their hours (the most it could be unnoticed).
+// still on the old one. A rate is bad when it is above ratio × the old rate and the excess is not chance: under
+// the old rate, seeing that many events on the new firmware's device-hours must have a Poisson probability below
+// significance, and there must be at least minEvents of them. When the old devices had none, their rate is taken
+// as one event over their hours (the most that could go unnoticed).
 func Unhealthy(h lodestone.CampaignHealth, ratio float64) (string, bool) {
 	if h.NewHours <= 0 || h.OldHours <= 0 {
 		return "", false // no baseline to compare with
@@ -331,17 +333,41 @@ func Unhealthy(h lodestone.CampaignHealth, ratio float64) (string, bool) {
 		}
 		newRate := float64(newN) / h.NewHours
 		oldRate := float64(max(oldN, 1)) / h.OldHours
-		if newRate > ratio*oldRate {
-			return fmt.Sprintf("%s rate on the new firmware %.3f per device-hour (%d in %.1f h) is over %.1f× the "+
-				"old firmware's %.3f (%d in %.1f h)", what, newRate, newN, h.NewHours, ratio, oldRate, oldN,
-				h.OldHours), true
+		if newRate <= ratio*oldRate {
+			return "", false
 		}
-		return "", false
+		p := poissonTail(newN, oldRate*h.NewHours)
+		if p >= significance {
+			return "", false
+		}
+		return fmt.Sprintf("%s rate on the new firmware %.3f per device-hour (%d in %.1f h) is over %.1f× the old "+
+			"firmware's %.3f (%d in %.1f h); p=%.2g", what, newRate, newN, h.NewHours, ratio, oldRate, oldN,
+			h.OldHours, p), true
 	}
 	if r, bad := check("crash", h.NewFaults, h.OldFaults); bad {
 		return r, true
 	}
 	return check("unexpected reboot", h.NewReboots, h.OldReboots)
+}
+
+// significance is how unlikely, under the old firmware's rate, the new firmware's count must be to halt.
+const significance = 0.01
+
+// poissonTail is P(X >= k) for X ~ Poisson(lambda).
+func poissonTail(k int, lambda float64) float64 {
+	if lambda <= 0 {
+		return 0
+	}
+	term := math.Exp(-lambda) // P(X = 0)
+	cdf := 0.0
+	for i := 0; i < k; i++ {
+		cdf += term
+		term *= lambda / float64(i+1)
+		if term == 0 && cdf >= 1 {
+			break
+		}
+	}
+	return max(1-cdf, 0)
 }
 
 func (c *Campaigns) halt(ctx context.Context, camp *lodestone.Campaign, reason string) error {

@@ -3,14 +3,18 @@ package ota_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/ota"
+	"github.com/lodestone-fleet/lodestone/store/postgres"
+	"github.com/lodestone-fleet/lodestone/store/postgres/pgtest"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
@@ -18,8 +22,8 @@ import (
 // crash at a rate that depends on the firmware they run.
 type fleet struct {
 	t       *testing.T
-	db      *sqlite.DB
-	path    string
+	db      lodestone.Store
+	reopen  func() lodestone.Store
 	now     time.Time
 	svc     *ota.Service
 	camps   *ota.Campaigns
@@ -28,8 +32,39 @@ type fleet struct {
 	crashes map[string]float64 // faults per device-hour by version
 }
 
-func newFleet(t *testing.T, n int, crashes map[string]float64) *fleet {
-	f := &fleet{t: t, path: filepath.Join(t.TempDir(), "fleet.db"), now: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC),
+// backends opens the same store again after a "restart", once per storage backend.
+var backends = map[string]func(t *testing.T) func() lodestone.Store{
+	"sqlite": func(t *testing.T) func() lodestone.Store {
+		path := filepath.Join(t.TempDir(), "fleet.db")
+		return func() lodestone.Store {
+			db, err := sqlite.Open(context.Background(), path, sqlite.Options{Synchronous: "NORMAL"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return db
+		}
+	},
+	"postgres": func(t *testing.T) func() lodestone.Store {
+		url := pgtest.URL(t)
+		return func() lodestone.Store {
+			db, err := postgres.Open(context.Background(), url, postgres.Options{MaxConns: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return db
+		}
+	},
+}
+
+// eachBackend runs fn against both storage backends.
+func eachBackend(t *testing.T, fn func(t *testing.T, open func() lodestone.Store)) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) { fn(t, backends[name](t)) })
+	}
+}
+
+func newFleet(t *testing.T, open func() lodestone.Store, n int, crashes map[string]float64) *fleet {
+	f := &fleet{t: t, reopen: open, now: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC),
 		version: map[string]string{}, rng: rand.New(rand.NewPCG(1, 2)), crashes: crashes}
 	f.open()
 	var batches []*lodestone.DeviceBatch
@@ -47,10 +82,7 @@ func newFleet(t *testing.T, n int, crashes map[string]float64) *fleet {
 
 // open (re)opens the database and builds fresh services over it, as a restarted server would.
 func (f *fleet) open() {
-	db, err := sqlite.Open(context.Background(), f.path, sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	db := f.reopen()
 	f.t.Cleanup(func() { db.Close() })
 	f.db = db
 	f.svc = ota.NewService(db, db, ota.Config{Now: func() time.Time { return f.now }})
@@ -64,7 +96,8 @@ func (f *fleet) step(d time.Duration) {
 	ctx := context.Background()
 	f.now = f.now.Add(d)
 	var batches []*lodestone.DeviceBatch
-	for id, v := range f.version {
+	for _, id := range f.ids() {
+		v := f.version[id]
 		b := &lodestone.DeviceBatch{DeviceID: id, ReceivedAt: f.now,
 			Info: &lodestone.DeviceInfo{FirmwareVersion: v, BuildID: build(v)}}
 		if f.rng.Float64() < f.crashes[v]*d.Hours() {
@@ -75,7 +108,8 @@ func (f *fleet) step(d time.Duration) {
 	if err := f.db.WriteTelemetry(ctx, batches); err != nil {
 		f.t.Fatal(err)
 	}
-	for id, v := range f.version {
+	for _, id := range f.ids() {
+		v := f.version[id]
 		o, ok, err := f.svc.Observe(ctx, id, &lodestone.DeviceInfo{FirmwareVersion: v, BuildID: build(v)})
 		if err != nil {
 			f.t.Fatal(err)
@@ -90,6 +124,11 @@ func (f *fleet) step(d time.Duration) {
 	if err := f.camps.Tick(ctx); err != nil {
 		f.t.Fatal(err)
 	}
+}
+
+// ids lists the devices in a fixed order, so a run draws the same random numbers every time.
+func (f *fleet) ids() []string {
+	return slices.Sorted(maps.Keys(f.version))
 }
 
 func build(v string) uint64 {
@@ -137,8 +176,10 @@ func (f *fleet) status(id int64) *lodestone.Campaign {
 	return c
 }
 
-func TestCampaignRollsOutWaveByWave(t *testing.T) {
-	f := newFleet(t, 200, map[string]float64{"1.0": 0.02, "2.0": 0.02})
+func TestCampaignRollsOutWaveByWave(t *testing.T) { eachBackend(t, testRollsOutWaveByWave) }
+
+func testRollsOutWaveByWave(t *testing.T, open func() lodestone.Store) {
+	f := newFleet(t, open, 200, map[string]float64{"1.0": 0.02, "2.0": 0.02})
 	c := f.campaign([]int{5, 25, 100})
 	var seen []int
 	for range 200 {
@@ -165,8 +206,10 @@ func TestCampaignRollsOutWaveByWave(t *testing.T) {
 	}
 }
 
-func TestCampaignHaltsWhenNewFirmwareCrashesMore(t *testing.T) {
-	f := newFleet(t, 200, map[string]float64{"1.0": 0.02, "2.0": 0.5})
+func TestCampaignHaltsWhenNewFirmwareCrashesMore(t *testing.T) { eachBackend(t, testHaltsWhenCrashesMore) }
+
+func testHaltsWhenCrashesMore(t *testing.T, open func() lodestone.Store) {
+	f := newFleet(t, open, 200, map[string]float64{"1.0": 0.02, "2.0": 0.5})
 	c := f.campaign([]int{5, 25, 100})
 	for range 100 {
 		f.step(30 * time.Minute)
@@ -202,8 +245,10 @@ func TestCampaignHaltsWhenNewFirmwareCrashesMore(t *testing.T) {
 	}
 }
 
-func TestCampaignFailureThresholdAndTimeouts(t *testing.T) {
-	f := newFleet(t, 20, nil)
+func TestCampaignFailureThresholdAndTimeouts(t *testing.T) { eachBackend(t, testFailureThreshold) }
+
+func testFailureThreshold(t *testing.T, open func() lodestone.Store) {
+	f := newFleet(t, open, 20, nil)
 	c := f.campaign([]int{50, 100})
 	ctx := context.Background()
 	// Nobody installs: the devices never check in, so the offers time out and the failures halt the campaign.
@@ -232,7 +277,9 @@ func TestUnhealthy(t *testing.T) {
 		bad bool
 	}{
 		{lodestone.CampaignHealth{NewHours: 10, OldHours: 100, NewFaults: 1, OldFaults: 0}, false}, // too few
-		{lodestone.CampaignHealth{NewHours: 10, OldHours: 100, NewFaults: 2, OldFaults: 0}, true},
+		{lodestone.CampaignHealth{NewHours: 10, OldHours: 100, NewFaults: 3, OldFaults: 0}, true},
+		{lodestone.CampaignHealth{NewHours: 50, OldHours: 1140, NewFaults: 2, OldFaults: 15}, false}, // chance
+		{lodestone.CampaignHealth{NewHours: 50, OldHours: 1140, NewFaults: 25, OldFaults: 15}, true},
 		{lodestone.CampaignHealth{NewHours: 10, OldHours: 100, NewFaults: 2, OldFaults: 10}, false},
 		{lodestone.CampaignHealth{NewHours: 10, OldHours: 100, NewReboots: 5, OldReboots: 10}, true},
 		{lodestone.CampaignHealth{NewHours: 0, OldHours: 100, NewFaults: 5}, false},
