@@ -206,7 +206,9 @@ func testRollsOutWaveByWave(t *testing.T, open func() lodestone.Store) {
 	}
 }
 
-func TestCampaignHaltsWhenNewFirmwareCrashesMore(t *testing.T) { eachBackend(t, testHaltsWhenCrashesMore) }
+func TestCampaignHaltsWhenNewFirmwareCrashesMore(t *testing.T) {
+	eachBackend(t, testHaltsWhenCrashesMore)
+}
 
 func testHaltsWhenCrashesMore(t *testing.T, open func() lodestone.Store) {
 	f := newFleet(t, open, 200, map[string]float64{"1.0": 0.02, "2.0": 0.5})
