@@ -323,8 +323,10 @@ func (s *Store) EndCampaign(ctx context.Context, id int64, from []string, to str
 					d.DeviceID, id)
 			} else {
 				p := d.PrevTarget
+				// The saved artifact may have been deleted since: restore the target without it then.
 				res, err = tx.ExecContext(ctx, s.q(`UPDATE ota_targets SET target_version = ?, target_build_id = ?,
-					firmware_url = ?, firmware_id = ?, from_version = ?, campaign_id = ?, created_at = ?
+					firmware_url = ?, firmware_id = (SELECT id FROM firmware_artifacts WHERE id = ?),
+					from_version = ?, campaign_id = ?, created_at = ?
 					WHERE device_id = ? AND campaign_id = ?`), p.TargetVersion, int64(p.TargetBuildID),
 					ptr(p.FirmwareURL), ptr(p.FirmwareID), ptr(p.FromVersion), ptr(p.CampaignID), ms(now),
 					d.DeviceID, id)

@@ -201,10 +201,26 @@ func testCampaignLifecycle(t *testing.T, s lodestone.Store) {
 	if c2.Wave != 0 || c2.WaveStartedAt == nil || !c2.WaveStartedAt.Equal(at(2)) {
 		t.Fatalf("wave: %+v", c2)
 	}
+	// d2 had a target naming an artifact that is deleted while the campaign runs; rollback must still work.
+	old := firmware(t, s, "old.bin", "1.0", 1)
+	if err := s.SetTarget(ctx, &lodestone.OTATarget{DeviceID: "d2", TargetVersion: "1.0", FirmwareID: &old.ID,
+		CreatedAt: at(12)}); err != nil {
+		t.Fatal(err)
+	}
+	// (d2 is still pending: give it its wave, then delete the old artifact.)
+	if n, err := s.OfferWave(ctx, c.ID, 1, 1, at(13)); err != nil || n != 1 {
+		t.Fatalf("offer d2: %d %v", n, err)
+	}
+	if _, err := s.DeleteFirmware(ctx, old.ID); err != nil {
+		t.Fatal(err)
+	}
 	// Rollback gives d0 its hand-set target back, removes d1's, and leaves d9 and the pending devices alone.
 	n, err := s.EndCampaign(ctx, c.ID, []string{lodestone.CampaignActive}, lodestone.CampaignRolledBack, true, at(20))
-	if err != nil || n != 2 {
+	if err != nil || n != 3 {
 		t.Fatalf("rollback: %d %v", n, err)
+	}
+	if tg, _ := s.FindTarget(ctx, "d2"); tg.TargetVersion != "1.0" || tg.FirmwareID != nil {
+		t.Fatalf("d2 after rollback: %+v", tg)
 	}
 	if tg, _ := s.FindTarget(ctx, "d0"); tg.TargetVersion != "1.5" || tg.CampaignID != nil {
 		t.Fatalf("d0 after rollback: %+v", tg)
