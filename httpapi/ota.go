@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -19,57 +17,48 @@ const DefaultMaxFirmware = 256 << 20
 // routesOTA registers ferrite's /ota routes and lodestone's device-side ones. Devices download with the ingest
 // key (or openly when none is set), never with a user login: ferrite required one, so its devices could not.
 func (s *Server) routesOTA() {
-	if s.deps.OTA == nil {
-		return
-	}
-	s.handle("GET /ota/targets", AccessViewer, s.listTargets)
-	s.handle("POST /ota/targets", AccessProvisioner, s.setTarget)
-	s.handle("GET /ota/targets/{device_id}", AccessViewer, s.getTarget)
-	s.handle("DELETE /ota/targets/{device_id}", AccessProvisioner, s.deleteTarget)
+	s.handleOTA("GET /ota/targets", AccessViewer, s.listTargets)
+	s.handleOTA("POST /ota/targets", AccessProvisioner, s.setTarget)
+	s.handleOTA("GET /ota/targets/{device_id}", AccessViewer, s.getTarget)
+	s.handleOTA("DELETE /ota/targets/{device_id}", AccessProvisioner, s.deleteTarget)
 
-	s.handle("GET /ota/firmware", AccessViewer, s.listFirmware)
-	s.handle("POST /ota/firmware", AccessProvisioner, s.uploadFirmware)
-	s.handle("GET /ota/firmware/{id}", AccessViewer, s.getFirmware)
-	s.handle("DELETE /ota/firmware/{id}", AccessProvisioner, s.deleteFirmware)
-	s.handle("GET /ota/firmware/{id}/download", AccessDevice, s.downloadFirmware)
-	s.handle("GET /ota/firmware/{id}/manifest", AccessDevice, s.firmwareManifest)
-	s.handle("GET /ota/signing-key", AccessPublic, s.signingKey)
+	s.handleOTA("GET /ota/firmware", AccessViewer, s.listFirmware)
+	s.handleOTA("POST /ota/firmware", AccessProvisioner, s.uploadFirmware)
+	s.handleOTA("GET /ota/firmware/{id}", AccessViewer, s.getFirmware)
+	s.handleOTA("DELETE /ota/firmware/{id}", AccessProvisioner, s.deleteFirmware)
+	s.handleOTA("GET /ota/firmware/{id}/download", AccessDevice, s.downloadFirmware)
+	s.handleOTA("GET /ota/firmware/{id}/manifest", AccessDevice, s.firmwareManifest)
+	s.handleOTA("GET /ota/signing-key", AccessPublic, s.signingKey)
 
-	s.handle("GET /ota/check/{device_id}", AccessDevice, s.checkUpdate)
-	s.handle("POST /ota/report", AccessDevice, s.reportOTA)
+	s.handleOTA("GET /ota/check/{device_id}", AccessDevice, s.checkUpdate)
+	s.handleOTA("POST /ota/report", AccessDevice, s.reportOTA)
 
-	s.handle("GET /ota/campaigns", AccessViewer, s.listCampaigns)
-	s.handle("POST /ota/campaigns", AccessProvisioner, s.createCampaign)
-	s.handle("GET /ota/campaigns/{id}", AccessViewer, s.getCampaign)
-	s.handle("GET /ota/campaigns/{id}/devices", AccessViewer, s.listCampaignDevices)
-	s.handle("POST /ota/campaigns/{id}/activate", AccessProvisioner, s.campaignAction)
-	s.handle("POST /ota/campaigns/{id}/resume", AccessProvisioner, s.campaignAction)
-	s.handle("POST /ota/campaigns/{id}/pause", AccessProvisioner, s.campaignAction)
-	s.handle("POST /ota/campaigns/{id}/abort", AccessProvisioner, s.campaignAction)
-	s.handle("POST /ota/campaigns/{id}/rollback", AccessProvisioner, s.campaignAction)
+	s.handleOTA("GET /ota/campaigns", AccessViewer, s.listCampaigns)
+	s.handleOTA("POST /ota/campaigns", AccessProvisioner, s.createCampaign)
+	s.handleOTA("GET /ota/campaigns/{id}", AccessViewer, s.getCampaign)
+	s.handleOTA("GET /ota/campaigns/{id}/devices", AccessViewer, s.listCampaignDevices)
+	s.handleOTA("POST /ota/campaigns/{id}/activate", AccessProvisioner, s.campaignAction)
+	s.handleOTA("POST /ota/campaigns/{id}/resume", AccessProvisioner, s.campaignAction)
+	s.handleOTA("POST /ota/campaigns/{id}/pause", AccessProvisioner, s.campaignAction)
+	s.handleOTA("POST /ota/campaigns/{id}/abort", AccessProvisioner, s.campaignAction)
+	s.handleOTA("POST /ota/campaigns/{id}/rollback", AccessProvisioner, s.campaignAction)
+}
+
+// handleOTA registers an OTA route; without the OTA service wired it answers 503, like other unwired features.
+func (s *Server) handleOTA(pattern string, access Access, h handlerFunc) {
+	s.handle(pattern, access, func(w http.ResponseWriter, r *http.Request) error {
+		if s.deps.OTA == nil {
+			return lodestone.Errorf(lodestone.EUNAVAILABLE, "firmware updates are not enabled on this server")
+		}
+		return h(w, r)
+	})
 }
 
 func (s *Server) otaStore() lodestone.OTAStore { return s.deps.OTA.Store() }
 
-// decodeJSON reads a small JSON body into v.
+// decodeJSON reads a small JSON body into v with the API's one decoder (415, 413, 400, 422 as everywhere).
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return lodestone.Errorf(lodestone.ETOOLARGE, "JSON body over 64 KiB")
-		}
-		return lodestone.Errorf(lodestone.EINVALID, "invalid JSON body: %v", err)
-	}
-	return nil
-}
-
-func pathID(r *http.Request) (int64, error) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, lodestone.Errorf(lodestone.EINVALID, "id must be a positive integer")
-	}
-	return id, nil
+	return DecodeJSON(w, r, v, 64<<10)
 }
 
 // validText accepts 1-max visible characters without quotes or slashes, so a value can sit in a file name and a
@@ -179,6 +168,9 @@ func (s *Server) checkUpdate(w http.ResponseWriter, r *http.Request) error {
 	if q.Get("version") == "" && build == 0 {
 		return lodestone.Errorf(lodestone.EINVALID, "give the running firmware as version= and/or build_id=")
 	}
+	if err := ownDevice(r, r.PathValue("device_id")); err != nil {
+		return err
+	}
 	info := &lodestone.DeviceInfo{FirmwareVersion: q.Get("version"), BuildID: build}
 	o, ok, err := s.deps.OTA.Observe(r.Context(), r.PathValue("device_id"), info)
 	if err != nil {
@@ -189,6 +181,15 @@ func (s *Server) checkUpdate(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ota": o})
+	return nil
+}
+
+// ownDevice refuses a device key speaking for another device; the fleet-wide ingest key speaks for any.
+func ownDevice(r *http.Request, deviceID string) error {
+	if p := PrincipalFrom(r.Context()); p != nil && p.DeviceID != "" && p.DeviceID != deviceID {
+		return lodestone.Errorf(lodestone.EFORBIDDEN, "this device key belongs to device %q, not %q", p.DeviceID,
+			deviceID)
+	}
 	return nil
 }
 
@@ -205,6 +206,9 @@ func (s *Server) reportOTA(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !validDeviceHeader(in.DeviceID) {
 		return lodestone.Errorf(lodestone.EINVALID, "device_id must be 1-128 visible ASCII characters")
+	}
+	if err := ownDevice(r, in.DeviceID); err != nil {
+		return err
 	}
 	st, err := s.deps.OTA.Report(r.Context(), lodestone.OTAReport{DeviceID: in.DeviceID, Status: in.Status,
 		Reason: in.Reason, Version: in.Version, BuildID: in.BuildID})

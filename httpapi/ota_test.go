@@ -175,8 +175,8 @@ func TestFirmwareUploadRejectsBadInput(t *testing.T) {
 	}
 }
 
-// session is a DeviceInfo and a Heartbeat from one device.
-func session(id, version string, build uint64) []byte {
+// otaSession is a DeviceInfo and a Heartbeat from one device.
+func otaSession(id, version string, build uint64) []byte {
 	info := chunk.DeviceInfo{DeviceID: id, FirmwareVersion: version, BuildID: build}
 	b := chunk.Chunk{Type: chunk.TypeDeviceInfo, Flags: chunk.FlagLast, Payload: info.AppendPayload(nil)}.Encode()
 	hb := chunk.Heartbeat{UptimeTicks: 1}
@@ -201,7 +201,7 @@ func TestCampaignOverHTTPWithIngestOffers(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	e := newEnv(t, opts{signing: priv})
 	for i := range 4 {
-		if st, _, raw := e.post(nil, session(fmt.Sprintf("d%d", i), "1.0", 10)); st != 200 {
+		if st, _, raw := e.post(nil, otaSession(fmt.Sprintf("d%d", i), "1.0", 10)); st != 200 {
 			t.Fatalf("seed: %d %s", st, raw)
 		}
 	}
@@ -227,7 +227,7 @@ func TestCampaignOverHTTPWithIngestOffers(t *testing.T) {
 		t.Fatalf("activate: %d %s", st, raw) // ceil(34% of 3) = 2 canaries
 	}
 	// d0 learns of the update in its ingest answer, with a verifiable signature.
-	st, _, text := e.post(nil, session("d0", "1.0", 10))
+	st, _, text := e.post(nil, otaSession("d0", "1.0", 10))
 	var got otaIngest
 	if st != 200 || json.Unmarshal([]byte(text), &got) != nil || got.OTA == nil {
 		t.Fatalf("ingest answer: %d %s", st, raw)
@@ -249,7 +249,7 @@ func TestCampaignOverHTTPWithIngestOffers(t *testing.T) {
 		t.Fatalf("manifest %q does not verify", m.Manifest)
 	}
 	// d3 is outside the campaign: nothing offered, ferrite's exact answer.
-	if _, _, raw := e.post(nil, session("d3", "1.0", 10)); strings.Contains(raw, "ota") {
+	if _, _, raw := e.post(nil, otaSession("d3", "1.0", 10)); strings.Contains(raw, "ota") {
 		t.Fatalf("d3 offered: %s", raw)
 	}
 	// d1 polls instead, reports progress, then its next session confirms the install.
@@ -264,7 +264,7 @@ func TestCampaignOverHTTPWithIngestOffers(t *testing.T) {
 	if st, _, _ := e.do("POST", "/ota/report", []byte(`{"device_id":"d1","status":"bogus"}`), false); st != 400 {
 		t.Fatalf("bad report: %d", st)
 	}
-	if _, _, raw := e.post(nil, session("d1", "2.0", 20)); strings.Contains(raw, "ota") {
+	if _, _, raw := e.post(nil, otaSession("d1", "2.0", 20)); strings.Contains(raw, "ota") {
 		t.Fatalf("installed device offered again: %s", raw)
 	}
 	if st, _, _ := e.do("GET", "/ota/check/d1?version=2.0&build_id=20", nil, false); st != 204 {
@@ -317,5 +317,25 @@ func TestOTATargetsFerriteShapes(t *testing.T) {
 	}
 	if st, _, _ := e.do("DELETE", "/ota/targets/s-1", nil, true); st != 200 {
 		t.Fatalf("delete: %d", st)
+	}
+}
+
+func TestOTADeviceKeySpeaksOnlyForItsDevice(t *testing.T) {
+	e := newAuthEnv(t, authOpts{apiKey: "fleet-key"})
+	root := basic("admin", adminPass)
+	key := e.do("POST", "/devices/dev-a/keys", root, nil).must(t, 201).body["secret"].(string)
+	if a := e.do("GET", "/ota/check/dev-a?version=1.0", apiKey(key), nil); a.status != 204 {
+		t.Fatalf("own poll: %d %s", a.status, a.raw)
+	}
+	if a := e.do("GET", "/ota/check/dev-b?version=1.0", apiKey(key), nil); a.status != 403 {
+		t.Fatalf("poll for another device: %d %s", a.status, a.raw)
+	}
+	if a := e.do("POST", "/ota/report", apiKey(key), map[string]string{"device_id": "dev-b",
+		"status": "failed"}); a.status != 403 {
+		t.Fatalf("report for another device: %d %s", a.status, a.raw)
+	}
+	// The fleet-wide ingest key speaks for every device, as on ingest.
+	if a := e.do("GET", "/ota/check/dev-b?version=1.0", apiKey("fleet-key"), nil); a.status != 204 {
+		t.Fatalf("fleet key: %d %s", a.status, a.raw)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/fuota"
+	"github.com/lodestone-fleet/lodestone/leader"
 	"github.com/lodestone-fleet/lodestone/ota"
 )
 
@@ -46,31 +46,21 @@ func parseSigningKey(s string) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
-// newOTA builds the OTA service and campaign runner over the store.
-func newOTA(cfg Config, db lodestone.Store, log *slog.Logger) (*ota.Service, *ota.Campaigns, error) {
+// newOTA builds the OTA service and campaign runner over the store; campaign halts are published on events.
+func newOTA(cfg Config, db lodestone.Store, events lodestone.EventPublisher, log *slog.Logger) (*ota.Service,
+	*ota.Campaigns, error) {
 	key, err := parseSigningKey(cfg.OTASigningKey)
 	if err != nil {
 		return nil, nil, err
 	}
-	svc := ota.NewService(db, db, ota.Config{SigningKey: key, Logger: log})
+	svc := ota.NewService(db, db, ota.Config{SigningKey: key, Logger: log, Events: events})
 	return svc, ota.NewCampaigns(svc), nil
 }
 
-// campaignTicks advances campaigns until ctx ends. With several replicas the lead puts this under leader election;
-// Tick itself keeps all state in the database.
-func campaignTicks(ctx context.Context, c *ota.Campaigns, log *slog.Logger) {
-	t := time.NewTicker(otaTickInterval)
-	defer t.Stop()
-	for {
-		if err := c.Tick(ctx); err != nil && ctx.Err() == nil {
-			log.Error("campaign tick failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+// campaignJob advances campaigns on the replica that runs the periodic jobs; Tick keeps all state in the database,
+// so leadership can move between ticks.
+func campaignJob(c *ota.Campaigns) leader.Job {
+	return leader.Job{Name: "ota-campaigns", Every: otaTickInterval, Run: c.Tick}
 }
 
 // fuotaServer returns the ESP32 FUOTA listener's server, or nil when US_AUTH_USERNAME/US_AUTH_PASSWORD are unset

@@ -10,7 +10,7 @@ import (
 
 func firmware(tb testing.TB, s lodestone.Store, name, version string, build uint64) *lodestone.Firmware {
 	tb.Helper()
-	f := &lodestone.Firmware{Version: version, BuildID: build, SHA256: sha(name), Size: 1000, Filename: name,
+	f := &lodestone.Firmware{Version: version, BuildID: build, SHA256: fwsha(name), Size: 1000, Filename: name,
 		CreatedAt: at(0)}
 	if err := s.CreateFirmware(context.Background(), f); err != nil {
 		tb.Fatalf("CreateFirmware: %v", err)
@@ -18,8 +18,8 @@ func firmware(tb testing.TB, s lodestone.Store, name, version string, build uint
 	return f
 }
 
-// sha makes a distinct valid-looking digest from a name.
-func sha(name string) string {
+// fwsha makes a distinct valid-looking digest from a name.
+func fwsha(name string) string {
 	b := []byte("0000000000000000000000000000000000000000000000000000000000000000")
 	for i := 0; i < len(name) && i < 64; i++ {
 		b[i] = "0123456789abcdef"[name[i]%16]
@@ -32,7 +32,7 @@ func code(err error) string { return lodestone.ErrorCode(err) }
 func testFirmware(t *testing.T, s lodestone.Store) {
 	ctx := context.Background()
 	signer := "ci"
-	f := &lodestone.Firmware{Version: "1.2.0", BuildID: 1<<63 + 5, SHA256: sha("a"), Size: 42, Filename: "a.bin",
+	f := &lodestone.Firmware{Version: "1.2.0", BuildID: 1<<63 + 5, SHA256: fwsha("a"), Size: 42, Filename: "a.bin",
 		Signer: &signer, Notes: "fixes", CreatedAt: at(1)}
 	if err := s.CreateFirmware(ctx, f); err != nil || f.ID == 0 {
 		t.Fatalf("create: %v %d", err, f.ID)
@@ -55,15 +55,15 @@ func testFirmware(t *testing.T, s lodestone.Store) {
 		t.Fatalf("list newest first: %v %v", list, err)
 	}
 	// PUT /files replaces the bytes under the same name and reports the old blob.
-	rep := &lodestone.Firmware{Version: "a.bin", SHA256: sha("z"), Size: 7, Filename: "a.bin", CreatedAt: at(5)}
+	rep := &lodestone.Firmware{Version: "a.bin", SHA256: fwsha("z"), Size: 7, Filename: "a.bin", CreatedAt: at(5)}
 	old, err := s.PutFirmware(ctx, rep)
-	if err != nil || old == nil || old.SHA256 != sha("a") || rep.ID != f.ID {
+	if err != nil || old == nil || old.SHA256 != fwsha("a") || rep.ID != f.ID {
 		t.Fatalf("put replace: %v %v %d", old, err, rep.ID)
 	}
-	if used, _ := s.FirmwareBlobInUse(ctx, sha("a")); used {
+	if used, _ := s.FirmwareBlobInUse(ctx, fwsha("a")); used {
 		t.Fatal("old blob still in use")
 	}
-	if g, _ := s.FindFirmwareByFilename(ctx, "a.bin"); g.SHA256 != sha("z") || g.Size != 7 {
+	if g, _ := s.FindFirmwareByFilename(ctx, "a.bin"); g.SHA256 != fwsha("z") || g.Size != 7 {
 		t.Fatalf("after put: %+v", g)
 	}
 	if _, err := s.DeleteFirmware(ctx, f.ID); err != nil {
