@@ -150,7 +150,7 @@ type FirmwareService interface {
 	// DeleteFirmware removes an artifact; one a campaign uses is an ECONFLICT error. Targets that point at it
 	// lose their firmware id.
 	DeleteFirmware(ctx context.Context, id int64) (*Firmware, error)
-	// FirmwareBlobInUse reports whether any artifact still holds the blob, before the blob is deleted.
+	// FirmwareBlobInUse reports whether any artifact (or ELF file) still holds the blob, before it is deleted.
 	FirmwareBlobInUse(ctx context.Context, sha256 string) (bool, error)
 }
 

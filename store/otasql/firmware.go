@@ -121,7 +121,9 @@ func (s *Store) DeleteFirmware(ctx context.Context, id int64) (*lodestone.Firmwa
 // FirmwareBlobInUse implements lodestone.FirmwareService.
 func (s *Store) FirmwareBlobInUse(ctx context.Context, sha256 string) (bool, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT count(*) FROM firmware_artifacts WHERE sha256 = ?`), sha256).Scan(&n)
+	// Blobs are content-addressed and shared between features: an ELF file with the same bytes keeps it too.
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT (SELECT count(*) FROM firmware_artifacts WHERE sha256 = ?)
+		+ (SELECT count(*) FROM elfs WHERE sha256 = ?)`), sha256, sha256).Scan(&n)
 	return n > 0, s.wrap(err, "check firmware blob")
 }
 
