@@ -195,6 +195,7 @@ type Store interface {
 	Settings
 	ELFService
 	CrashService
+	OTAStore
 	Close() error
 }
 

@@ -56,6 +56,29 @@ var policy = map[string]httpapi.Access{
 	"GET /crashes/{id}":        httpapi.AccessViewer,
 	"PATCH /crashes/{id}":      httpapi.AccessProvisioner,
 	"POST /crashes/{id}/merge": httpapi.AccessProvisioner,
+
+	"GET /ota/targets":                  httpapi.AccessViewer,
+	"POST /ota/targets":                 httpapi.AccessProvisioner, // ferrite: admin; provisioners manage OTA
+	"GET /ota/targets/{device_id}":      httpapi.AccessViewer,
+	"DELETE /ota/targets/{device_id}":   httpapi.AccessProvisioner,
+	"GET /ota/firmware":                 httpapi.AccessViewer,
+	"POST /ota/firmware":                httpapi.AccessProvisioner,
+	"GET /ota/firmware/{id}":            httpapi.AccessViewer,
+	"DELETE /ota/firmware/{id}":         httpapi.AccessProvisioner,
+	"GET /ota/firmware/{id}/download":   httpapi.AccessDevice, // ferrite: a user login, which devices lack
+	"GET /ota/firmware/{id}/manifest":   httpapi.AccessDevice,
+	"GET /ota/signing-key":              httpapi.AccessPublic,
+	"GET /ota/check/{device_id}":        httpapi.AccessDevice,
+	"POST /ota/report":                  httpapi.AccessDevice,
+	"GET /ota/campaigns":                httpapi.AccessViewer,
+	"POST /ota/campaigns":               httpapi.AccessProvisioner,
+	"GET /ota/campaigns/{id}":           httpapi.AccessViewer,
+	"GET /ota/campaigns/{id}/devices":   httpapi.AccessViewer,
+	"POST /ota/campaigns/{id}/activate": httpapi.AccessProvisioner,
+	"POST /ota/campaigns/{id}/resume":   httpapi.AccessProvisioner,
+	"POST /ota/campaigns/{id}/pause":    httpapi.AccessProvisioner,
+	"POST /ota/campaigns/{id}/abort":    httpapi.AccessProvisioner,
+	"POST /ota/campaigns/{id}/rollback": httpapi.AccessProvisioner,
 }
 
 // caller is one column of the matrix.

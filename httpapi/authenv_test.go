@@ -15,6 +15,7 @@ import (
 
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/ota"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
@@ -54,8 +55,10 @@ func newAuthEnv(t *testing.T, o authOpts) *authEnv {
 	}
 	w := ingest.NewWriter(db, ingest.WriterConfig{}, log)
 	svc := ingest.NewService(w, ingest.Config{}, log)
+	otaSvc := ota.NewService(db, db, ota.Config{Logger: log})
 	api := httpapi.New(o.cfg, httpapi.Deps{Ingest: svc, Devices: db, Telemetry: db, Auth: authn,
-		IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log, Credentials: db})
+		IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log, Credentials: db, OTA: otaSvc,
+		Campaigns: ota.NewCampaigns(otaSvc)})
 	hs := api.HTTPServer("", context.Background())
 	srv := httptest.NewUnstartedServer(hs.Handler)
 	srv.Config = hs

@@ -15,7 +15,7 @@ import (
 
 // sse is a client reading an event stream over a real HTTP connection.
 type sse struct {
-	t    *testing.T
+	t    testing.TB
 	resp *http.Response
 	r    *bufio.Reader
 	stop context.CancelFunc

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/ota"
 )
 
 // Config holds the server's tunables.
@@ -29,6 +30,8 @@ type Config struct {
 	Timeouts       Timeouts       // zero fields take the defaults (timeouts.go)
 	PublicEvents   bool           // GET /events/stream needs no credentials (PUBLIC_EVENTS)
 	PublicMetrics  bool           // GET /metrics/prometheus needs no credentials (PUBLIC_METRICS)
+
+	MaxFirmwareBytes int64 // largest firmware upload; default DefaultMaxFirmware
 }
 
 // Deps are the services the handlers call.
@@ -48,6 +51,8 @@ type Deps struct {
 	Leader interface{ IsLeader() bool }
 	// Credentials keeps managed users, API tokens and device keys; nil leaves their routes answering 503.
 	Credentials lodestone.CredentialStore
+	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
+	Campaigns   *ota.Campaigns
 }
 
 // Server is the HTTP API.
@@ -122,6 +127,7 @@ func (s *Server) routes() {
 	s.routesEvents()
 	s.routesCrashes()
 	s.routesAuth()
+	s.routesOTA()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

@@ -58,6 +58,13 @@ type Config struct {
 
 	AWSAccessKeyID     string // S3 credentials for --blobs s3://
 	AWSSecretAccessKey string
+
+	OTASigningKey string // ed25519 seed for signed firmware manifests
+	FUOTAAddr     string // ESP32 FUOTA listener; runs when FUOTAUser/FUOTAPass are set
+	FUOTAUser     string
+	FUOTAPass     string
+	FUOTACert     string
+	FUOTAKey      string
 }
 
 func defaultConfig() Config {
@@ -74,6 +81,7 @@ func defaultConfig() Config {
 		AlertOfflineMinutes: 10,
 		JobsInterval:        time.Minute,
 		LeaderRetry:         5 * time.Second,
+		FUOTAAddr:           "0.0.0.0:50000",
 	}
 }
 
@@ -137,6 +145,19 @@ var envVars = []envVar{
 		c.AlertOfflineMinutes = n
 		return nil
 	}, "minutes without contact before a device is marked offline"},
+	{"OTA_SIGNING_KEY", str(func(c *Config) *string { return &c.OTASigningKey }), "ed25519 seed (32 bytes, hex or base64) that signs firmware manifests"},
+	{"US_AUTH_USERNAME", str(func(c *Config) *string { return &c.FUOTAUser }), "ESP32 FUOTA listener user; with US_AUTH_PASSWORD starts the listener"},
+	{"US_AUTH_PASSWORD", str(func(c *Config) *string { return &c.FUOTAPass }), "ESP32 FUOTA listener password"},
+	{"US_SERVER_PORT", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("must be a port number, got %q", v)
+		}
+		c.FUOTAAddr = "0.0.0.0:" + v
+		return nil
+	}, "ESP32 FUOTA listener port (default 50000)"},
+	{"FUOTA_TLS_CERT", str(func(c *Config) *string { return &c.FUOTACert }), "FUOTA certificate PEM; unset: self-signed, generated into the data directory"},
+	{"FUOTA_TLS_KEY", str(func(c *Config) *string { return &c.FUOTAKey }), "FUOTA private key PEM"},
 	{"KEYCLOAK_URL", str(func(c *Config) *string { return &c.KeycloakURL }), "Keycloak base URL; with KEYCLOAK_REALM and KEYCLOAK_CLIENT_ID users sign in with its JWTs"},
 	{"KEYCLOAK_REALM", str(func(c *Config) *string { return &c.KeycloakRealm }), ""},
 	{"KEYCLOAK_CLIENT_ID", str(func(c *Config) *string { return &c.KeycloakClientID }), ""},
@@ -216,6 +237,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ELFDir, "elf-dir", c.ELFDir, "ELF `directory`; default <data-dir>/elfs")
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware `directory`; default <data-dir>/firmware")
 	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob store `URL`: file:///path or s3://bucket/prefix?endpoint=host:port; default <data-dir>/blobs (env LODESTONE_BLOBS)")
+	fs.StringVar(&c.FUOTAAddr, "fuota-addr", c.FUOTAAddr, "ESP32 FUOTA listener `ip:port`, HTTPS, started when US_AUTH_USERNAME and US_AUTH_PASSWORD are set")
 	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "dashboard `directory` (accepted for ferrite compatibility)")
 	fs.StringVar(&c.Addr2line, "addr2line", c.Addr2line, "addr2line `path` (accepted for ferrite compatibility; symbolication is built in)")
 	fs.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest ingest body in `bytes`")

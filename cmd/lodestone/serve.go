@@ -175,6 +175,17 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	writer := ingest.NewWriter(crash.NotifyingWriter{TelemetryWriter: db, S: symbolicator},
 		ingest.WriterConfig{Committers: db.committers(), Events: bus}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
+	otaSvc, campaigns, err := newOTA(cfg, db, bus, log)
+	if err != nil {
+		writer.Close()
+		return err
+	}
+	jobList = append(jobList, campaignJob(campaigns))
+	fuotaSrv, err := fuotaServer(cfg, otaSvc, blobs, log, func(s string) { fmt.Fprint(c.stderr, s) })
+	if err != nil {
+		writer.Close()
+		return err
+	}
 	creds, _ := db.Store.(lodestone.CredentialStore)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin,
 		Limits: httpapi.Limits{RPS: cfg.RateLimitRPS}, TrustedProxies: proxies,
@@ -182,6 +193,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		Ingest: svc, Devices: db, Telemetry: db, Auth: authn, IngestKey: apiKey, Logger: log,
 		Blobs: blobs, Credentials: creds,
 		Events: bus, Leader: elector, ELFs: db, Crashes: db, Symbols: symbolicator,
+		OTA: otaSvc, Campaigns: campaigns,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
@@ -194,6 +206,17 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	srv := api.HTTPServer(cfg.HTTP, base)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if fuotaSrv != nil {
+		fln, err := net.Listen("tcp", fuotaSrv.Addr)
+		if err != nil {
+			srv.Close()
+			writer.Close()
+			return fmt.Errorf("listen on %s (FUOTA): %w", fuotaSrv.Addr, err)
+		}
+		defer fuotaSrv.Close()
+		go func() { serveErr <- fuotaSrv.ServeTLS(fln, "", "") }()
+		log.Info("ESP32 FUOTA listener serving", "addr", fln.Addr().String())
+	}
 	log.Info("lodestone serving", "addr", ln.Addr().String(), "db", spec.String(), "version", version)
 	if c.ready != nil {
 		c.ready <- ln.Addr().String()
@@ -222,6 +245,9 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	<-jobsDone
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if fuotaSrv != nil {
+		fuotaSrv.Shutdown(sctx)
+	}
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("in-flight requests did not finish in time", "err", err)
 	}

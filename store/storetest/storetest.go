@@ -41,6 +41,11 @@ func Run(t *testing.T, open Opener) {
 		{"CrashGroups", testCrashGroups},
 		{"Users", testUsers},
 		{"Tokens", testTokens},
+		{"Firmware", testFirmware},
+		{"OTATargets", testOTATargets},
+		{"CampaignLifecycle", testCampaignLifecycle},
+		{"CampaignAbortKeepsInstalled", testCampaignAbortKeepsInstalled},
+		{"CampaignHealth", testCampaignHealth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

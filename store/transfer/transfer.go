@@ -44,6 +44,17 @@ var Tables = []Table{
 	{"users", "id", []string{"id", "name", "role", "password_hash", "created_at", "updated_at"}},
 	{"tokens", "id", []string{"id", "kind", "name", "role", "device_id", "hint", "hash", "created_by", "created_at",
 		"last_used_at", "revoked_at"}},
+	{"firmware_artifacts", "id", []string{"id", "version", "build_id", "sha256", "size", "filename", "signer", "notes",
+		"created_at"}},
+	{"ota_campaigns", "id", []string{"id", "name", "firmware_id", "target_version", "strategy", "target_group_id",
+		"target_tags", "rollout_percent", "failure_threshold", "waves", "soak_ms", "health_ratio", "min_device_hours",
+		"offer_timeout_ms", "install_timeout_ms", "status", "wave", "wave_started_at", "started_at", "halt_reason",
+		"created_at", "updated_at"}},
+	{"ota_targets", "id", []string{"id", "device_id", "target_version", "target_build_id", "firmware_url",
+		"firmware_id", "from_version", "campaign_id", "created_at"}},
+	{"ota_campaign_devices", "id", []string{"id", "campaign_id", "device_id", "status", "wave", "reason",
+		"offered_at", "installed_at", "updated_at", "had_prev", "prev_target_version", "prev_target_build_id",
+		"prev_firmware_url", "prev_firmware_id", "prev_from_version", "prev_campaign_id"}},
 }
 
 // Progress is reported as rows move.
