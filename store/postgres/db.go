@@ -38,8 +38,9 @@ type DB struct {
 
 	// keys caches metric key ids. Keys are never deleted or renumbered, so an id committed by any replica stays
 	// valid; only ids from committed transactions enter the cache.
-	mu   sync.RWMutex
-	keys map[string]int64
+	mu      sync.RWMutex
+	keys    map[string]int64
+	sources map[string]int64 // log sources (project, device) -> id, same rules as keys
 }
 
 // Open connects to the database at url (postgres://…), checks that it answers, and migrates it to the newest
@@ -63,7 +64,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect to %s: %w", redact(url), err)
 	}
-	db := &DB{pool: pool, url: url, keys: make(map[string]int64)}
+	db := &DB{pool: pool, url: url, keys: make(map[string]int64), sources: make(map[string]int64)}
 	if !opts.NoMigrate {
 		if err := db.Migrate(ctx); err != nil {
 			pool.Close()

@@ -36,6 +36,9 @@ func Run(t *testing.T, open Opener) {
 		{"CanceledWriteStoresNothing", testCanceledWriteStoresNothing},
 		{"UnknownDeviceFilterIsEmpty", testUnknownDeviceFilterIsEmpty},
 		{"Settings", testSettings},
+		{"LogsWriteFind", testLogsWriteFind},
+		{"LogsCanceledWriteStoresNothing", testLogsCanceledWriteStoresNothing},
+		{"CrashUploads", testCrashUploads},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,6 +38,13 @@ var Tables = []Table{
 	{"traces", "id", []string{"id", "device_id", "data", "received_at"}},
 	{"ota_requests", "id", []string{"id", "device_id", "build_id", "max_chunk_size", "ota_capable", "received_at"}},
 	{"settings", "key", []string{"key", "value"}},
+	{"log_sources", "id", []string{"id", "project", "device_id"}},
+	{"logs", "id", []string{"id", "source_id", "time_ns", "observed_ns", "severity", "severity_text", "body",
+		"attributes", "trace_id", "span_id", "event_name", "flags", "received_at"}},
+	{"crash_uploads", "id", []string{"id", "project", "install_id", "platform", "version", "kind", "crash_time",
+		"metadata", "dump_sha256", "dump_size", "dump_encoding", "dedup", "token_id", "received_at"}},
+	{"crash_attachments", "id", []string{"id", "upload_id", "key", "content_type", "sha256", "size",
+		"content_encoding", "dedup"}},
 }
 
 // Progress is reported as rows move.
