@@ -49,9 +49,9 @@ type CrashUploadStore interface {
 	// CreateCrashUpload stores u with its attachments in one transaction and sets u.ID.
 	CreateCrashUpload(ctx context.Context, u *CrashUpload) error
 	FindCrashUploads(ctx context.Context, filter CrashUploadFilter) ([]*CrashUpload, error)
-	// DeleteCrashUploadsBefore removes uploads received before cutoff and returns the blob hashes that they
-	// referenced and no remaining upload references.
-	DeleteCrashUploadsBefore(ctx context.Context, cutoff time.Time) (orphans []string, err error)
+	// DeleteCrashUploadsBefore removes uploads received before cutoff; it returns how many, and the blob hashes
+	// that they referenced and no remaining upload references.
+	DeleteCrashUploadsBefore(ctx context.Context, cutoff time.Time) (deleted int64, orphans []string, err error)
 	// CrashBlobReferenced reports which of the hashes an upload (dump or attachment) references.
 	CrashBlobReferenced(ctx context.Context, sha256s []string) (map[string]bool, error)
 }

@@ -2,6 +2,7 @@ package lodestone
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -47,3 +48,36 @@ type LogStore interface {
 
 // EventLogs is the event published after log records are committed; its data is a JSON array of records.
 const EventLogs = "logs"
+
+// LogRecordJSON is the JSON shape of a log record in the API and in EventLogs events. Body and attributes are
+// embedded as the JSON they are stored as; times are RFC 3339 with nanoseconds.
+type LogRecordJSON struct {
+	ID           int64           `json:"id,omitempty"`
+	Project      string          `json:"project"`
+	DeviceID     string          `json:"device_id"`
+	Time         time.Time       `json:"time"`
+	ObservedTime time.Time       `json:"observed_time"`
+	Severity     int32           `json:"severity_number"`
+	SeverityText string          `json:"severity_text"`
+	Body         json.RawMessage `json:"body"`
+	Attributes   json.RawMessage `json:"attributes"`
+	TraceID      string          `json:"trace_id"`
+	SpanID       string          `json:"span_id"`
+	EventName    string          `json:"event_name"`
+	Flags        uint32          `json:"flags"`
+	ReceivedAt   time.Time       `json:"received_at"`
+}
+
+// JSON returns the record's JSON shape.
+func (r *LogRecord) JSON() LogRecordJSON {
+	raw := func(s, empty string) json.RawMessage {
+		if s == "" || !json.Valid([]byte(s)) {
+			return json.RawMessage(empty)
+		}
+		return json.RawMessage(s)
+	}
+	return LogRecordJSON{ID: r.ID, Project: r.Project, DeviceID: r.DeviceID, Time: r.Time, ObservedTime: r.ObservedTime,
+		Severity: r.Severity, SeverityText: r.SeverityText, Body: raw(r.Body, "null"),
+		Attributes: raw(r.Attributes, "{}"), TraceID: r.TraceID, SpanID: r.SpanID, EventName: r.EventName,
+		Flags: r.Flags, ReceivedAt: r.ReceivedAt}
+}

@@ -119,39 +119,41 @@ func (db *DB) FindCrashUploads(ctx context.Context, f lodestone.CrashUploadFilte
 }
 
 // DeleteCrashUploadsBefore implements lodestone.CrashUploadStore.
-func (db *DB) DeleteCrashUploadsBefore(ctx context.Context, cutoff time.Time) ([]string, error) {
+func (db *DB) DeleteCrashUploadsBefore(ctx context.Context, cutoff time.Time) (int64, []string, error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: begin crash purge: %w", err)
+		return 0, nil, fmt.Errorf("postgres: begin crash purge: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	rows, err := tx.Query(ctx, `SELECT dump_sha256 FROM crash_uploads WHERE received_at < $1
 		UNION SELECT a.sha256 FROM crash_attachments a JOIN crash_uploads u ON u.id = a.upload_id
 		WHERE u.received_at < $1`, ms(cutoff))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: find expired crash blobs: %w", err)
+		return 0, nil, fmt.Errorf("postgres: find expired crash blobs: %w", err)
 	}
 	shas, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read expired crash blobs: %w", err)
+		return 0, nil, fmt.Errorf("postgres: read expired crash blobs: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM crash_uploads WHERE received_at < $1`, ms(cutoff)); err != nil {
-		return nil, fmt.Errorf("postgres: delete expired crash uploads: %w", err)
+	tag, err := tx.Exec(ctx, `DELETE FROM crash_uploads WHERE received_at < $1`, ms(cutoff))
+	if err != nil {
+		return 0, nil, fmt.Errorf("postgres: delete expired crash uploads: %w", err)
 	}
 	ref, err := referenced(ctx, tx, shas)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: commit crash purge: %w", err)
+		return 0, nil, fmt.Errorf("postgres: commit crash purge: %w", err)
 	}
+	n := tag.RowsAffected()
 	var orphans []string
 	for _, s := range shas {
 		if !ref[s] {
 			orphans = append(orphans, s)
 		}
 	}
-	return orphans, nil
+	return n, orphans, nil
 }
 
 // CrashBlobReferenced implements lodestone.CrashUploadStore.

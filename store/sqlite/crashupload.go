@@ -122,47 +122,49 @@ func (db *DB) FindCrashUploads(ctx context.Context, f lodestone.CrashUploadFilte
 }
 
 // DeleteCrashUploadsBefore implements lodestone.CrashUploadStore.
-func (db *DB) DeleteCrashUploadsBefore(ctx context.Context, cutoff time.Time) ([]string, error) {
+func (db *DB) DeleteCrashUploadsBefore(ctx context.Context, cutoff time.Time) (int64, []string, error) {
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: begin crash purge: %w", err)
+		return 0, nil, fmt.Errorf("sqlite: begin crash purge: %w", err)
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `SELECT dump_sha256 FROM crash_uploads WHERE received_at < ?1
 		UNION SELECT a.sha256 FROM crash_attachments a JOIN crash_uploads u ON u.id = a.upload_id
 		WHERE u.received_at < ?1`, ms(cutoff))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: find expired crash blobs: %w", err)
+		return 0, nil, fmt.Errorf("sqlite: find expired crash blobs: %w", err)
 	}
 	var shas []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: scan expired crash blob: %w", err)
+			return 0, nil, fmt.Errorf("sqlite: scan expired crash blob: %w", err)
 		}
 		shas = append(shas, s)
 	}
 	rows.Close()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM crash_uploads WHERE received_at < ?`, ms(cutoff)); err != nil {
-		return nil, fmt.Errorf("sqlite: delete expired crash uploads: %w", err)
+	res, err := tx.ExecContext(ctx, `DELETE FROM crash_uploads WHERE received_at < ?`, ms(cutoff))
+	if err != nil {
+		return 0, nil, fmt.Errorf("sqlite: delete expired crash uploads: %w", err)
 	}
 	ref, err := blobsReferenced(ctx, tx, shas)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: commit crash purge: %w", err)
+		return 0, nil, fmt.Errorf("sqlite: commit crash purge: %w", err)
 	}
+	n, _ := res.RowsAffected()
 	var orphans []string
 	for _, s := range shas {
 		if !ref[s] {
 			orphans = append(orphans, s)
 		}
 	}
-	return orphans, nil
+	return n, orphans, nil
 }
 
 // CrashBlobReferenced implements lodestone.CrashUploadStore.

@@ -142,9 +142,9 @@ func testCrashUploads(t *testing.T, s lodestone.Store) {
 		t.Fatalf("referenced: %v %v", ref, err)
 	}
 	// Expiring the first two uploads frees c only: a is gone with them, b is still used by the third upload.
-	orphans, err := cs.DeleteCrashUploadsBefore(ctx, at(3))
-	if err != nil {
-		t.Fatal(err)
+	n, orphans, err := cs.DeleteCrashUploadsBefore(ctx, at(3))
+	if err != nil || n != 2 {
+		t.Fatal(n, err)
 	}
 	seen := map[string]bool{}
 	for _, o := range orphans {
