@@ -122,20 +122,17 @@ func (s *Server) storeCrash(ctx context.Context, r *http.Request, tok *Token) (s
 		case name != "dump" && len(u.Attachments) >= s.cfg.MaxAttachments:
 			return fail(cerr(413, "more than %d attachments", s.cfg.MaxAttachments))
 		}
-		ref, existed, err := s.deps.Blobs.Put(ctx, part, s.cfg.MaxDumpBytes)
+		pr := &readErr{r: part}
+		ref, existed, err := s.deps.Blobs.Put(ctx, pr, s.cfg.MaxDumpBytes)
 		if err != nil {
 			if lodestone.ErrorCode(err) == lodestone.ETOOLARGE {
 				return fail(cerr(413, "payload exceeds maximum size of %d bytes", s.cfg.MaxDumpBytes))
 			}
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return fail(cerr(413, "payload exceeds maximum size of %d bytes", mbe.Limit))
+			if pr.err != nil { // the body, not the store, failed
+				return fail(multipartErr(pr.err))
 			}
 			if errors.Is(err, context.Canceled) {
 				return fail(cerr(499, "request canceled"))
-			}
-			if strings.Contains(err.Error(), "multipart") {
-				return fail(multipartErr(err))
 			}
 			s.log.Error("crash upload: store blob", "err", err)
 			return fail(cerr(500, "storage I/O error"))
@@ -358,4 +355,19 @@ func normalizeUUID(s string) (string, bool) {
 	}
 	h := hex.EncodeToString(b)
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], true
+}
+
+// readErr remembers the error of the reader under it, so a failed Put can be blamed on the client's body or on
+// the store.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
 }
