@@ -175,7 +175,9 @@ func TestCrashUploadDedupAndIndex(t *testing.T) {
 
 func TestCrashUploadErrors(t *testing.T) {
 	e := newEnv(t, tokenTOML, func(c *otlp.Config) { c.MaxDumpBytes = 100 })
-	md := func(v int) part { return part{"metadata", "application/json", "", []byte(metadataJSON("detritus", installID, v))} }
+	md := func(v int) part {
+		return part{"metadata", "application/json", "", []byte(metadataJSON("detritus", installID, v))}
+	}
 	dump := part{"dump", "", "", []byte("dump")}
 	cases := []struct {
 		name   string
