@@ -32,6 +32,10 @@ type Deps struct {
 	IngestKey *APIKey
 	Logger    *slog.Logger
 	Blobs     lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
+
+	Logs         lodestone.LogStore         // GET /logs; nil answers 503
+	LogEvents    lodestone.EventBus         // GET /logs/stream subscribes here for EventLogs events
+	CrashUploads lodestone.CrashUploadStore // GET /crash-uploads
 }
 
 // Server is the HTTP API.
@@ -93,6 +97,7 @@ func (s *Server) routes() {
 	s.handle("GET /faults", AccessViewer, s.listFaults)
 	s.handle("GET /metrics", AccessViewer, s.listMetrics)
 	s.handle("GET /reboots", AccessViewer, s.listReboots)
+	s.routesLogs()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
