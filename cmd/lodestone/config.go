@@ -49,6 +49,8 @@ type Config struct {
 
 	AWSAccessKeyID     string // S3 credentials for --blobs s3://
 	AWSSecretAccessKey string
+
+	OTLP OTLPConfig // the OTLP log and crash receiver (otlp.go)
 }
 
 func defaultConfig() Config {
@@ -63,6 +65,7 @@ func defaultConfig() Config {
 		LogFormat:           "text",
 		RetentionDays:       90,
 		AlertOfflineMinutes: 10,
+		OTLP:                defaultOTLPConfig(),
 	}
 }
 
@@ -196,6 +199,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to wait for in-flight requests on shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
+	c.OTLP.registerFlags(fs)
 }
 
 // resolve fills derived paths and checks values.

@@ -13,9 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/chunk"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/otlp"
 )
 
 // serveCmd runs the server until its context ends, then shuts down gracefully: readiness goes 503, the listener
@@ -156,14 +158,26 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 
 	writer := ingest.NewWriter(db, ingest.WriterConfig{Committers: db.committers()}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
+	logEvents := otlp.NewFanout() // live log tails; in-process until a shared event bus is wired here
+	logStore, _ := db.Store.(lodestone.LogStore)
+	crashStore, _ := db.Store.(lodestone.CrashUploadStore)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
-		Blobs: blobs,
+		Blobs: blobs, Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore,
 	})
+	otlpCtx, stopOTLP := context.WithCancel(context.Background())
+	defer stopOTLP()
+	waitOTLP, otlpFailed, err := startOTLP(otlpCtx, cfg.OTLP, db.Store, blobs, logEvents, db.committers(), log)
+	if err != nil {
+		writer.Close()
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		writer.Close()
+		stopOTLP()
+		waitOTLP()
 		return fmt.Errorf("listen on %s: %w", cfg.HTTP, err)
 	}
 	base, cancelBase := context.WithCancel(context.Background())
@@ -184,7 +198,11 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		writer.Close()
+		stopOTLP()
+		waitOTLP()
 		return fmt.Errorf("http server: %w", err)
+	case err := <-otlpFailed:
+		log.Error("OTLP receiver failed, stopping", "err", err)
 	}
 
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
@@ -196,6 +214,10 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		log.Warn("in-flight requests did not finish in time", "err", err)
 	}
 	cancelBase()
+	stopOTLP()
+	if err := waitOTLP(); err != nil {
+		log.Warn("OTLP receiver", "err", err)
+	}
 	writer.Close() // commits everything still queued
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
