@@ -49,7 +49,10 @@ func (s *Server) crashUpload(w http.ResponseWriter, r *http.Request) {
 	s.countRequest("crashes", "201", time.Since(start))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(map[string]any{"id": id, "dedup": dedup})
+	json.NewEncoder(w).Encode(struct {
+		ID    string `json:"id"`
+		Dedup bool   `json:"dedup"`
+	}{id, dedup})
 }
 
 func (s *Server) storeCrash(ctx context.Context, r *http.Request, tok *Token) (string, bool, *crashError) {

@@ -49,7 +49,7 @@ type env struct {
 func newEnv(t testing.TB, tomlText string, mod func(*otlp.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "l.db"), sqlite.Options{Synchronous: "NORMAL"})
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "l.db"), sqlite.Options{Synchronous: "FULL"})
 	if err != nil {
 		t.Fatal(err)
 	}

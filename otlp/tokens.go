@@ -199,10 +199,11 @@ type Verifier struct {
 	key    []byte
 	sem    chan struct{}
 
-	mu   sync.Mutex
-	good map[[32]byte]goodEntry
-	bad  map[[32]byte]time.Time
-	now  func() time.Time
+	mu       sync.Mutex
+	good     map[[32]byte]goodEntry
+	bad      map[[32]byte]time.Time
+	inflight map[[32]byte]chan struct{} // verifications running, so concurrent requests with one value wait
+	now      func() time.Time
 }
 
 type goodEntry struct {
@@ -221,7 +222,7 @@ func NewVerifier(tokens []*Token) *Verifier {
 	key := make([]byte, 32)
 	rand.Read(key)
 	return &Verifier{tokens: tokens, key: key, sem: make(chan struct{}, 2), good: map[[32]byte]goodEntry{},
-		bad: map[[32]byte]time.Time{}, now: time.Now}
+		bad: map[[32]byte]time.Time{}, inflight: map[[32]byte]chan struct{}{}, now: time.Now}
 }
 
 // Verify returns the token whose secret is presented, or nil.
@@ -230,17 +231,27 @@ func (v *Verifier) Verify(presented string) *Token {
 	mac.Write([]byte(presented))
 	var k [32]byte
 	mac.Sum(k[:0])
+	for {
+		now := v.now()
+		v.mu.Lock()
+		if e, ok := v.good[k]; ok && now.Sub(e.at) < goodTTL {
+			v.mu.Unlock()
+			return e.tok
+		}
+		if at, ok := v.bad[k]; ok && now.Sub(at) < badTTL {
+			v.mu.Unlock()
+			return nil
+		}
+		wait, busy := v.inflight[k]
+		if !busy {
+			v.inflight[k] = make(chan struct{})
+			v.mu.Unlock()
+			break
+		}
+		v.mu.Unlock()
+		<-wait // the running verification fills the cache
+	}
 	now := v.now()
-	v.mu.Lock()
-	if e, ok := v.good[k]; ok && now.Sub(e.at) < goodTTL {
-		v.mu.Unlock()
-		return e.tok
-	}
-	if at, ok := v.bad[k]; ok && now.Sub(at) < badTTL {
-		v.mu.Unlock()
-		return nil
-	}
-	v.mu.Unlock()
 
 	v.sem <- struct{}{}
 	var found *Token
@@ -254,6 +265,8 @@ func (v *Verifier) Verify(presented string) *Token {
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	close(v.inflight[k])
+	delete(v.inflight, k)
 	if found != nil {
 		if len(v.good) >= cacheSize {
 			clear(v.good)
