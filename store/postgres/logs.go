@@ -122,6 +122,9 @@ func (db *DB) FindLogs(ctx context.Context, f lodestone.LogFilter) ([]*lodestone
 	}
 	if f.MinSeverity > 0 {
 		conds = append(conds, "x.severity >= "+a.add(f.MinSeverity))
+		if f.MinSeverity >= 13 {
+			conds = append(conds, "x.severity >= 13") // lets the planner use the partial severity index
+		}
 	}
 	if f.Text != "" {
 		pat := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f.Text) + "%"

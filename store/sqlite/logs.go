@@ -134,6 +134,9 @@ func (db *DB) FindLogs(ctx context.Context, f lodestone.LogFilter) ([]*lodestone
 	if f.MinSeverity > 0 {
 		where = append(where, "x.severity >= ?")
 		args = append(args, f.MinSeverity)
+		if f.MinSeverity >= 13 {
+			where = append(where, "x.severity >= 13") // lets the planner use the partial severity index
+		}
 	}
 	if f.Text != "" {
 		where = append(where, `x.body LIKE ? ESCAPE '\'`)

@@ -29,7 +29,9 @@ CREATE TABLE logs (
 );
 CREATE INDEX logs_source_time ON logs (source_id, time_ns);
 CREATE INDEX logs_time ON logs (time_ns);
-CREATE INDEX logs_severity_time ON logs (severity, time_ns);
+-- Only warnings and worse are indexed by severity: that is what severity filters look for, and indexing every
+-- INFO and DEBUG line cost a fifth of the insert rate. FindLogs adds the literal term that selects this index.
+CREATE INDEX logs_severity_time ON logs (severity, time_ns) WHERE severity >= 13;
 
 CREATE TABLE crash_uploads (
     id            INTEGER PRIMARY KEY,
