@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -264,3 +265,21 @@ func TestHTTPLogsProtobufAndJSON(t *testing.T) {
 }
 
 type otlpConfig = otlp.Config
+
+func TestCommittedRecordsArePublished(t *testing.T) {
+	e := newEnv(t, tokenTOML, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, _ := e.events.Subscribe(ctx, 0)
+	c := dial(t, e.addr)
+	md := withMD("authorization", "Bearer secret-token")
+	if _, err := c.Export(md, request(detritusResource("detritus", "live"), 3, "tail")); err != nil {
+		t.Fatal(err)
+	}
+	ev := <-events
+	var recs []lodestone.LogRecordJSON
+	if err := json.Unmarshal(ev.Data, &recs); err != nil || ev.Type != lodestone.EventLogs || ev.DeviceID != "live" ||
+		len(recs) != 3 || string(recs[2].Body) != `"tail 2"` || recs[0].Project != "detritus" {
+		t.Fatalf("event %+v: %v", ev, err)
+	}
+}

@@ -42,6 +42,7 @@ type env struct {
 	srv    *otlp.Server
 	db     *sqlite.DB
 	blobs  *disk.Store
+	events *otlp.Fanout
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -66,7 +67,8 @@ func newEnv(t testing.TB, tomlText string, mod func(*otlp.Config)) *env {
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := otlp.New(cfg, otlp.Deps{Logs: db, Crashes: db, Blobs: blobs, Events: otlp.NewFanout()})
+	events := otlp.NewFanout()
+	srv, err := otlp.New(cfg, otlp.Deps{Logs: db, Crashes: db, Blobs: blobs, Events: events})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,8 @@ func newEnv(t testing.TB, tomlText string, mod func(*otlp.Config)) *env {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{addr: ln.Addr().String(), srv: srv, db: db, blobs: blobs, cancel: cancel, done: make(chan error, 1)}
+	e := &env{addr: ln.Addr().String(), srv: srv, db: db, blobs: blobs, events: events, cancel: cancel,
+		done: make(chan error, 1)}
 	go func() { e.done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
