@@ -54,3 +54,9 @@ type DeviceService interface {
 	// MarkOffline sets every online device last seen before the cutoff to offline and returns how many changed.
 	MarkOffline(ctx context.Context, cutoff time.Time) (int, error)
 }
+
+// OfflineMarker is MarkOffline naming the devices it changed, so that the offline sweep can publish a
+// device_offline event for each.
+type OfflineMarker interface {
+	MarkOfflineDevices(ctx context.Context, cutoff time.Time) ([]string, error)
+}

@@ -45,9 +45,18 @@ type Fault struct {
 	BFAR        uint32
 	ReceivedAt  time.Time
 
-	// Filled by symbolication (a later feature); nil until then.
+	// Filled by symbolication in the background; nil until then.
 	Symbol       *string
 	CrashGroupID *int64
+
+	// The firmware the device ran when the fault was stored, from its DeviceInfo.
+	FirmwareVersion string
+	BuildID         uint64
+	// Symbolication results; empty until the fault is symbolicated.
+	SymbolState SymbolState
+	ELFID       *int64
+	Backtrace   []BacktraceFrame
+	Causes      []FaultCause
 }
 
 // Registers holds the core registers captured at fault time.
@@ -180,9 +189,13 @@ type Settings interface {
 // Store is everything a storage backend provides. Every backend passes the conformance suite in store/storetest.
 type Store interface {
 	DeviceService
+	OfflineMarker
 	TelemetryWriter
 	TelemetryService
 	Settings
+	ELFService
+	CrashService
+	OTAStore
 	Close() error
 }
 

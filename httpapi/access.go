@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -74,34 +76,155 @@ func (s *Server) handleRaw(pattern string, access Access, h http.HandlerFunc) {
 	})))
 }
 
-// guard enforces access before h runs.
+// EventsAccess is what GET /events/stream demands: credentials unless PUBLIC_EVENTS opens it (ferrite leaves it
+// public; its events name devices and carry their data).
+func (c Config) EventsAccess() Access {
+	if c.PublicEvents {
+		return AccessPublic
+	}
+	return AccessViewer
+}
+
+// MetricsAccess is what GET /metrics/prometheus demands: credentials unless PUBLIC_METRICS opens it for a
+// scraper without them.
+func (c Config) MetricsAccess() Access {
+	if c.PublicMetrics {
+		return AccessPublic
+	}
+	return AccessViewer
+}
+
+// AuthFailures counts refused credentials since start (ferrite_auth_failures_total).
+func (s *Server) AuthFailures() uint64 { return s.authFailed.Load() }
+
+func (s *Server) initLimits() {
+	l := s.cfg.Limits
+	s.ingestIPs = newBuckets(l.RPS, l.Burst)
+	s.ingestDevices = newBuckets(l.RPS, l.Burst)
+	if l.AuthFailures == 0 {
+		l.AuthFailures = defaultAuthFailures
+	}
+	if l.AuthFailureBurst == 0 {
+		l.AuthFailureBurst = defaultAuthFailureBurst
+	}
+	if l.AuthFailures > 0 {
+		s.authFailures = newBuckets(l.AuthFailures, l.AuthFailureBurst)
+	}
+}
+
+// challenge is the WWW-Authenticate value for a refused user request.
+func (s *Server) challenge() string {
+	if c, ok := s.deps.Auth.(interface{ Challenge() string }); ok {
+		return c.Challenge()
+	}
+	return `Basic realm="lodestone"`
+}
+
+func (s *Server) authenticate(r *http.Request) (*lodestone.Principal, error) {
+	if s.deps.Auth == nil {
+		if r.Header.Get("Authorization") != "" {
+			return nil, errBadCredentials
+		}
+		return nil, nil
+	}
+	return s.deps.Auth.Authenticate(r)
+}
+
+// refuse counts a failed credential check against the client's auth-failure bucket.
+func (s *Server) refuse(ip string, now time.Time) {
+	s.authFailed.Add(1)
+	s.authFailures.fail(ip, now)
+}
+
+// guard enforces access before h runs: rate limits first (cheap), then credentials, then the role.
 func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		now := time.Now()
+		ip := ClientIP(r.Context())
+		if ip == "" {
+			ip = s.clientIP(r)
+		}
+		if access == AccessDevice || strings.HasPrefix(r.URL.Path, "/auth/") {
+			if err := s.ingestIPs.allow(w, ip, now); err != nil {
+				return err
+			}
+		}
 		switch access {
 		case AccessPublic:
 			return h(w, r)
 		case AccessDevice:
-			if !s.deps.IngestKey.Check(r) {
-				w.Header().Set("WWW-Authenticate", "ApiKey")
-				return lodestone.Errorf(lodestone.EUNAUTHORIZED, "missing or invalid X-API-Key")
-			}
-			return h(w, r)
+			return s.guardDevice(w, r, h, ip, now)
 		}
-		var p *lodestone.Principal
-		var err error
-		if s.deps.Auth != nil {
-			p, err = s.deps.Auth.Authenticate(r)
+		if err := s.authFailures.blocked(w, ip, now); err != nil {
+			return err
+		}
+		p, err := s.authenticate(r)
+		if err != nil && lodestone.ErrorCode(err) != lodestone.EUNAUTHORIZED {
+			return err // the store or the OpenID provider failed: not the caller's fault
 		}
 		if err != nil || p == nil {
-			w.Header().Set("WWW-Authenticate", `Basic realm="lodestone"`)
-			if err != nil && lodestone.ErrorCode(err) != lodestone.EUNAUTHORIZED {
-				return err
+			w.Header().Set("WWW-Authenticate", s.challenge())
+			if err != nil {
+				s.refuse(ip, now)
+				return lodestone.Errorf(lodestone.EUNAUTHORIZED, "Authentication required: %s",
+					lodestone.ErrorMessage(err))
 			}
-			return lodestone.Errorf(lodestone.EUNAUTHORIZED, "authentication required")
+			return lodestone.Errorf(lodestone.EUNAUTHORIZED, "Authentication required")
 		}
 		if !p.Allows(access.Role()) {
-			return lodestone.Errorf(lodestone.EFORBIDDEN, "%s access needs the %s role", r.URL.Path, access.Role())
+			switch {
+			case p.DeviceID != "":
+				return lodestone.Errorf(lodestone.EFORBIDDEN,
+					"Insufficient permissions: a device key only posts that device's data")
+			case access == AccessAdmin:
+				return lodestone.Errorf(lodestone.EFORBIDDEN, "Insufficient permissions: admin role required")
+			default:
+				return lodestone.Errorf(lodestone.EFORBIDDEN,
+					"Insufficient permissions: provisioner or admin role required")
+			}
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	}
+}
+
+// guardDevice admits a device: with its own key (X-API-Key: lsd_... or Authorization: Bearer lsd_...), or with
+// the fleet's INGEST_API_KEY when one is set, or anyone when none is (ferrite's default).
+func (s *Server) guardDevice(w http.ResponseWriter, r *http.Request, h handlerFunc, ip string, now time.Time) error {
+	key := r.Header.Get("X-API-Key")
+	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !strings.HasPrefix(key, DeviceKeyPrefix) && !strings.HasPrefix(bearer, DeviceKeyPrefix) {
+		if !s.deps.IngestKey.Check(r) {
+			if key != "" {
+				if err := s.authFailures.blocked(w, ip, now); err != nil {
+					return err
+				}
+				s.refuse(ip, now)
+			}
+			w.Header().Set("WWW-Authenticate", "ApiKey")
+			return lodestone.Errorf(lodestone.EUNAUTHORIZED, "Missing or invalid X-API-Key")
+		}
+		return h(w, r)
+	}
+	if err := s.authFailures.blocked(w, ip, now); err != nil {
+		return err
+	}
+	p, err := s.authenticate(r)
+	if err != nil && lodestone.ErrorCode(err) != lodestone.EUNAUTHORIZED {
+		return err
+	}
+	if err != nil || p == nil || p.DeviceID == "" {
+		s.refuse(ip, now)
+		w.Header().Set("WWW-Authenticate", "ApiKey")
+		return lodestone.Errorf(lodestone.EUNAUTHORIZED, "Missing or invalid X-API-Key")
+	}
+	if err := s.ingestDevices.allow(w, p.DeviceID, now); err != nil {
+		return err
+	}
+	// The key names its device: chunks before any DeviceInfo belong to it, and a header naming another device
+	// is refused rather than believed.
+	if hd := r.Header.Get("X-Device-Id"); hd != "" && hd != p.DeviceID {
+		return lodestone.Errorf(lodestone.EFORBIDDEN, "this device key belongs to device %q, not %q", p.DeviceID, hd)
+	}
+	r.Header.Set("X-Device-Id", p.DeviceID)
+	return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 }

@@ -11,13 +11,15 @@ import (
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/ota"
 )
 
 // ingestResponse is ferrite's exact shape: errors is omitted when empty.
 type ingestResponse struct {
-	OK             bool     `json:"ok"`
-	ChunksReceived int      `json:"chunks_received"`
-	Errors         []string `json:"errors,omitempty"`
+	OK             bool       `json:"ok"`
+	ChunksReceived int        `json:"chunks_received"`
+	Errors         []string   `json:"errors,omitempty"`
+	OTA            *ota.Offer `json:"ota,omitempty"` // lodestone: the update on offer to the one device that posted
 }
 
 // ingestChunks implements POST /ingest/chunks. Gateways drop a batch on 4xx and retry on 5xx, so 4xx is kept for
@@ -72,7 +74,7 @@ func (s *Server) ingestChunks(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusMultiStatus
 	}
 	writeIngest(w, status, ingestResponse{OK: len(res.Errors) == 0, ChunksReceived: res.ChunksReceived,
-		Errors: res.Errors})
+		Errors: res.Errors, OTA: s.ingestOTA(r, res.Reported)})
 }
 
 func (s *Server) tooLarge() string {
@@ -85,7 +87,7 @@ func (s *Server) ingestReply(w http.ResponseWriter, status, chunks int, msg stri
 
 func writeIngest(w http.ResponseWriter, status int, res ingestResponse) {
 	w.Header().Set("Content-Type", "application/json")
-	if res.OK && len(res.Errors) == 0 {
+	if res.OK && len(res.Errors) == 0 && res.OTA == nil {
 		// The hot path: skip reflection.
 		b := make([]byte, 0, 48)
 		b = append(b, `{"ok":true,"chunks_received":`...)

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"encoding/base64"
-	"encoding/hex"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -67,9 +65,18 @@ type faultJSON struct {
 	CreatedAt     string  `json:"created_at"`
 	CrashGroupID  *int64  `json:"crash_group_id"`
 
-	FaultTypeName string            `json:"fault_type_name"`
-	Registers     map[string]uint32 `json:"registers"`
+	FaultTypeName   string                     `json:"fault_type_name"`
+	Registers       map[string]uint32          `json:"registers"`
+	FirmwareVersion string                     `json:"firmware_version"`
+	BuildID         uint64                     `json:"build_id"`
+	SymbolState     string                     `json:"symbol_state"` // pending, done or no_elf
+	ELFID           *int64                     `json:"elf_id"`
+	Backtrace       []lodestone.BacktraceFrame `json:"backtrace"`
+	Causes          []lodestone.FaultCause     `json:"causes"`
 }
+
+var symbolStates = [...]string{lodestone.SymbolPending: "pending", lodestone.SymbolDone: "done",
+	lodestone.SymbolNoELF: "no_elf"}
 
 func newFaultJSON(f *lodestone.Fault) faultJSON {
 	var sb strings.Builder
@@ -82,14 +89,26 @@ func newFaultJSON(f *lodestone.Fault) faultJSON {
 	}
 	sb.WriteByte(']')
 	r := f.Registers
-	return faultJSON{ID: f.ID, DeviceRowID: f.DeviceRowID, DeviceID: f.DeviceID, FaultType: f.FaultType, PC: r.PC,
+	out := faultJSON{ID: f.ID, DeviceRowID: f.DeviceRowID, DeviceID: f.DeviceID, FaultType: f.FaultType, PC: r.PC,
 		LR: r.LR, CFSR: f.CFSR, HFSR: f.HFSR, MMFAR: f.MMFAR, BFAR: f.BFAR, SP: r.SP, StackSnapshot: sb.String(),
 		Symbol: f.Symbol, CreatedAt: ts(f.ReceivedAt), CrashGroupID: f.CrashGroupID,
 		FaultTypeName: chunk.FaultTypeName(f.FaultType),
 		Registers: map[string]uint32{"r0": r.R0, "r1": r.R1, "r2": r.R2, "r3": r.R3, "r4": r.R4, "r5": r.R5,
 			"r6": r.R6, "r7": r.R7, "r8": r.R8, "r9": r.R9, "r10": r.R10, "r11": r.R11, "r12": r.R12, "sp": r.SP,
 			"lr": r.LR, "pc": r.PC, "xpsr": r.XPSR},
+		FirmwareVersion: f.FirmwareVersion, BuildID: f.BuildID, SymbolState: "pending", ELFID: f.ELFID,
+		Backtrace: f.Backtrace, Causes: f.Causes,
 	}
+	if int(f.SymbolState) < len(symbolStates) {
+		out.SymbolState = symbolStates[f.SymbolState]
+	}
+	if out.Backtrace == nil {
+		out.Backtrace = []lodestone.BacktraceFrame{}
+	}
+	if out.Causes == nil {
+		out.Causes = []lodestone.FaultCause{}
+	}
+	return out
 }
 
 type metricJSON struct {
@@ -108,26 +127,8 @@ func newMetricJSON(m *lodestone.Metric) metricJSON {
 		MetricType: uint8(m.Type), ValueJSON: valueJSON(m), TimestampTicks: m.Ticks, CreatedAt: ts(m.ReceivedAt)}
 }
 
-// valueJSON renders ferrite's value_json text. NaN and infinities become null, so the text stays valid JSON
-// (ferrite emits NaN/inf, which no JSON parser accepts).
-func valueJSON(m *lodestone.Metric) string {
-	switch m.Type {
-	case lodestone.MetricCounter:
-		return `{"counter":` + strconv.FormatUint(uint64(m.Value), 10) + `}`
-	case lodestone.MetricGauge:
-		return `{"gauge":` + f32(m.Value) + `}`
-	case lodestone.MetricHistogram:
-		return `{"histogram":{"min":` + f32(m.Value) + `,"max":` + f32(m.Max) + `}}`
-	}
-	return `{"raw":"` + hex.EncodeToString(m.Raw) + `"}`
-}
-
-func f32(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "null"
-	}
-	return strconv.FormatFloat(v, 'f', -1, 32)
-}
+// valueJSON renders ferrite's value_json text; the domain owns it because the event stream sends it too.
+func valueJSON(m *lodestone.Metric) string { return m.ValueJSON() }
 
 type rebootJSON struct {
 	ID                 int64  `json:"id"`

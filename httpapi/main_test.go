@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -15,9 +16,12 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/blob/disk"
 	"github.com/lodestone-fleet/lodestone/chunk"
+	"github.com/lodestone-fleet/lodestone/event"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/ota"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
@@ -51,21 +55,29 @@ func v(names ...string) []byte {
 const adminPass = "test-admin-pass"
 
 type env struct {
-	t   *testing.T
-	srv *httptest.Server
-	db  *sqlite.DB
+	t     testing.TB
+	srv   *httptest.Server
+	db    *sqlite.DB
+	api   *httpapi.Server
+	bus   lodestone.EventBus
+	blobs lodestone.BlobStore
+	ota   *ota.Service
+	camps *ota.Campaigns
 }
 
 type opts struct {
-	key     string // CHUNK_ENCRYPTION_KEY
-	apiKey  string
-	maxBody int64
-	window  time.Duration
-	queue   int                                                       // writer queue size; 0 = default
-	wrap    func(lodestone.TelemetryWriter) lodestone.TelemetryWriter // wraps the real store's writes
+	key       string // CHUNK_ENCRYPTION_KEY
+	apiKey    string
+	maxBody   int64
+	window    time.Duration
+	queue     int                                                       // writer queue size; 0 = default
+	wrap      func(lodestone.TelemetryWriter) lodestone.TelemetryWriter // wraps the real store's writes
+	bus       lodestone.EventBus                                        // default: a new event.Broker
+	keepAlive time.Duration
+	signing   ed25519.PrivateKey // OTA manifest key
 }
 
-func newEnv(t *testing.T, o opts) *env {
+func newEnv(t testing.TB, o opts) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"), sqlite.Options{})
@@ -91,10 +103,20 @@ func newEnv(t *testing.T, o opts) *env {
 	if o.wrap != nil {
 		tw = o.wrap(db)
 	}
-	w := ingest.NewWriter(tw, ingest.WriterConfig{QueueSize: o.queue}, log)
+	if o.bus == nil {
+		o.bus = event.NewBroker(event.BrokerConfig{})
+	}
+	w := ingest.NewWriter(tw, ingest.WriterConfig{QueueSize: o.queue, Events: o.bus}, log)
 	svc := ingest.NewService(w, ingest.Config{Cipher: cipher, AddrWindow: o.window}, log)
-	api := httpapi.New(httpapi.Config{MaxBodyBytes: o.maxBody}, httpapi.Deps{Ingest: svc, Devices: db,
-		Telemetry: db, Auth: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log})
+	blobs, err := disk.Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otaSvc := ota.NewService(db, db, ota.Config{SigningKey: o.signing, Logger: log})
+	camps := ota.NewCampaigns(otaSvc)
+	api := httpapi.New(httpapi.Config{MaxBodyBytes: o.maxBody, KeepAlive: o.keepAlive}, httpapi.Deps{Ingest: svc,
+		Devices: db, Telemetry: db, Auth: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log,
+		Events: o.bus, Blobs: blobs, OTA: otaSvc, Campaigns: camps})
 	hs := api.HTTPServer("", context.Background())
 	srv := httptest.NewUnstartedServer(hs.Handler)
 	srv.Config = hs
@@ -104,7 +126,7 @@ func newEnv(t *testing.T, o opts) *env {
 		w.Close()
 		db.Close()
 	})
-	return &env{t: t, srv: srv, db: db}
+	return &env{t: t, srv: srv, db: db, api: api, bus: o.bus, blobs: blobs, ota: otaSvc, camps: camps}
 }
 
 type ingestResp struct {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -15,12 +16,22 @@ import (
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/ota"
 )
 
 // Config holds the server's tunables.
 type Config struct {
-	MaxBodyBytes int64  // largest ingest body; default 2 MiB like ferrite
-	CORSOrigin   string // allowed browser origin; empty sends no CORS headers
+	MaxBodyBytes int64         // largest ingest body; default 2 MiB like ferrite
+	CORSOrigin   string        // allowed browser origin; empty sends no CORS headers
+	KeepAlive    time.Duration // idle time before an event stream sends a keep-alive comment; default 15 s
+
+	Limits         Limits         // rate limits (ratelimit.go)
+	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For is believed (TRUSTED_PROXIES)
+	Timeouts       Timeouts       // zero fields take the defaults (timeouts.go)
+	PublicEvents   bool           // GET /events/stream needs no credentials (PUBLIC_EVENTS)
+	PublicMetrics  bool           // GET /metrics/prometheus needs no credentials (PUBLIC_METRICS)
+
+	MaxFirmwareBytes int64 // largest firmware upload; default DefaultMaxFirmware
 }
 
 // Deps are the services the handlers call.
@@ -32,6 +43,16 @@ type Deps struct {
 	IngestKey *APIKey
 	Logger    *slog.Logger
 	Blobs     lodestone.BlobStore // firmware images, ELF files, crash dumps and attachments
+	Events    lodestone.EventBus  // live events for GET /events/stream; nil answers 503
+	ELFs      lodestone.ELFService
+	Crashes   lodestone.CrashService
+	Symbols   Symbolicator // the symbolication workers; nil refuses ELF uploads
+	// Leader says whether this replica runs the periodic jobs; /readyz reports it. Nil: a lone process.
+	Leader interface{ IsLeader() bool }
+	// Credentials keeps managed users, API tokens and device keys; nil leaves their routes answering 503.
+	Credentials lodestone.CredentialStore
+	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
+	Campaigns   *ota.Campaigns
 
 	Logs         lodestone.LogStore         // GET /logs; nil answers 503
 	LogEvents    lodestone.EventBus         // GET /logs/stream subscribes here for EventLogs events
@@ -47,6 +68,11 @@ type Server struct {
 	table    []Route
 	draining atomic.Bool
 	bufs     sync.Pool
+	stopping chan struct{} // closed by SetDraining: event streams end
+	stopOnce sync.Once
+
+	ingestIPs, ingestDevices, authFailures *buckets
+	authFailed                             atomic.Uint64
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -63,7 +89,11 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.IngestKey == nil {
 		deps.IngestKey = NewAPIKey("")
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux()}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
+	s.initLimits()
 	s.routes()
 	return s
 }
@@ -74,7 +104,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			Error(w, r, s.log, err)
+			Error(w, r, s.logFor(r), err)
 		}
 	}
 }
@@ -97,6 +127,11 @@ func (s *Server) routes() {
 	s.handle("GET /faults", AccessViewer, s.listFaults)
 	s.handle("GET /metrics", AccessViewer, s.listMetrics)
 	s.handle("GET /reboots", AccessViewer, s.listReboots)
+
+	s.routesEvents()
+	s.routesCrashes()
+	s.routesAuth()
+	s.routesOTA()
 	s.routesLogs()
 }
 
@@ -135,9 +170,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// Handler returns the API with its middleware: panic recovery, security headers and CORS.
+// Handler returns the API with its middleware: request ids, panic recovery, security headers and CORS.
 func (s *Server) Handler() http.Handler {
-	return s.recoverer(s.headers(http.HandlerFunc(s.route)))
+	return s.requests(s.recoverer(s.headers(http.HandlerFunc(s.route))))
 }
 
 // HTTPServer returns an http.Server with timeouts on every phase and per-connection ingest attribution state.
@@ -145,10 +180,10 @@ func (s *Server) HTTPServer(addr string, base context.Context) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: s.cfg.Timeouts.readHeader(),
+		ReadTimeout:       s.cfg.Timeouts.read(),
+		WriteTimeout:      s.cfg.Timeouts.write(),
+		IdleTimeout:       s.cfg.Timeouts.idle(),
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
@@ -160,8 +195,12 @@ func (s *Server) HTTPServer(addr string, base context.Context) *http.Server {
 
 type connKey struct{}
 
-// SetDraining makes /readyz answer 503 so load balancers stop sending traffic before shutdown.
-func (s *Server) SetDraining() { s.draining.Store(true) }
+// SetDraining makes /readyz answer 503 so load balancers stop sending traffic before shutdown, and ends event
+// streams, which would otherwise hold the graceful shutdown until its deadline.
+func (s *Server) SetDraining() {
+	s.draining.Store(true)
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
 
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +211,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				}
 				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v,
 					"stack", string(debug.Stack()))
-				Error(w, r, s.log, lodestone.Errorf(lodestone.EINTERNAL, "internal error"))
+				Error(w, r, s.logFor(r), lodestone.Errorf(lodestone.EINTERNAL, "internal error"))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -185,12 +224,21 @@ func (s *Server) headers(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
+		// The API serves data, never pages: nothing in a response may run or be framed.
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		if o := s.cfg.CORSOrigin; o != "" {
 			h.Set("Access-Control-Allow-Origin", o)
 			h.Set("Vary", "Origin")
+			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, X-RateLimit-Limit, "+
+				"X-RateLimit-Remaining, X-RateLimit-Reset")
 			if r.Method == http.MethodOptions {
-				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-				h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-device-id, x-api-key")
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+				h.Set("Access-Control-Allow-Headers",
+					"authorization, content-type, x-device-id, x-api-key, x-firmware-version, x-request-id")
 				h.Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusOK)
 				return
@@ -209,11 +257,15 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 	if s.draining.Load() {
 		return lodestone.Errorf(lodestone.EUNAVAILABLE, "shutting down")
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]any{"status": "ready"}
+	if s.deps.Leader != nil {
+		body["leader"] = s.deps.Leader.IsLeader()
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 
 func (s *Server) authMode(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"mode": "basic"})
+	writeJSON(w, http.StatusOK, s.authModeBody())
 	return nil
 }

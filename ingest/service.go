@@ -69,6 +69,9 @@ type Result struct {
 	ChunksReceived int      // well-framed chunks found in the body
 	Stored         int      // chunks whose data was stored
 	Errors         []string // every problem, one line each
+	// Reported names the devices whose DeviceInfo was stored, with what they said they run (for OTA: install
+	// confirmation and the update offer in the answer). Filled only after the data is committed.
+	Reported []lodestone.DeviceBatch
 }
 
 // Counters reports requests and chunks ingested since start.
@@ -106,6 +109,11 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 		if last != "" {
 			req.Conn.set(last)
 			s.recent.set(req.RemoteAddr, last, now)
+		}
+		for _, b := range batches {
+			if b.Info != nil {
+				res.Reported = append(res.Reported, lodestone.DeviceBatch{DeviceID: b.DeviceID, Info: b.Info})
+			}
 		}
 	}
 	return res, nil

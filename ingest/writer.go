@@ -21,6 +21,8 @@ var ErrClosed = lodestone.Errorf(lodestone.EUNAVAILABLE, "server is shutting dow
 type WriterConfig struct {
 	QueueSize  int // pending requests before ErrOverloaded; default 4096
 	MaxRecords int // records per transaction; default 20000
+	// Events receives the live events of committed data, after the commit; nil publishes nothing.
+	Events lodestone.EventPublisher
 	// Committers is how many transactions may be in flight at once; default 1. SQLite has one writer, so more
 	// only queue on its lock; a server database (PostgreSQL) commits several groups in parallel, which hides the
 	// network round trips of each.
@@ -39,6 +41,7 @@ type Writer struct {
 	closed bool
 	done   chan struct{}
 	pool   sync.Pool
+	events *publisher // nil without cfg.Events
 
 	// Stats, read with Stats.
 	statsMu      sync.Mutex
@@ -69,6 +72,9 @@ func NewWriter(store lodestone.TelemetryWriter, cfg WriterConfig, log *slog.Logg
 	w := &Writer{store: store, log: log, cfg: cfg, queue: make(chan *writeReq, cfg.QueueSize),
 		done: make(chan struct{})}
 	w.pool.New = func() any { return &writeReq{done: make(chan error, 1)} }
+	if cfg.Events != nil {
+		w.events = newPublisher(cfg.Events, log)
+	}
 	var wg sync.WaitGroup
 	for range cfg.Committers {
 		wg.Add(1)
@@ -148,9 +154,16 @@ func (w *Writer) run() {
 			// One request's data must not fail the others: retry each request on its own.
 			w.log.Warn("group commit failed, retrying requests one by one", "requests", len(group), "err", err)
 			for _, r := range group {
-				r.done <- w.commit(r.batches)
+				rerr := w.commit(r.batches)
+				if rerr == nil {
+					w.published(r.batches)
+				}
+				r.done <- rerr
 			}
 		} else {
+			if err == nil {
+				w.published(all)
+			}
 			for _, r := range group {
 				r.done <- err
 			}
@@ -179,6 +192,13 @@ func (w *Writer) commit(batches []*lodestone.DeviceBatch) error {
 	return err
 }
 
+// published hands committed batches to the event publisher. It copies the slice, which the writer reuses.
+func (w *Writer) published(batches []*lodestone.DeviceBatch) {
+	if w.events != nil {
+		w.events.committed(append([]*lodestone.DeviceBatch(nil), batches...))
+	}
+}
+
 // Stats reports committed transactions and records since start.
 func (w *Writer) Stats() (transactions, records uint64) {
 	w.statsMu.Lock()
@@ -195,4 +215,7 @@ func (w *Writer) Close() {
 	}
 	w.mu.Unlock()
 	<-w.done
+	if w.events != nil {
+		w.events.close()
+	}
 }

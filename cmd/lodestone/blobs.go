@@ -112,6 +112,9 @@ func parseS3(u *url.URL, keys s3Keys) (*s3.Config, error) {
 // openBlobs opens the blob store --blobs names and logs where it is (never the credentials). An S3 store is
 // contacted now, so a wrong or unreachable bucket stops startup instead of failing the first upload.
 func openBlobs(ctx context.Context, spec, dataDir string, keys s3Keys, log *slog.Logger) (lodestone.BlobStore, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	b, err := parseBlobs(spec, dataDir, keys)
 	if err != nil {
 		return nil, err

@@ -43,14 +43,29 @@ type Config struct {
 	RateLimitRPS        float64
 	AlertWebhookURL     string
 	AlertOfflineMinutes int
+	OfflineAfter        time.Duration // overrides AlertOfflineMinutes when set
+	JobsInterval        time.Duration
+	LeaderRetry         time.Duration
 	KeycloakURL         string
 	KeycloakRealm       string
 	KeycloakClientID    string
+	OIDCIssuer          string
+	OIDCClientID        string
+	OIDCRoleClaim       string
+	TrustedProxies      string
+	PublicEvents        bool
+	PublicMetrics       bool
 
 	AWSAccessKeyID     string // S3 credentials for --blobs s3://
 	AWSSecretAccessKey string
 
-	OTLP OTLPConfig // the OTLP log and crash receiver (otlp.go)
+	OTASigningKey string // ed25519 seed for signed firmware manifests
+	FUOTAAddr     string // ESP32 FUOTA listener; runs when FUOTAUser/FUOTAPass are set
+	FUOTAUser     string
+	FUOTAPass     string
+	FUOTACert     string
+	FUOTAKey      string
+	OTLP          OTLPConfig // the OTLP log and crash receiver (otlp.go)
 }
 
 func defaultConfig() Config {
@@ -65,6 +80,9 @@ func defaultConfig() Config {
 		LogFormat:           "text",
 		RetentionDays:       90,
 		AlertOfflineMinutes: 10,
+		JobsInterval:        time.Minute,
+		LeaderRetry:         5 * time.Second,
+		FUOTAAddr:           "0.0.0.0:50000",
 		OTLP:                defaultOTLPConfig(),
 	}
 }
@@ -78,6 +96,17 @@ type envVar struct {
 
 func str(p func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+func boolean(p func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false, got %q", v)
+		}
+		*p(c) = b
+		return nil
+	}
 }
 
 var envVars = []envVar{
@@ -99,7 +128,7 @@ var envVars = []envVar{
 	}, "days of telemetry to keep (accepted; purging arrives with the operations feature)"},
 	{"BASIC_AUTH_USER", str(func(c *Config) *string { return &c.BasicAuthUser }), "admin user name (default admin)"},
 	{"BASIC_AUTH_PASS", str(func(c *Config) *string { return &c.BasicAuthPass }), "admin password; unset: generated on first start and printed once"},
-	{"BASIC_AUTH_USERS", str(func(c *Config) *string { return &c.BasicAuthUsers }), "extra users u:p:role,... (accepted; roles arrive with the fleet API)"},
+	{"BASIC_AUTH_USERS", str(func(c *Config) *string { return &c.BasicAuthUsers }), "extra users u:p:role,... (role admin, provisioner or viewer)"},
 	{"CORS_ORIGIN", str(func(c *Config) *string { return &c.CORSOrigin }), "browser origin allowed to call the API; unset sends no CORS headers"},
 	{"RATE_LIMIT_RPS", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
@@ -108,7 +137,7 @@ var envVars = []envVar{
 		}
 		c.RateLimitRPS = f
 		return nil
-	}, "per-client request rate (accepted; enforced with the operations feature)"},
+	}, "ingest requests per second per client IP and per device key; unset: unlimited"},
 	{"ALERT_WEBHOOK_URL", str(func(c *Config) *string { return &c.AlertWebhookURL }), "webhook for alerts (accepted; alerts arrive with the operations feature)"},
 	{"ALERT_OFFLINE_MINUTES", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -118,9 +147,28 @@ var envVars = []envVar{
 		c.AlertOfflineMinutes = n
 		return nil
 	}, "minutes without contact before a device is marked offline"},
-	{"KEYCLOAK_URL", str(func(c *Config) *string { return &c.KeycloakURL }), "OIDC (accepted; arrives with the fleet API)"},
+	{"OTA_SIGNING_KEY", str(func(c *Config) *string { return &c.OTASigningKey }), "ed25519 seed (32 bytes, hex or base64) that signs firmware manifests"},
+	{"US_AUTH_USERNAME", str(func(c *Config) *string { return &c.FUOTAUser }), "ESP32 FUOTA listener user; with US_AUTH_PASSWORD starts the listener"},
+	{"US_AUTH_PASSWORD", str(func(c *Config) *string { return &c.FUOTAPass }), "ESP32 FUOTA listener password"},
+	{"US_SERVER_PORT", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("must be a port number, got %q", v)
+		}
+		c.FUOTAAddr = "0.0.0.0:" + v
+		return nil
+	}, "ESP32 FUOTA listener port (default 50000)"},
+	{"FUOTA_TLS_CERT", str(func(c *Config) *string { return &c.FUOTACert }), "FUOTA certificate PEM; unset: self-signed, generated into the data directory"},
+	{"FUOTA_TLS_KEY", str(func(c *Config) *string { return &c.FUOTAKey }), "FUOTA private key PEM"},
+	{"KEYCLOAK_URL", str(func(c *Config) *string { return &c.KeycloakURL }), "Keycloak base URL; with KEYCLOAK_REALM and KEYCLOAK_CLIENT_ID users sign in with its JWTs"},
 	{"KEYCLOAK_REALM", str(func(c *Config) *string { return &c.KeycloakRealm }), ""},
 	{"KEYCLOAK_CLIENT_ID", str(func(c *Config) *string { return &c.KeycloakClientID }), ""},
+	{"OIDC_ISSUER", str(func(c *Config) *string { return &c.OIDCIssuer }), "OpenID provider issuer URL: users sign in with its JWTs instead of Basic"},
+	{"OIDC_CLIENT_ID", str(func(c *Config) *string { return &c.OIDCClientID }), "client id a JWT must name (aud, azp or client_id)"},
+	{"OIDC_ROLE_CLAIM", str(func(c *Config) *string { return &c.OIDCRoleClaim }), "dotted claim path holding roles (default roles; realm_access.roles for Keycloak)"},
+	{"TRUSTED_PROXIES", str(func(c *Config) *string { return &c.TrustedProxies }), "proxy addresses/CIDRs whose X-Forwarded-For is believed"},
+	{"PUBLIC_EVENTS", boolean(func(c *Config) *bool { return &c.PublicEvents }), "true: /events/stream needs no credentials"},
+	{"PUBLIC_METRICS", boolean(func(c *Config) *bool { return &c.PublicMetrics }), "true: /metrics/prometheus needs no credentials"},
 	{"LODESTONE_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel }), "debug, info, warn or error"},
 	{"RUST_LOG", func(c *Config, v string) error {
 		// ferrite's filter syntax: take the level if it is a plain one, ignore module filters.
@@ -191,12 +239,16 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ELFDir, "elf-dir", c.ELFDir, "ELF `directory`; default <data-dir>/elfs")
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware `directory`; default <data-dir>/firmware")
 	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob store `URL`: file:///path or s3://bucket/prefix?endpoint=host:port; default <data-dir>/blobs (env LODESTONE_BLOBS)")
+	fs.StringVar(&c.FUOTAAddr, "fuota-addr", c.FUOTAAddr, "ESP32 FUOTA listener `ip:port`, HTTPS, started when US_AUTH_USERNAME and US_AUTH_PASSWORD are set")
 	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "dashboard `directory` (accepted for ferrite compatibility)")
 	fs.StringVar(&c.Addr2line, "addr2line", c.Addr2line, "addr2line `path` (accepted for ferrite compatibility; symbolication is built in)")
 	fs.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest ingest body in `bytes`")
 	fs.StringVar(&c.SQLiteSync, "sqlite-sync", c.SQLiteSync, "SQLite synchronous `mode`: full survives power loss, normal survives a crash")
 	fs.DurationVar(&c.AttributionWindow, "attribution-window", c.AttributionWindow, "how long headerless chunks from one client address belong to the device it named last; 0 disables")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to wait for in-flight requests on shutdown")
+	fs.DurationVar(&c.OfflineAfter, "offline-after", c.OfflineAfter, "silence after which a device is marked offline; overrides ALERT_OFFLINE_MINUTES")
+	fs.DurationVar(&c.JobsInterval, "jobs-interval", c.JobsInterval, "how often periodic jobs (offline detection) run, on the one replica that leads them")
+	fs.DurationVar(&c.LeaderRetry, "leader-retry", c.LeaderRetry, "with PostgreSQL: how often a replica tries to take over the periodic jobs")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	c.OTLP.registerFlags(fs)
@@ -227,6 +279,9 @@ func (c *Config) resolve() error {
 	}
 	if _, err := parseBlobs(c.Blobs, c.DataDir, c.s3Keys()); err != nil {
 		return err
+	}
+	if c.JobsInterval <= 0 || c.LeaderRetry <= 0 || c.OfflineAfter < 0 {
+		return fmt.Errorf("--jobs-interval and --leader-retry must be positive, --offline-after not negative")
 	}
 	if c.MaxBody <= 0 {
 		return fmt.Errorf("--max-body must be positive")

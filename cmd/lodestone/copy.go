@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 
+	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/store/postgres"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
@@ -37,11 +39,13 @@ Flags:
 `
 
 func (c *copyCmd) Run(ctx context.Context, args []string) error {
-	var to, from string
+	var to, from, fromBlobs, toBlobs string
 	var asJSON bool
 	cfg, _, err := dbConfig("copy", c.stderr, c.getenv, args, copyUsage, func(fs *flag.FlagSet) {
 		fs.StringVar(&from, "from", "", "source SQLite `database`: a file or sqlite://path (default: --db, the one serve uses)")
 		fs.StringVar(&to, "to", "", "destination `postgres://…` URL of an empty database; it is migrated first")
+		fs.StringVar(&fromBlobs, "from-blobs", "", "source blob store `URL` (default: --blobs, the one serve uses, <data-dir>/blobs)")
+		fs.StringVar(&toBlobs, "to-blobs", "", "destination blob store `URL`: s3://bucket/prefix?endpoint=… or file:///path; unset leaves blobs where they are")
 		fs.BoolVar(&asJSON, "json", false, "print the result as JSON instead of a table")
 	})
 	if err != nil {
@@ -63,6 +67,20 @@ func (c *copyCmd) Run(ctx context.Context, args []string) error {
 	dst, err := parseDB(to)
 	if err != nil || dst.dialect != schema.Postgres {
 		return fmt.Errorf("--to must be a postgres://… URL, got %q", redactURL(to))
+	}
+
+	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if fromBlobs == "" {
+		fromBlobs = cfg.Blobs
+	}
+	var blobFrom, blobTo lodestone.BlobStore
+	if toBlobs != "" {
+		if blobFrom, err = openBlobs(ctx, fromBlobs, cfg.DataDir, cfg.s3Keys(), log); err != nil {
+			return fmt.Errorf("--from-blobs: %w", err)
+		}
+		if blobTo, err = openBlobs(ctx, toBlobs, cfg.DataDir, cfg.s3Keys(), log); err != nil {
+			return fmt.Errorf("--to-blobs: %w", err)
+		}
 	}
 
 	sdb, err := sqlite.Open(ctx, src.target, sqlite.Options{})
@@ -92,9 +110,29 @@ func (c *copyCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	result := map[string]any{"from": src.String(), "to": dst.String(), "tables": counts}
+	var blobsCopied, blobsPresent int
+	if blobTo != nil {
+		var bbar *progressBar
+		blobsCopied, blobsPresent, err = transfer.CopyBlobs(ctx, blobFrom, blobTo, func(p transfer.BlobProgress) {
+			if asJSON {
+				return
+			}
+			if bbar == nil {
+				bbar = newProgressBar(c.stderr, "blobs", p.TotalBytes, bytesize)
+			}
+			bbar.Set(p.Bytes)
+		})
+		if bbar != nil && err == nil {
+			bbar.Done(bbar.total)
+		}
+		if err != nil {
+			return err
+		}
+		result["blobs"] = map[string]int{"copied": blobsCopied, "already_present": blobsPresent}
+	}
 	if asJSON {
-		return jsonOut(c.stdout, map[string]any{"from": src.String(), "to": dst.String(),
-			"tables": counts})
+		return jsonOut(c.stdout, result)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "table\tsqlite\tpostgres\t")
@@ -105,5 +143,10 @@ func (c *copyCmd) Run(ctx context.Context, args []string) error {
 	}
 	tw.Flush()
 	fmt.Fprintf(c.stdout, "\ncopied %d rows from %s to %s; counts match\n", total, src, dst)
+	if blobTo != nil {
+		fmt.Fprintf(c.stdout, "copied %d blobs (%d were already there)\n", blobsCopied, blobsPresent)
+	} else {
+		fmt.Fprintln(c.stdout, "blobs were not copied (no --to-blobs): start the replicas with --blobs pointing at a store they all reach")
+	}
 	return nil
 }

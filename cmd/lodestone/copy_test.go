@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/blob/disk"
+	"github.com/lodestone-fleet/lodestone/blob/s3/s3test"
 	"github.com/lodestone-fleet/lodestone/store/postgres"
 	"github.com/lodestone-fleet/lodestone/store/postgres/pgtest"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
@@ -89,6 +91,53 @@ func TestMigrateAndCopyCommands(t *testing.T) {
 	} {
 		if code, _, stderr := runCmd(t, args...); code == 0 || stderr == "" {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}
+
+func TestCopyMovesBlobsToS3(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "lodestone.db")
+	src, err := sqlite.Open(ctx, file, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	local, err := disk.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []lodestone.BlobRef
+	for _, body := range []string{"firmware image", strings.Repeat("elf", 100000)} {
+		ref, _, err := local.Put(ctx, strings.NewReader(body), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, ref)
+	}
+	srv := s3test.Start(t)
+	url := pgtest.URL(t)
+	code, out, stderr := runCmd(t, "copy", "--data-dir", dir, "--to", url, "--to-blobs", srv.URL("moved"), "--json")
+	if code != 0 {
+		t.Fatalf("copy: %d %s", code, stderr)
+	}
+	var res struct {
+		Blobs struct {
+			Copied         int `json:"copied"`
+			AlreadyPresent int `json:"already_present"`
+		} `json:"blobs"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Blobs.Copied != 2 {
+		t.Fatalf("copy result %s: %v", out, err)
+	}
+	remote, err := openBlobs(ctx, srv.URL("moved"), dir, s3Keys{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range refs {
+		if got, err := remote.Stat(ctx, r.SHA256); err != nil || got != r {
+			t.Fatalf("blob %s on S3: %+v %v", r.SHA256, got, err)
 		}
 	}
 }

@@ -34,6 +34,7 @@ Commands:
   loadgen   measure ingest throughput: simulated devices posting sessions over HTTP
   migrate   show or apply database schema migrations (status, up)
   copy      move a whole instance from SQLite to PostgreSQL (and its blobs)
+  symbols   upload firmware ELF files for crash symbolication
   version   print the version
   help      show this help, or 'lodestone help COMMAND'
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &migrateCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "copy":
 		c = &copyCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "symbols":
+		c = &symbolsCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
 		fmt.Fprintln(stdout, "lodestone", version)
 		return 0
@@ -85,7 +88,7 @@ var version = "dev"
 
 func isCommand(s string) bool {
 	switch s {
-	case "serve", "loadgen", "migrate", "copy", "version", "help":
+	case "serve", "loadgen", "migrate", "copy", "symbols", "version", "help":
 		return true
 	}
 	return false
@@ -108,6 +111,8 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 	case "copy":
 		c := &copyCmd{stdout: stdout, stderr: stdout, getenv: getenv}
 		c.Run(context.Background(), []string{"-h"})
+	case "symbols":
+		fmt.Fprint(stdout, symbolsUsage)
 	default:
 		fmt.Fprintf(stdout, "unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -85,8 +85,14 @@ func (s *syncBuffer) String() string {
 
 func start(t *testing.T, bin, dataDir string, env ...string) *proc {
 	t.Helper()
+	return startWith(t, bin, dataDir, nil, env...)
+}
+
+// startWith starts serve with extra flags.
+func startWith(t *testing.T, bin, dataDir string, args []string, env ...string) *proc {
+	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--http", addr, "--data-dir", dataDir)
+	cmd := exec.Command(bin, append([]string{"serve", "--http", addr, "--data-dir", dataDir}, args...)...)
 	cmd.Dir = dataDir // no stray .env from the developer's tree
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	p := &proc{cmd: cmd, addr: addr, stderr: &syncBuffer{}, exited: make(chan error, 1)}

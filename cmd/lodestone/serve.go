@@ -11,10 +11,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/chunk"
+	"github.com/lodestone-fleet/lodestone/crash"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
 	"github.com/lodestone-fleet/lodestone/otlp"
@@ -151,19 +151,56 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 			"      user: %s\n      password: %s\n\n"+
 			"  Set BASIC_AUTH_PASS to choose your own instead.\n\n", admin.User(), generated)
 	}
+	authn, err := newAuthn(cfg, admin, db.Store, log)
+	if err != nil {
+		return err
+	}
+	defer authn.Close()
+	proxies, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
 	apiKey := httpapi.NewAPIKey(cfg.IngestAPIKey)
 	if !apiKey.Enabled() {
 		log.Warn("INGEST_API_KEY is not set: anyone who can reach this port can post telemetry")
 	}
 
-	writer := ingest.NewWriter(db, ingest.WriterConfig{Committers: db.committers()}, log)
+	bus, elector, jobList, err := replicaServices(ctx, db, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+
+	// Symbolication runs beside ingest, woken after commits that stored faults; regressions go to the bus.
+	symbolicator := crash.New(crash.Config{}, db, blobs, bus, log)
+	writer := ingest.NewWriter(crash.NotifyingWriter{TelemetryWriter: db, S: symbolicator},
+		ingest.WriterConfig{Committers: db.committers(), Events: bus}, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
-	logEvents := otlp.NewFanout() // live log tails; in-process until a shared event bus is wired here
+	otaSvc, campaigns, err := newOTA(cfg, db, bus, log)
+	if err != nil {
+		writer.Close()
+		return err
+	}
+	jobList = append(jobList, campaignJob(campaigns))
+	fuotaSrv, err := fuotaServer(cfg, otaSvc, blobs, log, func(s string) { fmt.Fprint(c.stderr, s) })
+	if err != nil {
+		writer.Close()
+		return err
+	}
+	creds, _ := db.Store.(lodestone.CredentialStore)
+	// Live log tails fan out in this process: log batches are too large and too frequent for the shared bus,
+	// which stores every event in the database.
+	logEvents := otlp.NewFanout()
 	logStore, _ := db.Store.(lodestone.LogStore)
 	crashStore, _ := db.Store.(lodestone.CrashUploadStore)
-	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin}, httpapi.Deps{
-		Ingest: svc, Devices: db, Telemetry: db, Auth: admin, IngestKey: apiKey, Logger: log,
-		Blobs: blobs, Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore,
+	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin,
+		Limits: httpapi.Limits{RPS: cfg.RateLimitRPS}, TrustedProxies: proxies,
+		PublicEvents: cfg.PublicEvents, PublicMetrics: cfg.PublicMetrics}, httpapi.Deps{
+		Ingest: svc, Devices: db, Telemetry: db, Auth: authn, IngestKey: apiKey, Logger: log,
+		Blobs: blobs, Credentials: creds,
+		Events: bus, Leader: elector, ELFs: db, Crashes: db, Symbols: symbolicator,
+		OTA: otaSvc, Campaigns: campaigns,
+		Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore,
 	})
 	otlpCtx, stopOTLP := context.WithCancel(context.Background())
 	defer stopOTLP()
@@ -185,6 +222,17 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	srv := api.HTTPServer(cfg.HTTP, base)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if fuotaSrv != nil {
+		fln, err := net.Listen("tcp", fuotaSrv.Addr)
+		if err != nil {
+			srv.Close()
+			writer.Close()
+			return fmt.Errorf("listen on %s (FUOTA): %w", fuotaSrv.Addr, err)
+		}
+		defer fuotaSrv.Close()
+		go func() { serveErr <- fuotaSrv.ServeTLS(fln, "", "") }()
+		log.Info("ESP32 FUOTA listener serving", "addr", fln.Addr().String())
+	}
 	log.Info("lodestone serving", "addr", ln.Addr().String(), "db", spec.String(), "version", version)
 	if c.ready != nil {
 		c.ready <- ln.Addr().String()
@@ -192,7 +240,13 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 
 	jobs, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
-	go offlineSweep(jobs, db, time.Duration(cfg.AlertOfflineMinutes)*time.Minute, log)
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		elector.Run(jobs, jobList...)
+	}()
+	symDone := make(chan struct{})
+	go func() { symbolicator.Run(jobs); close(symDone) }()
 
 	select {
 	case <-ctx.Done():
@@ -208,8 +262,12 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	api.SetDraining()
 	stopJobs()
+	<-jobsDone
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if fuotaSrv != nil {
+		fuotaSrv.Shutdown(sctx)
+	}
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("in-flight requests did not finish in time", "err", err)
 	}
@@ -218,7 +276,9 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	if err := waitOTLP(); err != nil {
 		log.Warn("OTLP receiver", "err", err)
 	}
-	writer.Close() // commits everything still queued
+	writer.Close() // commits everything still queued and publishes its events
+	bus.Close()
+	<-symDone
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}
@@ -226,45 +286,12 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// offlineMarker is the part of the store the offline sweep needs.
-type offlineMarker interface {
-	MarkOffline(ctx context.Context, cutoff time.Time) (int, error)
-}
-
-// offlineSweep marks devices offline once they have been silent for longer than after.
-func offlineSweep(ctx context.Context, s offlineMarker, after time.Duration, log *slog.Logger) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		n, err := s.MarkOffline(ctx, time.Now().Add(-after))
-		if err != nil && ctx.Err() == nil {
-			log.Error("offline sweep failed", "err", err)
-		} else if n > 0 {
-			log.Info("devices went offline", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // warnInactive says which accepted ferrite settings this version does not act on yet, so nobody relies on them
 // silently.
 func (c *serveCmd) warnInactive(cfg Config, log *slog.Logger) {
 	var names []string
-	if cfg.BasicAuthUsers != "" {
-		names = append(names, "BASIC_AUTH_USERS")
-	}
-	if cfg.RateLimitRPS > 0 {
-		names = append(names, "RATE_LIMIT_RPS")
-	}
 	if cfg.AlertWebhookURL != "" {
 		names = append(names, "ALERT_WEBHOOK_URL")
-	}
-	if cfg.KeycloakURL != "" {
-		names = append(names, "KEYCLOAK_*")
 	}
 	if cfg.StaticDir != "" {
 		names = append(names, "--static-dir")

@@ -5,6 +5,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 )
 
@@ -33,6 +35,8 @@ type Options struct {
 
 // DB is a PostgreSQL-backed lodestone.Store.
 type DB struct {
+	*otasql.Store // firmware, targets and campaigns, through database/sql over the same pool
+
 	pool *pgxpool.Pool
 	url  string
 
@@ -41,6 +45,8 @@ type DB struct {
 	mu      sync.RWMutex
 	keys    map[string]int64
 	sources map[string]int64 // log sources (project, device) -> id, same rules as keys
+
+	sqldb *sql.DB // database/sql over the pool, for otasql
 }
 
 // Open connects to the database at url (postgres://…), checks that it answers, and migrates it to the newest
@@ -65,6 +71,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("postgres: connect to %s: %w", redact(url), err)
 	}
 	db := &DB{pool: pool, url: url, keys: make(map[string]int64), sources: make(map[string]int64)}
+	db.sqldb = stdlib.OpenDBFromPool(pool)
+	db.Store = otasql.NewPostgres(db.sqldb)
 	if !opts.NoMigrate {
 		if err := db.Migrate(ctx); err != nil {
 			pool.Close()
@@ -118,6 +126,7 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
 // Close closes the pool after in-flight queries finish.
 func (db *DB) Close() error {
+	db.sqldb.Close()
 	db.pool.Close()
 	return nil
 }

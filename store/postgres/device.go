@@ -79,12 +79,23 @@ func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lod
 
 // MarkOffline implements lodestone.DeviceService.
 func (db *DB) MarkOffline(ctx context.Context, cutoff time.Time) (int, error) {
-	tag, err := db.pool.Exec(ctx, `UPDATE devices SET status = 'offline' WHERE status = 'online' AND last_seen < $1`,
-		ms(cutoff))
+	ids, err := db.MarkOfflineDevices(ctx, cutoff)
+	return len(ids), err
+}
+
+// MarkOfflineDevices implements lodestone.OfflineMarker. Only the replica that leads the sweep calls it, and the
+// UPDATE is atomic, so each device's change is reported once.
+func (db *DB) MarkOfflineDevices(ctx context.Context, cutoff time.Time) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `UPDATE devices SET status = 'offline' WHERE status = 'online' AND last_seen < $1
+		RETURNING device_id`, ms(cutoff))
 	if err != nil {
-		return 0, fmt.Errorf("postgres: mark devices offline: %w", err)
+		return nil, fmt.Errorf("postgres: mark devices offline: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: mark devices offline: %w", err)
+	}
+	return ids, nil
 }
 
 // collect scans every row with scan and closes rows; it never returns a nil slice without an error.

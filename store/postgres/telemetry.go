@@ -49,34 +49,11 @@ func (db *DB) query(ctx context.Context, cols, t, joins string, f lodestone.Tele
 
 // FindFaults implements lodestone.TelemetryService.
 func (db *DB) FindFaults(ctx context.Context, f lodestone.TelemetryFilter) ([]*lodestone.Fault, error) {
-	rows, err := db.query(ctx, `x.id, x.device_id, d.device_id, x.fault_type, x.r0, x.r1, x.r2, x.r3, x.r12,
-		x.lr, x.pc, x.xpsr, x.r4, x.r5, x.r6, x.r7, x.r8, x.r9, x.r10, x.r11, x.sp, x.stack, x.cfsr, x.hfsr,
-		x.mmfar, x.bfar, x.symbol, x.crash_group_id, x.received_at`, "faults", "", f, nil)
+	rows, err := db.query(ctx, faultColumns, "faults", "", f, nil)
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, "fault", func(rows pgx.Rows) (*lodestone.Fault, error) {
-		var v lodestone.Fault
-		var reg [22]int64
-		var stack []byte
-		var at int64
-		var typ int16
-		if err := rows.Scan(&v.ID, &v.DeviceRowID, &v.DeviceID, &typ, &reg[0], &reg[1], &reg[2], &reg[3],
-			&reg[4], &reg[5], &reg[6], &reg[7], &reg[8], &reg[9], &reg[10], &reg[11], &reg[12], &reg[13], &reg[14],
-			&reg[15], &reg[16], &stack, &reg[17], &reg[18], &reg[19], &reg[20], &v.Symbol, &v.CrashGroupID,
-			&at); err != nil {
-			return nil, err
-		}
-		r := &v.Registers
-		v.FaultType = uint8(typ)
-		for i, dst := range []*uint32{&r.R0, &r.R1, &r.R2, &r.R3, &r.R12, &r.LR, &r.PC, &r.XPSR, &r.R4, &r.R5,
-			&r.R6, &r.R7, &r.R8, &r.R9, &r.R10, &r.R11, &r.SP, &v.CFSR, &v.HFSR, &v.MMFAR, &v.BFAR} {
-			*dst = uint32(reg[i])
-		}
-		v.Stack = unpackStack(stack)
-		v.ReceivedAt = fromMS(at)
-		return &v, nil
-	})
+	return collect(rows, "fault", func(rows pgx.Rows) (*lodestone.Fault, error) { return scanFault(rows) })
 }
 
 // FindMetrics implements lodestone.TelemetryService.

@@ -16,6 +16,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 )
 
@@ -33,6 +34,8 @@ type Options struct {
 
 // DB is a SQLite-backed lodestone.Store.
 type DB struct {
+	*otasql.Store // firmware, targets and campaigns, written through w under wmu
+
 	path string
 	w    *sql.DB // exactly one connection: SQLite allows one writer, and one connection means no lock waits
 	r    *sql.DB // read pool; WAL lets readers run beside the writer
@@ -115,6 +118,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	db.r = r
+	db.Store = otasql.NewSQLite(w, r, &db.wmu)
 	if db.ckpt, err = sql.Open(driverName, dsn(path, sync, false)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open checkpointer %s: %w", path, err)

@@ -100,13 +100,33 @@ func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lod
 
 // MarkOffline implements lodestone.DeviceService.
 func (db *DB) MarkOffline(ctx context.Context, cutoff time.Time) (int, error) {
+	ids, err := db.MarkOfflineDevices(ctx, cutoff)
+	return len(ids), err
+}
+
+var _ lodestone.OfflineMarker = (*DB)(nil)
+
+// MarkOfflineDevices implements lodestone.OfflineMarker.
+func (db *DB) MarkOfflineDevices(ctx context.Context, cutoff time.Time) ([]string, error) {
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
-	res, err := db.w.ExecContext(ctx, `UPDATE devices SET status = 'offline' WHERE status = 'online' AND last_seen < ?`,
+	rows, err := db.w.QueryContext(ctx,
+		`UPDATE devices SET status = 'offline' WHERE status = 'online' AND last_seen < ? RETURNING device_id`,
 		ms(cutoff))
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: mark devices offline: %w", err)
+		return nil, fmt.Errorf("sqlite: mark devices offline: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlite: mark devices offline: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: mark devices offline: %w", err)
+	}
+	return ids, nil
 }

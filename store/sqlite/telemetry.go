@@ -76,29 +76,8 @@ func collect[T any](rows *sql.Rows, ok bool, err error, what string, scan func(*
 
 // FindFaults implements lodestone.TelemetryService.
 func (db *DB) FindFaults(ctx context.Context, f lodestone.TelemetryFilter) ([]*lodestone.Fault, error) {
-	rows, ok, err := db.query(ctx, `x.id, x.device_id, d.device_id, x.fault_type, x.r0, x.r1, x.r2, x.r3, x.r12,
-		x.lr, x.pc, x.xpsr, x.r4, x.r5, x.r6, x.r7, x.r8, x.r9, x.r10, x.r11, x.sp, x.stack, x.cfsr, x.hfsr,
-		x.mmfar, x.bfar, x.symbol, x.crash_group_id, x.received_at`, "faults", "", f, "")
-	return collect(rows, ok, err, "fault", func(rows *sql.Rows) (*lodestone.Fault, error) {
-		var v lodestone.Fault
-		r := &v.Registers
-		var stack []byte
-		var symbol sql.NullString
-		var group sql.NullInt64
-		var at int64
-		if err := rows.Scan(&v.ID, &v.DeviceRowID, &v.DeviceID, &v.FaultType, &r.R0, &r.R1, &r.R2, &r.R3, &r.R12,
-			&r.LR, &r.PC, &r.XPSR, &r.R4, &r.R5, &r.R6, &r.R7, &r.R8, &r.R9, &r.R10, &r.R11, &r.SP, &stack, &v.CFSR,
-			&v.HFSR, &v.MMFAR, &v.BFAR, &symbol, &group, &at); err != nil {
-			return nil, err
-		}
-		v.Stack = unpackStack(stack)
-		v.Symbol = nullString(symbol)
-		if group.Valid {
-			v.CrashGroupID = &group.Int64
-		}
-		v.ReceivedAt = fromMS(at)
-		return &v, nil
-	})
+	rows, ok, err := db.query(ctx, faultColumns, "faults", "", f, "")
+	return collect(rows, ok, err, "fault", func(rows *sql.Rows) (*lodestone.Fault, error) { return scanFault(rows) })
 }
 
 // FindMetrics implements lodestone.TelemetryService.

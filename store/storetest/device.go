@@ -133,6 +133,15 @@ func testMarkOffline(t *testing.T, s lodestone.Store) {
 	if n, _ := s.MarkOffline(ctx, at(300)); n != 0 {
 		t.Fatalf("second MarkOffline changed %d devices", n)
 	}
+	// The named form reports exactly the devices it changed, once.
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "quiet", ReceivedAt: at(100)})
+	ids, err := s.MarkOfflineDevices(ctx, at(650))
+	if err != nil || len(ids) != 2 || !(ids[0] == "quiet" && ids[1] == "fresh" || ids[0] == "fresh" && ids[1] == "quiet") {
+		t.Fatalf("MarkOfflineDevices = %v, %v; want fresh and quiet", ids, err)
+	}
+	if ids, err := s.MarkOfflineDevices(ctx, at(650)); err != nil || len(ids) != 0 {
+		t.Fatalf("second MarkOfflineDevices = %v, %v", ids, err)
+	}
 }
 
 func testSettings(t *testing.T, s lodestone.Store) {

@@ -1,0 +1,431 @@
+package event
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+// PGConfig tunes a PGBus.
+type PGConfig struct {
+	RingSize  int           // events kept in memory for resuming subscribers; default DefaultRingSize
+	Buffer    int           // per-subscriber buffer; default DefaultBuffer
+	QueueSize int           // published events waiting to be written; default 16384
+	MaxBatch  int           // events written per transaction; default 1000
+	Backoff   time.Duration // first wait before the listener reconnects; default 100 ms, doubling to 5 s
+	Logger    *slog.Logger
+}
+
+// PGBus is the event bus of replicas that share one PostgreSQL database. Publish queues the event; a writer
+// inserts queued events into the events table in batches and NOTIFYs in the same transaction. Every replica keeps
+// one connection LISTENing; on a notification it reads the new rows by id and hands them to its local
+// subscribers, so every replica delivers the same events with the same ids in the same order. When that
+// connection drops, the listener reconnects and reads every row it missed.
+//
+// Inserts take an EXCLUSIVE lock on the table for the length of their short transaction, so ids become visible
+// in commit order and a reader that has seen id N has seen every id below it.
+type PGBus struct {
+	pool    *pgxpool.Pool
+	ownPool bool
+	listen  *pgx.ConnConfig
+	channel string
+	cfg     PGConfig
+	log     *slog.Logger
+	h       *hub
+
+	qmu     sync.RWMutex // guards qclosed against sends on a closed queue
+	qclosed bool
+	queue   chan lodestone.Event
+	written chan struct{}
+
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+
+	dropped atomic.Uint64
+}
+
+var _ lodestone.EventBus = (*PGBus)(nil)
+
+// OpenPGURL connects to the database at url (its search_path selects the schema) and opens a bus on a pool of
+// its own, closed by Close.
+func OpenPGURL(ctx context.Context, url string, cfg PGConfig) (*PGBus, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("event: connect: %w", err)
+	}
+	b, err := OpenPG(ctx, pool, cfg)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	b.ownPool = true
+	return b, nil
+}
+
+// OpenPG opens a bus that writes and replays through pool and listens on a dedicated connection configured like
+// the pool's. The events table must exist (store/schema/postgres, 00020_events.sql). Close does not close pool.
+func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, error) {
+	if cfg.RingSize <= 0 {
+		cfg.RingSize = DefaultRingSize
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 16384
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 100 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var schema string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return nil, fmt.Errorf("event: read current schema: %w", err)
+	}
+	b := &PGBus{pool: pool, cfg: cfg, log: cfg.Logger, channel: Channel(schema),
+		queue: make(chan lodestone.Event, cfg.QueueSize), written: make(chan struct{}),
+		listenDone: make(chan struct{})}
+	b.listen = pool.Config().ConnConfig.Copy()
+	b.listen.RuntimeParams["application_name"] = ListenerName(schema)
+
+	// LISTEN before reading the newest id: anything committed later is announced, anything earlier is below it.
+	conn, err := b.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var last int64
+	if err := conn.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&last); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("event: read newest event id: %w", err)
+	}
+	b.h = newHub(cfg.RingSize, cfg.Buffer, last)
+
+	lctx, cancel := context.WithCancel(context.Background())
+	b.stopListen = cancel
+	go b.run(lctx, conn)
+	go b.write()
+	return b, nil
+}
+
+// Channel is the NOTIFY channel of the bus in schema. Channels are per database, so the name carries the schema
+// and buses in different schemas of one database stay apart.
+func Channel(schema string) string {
+	c := "lodestone_events_" + schema
+	if len(c) > 63 { // NAMEDATALEN - 1
+		h := fnv.New64a()
+		h.Write([]byte(schema))
+		c = fmt.Sprintf("lodestone_events_%016x", h.Sum64())
+	}
+	return c
+}
+
+// ListenerName is the application_name of the listener connection of the bus in schema, for pg_stat_activity.
+func ListenerName(schema string) string { return "lodestone events listener " + schema }
+
+// Publish queues e for writing and returns without waiting for the database. A full queue (the database is
+// down or far too slow) drops the event and returns an EUNAVAILABLE error.
+func (b *PGBus) Publish(ctx context.Context, e lodestone.Event) error {
+	if err := check(&e, time.Now); err != nil {
+		return err
+	}
+	b.qmu.RLock()
+	defer b.qmu.RUnlock()
+	if b.qclosed {
+		return errClosed
+	}
+	select {
+	case b.queue <- e:
+		return nil
+	default:
+		b.dropped.Add(1)
+		return lodestone.Errorf(lodestone.EUNAVAILABLE, "event queue is full")
+	}
+}
+
+// Subscribe implements lodestone.EventBus. A subscriber resuming from an id older than the memory ring is first
+// sent the rows in between from the table.
+func (b *PGBus) Subscribe(ctx context.Context, afterID int64) (<-chan lodestone.Event, error) {
+	if afterID > b.h.lastID() {
+		// Either another replica's listener is ahead of this one (the events will arrive), or the id was never
+		// issued (then wait for nothing: send live events).
+		var newest int64
+		if err := b.pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&newest); err != nil {
+			return nil, fmt.Errorf("event: read newest event id: %w", err)
+		}
+		if afterID > newest {
+			afterID = 0
+		}
+	}
+	return b.h.subscribe(ctx, afterID, b.replay, func(err error) {
+		b.log.Error("event replay failed; ending the subscription", "err", err)
+	})
+}
+
+// LastID returns the id of the newest event delivered on this replica.
+func (b *PGBus) LastID() int64 { return b.h.lastID() }
+
+// Subscribers returns how many subscriptions are live on this replica.
+func (b *PGBus) Subscribers() int { return b.h.subscribers() }
+
+// Dropped returns how many events were lost because the queue was full or the database kept failing.
+func (b *PGBus) Dropped() uint64 { return b.dropped.Load() }
+
+// Trim deletes events older than maxAge and all but the newest keep events; zero disables either rule. The leader
+// calls it; subscribers resuming from a trimmed id get what is left.
+func (b *PGBus) Trim(ctx context.Context, maxAge time.Duration, keep int) (int64, error) {
+	var n int64
+	if maxAge > 0 {
+		tag, err := b.pool.Exec(ctx, `DELETE FROM events WHERE time < $1`, time.Now().Add(-maxAge))
+		if err != nil {
+			return n, fmt.Errorf("event: trim by age: %w", err)
+		}
+		n += tag.RowsAffected()
+	}
+	if keep > 0 {
+		tag, err := b.pool.Exec(ctx,
+			`DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC OFFSET $1 LIMIT 1)`, keep)
+		if err != nil {
+			return n, fmt.Errorf("event: trim by count: %w", err)
+		}
+		n += tag.RowsAffected()
+	}
+	return n, nil
+}
+
+// Close writes what is queued, stops the listener and ends every subscription.
+func (b *PGBus) Close() error {
+	b.qmu.Lock()
+	if !b.qclosed {
+		b.qclosed = true
+		close(b.queue)
+	}
+	b.qmu.Unlock()
+	<-b.written
+	b.stopListen()
+	<-b.listenDone
+	b.h.close()
+	if b.ownPool {
+		b.pool.Close()
+	}
+	return nil
+}
+
+// write inserts queued events in batches until the queue closes.
+func (b *PGBus) write() {
+	defer close(b.written)
+	batch := make([]lodestone.Event, 0, b.cfg.MaxBatch)
+	for e := range b.queue {
+		batch = append(batch[:0], e)
+	drain:
+		for len(batch) < b.cfg.MaxBatch {
+			select {
+			case e, ok := <-b.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, e)
+			default:
+				break drain
+			}
+		}
+		b.writeBatch(batch)
+	}
+}
+
+// writeBatch retries a failing insert a few times, then drops the batch: live events are worth a retry, not a
+// stalled queue.
+func (b *PGBus) writeBatch(batch []lodestone.Event) {
+	delay := b.cfg.Backoff
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := b.insert(ctx, batch)
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt == 5 {
+			b.dropped.Add(uint64(len(batch)))
+			b.log.Error("events dropped: cannot write them to PostgreSQL", "events", len(batch), "err", err)
+			return
+		}
+		b.log.Warn("writing events failed; retrying", "events", len(batch), "attempt", attempt, "err", err)
+		time.Sleep(delay)
+		delay *= 2
+	}
+}
+
+// insertEvents adds a batch in array order and announces the newest id; NOTIFY is delivered at commit.
+const insertEvents = `
+WITH ins AS (
+	INSERT INTO events (type, device_id, time, data)
+	SELECT t, d, tm, dt::json
+	FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY AS u(t, d, tm, dt, n)
+	ORDER BY n
+	RETURNING id)
+SELECT pg_notify($5, max(id)::text) FROM ins`
+
+func (b *PGBus) insert(ctx context.Context, batch []lodestone.Event) error {
+	types := make([]string, len(batch))
+	devices := make([]string, len(batch))
+	times := make([]time.Time, len(batch))
+	data := make([]string, len(batch))
+	for i, e := range batch {
+		types[i], devices[i], times[i], data[i] = e.Type, e.DeviceID, e.Time, string(e.Data)
+	}
+	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		// Serialises writers (only writers) so that ids commit in order; see PGBus.
+		if _, err := tx.Exec(ctx, `LOCK TABLE events IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, insertEvents, types, devices, times, data, b.channel)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("event: insert %d events: %w", len(batch), err)
+	}
+	return nil
+}
+
+const selectEvents = `SELECT id, type, device_id, time, data::text FROM events WHERE id > $1 AND id <= $2
+	ORDER BY id LIMIT $3`
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// readAfter returns up to limit events with after < id <= upTo, oldest first.
+func readAfter(ctx context.Context, q querier, after, upTo int64, limit int) ([]lodestone.Event, error) {
+	rows, err := q.Query(ctx, selectEvents, after, upTo, limit)
+	if err != nil {
+		return nil, fmt.Errorf("event: read events after %d: %w", after, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (lodestone.Event, error) {
+		var e lodestone.Event
+		var data string
+		err := r.Scan(&e.ID, &e.Type, &e.DeviceID, &e.Time, &data)
+		e.Time = e.Time.UTC()
+		e.Data = json.RawMessage(data)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event: read events after %d: %w", after, err)
+	}
+	return out, nil
+}
+
+const pageSize = 1000
+
+// replay sends stored events for a resuming subscriber, a page at a time.
+func (b *PGBus) replay(ctx context.Context, after, upTo int64, send func(lodestone.Event) bool) error {
+	for {
+		page, err := readAfter(ctx, b.pool, after, upTo, pageSize)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			if !send(e) {
+				return nil
+			}
+			after = e.ID
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+	}
+}
+
+// connect opens the listener connection and LISTENs.
+func (b *PGBus) connect(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, b.listen)
+	if err != nil {
+		return nil, fmt.Errorf("event: connect listener: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{b.channel}.Sanitize()); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("event: listen: %w", err)
+	}
+	return conn, nil
+}
+
+// run follows notifications until ctx ends, reconnecting with backoff whenever the connection fails.
+func (b *PGBus) run(ctx context.Context, conn *pgx.Conn) {
+	defer close(b.listenDone)
+	backoff := b.cfg.Backoff
+	for {
+		if conn != nil {
+			err := b.follow(ctx, conn)
+			conn.Close(context.Background())
+			conn = nil
+			if ctx.Err() != nil {
+				return
+			}
+			b.log.Warn("event listener lost its connection; reconnecting", "err", err)
+			backoff = b.cfg.Backoff
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		c, err := b.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			b.log.Warn("event listener cannot reconnect", "err", err, "retry_in", backoff)
+			continue
+		}
+		conn = c
+	}
+}
+
+// follow reads everything after the newest delivered id, then again on each notification that announces more.
+// Reading on (re)connect, after LISTEN, is what makes a dropped connection lose nothing.
+func (b *PGBus) follow(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		if err := b.catchUp(ctx, conn); err != nil {
+			return err
+		}
+		for {
+			n, err := conn.WaitForNotification(ctx)
+			if err != nil {
+				return err
+			}
+			if id, err := strconv.ParseInt(n.Payload, 10, 64); err != nil || id > b.h.lastID() {
+				break
+			}
+		}
+	}
+}
+
+func (b *PGBus) catchUp(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		page, err := readAfter(ctx, conn, b.h.lastID(), 1<<62, pageSize)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			b.h.deliver(e)
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,149 @@
+package httpapi
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+// Limits configures rate limiting. Ingest (and /auth/*) is limited per client IP and per device key when RPS > 0,
+// as ferrite's RATE_LIMIT_RPS; failed authentication is always limited per client IP.
+type Limits struct {
+	RPS float64 // requests per second per client IP and per device key on ingest; 0 disables
+	// Burst is the bucket size; 0 means ferrite's max(10·RPS, 10).
+	Burst int
+	// AuthFailures per second per client IP (default 0.2, one every 5 s) with AuthFailureBurst (default 20)
+	// failures allowed at once; past that the IP gets 429 without its credentials being checked.
+	AuthFailures     float64
+	AuthFailureBurst int
+}
+
+// Defaults for Limits.
+const (
+	defaultAuthFailures     = 0.2
+	defaultAuthFailureBurst = 20
+	bucketIdle              = 5 * time.Minute // buckets unused this long are dropped
+	sweepEvery              = time.Minute
+	maxBuckets              = 100_000 // beyond this, new clients share no bucket and are not limited
+)
+
+// codeRateLimited is the error code of 429 answers.
+const codeRateLimited = "rate_limited"
+
+// buckets is a set of token buckets keyed by client IP or device, with lazy eviction of idle ones.
+type buckets struct {
+	limit rate.Limit
+	burst int
+
+	mu        sync.Mutex
+	m         map[string]*bucket
+	lastSweep time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+func newBuckets(perSecond float64, burst int) *buckets {
+	if perSecond <= 0 {
+		return nil
+	}
+	if burst <= 0 {
+		burst = max(int(math.Ceil(10*perSecond)), 10)
+	}
+	return &buckets{limit: rate.Limit(perSecond), burst: burst, m: map[string]*bucket{}}
+}
+
+func (b *buckets) get(key string, now time.Time) *rate.Limiter {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.lastSweep) >= sweepEvery {
+		for k, v := range b.m {
+			if now.Sub(v.last) >= bucketIdle {
+				delete(b.m, k)
+			}
+		}
+		b.lastSweep = now
+	}
+	e, ok := b.m[key]
+	if !ok {
+		if len(b.m) >= maxBuckets {
+			return nil
+		}
+		e = &bucket{lim: rate.NewLimiter(b.limit, b.burst)}
+		b.m[key] = e
+	}
+	e.last = now
+	return e.lim
+}
+
+// size reports how many buckets are kept (tests).
+func (b *buckets) size() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.m)
+}
+
+// allow takes one token for key, sets the X-RateLimit-* headers and, when the bucket is empty, returns a
+// rate-limited error with Retry-After set.
+func (b *buckets) allow(w http.ResponseWriter, key string, now time.Time) error {
+	if b == nil {
+		return nil
+	}
+	lim := b.get(key, now)
+	if lim == nil {
+		return nil
+	}
+	ok := lim.AllowN(now, 1)
+	setRateHeaders(w, b, lim, now)
+	if !ok {
+		return tooMany(w, lim, now)
+	}
+	return nil
+}
+
+// blocked reports, without taking a token, whether key's bucket is empty (auth failures: the token is taken
+// only when a check fails).
+func (b *buckets) blocked(w http.ResponseWriter, key string, now time.Time) error {
+	if b == nil {
+		return nil
+	}
+	lim := b.get(key, now)
+	if lim == nil || lim.TokensAt(now) >= 1 {
+		return nil
+	}
+	return tooMany(w, lim, now)
+}
+
+// fail takes a token from key's bucket after a failed check.
+func (b *buckets) fail(key string, now time.Time) {
+	if b == nil {
+		return
+	}
+	if lim := b.get(key, now); lim != nil {
+		lim.AllowN(now, 1)
+	}
+}
+
+func setRateHeaders(w http.ResponseWriter, b *buckets, lim *rate.Limiter, now time.Time) {
+	h := w.Header()
+	tokens := lim.TokensAt(now)
+	h.Set("X-RateLimit-Limit", strconv.Itoa(b.burst))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(int(tokens), 0)))
+	// Seconds until the bucket is full again.
+	reset := math.Ceil((float64(b.burst) - tokens) / float64(b.limit))
+	h.Set("X-RateLimit-Reset", strconv.Itoa(max(int(reset), 0)))
+}
+
+func tooMany(w http.ResponseWriter, lim *rate.Limiter, now time.Time) error {
+	wait := math.Ceil((1 - lim.TokensAt(now)) / float64(lim.Limit()))
+	w.Header().Set("Retry-After", strconv.Itoa(max(int(wait), 1)))
+	return lodestone.Errorf(codeRateLimited, "Rate limit exceeded")
+}

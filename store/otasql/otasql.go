@@ -1,0 +1,163 @@
+// Package otasql implements lodestone.OTAStore once, over database/sql, for both backends: the OTA tables are
+// small and written rarely, so one implementation with the same SQL (placeholders rewritten for PostgreSQL)
+// beats two copies that drift. store/sqlite and store/postgres embed it.
+package otasql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+// Ensure the implementation is complete.
+var _ lodestone.OTAStore = (*Store)(nil)
+
+// Store is the OTA part of a backend.
+type Store struct {
+	w, r     *sql.DB
+	lock     sync.Locker // SQLite's single-writer mutex; nil for PostgreSQL
+	postgres bool
+	name     string // for error messages
+}
+
+// NewSQLite returns the store over SQLite's writer connection (guarded by lock, shared with telemetry writes) and
+// its read pool.
+func NewSQLite(w, r *sql.DB, lock sync.Locker) *Store {
+	return &Store{w: w, r: r, lock: lock, name: "sqlite"}
+}
+
+// NewPostgres returns the store over a PostgreSQL database.
+func NewPostgres(db *sql.DB) *Store {
+	return &Store{w: db, r: db, postgres: true, name: "postgres"}
+}
+
+// q rewrites ? placeholders as $n for PostgreSQL. No query here holds a literal question mark.
+func (s *Store) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// forUpdate locks a selected row on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the database.
+func (s *Store) forUpdate() string {
+	if s.postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// tx runs fn in one write transaction.
+func (s *Store) tx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	if s.lock != nil {
+		s.lock.Lock()
+		defer s.lock.Unlock()
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %s: begin: %w", s.name, what, err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		if lodestone.ErrorCode(err) != lodestone.EINTERNAL {
+			return err
+		}
+		return fmt.Errorf("%s: %s: %w", s.name, what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: %s: commit: %w", s.name, what, err)
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func nullTime(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMS(v.Int64)
+	return &t
+}
+
+func nullMS(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return ms(*t)
+}
+
+func nullString(v sql.NullString) *string {
+	if !v.Valid {
+		return nil
+	}
+	return &v.String
+}
+
+func nullInt(v sql.NullInt64) *int64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Int64
+}
+
+func ptr[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func notFound(err error, msg string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return lodestone.Errorf(lodestone.ENOTFOUND, "%s", msg)
+	}
+	return err
+}
+
+// uniqueViolation reports a UNIQUE constraint failure in either dialect.
+func uniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	m := err.Error()
+	return strings.Contains(m, "UNIQUE constraint failed") || strings.Contains(m, "SQLSTATE 23505")
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func collect[T any](rows *sql.Rows, err error, scan func(scanner) (*T, error)) ([]*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

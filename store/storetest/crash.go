@@ -1,0 +1,268 @@
+package storetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+func crashFault(pc uint32) lodestone.Fault {
+	return lodestone.Fault{FaultType: 2, CFSR: 0x8200, BFAR: 0x40100000,
+		Registers: lodestone.Registers{PC: pc, LR: 0x08000101, SP: 0x20001f00}}
+}
+
+func pending(tb testing.TB, s lodestone.Store) []*lodestone.Fault {
+	tb.Helper()
+	got, err := s.PendingFaults(context.Background(), 100)
+	if err != nil {
+		tb.Fatalf("PendingFaults: %v", err)
+	}
+	return got
+}
+
+func save(tb testing.TB, s lodestone.Store, rs ...lodestone.Symbolication) []lodestone.CrashRegression {
+	tb.Helper()
+	regs, err := s.SaveSymbolications(context.Background(), rs)
+	if err != nil {
+		tb.Fatalf("SaveSymbolications: %v", err)
+	}
+	return regs
+}
+
+func str(s string) *string { return &s }
+
+// testFaultFirmwareRecorded: a fault keeps the firmware its device reported in the session it came in, even after
+// the device moves on, and waits in the pending queue.
+func testFaultFirmwareRecorded(t *testing.T, s lodestone.Store) {
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "d1", ReceivedAt: at(1), Info: info("1.0.0", 0xAB),
+		Faults: []lodestone.Fault{crashFault(0x08000200)}})
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "d1", ReceivedAt: at(2), Info: info("1.1.0", 0xCD)})
+	p := pending(t, s)
+	if len(p) != 1 || p[0].FirmwareVersion != "1.0.0" || p[0].BuildID != 0xAB || p[0].DeviceID != "d1" ||
+		p[0].SymbolState != lodestone.SymbolPending || p[0].Registers.PC != 0x08000200 {
+		t.Fatalf("pending faults: %+v", p)
+	}
+}
+
+func testELFIndexAndLateSymbols(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "d1", ReceivedAt: at(1), Info: info("2.0.0", 0),
+		Faults: []lodestone.Fault{crashFault(0x08000200)}})
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "d2", ReceivedAt: at(2), Info: info("9.9.9", 0x1122334455667788),
+		Faults: []lodestone.Fault{crashFault(0x08000300)}})
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "d3", ReceivedAt: at(3), Info: info("3.0.0", 0),
+		Faults: []lodestone.Fault{crashFault(0x08000400)}})
+	p := pending(t, s)
+	if len(p) != 3 {
+		t.Fatalf("pending: %d", len(p))
+	}
+	// No ELF yet: every fault is filed by PC and waits.
+	for _, f := range p {
+		save(t, s, lodestone.Symbolication{FaultID: f.ID, Signature: "pc" + f.FirmwareVersion})
+	}
+	if p := pending(t, s); len(p) != 0 {
+		t.Fatalf("still pending after saving: %d", len(p))
+	}
+	if _, err := s.MatchELF(ctx, "2.0.0", 0); lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		t.Fatalf("match before upload: %v", err)
+	}
+
+	byVersion := &lodestone.ELF{Version: "2.0.0", BuildID: "aaaa", BuildID64: 0xAAAA000000000000,
+		Blob: lodestone.BlobRef{SHA256: sha('a'), Size: 10}, Filename: "fw-2.elf"}
+	if err := s.CreateELF(ctx, byVersion); err != nil || byVersion.ID == 0 || byVersion.CreatedAt.IsZero() {
+		t.Fatalf("CreateELF: %v %+v", err, byVersion)
+	}
+	// Late symbols: exactly the fault of that version is queued again.
+	if p := pending(t, s); len(p) != 1 || p[0].DeviceID != "d1" {
+		t.Fatalf("after ELF 2.0.0: %+v", p)
+	}
+	byBuild := &lodestone.ELF{Version: "other-label", BuildID: "1122334455667788ff", BuildID64: 0x1122334455667788,
+		Blob: lodestone.BlobRef{SHA256: sha('a'), Size: 10}, Filename: "fw.elf"}
+	if err := s.CreateELF(ctx, byBuild); err != nil {
+		t.Fatal(err)
+	}
+	if p := pending(t, s); len(p) != 2 || p[1].DeviceID != "d2" {
+		t.Fatalf("after ELF by build id: %+v", p)
+	}
+
+	// Matching: build id first, then version; never some other ELF.
+	for _, c := range []struct {
+		version string
+		build   uint64
+		want    int64
+	}{{"2.0.0", 0, byVersion.ID}, {"2.0.0", 0x1122334455667788, byBuild.ID}, {"x", 0x1122334455667788, byBuild.ID},
+		{"2.0.0", 0x99, byVersion.ID}, {"3.0.0", 0, 0}, {"", 0, 0}} {
+		e, err := s.MatchELF(ctx, c.version, c.build)
+		if c.want == 0 {
+			if lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+				t.Fatalf("match %q %x: %v %+v", c.version, c.build, err, e)
+			}
+			continue
+		}
+		if err != nil || e.ID != c.want {
+			t.Fatalf("match %q %x: %v %+v, want id %d", c.version, c.build, err, e, c.want)
+		}
+	}
+	list, err := s.FindELFs(ctx, 0, 0)
+	if err != nil || len(list) != 2 || list[0].ID != byBuild.ID || list[1].BuildID64 != 0xAAAA000000000000 ||
+		list[1].Blob != byVersion.Blob || list[1].Filename != "fw-2.elf" {
+		t.Fatalf("FindELFs: %v %+v", err, list)
+	}
+	got, err := s.FindELFByID(ctx, byVersion.ID)
+	if err != nil || got.Version != "2.0.0" || got.BuildID != "aaaa" || !got.CreatedAt.Equal(byVersion.CreatedAt) {
+		t.Fatalf("FindELFByID: %v %+v", err, got)
+	}
+	// Deleting one of two ELFs sharing a blob reports it still shared; the last one reports it free.
+	if _, shared, err := s.DeleteELF(ctx, byVersion.ID); err != nil || !shared {
+		t.Fatalf("delete first: %v shared=%v", err, shared)
+	}
+	if _, shared, err := s.DeleteELF(ctx, byBuild.ID); err != nil || shared {
+		t.Fatalf("delete last: %v shared=%v", err, shared)
+	}
+	if _, _, err := s.DeleteELF(ctx, byBuild.ID); lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		t.Fatalf("delete again: %v", err)
+	}
+	if _, err := s.FindELFByID(ctx, byBuild.ID); lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		t.Fatalf("find deleted: %v", err)
+	}
+}
+
+func sha(c byte) string {
+	b := make([]byte, 64)
+	for i := range b {
+		b[i] = c
+	}
+	return string(b)
+}
+
+func testCrashGroups(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	// Three faults of one crash from two devices on two firmware versions, one of another crash.
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "a", ReceivedAt: at(10), Info: info("1.2.0", 0),
+		Faults: []lodestone.Fault{crashFault(0x08000200), crashFault(0x08000200)}})
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "b", ReceivedAt: at(20), Info: info("1.10.0", 0),
+		Faults: []lodestone.Fault{crashFault(0x08000210), crashFault(0x08000900)}})
+	p := pending(t, s)
+	bt := []lodestone.BacktraceFrame{{Address: 0x08000200, Method: "pc", Frames: []lodestone.SourceFrame{
+		{Function: "store_word", File: "app.c", Line: 30, Inlined: true},
+		{Function: "write_register", File: "app.c", Line: 41}}}}
+	causes := []lodestone.FaultCause{{Name: "PRECISERR", Register: "BFSR", Text: "precise data bus error at 0x40100000",
+		Address: 0x40100000, AddressValid: true}}
+	var rs []lodestone.Symbolication
+	for _, f := range p {
+		sig := "sig-write"
+		if f.Registers.PC == 0x08000900 {
+			sig = "sig-other"
+		}
+		rs = append(rs, lodestone.Symbolication{FaultID: f.ID, ELFID: 7, Symbol: str("store_word at app.c:30"),
+			Backtrace: bt, Causes: causes, Signature: sig, Title: str("title " + sig)})
+	}
+	if regs := save(t, s, rs...); len(regs) != 0 {
+		t.Fatalf("regressions on first save: %+v", regs)
+	}
+	// Saving the same results again (a second worker, a replica) counts nothing twice.
+	save(t, s, rs...)
+
+	groups, total, err := s.FindCrashGroups(ctx, lodestone.CrashFilter{})
+	if err != nil || total != 2 || len(groups) != 2 {
+		t.Fatalf("FindCrashGroups: %v total %d %+v", err, total, groups)
+	}
+	g := groups[0]
+	slices.Sort(g.FirmwareVersions)
+	if g.Signature != "sig-write" || g.Occurrences != 3 || g.AffectedDevices != 2 || g.State != lodestone.CrashOpen ||
+		!g.FirstSeen.Equal(at(10)) || !g.LastSeen.Equal(at(20)) || g.Title == nil || *g.Title != "title sig-write" ||
+		g.PC != 0x08000200 || g.FaultType != 2 || !slices.Equal(g.FirmwareVersions, []string{"1.10.0", "1.2.0"}) {
+		t.Fatalf("group: %+v", g)
+	}
+	occ, err := s.FindCrashOccurrences(ctx, g.ID, lodestone.TelemetryFilter{})
+	if err != nil || len(occ) != 3 || occ[0].DeviceID != "b" || occ[0].CrashGroupID == nil || *occ[0].CrashGroupID != g.ID {
+		t.Fatalf("occurrences: %v %+v", err, occ)
+	}
+	f := occ[0]
+	if f.SymbolState != lodestone.SymbolDone || f.ELFID == nil || *f.ELFID != 7 || f.Symbol == nil ||
+		!slices.EqualFunc(f.Backtrace, bt, func(a, b lodestone.BacktraceFrame) bool {
+			return a.Address == b.Address && a.Method == b.Method && slices.Equal(a.Frames, b.Frames)
+		}) || !slices.Equal(f.Causes, causes) {
+		t.Fatalf("symbolicated fault: %+v", f)
+	}
+	all, _ := s.FindFaults(ctx, lodestone.TelemetryFilter{DeviceID: "a"})
+	if len(all) != 2 || len(all[0].Backtrace) != 1 || len(all[0].Causes) != 1 {
+		t.Fatalf("FindFaults lacks symbolication: %+v", all)
+	}
+
+	// Resolve, then the crash happens on older firmware (no regression) and on newer firmware (regression).
+	if _, err := s.SetCrashGroupState(ctx, g.ID, "bogus"); lodestone.ErrorCode(err) != lodestone.EINVALID {
+		t.Fatalf("bad state: %v", err)
+	}
+	r, err := s.SetCrashGroupState(ctx, g.ID, lodestone.CrashResolved)
+	if err != nil || r.State != lodestone.CrashResolved || r.ResolvedVersion != "1.10.0" {
+		t.Fatalf("resolve: %v %+v", err, r)
+	}
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "a", ReceivedAt: at(30), Info: info("1.9.0", 0),
+		Faults: []lodestone.Fault{crashFault(0x08000200)}})
+	p = pending(t, s)
+	if regs := save(t, s, lodestone.Symbolication{FaultID: p[0].ID, Signature: "sig-write"}); len(regs) != 0 {
+		t.Fatalf("old firmware raised a regression: %+v", regs)
+	}
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "c", ReceivedAt: at(40), Info: info("1.11.0", 0),
+		Faults: []lodestone.Fault{crashFault(0x08000200)}})
+	p = pending(t, s)
+	regs := save(t, s, lodestone.Symbolication{FaultID: p[0].ID, Signature: "sig-write"})
+	if len(regs) != 1 || regs[0].DeviceID != "c" || regs[0].FirmwareVersion != "1.11.0" || regs[0].Group == nil ||
+		regs[0].Group.State != lodestone.CrashOpen || !regs[0].Group.Regression || regs[0].Group.Occurrences != 5 ||
+		regs[0].Group.AffectedDevices != 3 {
+		t.Fatalf("regression: %+v", regs)
+	}
+
+	// Muted groups stay muted whatever firmware.
+	other := groups[1]
+	if m, err := s.SetCrashGroupState(ctx, other.ID, lodestone.CrashMuted); err != nil || m.State != lodestone.CrashMuted {
+		t.Fatalf("mute: %v", err)
+	}
+	if l, n, err := s.FindCrashGroups(ctx, lodestone.CrashFilter{State: lodestone.CrashMuted}); err != nil || n != 1 ||
+		l[0].ID != other.ID {
+		t.Fatalf("muted filter: %v %d", err, n)
+	}
+
+	// Merge: the faults move, counts follow, and the merged signature leads to the target from now on.
+	if _, err := s.MergeCrashGroups(ctx, other.ID, other.ID); lodestone.ErrorCode(err) != lodestone.EINVALID {
+		t.Fatalf("self merge: %v", err)
+	}
+	if _, err := s.MergeCrashGroups(ctx, other.ID, 999999); lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		t.Fatalf("merge into missing: %v", err)
+	}
+	into, err := s.MergeCrashGroups(ctx, other.ID, g.ID)
+	if err != nil || into.Occurrences != 6 || into.AffectedDevices != 3 {
+		t.Fatalf("merge: %v %+v", err, into)
+	}
+	from, err := s.FindCrashGroupByID(ctx, other.ID)
+	if err != nil || from.State != lodestone.CrashMerged || from.MergedInto == nil || *from.MergedInto != g.ID {
+		t.Fatalf("merged group: %v %+v", err, from)
+	}
+	if _, err := s.SetCrashGroupState(ctx, other.ID, lodestone.CrashOpen); lodestone.ErrorCode(err) != lodestone.ECONFLICT {
+		t.Fatalf("state change of merged group: %v", err)
+	}
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "d", ReceivedAt: at(50), Faults: []lodestone.Fault{crashFault(0x08000900)}})
+	p = pending(t, s)
+	save(t, s, lodestone.Symbolication{FaultID: p[0].ID, Signature: "sig-other"})
+	if g2, _ := s.FindCrashGroupByID(ctx, g.ID); g2.Occurrences != 7 || g2.AffectedDevices != 4 {
+		t.Fatalf("fault of merged signature: %+v", g2)
+	}
+	if _, n, _ := s.FindCrashGroups(ctx, lodestone.CrashFilter{}); n != 1 {
+		t.Fatalf("listed groups after merge: %d", n)
+	}
+
+	// A fault that moves to a better signature (late symbols) leaves its old group.
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "e", ReceivedAt: at(60), Faults: []lodestone.Fault{crashFault(0x08000500)}})
+	p = pending(t, s)
+	save(t, s, lodestone.Symbolication{FaultID: p[0].ID, Signature: "0208000500"})
+	save(t, s, lodestone.Symbolication{FaultID: p[0].ID, ELFID: 9, Signature: "sig-write"})
+	if g2, _ := s.FindCrashGroupByID(ctx, g.ID); g2.Occurrences != 8 || g2.AffectedDevices != 5 {
+		t.Fatalf("moved fault not counted: %+v", g2)
+	}
+	if _, err := s.FindCrashGroupByID(ctx, 999999); lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		t.Fatalf("missing group: %v", err)
+	}
+}
