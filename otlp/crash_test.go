@@ -240,3 +240,23 @@ func TestCrashRateLimit(t *testing.T) {
 		t.Fatalf("%d %v", st, m)
 	}
 }
+
+// TestCrashUploadOverH2C: detritus' tests upload with HTTP/2 prior knowledge on the gRPC port.
+func TestCrashUploadOverH2C(t *testing.T) {
+	e := newEnv(t, tokenTOML, nil)
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: &http.Transport{Protocols: &protos}}
+	ct, body := envelope(part{"metadata", "", "", []byte(metadataJSON("detritus", installID, 1))}, part{"dump", "", "zstd", []byte("h2c dump")})
+	req, _ := http.NewRequest("POST", "http://"+e.addr+"/v1/crashes", bytes.NewReader(body))
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("Authorization", "Bearer secret-token")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 201 {
+		t.Fatalf("h2c upload: %s %d", resp.Proto, resp.StatusCode)
+	}
+}

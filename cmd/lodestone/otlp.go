@@ -65,10 +65,17 @@ func startOTLP(ctx context.Context, c OTLPConfig, db lodestone.Store, blobs lode
 	if !ok1 || !ok2 {
 		return nil, nil, fmt.Errorf("otlp: the store does not keep logs and crash uploads")
 	}
+	retention := otlp.RetentionConfig{LogsTTL: days(c.LogsTTLDays), CrashesTTL: days(c.CrashesTTLDays),
+		Interval: c.JanitorInterval}
+	// Identical bytes are stored once, so a crash blob may also be a firmware image or an ELF file.
+	if fw, ok := db.(interface {
+		FirmwareBlobInUse(ctx context.Context, sha256 string) (bool, error)
+	}); ok {
+		retention.BlobInUse = fw.FirmwareBlobInUse
+	}
 	srv, err := otlp.New(otlp.Config{Tokens: tf, MaxMessageBytes: c.MaxMessage, MaxDumpBytes: c.MaxDumpBytes,
 		RequireProtocolVersion: c.RequireVersion, Writer: otlp.WriterConfig{Committers: committers},
-		Retention: otlp.RetentionConfig{LogsTTL: days(c.LogsTTLDays), CrashesTTL: days(c.CrashesTTLDays),
-			Interval: c.JanitorInterval}},
+		Retention: retention},
 		otlp.Deps{Logs: logs, Crashes: crashes, Blobs: blobs, Events: events, Logger: log})
 	if err != nil {
 		return nil, nil, err
