@@ -53,6 +53,10 @@ type Deps struct {
 	Credentials lodestone.CredentialStore
 	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
 	Campaigns   *ota.Campaigns
+
+	Logs         lodestone.LogStore         // GET /logs; nil answers 503
+	LogEvents    lodestone.EventBus         // GET /logs/stream subscribes here for EventLogs events
+	CrashUploads lodestone.CrashUploadStore // GET /crash-uploads
 }
 
 // Server is the HTTP API.
@@ -128,6 +132,7 @@ func (s *Server) routes() {
 	s.routesCrashes()
 	s.routesAuth()
 	s.routesOTA()
+	s.routesLogs()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
