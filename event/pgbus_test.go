@@ -349,4 +349,7 @@ func BenchmarkPGBusPublish(b *testing.B) {
 		n += per
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	var size int64 // what the table costs the database per event, indexes included
+	sqlConn(b, url).QueryRow(ctx, `SELECT pg_total_relation_size('events')`).Scan(&size)
+	b.ReportMetric(float64(size)/float64(n), "table-B/event")
 }
