@@ -119,6 +119,9 @@ func (b *PGBus) read(ctx context.Context, q querier, fromRow, after, upTo int64)
 // decodeRow appends the events of a row with after < id <= upTo to evs. Their Data are slices of data.
 func decodeRow(evs []lodestone.Event, row int64, count int, data []byte, after, upTo int64) ([]lodestone.Event,
 	error) {
+	if count < 1 || count > MaxBatch {
+		return evs, fmt.Errorf("row says it holds %d events", count)
+	}
 	batch, ok := decodeFast(data, count)
 	if !ok {
 		batch = nil
@@ -126,7 +129,7 @@ func decodeRow(evs []lodestone.Event, row int64, count int, data []byte, after, 
 			return evs, fmt.Errorf("decode: %w", err)
 		}
 	}
-	if len(batch) != count || count > MaxBatch {
+	if len(batch) != count {
 		return evs, fmt.Errorf("row holds %d events, says %d", len(batch), count)
 	}
 	for i, w := range batch {

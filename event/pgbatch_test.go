@@ -48,8 +48,10 @@ func TestBatchRoundTrip(t *testing.T) {
 		if got, _ = decodeRow(nil, 7, len(in), data, 7<<12, 7<<12|1); len(got) != 1 || got[0].ID != 7<<12|1 {
 			t.Fatalf("filtered: %+v", got)
 		}
-		if _, err := decodeRow(nil, 7, 2, data, 0, 1<<62); err == nil {
-			t.Fatal("a row whose count disagrees decoded")
+		for _, count := range []int{2, -1, 0, MaxBatch + 1} {
+			if _, err := decodeRow(nil, 7, count, data, 0, 1<<62); err == nil {
+				t.Fatalf("a row of %d events that says %d decoded", len(in), count)
+			}
 		}
 	}
 }
