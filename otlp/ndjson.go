@@ -211,4 +211,3 @@ func appendSerdeString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
-

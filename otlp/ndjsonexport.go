@@ -91,7 +91,9 @@ type exportFiles struct {
 	clock   int64
 }
 
-func (w *exportFiles) tmp(rel string) string { return filepath.Join(w.dir, filepath.FromSlash(rel)) + ".tmp" }
+func (w *exportFiles) tmp(rel string) string {
+	return filepath.Join(w.dir, filepath.FromSlash(rel)) + ".tmp"
+}
 
 func (w *exportFiles) write(rel string, line []byte) error {
 	w.clock++
