@@ -3,8 +3,10 @@ package otlp_test
 import (
 	"context"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -150,5 +152,28 @@ func TestNDJSONPathRefusesUnsafeComponents(t *testing.T) {
 	if _, err := otlp.AppendNDJSON(nil, &lodestone.LogRecord{Body: "{", Time: time.Unix(1, 0)}); err == nil ||
 		!strings.Contains(err.Error(), "") {
 		t.Fatal("bad stored JSON accepted")
+	}
+}
+
+func TestRequestIDEchoedOrMade(t *testing.T) {
+	e := newEnv(t, tokenTOML, nil)
+	uuidRe := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	resp, err := http.Get("http://" + e.addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if id := resp.Header.Get("X-Request-Id"); resp.StatusCode != 204 || !uuidRe.MatchString(id) {
+		t.Fatalf("healthz: %d request id %q", resp.StatusCode, id)
+	}
+	req, _ := http.NewRequest("POST", "http://"+e.addr+"/v1/crashes", nil) // a 401 carries it too
+	req.Header.Set("X-Request-Id", "abc-123")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("X-Request-Id") != "abc-123" {
+		t.Fatalf("401: %d request id %q", resp.StatusCode, resp.Header.Get("X-Request-Id"))
 	}
 }
