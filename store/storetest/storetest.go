@@ -49,6 +49,8 @@ func Run(t *testing.T, open Opener) {
 		{"LogsWriteFind", testLogsWriteFind},
 		{"LogsCanceledWriteStoresNothing", testLogsCanceledWriteStoresNothing},
 		{"CrashUploads", testCrashUploads},
+		{"LogsScan", testLogsScan},
+		{"OTLPTokens", testOTLPTokens},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
