@@ -46,6 +46,7 @@ func Run(t *testing.T, open Opener) {
 		{"CampaignLifecycle", testCampaignLifecycle},
 		{"CampaignAbortKeepsInstalled", testCampaignAbortKeepsInstalled},
 		{"CampaignHealth", testCampaignHealth},
+		{"DeviceSummaries", testDeviceSummaries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
