@@ -53,6 +53,8 @@ type Deps struct {
 	Credentials lodestone.CredentialStore
 	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
 	Campaigns   *ota.Campaigns
+	Backup      lodestone.BackupService  // GET /admin/backup; nil answers 503
+	Reports     lodestone.DeviceReporter // GET /report/devices; nil answers 503
 }
 
 // Server is the HTTP API.
@@ -69,6 +71,7 @@ type Server struct {
 
 	ingestIPs, ingestDevices, authFailures *buckets
 	authFailed                             atomic.Uint64
+	backupRunning                          sync.Mutex // one backup at a time: each needs the database's size on disk
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -128,6 +131,7 @@ func (s *Server) routes() {
 	s.routesCrashes()
 	s.routesAuth()
 	s.routesOTA()
+	s.routesBackup()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
