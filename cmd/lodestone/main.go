@@ -35,6 +35,9 @@ Commands:
   migrate   show or apply database schema migrations (status, up)
   copy      move a whole instance from SQLite to PostgreSQL (and its blobs)
   symbols   upload firmware ELF files for crash symbolication
+  report    devices with their record counts (faults, metrics: the latest of each), as a table or JSON
+  backup    download a consistent snapshot of a server's database, or take one of the local database
+  restore   put a backup in place of the local database (with the server stopped)
   version   print the version
   help      show this help, or 'lodestone help COMMAND'
 
@@ -68,6 +71,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &copyCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "symbols":
 		c = &symbolsCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "report", "faults", "metrics":
+		c = &reportCmd{kind: cmd, stdout: stdout, stderr: stderr, getenv: getenv}
+	case "backup":
+		c = &backupCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "restore":
+		c = &restoreCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
 		fmt.Fprintln(stdout, "lodestone", version)
 		return 0
@@ -88,7 +97,8 @@ var version = "dev"
 
 func isCommand(s string) bool {
 	switch s {
-	case "serve", "loadgen", "migrate", "copy", "symbols", "version", "help":
+	case "serve", "loadgen", "migrate", "copy", "symbols", "version", "help",
+		"report", "faults", "metrics", "backup", "restore":
 		return true
 	}
 	return false
@@ -113,6 +123,12 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 		c.Run(context.Background(), []string{"-h"})
 	case "symbols":
 		fmt.Fprint(stdout, symbolsUsage)
+	case "report", "faults", "metrics":
+		fmt.Fprint(stdout, reportUsage)
+	case "backup":
+		fmt.Fprint(stdout, backupUsage)
+	case "restore":
+		fmt.Fprint(stdout, restoreUsage)
 	default:
 		fmt.Fprintf(stdout, "unknown command %q\n\n%s", args[0], usage)
 		return 2
