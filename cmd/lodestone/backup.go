@@ -59,26 +59,15 @@ func (c *backupCmd) Run(ctx context.Context, args []string) error {
 	var server, token *string
 	var asJSON, force bool
 	var timeout time.Duration
-	var files []string
-	cfg, fs, err := dbConfig("backup", c.stderr, c.getenv, args, backupUsage, func(fs *flag.FlagSet) {
+	file, cfg, err := fileAndConfig("backup", c.stderr, c.getenv, args, backupUsage, func(fs *flag.FlagSet) {
 		server, token = remoteFlags(fs, c.getenv)
 		fs.BoolVar(&asJSON, "json", false, "print a JSON summary instead of text (and no progress bar)")
 		fs.BoolVar(&force, "force", false, "replace FILE if it exists")
 		fs.DurationVar(&timeout, "timeout", 6*time.Hour, "give up after this long")
 	})
-	// Flags may come before or after FILE.
-	for err == nil && fs.NArg() > 0 {
-		files = append(files, fs.Arg(0))
-		err = fs.Parse(fs.Args()[1:])
-	}
 	if err != nil {
 		return err
 	}
-	if len(files) != 1 {
-		fs.Usage()
-		return fmt.Errorf("backup: want exactly one FILE, got %d", len(files))
-	}
-	file := files[0]
 	if _, err := os.Stat(file); err == nil && !force {
 		return fmt.Errorf("backup: %s exists; choose another name or pass --force", file)
 	}
@@ -164,6 +153,31 @@ func (c *backupCmd) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
+// fileAndConfig parses a command that takes one FILE and the database flags, with flags before or after FILE.
+func fileAndConfig(name string, stderr io.Writer, getenv func(string) string, args []string, usage string,
+	extra func(*flag.FlagSet)) (string, Config, error) {
+	cfg, fs, err := dbConfig(name, stderr, getenv, args, usage, extra)
+	if err != nil || fs.NArg() == 0 {
+		if err == nil {
+			fs.Usage()
+			err = fmt.Errorf("%s: want a FILE", name)
+		}
+		return "", cfg, err
+	}
+	// Parse again without FILE, so that flags after it count and derived paths (--data-dir) are resolved.
+	at := len(args) - fs.NArg()
+	file := args[at]
+	rest := append(append([]string(nil), args[:at]...), args[at+1:]...)
+	if cfg, fs, err = dbConfig(name, stderr, getenv, rest, usage, extra); err != nil {
+		return "", cfg, err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return "", cfg, fmt.Errorf("%s: want exactly one FILE, got %q as well", name, fs.Arg(0))
+	}
+	return file, cfg, nil
+}
+
 // reportedTables are counted when a backup is checked.
 var reportedTables = []string{"devices", "faults", "metrics", "reboots", "heartbeats", "crash_groups", "users",
 	"tokens", "firmware_artifacts", "ota_campaigns"}
@@ -247,22 +261,12 @@ Flags:
 
 func (c *restoreCmd) Run(ctx context.Context, args []string) error {
 	var asJSON bool
-	var files []string
-	cfg, fs, err := dbConfig("restore", c.stderr, c.getenv, args, restoreUsage, func(fs *flag.FlagSet) {
+	file, cfg, err := fileAndConfig("restore", c.stderr, c.getenv, args, restoreUsage, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print a JSON summary instead of text")
 	})
-	for err == nil && fs.NArg() > 0 {
-		files = append(files, fs.Arg(0))
-		err = fs.Parse(fs.Args()[1:])
-	}
 	if err != nil {
 		return err
 	}
-	if len(files) != 1 {
-		fs.Usage()
-		return fmt.Errorf("restore: want exactly one FILE, got %d", len(files))
-	}
-	file := files[0]
 	spec, err := parseDB(cfg.DB)
 	if err != nil {
 		return err
@@ -332,15 +336,17 @@ func (c *restoreCmd) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// inUse reports whether another connection holds the SQLite database at path: a WAL database's connections
-// keep a shared lock on it, so an exclusive lock is refused while any is open.
+// inUse reports whether another connection has the SQLite database at path open. In exclusive locking mode a
+// read of a WAL database needs the file to itself, so it is refused while any other connection (a server, a
+// report) holds it.
 func inUse(ctx context.Context, path string) (bool, error) {
 	db, err := sql.Open("sqlite3", "file:"+path+"?_locking_mode=EXCLUSIVE&_busy_timeout=0")
 	if err != nil {
 		return false, err
 	}
 	defer db.Close()
-	_, err = db.ExecContext(ctx, "BEGIN EXCLUSIVE; COMMIT")
+	var n int
+	err = db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n)
 	if err == nil {
 		return false, nil
 	}

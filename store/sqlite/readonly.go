@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
@@ -37,7 +38,7 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: %s is at schema version %d, this lodestone reads version %d; start the "+
 			"server or run 'lodestone migrate up' once", path, st.Current, st.Latest)
 	}
-	db := &DB{path: path, r: r, keys: make(map[string]int64)}
+	db := &DB{path: path, r: r, keys: make(map[string]int64), now: time.Now}
 	db.Store = otasql.NewSQLite(nil, r, &db.wmu)
 	return db, nil
 }
