@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/postgres"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
+	"github.com/lodestone-fleet/lodestone/store/transfer"
 )
 
 // backupCmd saves a consistent snapshot of the database to a file: from a running server (GET /admin/backup)
@@ -32,7 +34,8 @@ ingesting: everything committed before the snapshot began is in it, nothing half
 
   --server URL   download it from a running server (GET /admin/backup, admin role): --token, or
                  BASIC_AUTH_USER/BASIC_AUTH_PASS
-  (no --server)  snapshot the local SQLite database (--db or --data-dir, as serve uses them)
+  (no --server)  snapshot the local database (--db or --data-dir, as serve uses them); a PostgreSQL
+                 database is read in one REPEATABLE READ transaction into the same SQLite format
 
 The file is written beside FILE under a temporary name, checked (SQLite integrity check, lodestone schema) and
 only then renamed to FILE; an existing FILE is kept unless --force. Restore it with 'lodestone restore FILE'.
@@ -97,15 +100,18 @@ func (c *backupCmd) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if spec.dialect == schema.Postgres {
-			return fmt.Errorf("backup: for PostgreSQL use --server (a running lodestone) or pg_dump")
-		}
-		db, err := sqlite.OpenReadOnly(ctx, spec.target)
+		store, err := openReadOnly(ctx, spec.target)
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
-		defer db.Close()
-		snap, err := db.Backup(ctx)
+		defer store.Close()
+		var b lodestone.BackupService
+		if pg, ok := store.(*postgres.DB); ok {
+			b = &transfer.PostgresBackup{Pool: pg.Pool(), Dir: filepath.Dir(file)}
+		} else {
+			b = store.(lodestone.BackupService)
+		}
+		snap, err := b.Backup(ctx)
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
@@ -377,13 +383,14 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// backupService is what GET /admin/backup streams: SQLite snapshots itself; for PostgreSQL nil, so the route
-// answers 503 pointing at pg_dump (see pgBackupUnavailable).
-func (s *openedStore) backupService() lodestone.BackupService {
-	if b, ok := s.Store.(lodestone.BackupService); ok {
-		return b
+// backupService is what GET /admin/backup streams: SQLite snapshots itself (VACUUM INTO); PostgreSQL is read
+// in one REPEATABLE READ transaction into a SQLite file built under dir, so both give the same kind of backup.
+func (s *openedStore) backupService(dir string) lodestone.BackupService {
+	if s.pg != nil {
+		return &transfer.PostgresBackup{Pool: s.pg.Pool(), Dir: dir}
 	}
-	return nil
+	b, _ := s.Store.(lodestone.BackupService)
+	return b
 }
 
 // reporter counts records per device for GET /report/devices; both backends have it.

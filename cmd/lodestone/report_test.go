@@ -25,14 +25,14 @@ func cliEnv(k string) string {
 }
 
 // serveInProcess runs serve on dataDir until the test ends and returns its base URL.
-func serveInProcess(t *testing.T, dataDir string) (url string, stop func()) {
+func serveInProcess(t *testing.T, dataDir string, args ...string) (url string, stop func()) {
 	t.Helper()
 	var log syncBuffer
 	ready := make(chan string, 1)
 	c := &serveCmd{stdout: io.Discard, stderr: &log, getenv: cliEnv, dir: t.TempDir(), ready: ready}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, []string{"--http", "127.0.0.1:0", "--data-dir", dataDir}) }()
+	go func() { done <- c.Run(ctx, append([]string{"--http", "127.0.0.1:0", "--data-dir", dataDir}, args...)) }()
 	select {
 	case addr := <-ready:
 		url = "http://" + addr

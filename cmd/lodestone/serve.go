@@ -194,7 +194,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		Blobs: blobs, Credentials: creds,
 		Events: bus, Leader: elector, ELFs: db, Crashes: db, Symbols: symbolicator,
 		OTA: otaSvc, Campaigns: campaigns,
-		Backup: db.backupService(), Reports: db.reporter(),
+		Backup: db.backupService(cfg.DataDir), Reports: db.reporter(),
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
