@@ -53,8 +53,12 @@ type Deps struct {
 	Credentials lodestone.CredentialStore
 	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
 	Campaigns   *ota.Campaigns
-	Backup      lodestone.BackupService  // GET /admin/backup; nil answers 503
-	Reports     lodestone.DeviceReporter // GET /report/devices; nil answers 503
+
+	Logs         lodestone.LogStore         // GET /logs; nil answers 503
+	LogEvents    lodestone.EventBus         // GET /logs/stream subscribes here for EventLogs events
+	CrashUploads lodestone.CrashUploadStore // GET /crash-uploads
+	Backup       lodestone.BackupService    // GET /admin/backup; nil answers 503
+	Reports      lodestone.DeviceReporter   // GET /report/devices; nil answers 503
 }
 
 // Server is the HTTP API.
@@ -131,6 +135,7 @@ func (s *Server) routes() {
 	s.routesCrashes()
 	s.routesAuth()
 	s.routesOTA()
+	s.routesLogs()
 	s.routesBackup()
 }
 

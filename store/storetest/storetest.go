@@ -46,6 +46,9 @@ func Run(t *testing.T, open Opener) {
 		{"CampaignLifecycle", testCampaignLifecycle},
 		{"CampaignAbortKeepsInstalled", testCampaignAbortKeepsInstalled},
 		{"CampaignHealth", testCampaignHealth},
+		{"LogsWriteFind", testLogsWriteFind},
+		{"LogsCanceledWriteStoresNothing", testLogsCanceledWriteStoresNothing},
+		{"CrashUploads", testCrashUploads},
 		{"DeviceSummaries", testDeviceSummaries},
 	}
 	for _, tt := range tests {
