@@ -57,6 +57,8 @@ type Deps struct {
 	Logs         lodestone.LogStore         // GET /logs; nil answers 503
 	LogEvents    lodestone.EventBus         // GET /logs/stream subscribes here for EventLogs events
 	CrashUploads lodestone.CrashUploadStore // GET /crash-uploads
+	Backup       lodestone.BackupService    // GET /admin/backup; nil answers 503
+	Reports      lodestone.DeviceReporter   // GET /report/devices; nil answers 503
 }
 
 // Server is the HTTP API.
@@ -73,6 +75,7 @@ type Server struct {
 
 	ingestIPs, ingestDevices, authFailures *buckets
 	authFailed                             atomic.Uint64
+	backupRunning                          sync.Mutex // one backup at a time: each needs the database's size on disk
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -133,6 +136,7 @@ func (s *Server) routes() {
 	s.routesAuth()
 	s.routesOTA()
 	s.routesLogs()
+	s.routesBackup()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

@@ -36,6 +36,9 @@ Commands:
   copy      move a whole instance from SQLite to PostgreSQL (and its blobs)
   symbols   upload firmware ELF files for crash symbolication
   logs      export stored OTLP log records in detritus' daily NDJSON files
+  report    devices with their record counts (faults, metrics: the latest of each), as a table or JSON
+  backup    download a consistent snapshot of a server's database, or take one of the local database
+  restore   put a backup in place of the local database (with the server stopped)
   version   print the version
   help      show this help, or 'lodestone help COMMAND'
 
@@ -71,6 +74,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &symbolsCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "logs":
 		c = &logsCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "report", "faults", "metrics":
+		c = &reportCmd{kind: cmd, stdout: stdout, stderr: stderr, getenv: getenv}
+	case "backup":
+		c = &backupCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "restore":
+		c = &restoreCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
 		fmt.Fprintln(stdout, "lodestone", version)
 		return 0
@@ -91,7 +100,8 @@ var version = "dev"
 
 func isCommand(s string) bool {
 	switch s {
-	case "serve", "loadgen", "migrate", "copy", "symbols", "logs", "version", "help":
+	case "serve", "loadgen", "migrate", "copy", "symbols", "logs", "version", "help",
+		"report", "faults", "metrics", "backup", "restore":
 		return true
 	}
 	return false
@@ -118,6 +128,12 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 		fmt.Fprint(stdout, symbolsUsage)
 	case "logs":
 		fmt.Fprint(stdout, logsUsage)
+	case "report", "faults", "metrics":
+		fmt.Fprint(stdout, reportUsage)
+	case "backup":
+		fmt.Fprint(stdout, backupUsage)
+	case "restore":
+		fmt.Fprint(stdout, restoreUsage)
 	default:
 		fmt.Fprintf(stdout, "unknown command %q\n\n%s", args[0], usage)
 		return 2

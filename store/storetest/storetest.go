@@ -51,6 +51,7 @@ func Run(t *testing.T, open Opener) {
 		{"CrashUploads", testCrashUploads},
 		{"LogsScan", testLogsScan},
 		{"OTLPTokens", testOTLPTokens},
+		{"DeviceSummaries", testDeviceSummaries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
