@@ -50,6 +50,10 @@ var policy = map[string]httpapi.Access{
 	"GET /metrics/prometheus":          httpapi.AccessViewer,      // ferrite: public; PUBLIC_METRICS opens it
 	"DELETE /admin/devices/{deviceID}": httpapi.AccessAdmin,
 
+	"GET /admin/otlp-tokens":         httpapi.AccessAdmin,
+	"POST /admin/otlp-tokens":        httpapi.AccessAdmin,
+	"DELETE /admin/otlp-tokens/{id}": httpapi.AccessAdmin,
+
 	"GET /elfs":                httpapi.AccessViewer,
 	"GET /elfs/{id}":           httpapi.AccessViewer,
 	"DELETE /elfs/{id}":        httpapi.AccessProvisioner,

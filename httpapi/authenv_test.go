@@ -58,7 +58,7 @@ func newAuthEnv(t *testing.T, o authOpts) *authEnv {
 	otaSvc := ota.NewService(db, db, ota.Config{Logger: log})
 	api := httpapi.New(o.cfg, httpapi.Deps{Ingest: svc, Devices: db, Telemetry: db, Auth: authn,
 		IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log, Credentials: db, OTA: otaSvc,
-		Campaigns: ota.NewCampaigns(otaSvc)})
+		Campaigns: ota.NewCampaigns(otaSvc), OTLPTokens: db})
 	hs := api.HTTPServer("", context.Background())
 	srv := httptest.NewUnstartedServer(hs.Handler)
 	srv.Config = hs

@@ -57,6 +57,7 @@ type Deps struct {
 	Logs         lodestone.LogStore         // GET /logs; nil answers 503
 	LogEvents    lodestone.EventBus         // GET /logs/stream subscribes here for EventLogs events
 	CrashUploads lodestone.CrashUploadStore // GET /crash-uploads
+	OTLPTokens   lodestone.OTLPTokenStore   // /admin/otlp-tokens: detritus tokens created through the API
 	Backup       lodestone.BackupService    // GET /admin/backup; nil answers 503
 	Reports      lodestone.DeviceReporter   // GET /report/devices; nil answers 503
 }
@@ -136,6 +137,7 @@ func (s *Server) routes() {
 	s.routesAuth()
 	s.routesOTA()
 	s.routesLogs()
+	s.routesOTLPTokens()
 	s.routesBackup()
 }
 

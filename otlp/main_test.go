@@ -68,7 +68,7 @@ func newEnv(t testing.TB, tomlText string, mod func(*otlp.Config)) *env {
 		mod(&cfg)
 	}
 	events := otlp.NewFanout()
-	srv, err := otlp.New(cfg, otlp.Deps{Logs: db, Crashes: db, Blobs: blobs, Events: events})
+	srv, err := otlp.New(cfg, otlp.Deps{Logs: db, Crashes: db, Blobs: blobs, Events: events, Tokens: db})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,8 @@ type Deps struct {
 	Blobs   lodestone.BlobStore
 	Events  lodestone.EventPublisher // committed log records are published here; nil publishes nothing
 	Logger  *slog.Logger
+	// Tokens keeps tokens created through lodestone's API (ldt_…), accepted beside the token file's; nil: file only.
+	Tokens lodestone.OTLPTokenStore
 }
 
 // Server is the receiver. Build it with New, run it with Serve.
@@ -103,6 +105,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, verifier: NewVerifier(cfg.Tokens.Tokens),
 		metrics: newMetrics(), mux: http.NewServeMux(), now: time.Now}
 	rl := cfg.Tokens.RateLimit
+	if deps.Tokens != nil {
+		s.verifier.UseStore(deps.Tokens)
+	}
 	s.logRate = newLimiter(rl.LogsPerMinute, rl.LogsBurst, nil)
 	s.crashRL = newLimiter(rl.CrashesPerMinute, rl.CrashesBurst, nil)
 	s.writer = NewWriter(deps.Logs, deps.Events, cfg.Writer, deps.Logger)

@@ -1,13 +1,16 @@
 package otlp
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/lodestone-fleet/lodestone"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -211,10 +214,11 @@ type Verifier struct {
 	tokens []*Token
 	key    []byte
 	sem    chan struct{}
+	api    lodestone.OTLPTokenStore // API-created tokens (APITokenPrefix); nil: token file only
 
 	mu       sync.Mutex
 	good     map[[32]byte]goodEntry
-	bad      map[[32]byte]time.Time
+	bad      map[[32]byte]badEntry
 	inflight map[[32]byte]chan struct{} // verifications running, so concurrent requests with one value wait
 	now      func() time.Time
 }
@@ -222,20 +226,36 @@ type Verifier struct {
 type goodEntry struct {
 	tok *Token
 	at  time.Time
+	ttl time.Duration
+}
+
+type badEntry struct {
+	at  time.Time
+	ttl time.Duration
 }
 
 const (
 	goodTTL   = 10 * time.Minute
 	badTTL    = time.Minute
 	cacheSize = 10000
+	// apiTTL bounds how long an API-created token is trusted (or refused) without asking the store again: a
+	// revocation, or a token just created, takes effect within it.
+	apiTTL = 10 * time.Second
 )
+
+// APITokenPrefix starts the secrets of tokens created through lodestone's API. Such a secret is identified by its
+// SHA-256 in one indexed lookup, never by running Argon2 against the token file's entries.
+const APITokenPrefix = "ldt_"
+
+// UseStore makes the verifier also accept API-created tokens kept in store.
+func (v *Verifier) UseStore(store lodestone.OTLPTokenStore) { v.api = store }
 
 // NewVerifier returns a verifier over tokens.
 func NewVerifier(tokens []*Token) *Verifier {
 	key := make([]byte, 32)
 	rand.Read(key)
 	return &Verifier{tokens: tokens, key: key, sem: make(chan struct{}, 2), good: map[[32]byte]goodEntry{},
-		bad: map[[32]byte]time.Time{}, inflight: map[[32]byte]chan struct{}{}, now: time.Now}
+		bad: map[[32]byte]badEntry{}, inflight: map[[32]byte]chan struct{}{}, now: time.Now}
 }
 
 // Verify returns the token whose secret is presented, or nil.
@@ -247,11 +267,11 @@ func (v *Verifier) Verify(presented string) *Token {
 	for {
 		now := v.now()
 		v.mu.Lock()
-		if e, ok := v.good[k]; ok && now.Sub(e.at) < goodTTL {
+		if e, ok := v.good[k]; ok && now.Sub(e.at) < e.ttl {
 			v.mu.Unlock()
 			return e.tok
 		}
-		if at, ok := v.bad[k]; ok && now.Sub(at) < badTTL {
+		if e, ok := v.bad[k]; ok && now.Sub(e.at) < e.ttl {
 			v.mu.Unlock()
 			return nil
 		}
@@ -266,15 +286,21 @@ func (v *Verifier) Verify(presented string) *Token {
 	}
 	now := v.now()
 
-	v.sem <- struct{}{}
 	var found *Token
-	for _, t := range v.tokens {
-		if t.hash.verify(presented) {
-			found = t
-			break
+	ttl, failTTL := goodTTL, badTTL
+	if v.api != nil && strings.HasPrefix(presented, APITokenPrefix) {
+		found = v.lookupAPI(presented)
+		ttl, failTTL = apiTTL, apiTTL
+	} else {
+		v.sem <- struct{}{}
+		for _, t := range v.tokens {
+			if t.hash.verify(presented) {
+				found = t
+				break
+			}
 		}
+		<-v.sem
 	}
-	<-v.sem
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -284,12 +310,25 @@ func (v *Verifier) Verify(presented string) *Token {
 		if len(v.good) >= cacheSize {
 			clear(v.good)
 		}
-		v.good[k] = goodEntry{found, now}
+		v.good[k] = goodEntry{found, now, ttl}
 	} else {
 		if len(v.bad) >= cacheSize {
 			clear(v.bad)
 		}
-		v.bad[k] = now
+		v.bad[k] = badEntry{now, failTTL}
 	}
 	return found
+}
+
+// lookupAPI finds an API-created token by the SHA-256 of the presented secret. A store that cannot answer
+// refuses the token (for apiTTL) rather than letting it through.
+func (v *Verifier) lookupAPI(presented string) *Token {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sum := sha256.Sum256([]byte(presented))
+	t, err := v.api.FindOTLPTokenByHash(ctx, hex.EncodeToString(sum[:]))
+	if err != nil || t.RevokedAt != nil {
+		return nil
+	}
+	return &Token{ID: "api/" + t.Name, Project: t.Project, SourcePrefix: t.SourcePrefix}
 }

@@ -76,7 +76,7 @@ func startOTLP(ctx context.Context, c OTLPConfig, db lodestone.Store, blobs lode
 	srv, err := otlp.New(otlp.Config{Tokens: tf, MaxMessageBytes: c.MaxMessage, MaxDumpBytes: c.MaxDumpBytes,
 		RequireProtocolVersion: c.RequireVersion, Writer: otlp.WriterConfig{Committers: committers},
 		Retention: retention},
-		otlp.Deps{Logs: logs, Crashes: crashes, Blobs: blobs, Events: events, Logger: log})
+		otlp.Deps{Logs: logs, Crashes: crashes, Blobs: blobs, Events: events, Logger: log, Tokens: apiTokens(db)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -117,4 +117,10 @@ func days(n int) time.Duration {
 		return time.Nanosecond // 0 days: keep nothing (detritus' ttl 0 wipes everything)
 	}
 	return time.Duration(n) * 24 * time.Hour
+}
+
+// apiTokens is the store of detritus tokens created through the API, when the backend keeps them.
+func apiTokens(db lodestone.Store) lodestone.OTLPTokenStore {
+	t, _ := db.(lodestone.OTLPTokenStore)
+	return t
 }

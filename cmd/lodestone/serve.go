@@ -200,7 +200,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		Blobs: blobs, Credentials: creds,
 		Events: bus, Leader: elector, ELFs: db, Crashes: db, Symbols: symbolicator,
 		OTA: otaSvc, Campaigns: campaigns,
-		Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore,
+		Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore, OTLPTokens: apiTokens(db.Store),
 		Backup: db.backupService(cfg.DataDir), Reports: db.reporter(),
 	})
 	otlpCtx, stopOTLP := context.WithCancel(context.Background())
