@@ -46,6 +46,9 @@ func Run(t *testing.T, open Opener) {
 		{"CampaignLifecycle", testCampaignLifecycle},
 		{"CampaignAbortKeepsInstalled", testCampaignAbortKeepsInstalled},
 		{"CampaignHealth", testCampaignHealth},
+		{"AlertQueue", testAlertQueue},
+		{"AlertBackOnline", testAlertBackOnline},
+		{"Retention", testRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

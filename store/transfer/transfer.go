@@ -55,6 +55,9 @@ var Tables = []Table{
 	{"ota_campaign_devices", "id", []string{"id", "campaign_id", "device_id", "status", "wave", "reason",
 		"offered_at", "installed_at", "updated_at", "had_prev", "prev_target_version", "prev_target_build_id",
 		"prev_firmware_url", "prev_firmware_id", "prev_from_version", "prev_campaign_id"}},
+	{"alert_deliveries", "id", []string{"id", "kind", "device_id", "url", "body", "dedup_key", "status", "attempts",
+		"last_status", "last_error", "created_at", "next_attempt", "claimed_until", "delivered_at"}},
+	{"alert_watch", "device_id", []string{"device_id", "offline_at"}},
 }
 
 // Progress is reported as rows move.
