@@ -48,15 +48,15 @@ func ParseURLs(s string) ([]string, error) {
 		}
 		u, err := url.Parse(f)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("webhook %q: want an http:// or https:// URL", redact(f))
+			return nil, fmt.Errorf("webhook %q: want an http:// or https:// URL", RedactURL(f))
 		}
 		out = append(out, f)
 	}
 	return out, nil
 }
 
-// redact keeps a webhook URL's secret path (Slack and Discord put their token there) out of logs and errors.
-func redact(raw string) string {
+// RedactURL keeps a webhook URL's secret path (Slack and Discord put their token there) out of logs and errors.
+func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return "(webhook)"

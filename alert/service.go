@@ -197,7 +197,7 @@ func (s *Service) send(ctx context.Context, d *lodestone.AlertDelivery) {
 			next = now.Add(s.cfg.backoff(d.Attempts + 1))
 		}
 		s.cfg.Logger.Warn("alert delivery failed", "id", d.ID, "kind", d.Kind, "device_id", d.DeviceID,
-			"webhook", redact(d.URL), "attempt", d.Attempts+1, "status", status, "err", err, "retry_at", next)
+			"webhook", RedactURL(d.URL), "attempt", d.Attempts+1, "status", status, "err", err, "retry_at", next)
 	}
 	msg := ""
 	if err != nil {

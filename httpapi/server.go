@@ -53,6 +53,11 @@ type Deps struct {
 	Credentials lodestone.CredentialStore
 	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
 	Campaigns   *ota.Campaigns
+	// Operations (ops.go, prometheus.go): row counts for Prometheus gauges (nil: none), the alert delivery log
+	// and the retention purge (nil: their routes answer 503).
+	Counts    lodestone.FleetCounter
+	Alerts    lodestone.AlertStore
+	Retention Retention
 }
 
 // Server is the HTTP API.
@@ -69,6 +74,8 @@ type Server struct {
 
 	ingestIPs, ingestDevices, authFailures *buckets
 	authFailed                             atomic.Uint64
+
+	prom *promMetrics // prometheus.go
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -90,6 +97,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	s.initLimits()
+	s.initMetrics()
 	s.routes()
 	return s
 }
@@ -128,6 +136,7 @@ func (s *Server) routes() {
 	s.routesCrashes()
 	s.routesAuth()
 	s.routesOTA()
+	s.routesOps()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
