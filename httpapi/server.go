@@ -53,6 +53,10 @@ type Deps struct {
 	Credentials lodestone.CredentialStore
 	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
 	Campaigns   *ota.Campaigns
+
+	Logs         lodestone.LogStore         // GET /logs; nil answers 503
+	LogEvents    lodestone.EventBus         // GET /logs/stream subscribes here for EventLogs events
+	CrashUploads lodestone.CrashUploadStore // GET /crash-uploads
 	// Operations (ops.go, prometheus.go): row counts for Prometheus gauges (nil: none), the alert delivery log
 	// and the retention purge (nil: their routes answer 503).
 	Counts    lodestone.FleetCounter
@@ -136,6 +140,7 @@ func (s *Server) routes() {
 	s.routesCrashes()
 	s.routesAuth()
 	s.routesOTA()
+	s.routesLogs()
 	s.routesOps()
 }
 
