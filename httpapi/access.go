@@ -64,16 +64,16 @@ func PrincipalFrom(ctx context.Context) *lodestone.Principal {
 // handle registers h on pattern behind the access check.
 func (s *Server) handle(pattern string, access Access, h handlerFunc) {
 	s.table = append(s.table, Route{Pattern: pattern, Access: access})
-	s.mux.HandleFunc(pattern, s.wrap(s.guard(access, h)))
+	s.mux.HandleFunc(pattern, s.observe(pattern, s.wrap(s.guard(access, h))))
 }
 
 // handleRaw registers a handler that writes its own errors (ingest keeps ferrite's exact answers).
 func (s *Server) handleRaw(pattern string, access Access, h http.HandlerFunc) {
 	s.table = append(s.table, Route{Pattern: pattern, Access: access})
-	s.mux.HandleFunc(pattern, s.wrap(s.guard(access, func(w http.ResponseWriter, r *http.Request) error {
+	s.mux.HandleFunc(pattern, s.observe(pattern, s.wrap(s.guard(access, func(w http.ResponseWriter, r *http.Request) error {
 		h(w, r)
 		return nil
-	})))
+	}))))
 }
 
 // EventsAccess is what GET /events/stream demands: credentials unless PUBLIC_EVENTS opens it (ferrite leaves it

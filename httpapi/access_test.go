@@ -43,8 +43,10 @@ var policy = map[string]httpapi.Access{
 	"GET /admin/tokens":                httpapi.AccessAdmin,
 	"POST /admin/tokens":               httpapi.AccessAdmin,
 	"DELETE /admin/tokens/{id}":        httpapi.AccessAdmin,
-	"GET /admin/backup":                httpapi.AccessAdmin,       // ferrite: any user; hardened (spec §8.7)
-	"GET /admin/retention":             httpapi.AccessAdmin,       // ferrite: any user
+	"GET /admin/backup":                httpapi.AccessAdmin, // ferrite: any user; hardened (spec §8.7)
+	"GET /admin/retention":             httpapi.AccessAdmin, // ferrite: any user
+	"POST /admin/retention":            httpapi.AccessAdmin, // lodestone: purge now
+	"GET /admin/alerts/deliveries":     httpapi.AccessAdmin,
 	"POST /ingest/elf":                 httpapi.AccessProvisioner, // ferrite: key or any user; hardened
 	"GET /events/stream":               httpapi.AccessViewer,      // ferrite: public; PUBLIC_EVENTS opens it
 	"GET /metrics/prometheus":          httpapi.AccessViewer,      // ferrite: public; PUBLIC_METRICS opens it

@@ -39,6 +39,7 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.prom.sseConnections.Inc()
 
 	rc := http.NewResponseController(w)
 	h := w.Header()

@@ -25,6 +25,7 @@ type ingestResponse struct {
 // ingestChunks implements POST /ingest/chunks. Gateways drop a batch on 4xx and retry on 5xx, so 4xx is kept for
 // data that can never be accepted and overload answers 503 with Retry-After.
 func (s *Server) ingestChunks(w http.ResponseWriter, r *http.Request) {
+	s.prom.ingestRequests.Inc()
 	deviceID := r.Header.Get("X-Device-Id")
 	if deviceID != "" && !validDeviceHeader(deviceID) {
 		s.ingestReply(w, http.StatusBadRequest, 0, "X-Device-Id must be 1-128 visible ASCII characters")
@@ -56,6 +57,7 @@ func (s *Server) ingestChunks(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.deps.Ingest.Ingest(r.Context(), ingest.Request{Body: buf.Bytes(), HeaderDeviceID: deviceID,
 		RemoteAddr: host, Conn: conn})
+	s.prom.ingestChunks.Add(float64(res.ChunksReceived))
 	if err != nil {
 		status := ErrorStatus(err)
 		if status == http.StatusServiceUnavailable {

@@ -60,6 +60,11 @@ type Deps struct {
 	OTLPTokens   lodestone.OTLPTokenStore   // /admin/otlp-tokens: detritus tokens created through the API
 	Backup       lodestone.BackupService    // GET /admin/backup; nil answers 503
 	Reports      lodestone.DeviceReporter   // GET /report/devices; nil answers 503
+	// Operations (ops.go, prometheus.go): row counts for Prometheus gauges (nil: none), the alert delivery log
+	// and the retention purge (nil: their routes answer 503).
+	Counts    lodestone.FleetCounter
+	Alerts    lodestone.AlertStore
+	Retention Retention
 }
 
 // Server is the HTTP API.
@@ -77,6 +82,8 @@ type Server struct {
 	ingestIPs, ingestDevices, authFailures *buckets
 	authFailed                             atomic.Uint64
 	backupRunning                          sync.Mutex // one backup at a time: each needs the database's size on disk
+
+	prom *promMetrics // prometheus.go
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -98,6 +105,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	s.initLimits()
+	s.initMetrics()
 	s.routes()
 	return s
 }
@@ -139,6 +147,7 @@ func (s *Server) routes() {
 	s.routesLogs()
 	s.routesOTLPTokens()
 	s.routesBackup()
+	s.routesOps()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

@@ -41,7 +41,9 @@ type Config struct {
 	BasicAuthUsers      string
 	CORSOrigin          string
 	RateLimitRPS        float64
-	AlertWebhookURL     string
+	AlertWebhookURL     string        // one URL, or several separated by commas
+	AlertWebhookSecret  string        // HMAC-SHA256 key for the alert signature header
+	AlertRetry          time.Duration // wait before the first retry of a failed alert; doubles up to an hour
 	AlertOfflineMinutes int
 	OfflineAfter        time.Duration // overrides AlertOfflineMinutes when set
 	JobsInterval        time.Duration
@@ -82,6 +84,7 @@ func defaultConfig() Config {
 		AlertOfflineMinutes: 10,
 		JobsInterval:        time.Minute,
 		LeaderRetry:         5 * time.Second,
+		AlertRetry:          10 * time.Second,
 		FUOTAAddr:           "0.0.0.0:50000",
 		OTLP:                defaultOTLPConfig(),
 	}
@@ -125,7 +128,7 @@ var envVars = []envVar{
 		}
 		c.RetentionDays = n
 		return nil
-	}, "days of telemetry to keep (accepted; purging arrives with the operations feature)"},
+	}, "days of telemetry to keep; 0 keeps everything (default 90)"},
 	{"BASIC_AUTH_USER", str(func(c *Config) *string { return &c.BasicAuthUser }), "admin user name (default admin)"},
 	{"BASIC_AUTH_PASS", str(func(c *Config) *string { return &c.BasicAuthPass }), "admin password; unset: generated on first start and printed once"},
 	{"BASIC_AUTH_USERS", str(func(c *Config) *string { return &c.BasicAuthUsers }), "extra users u:p:role,... (role admin, provisioner or viewer)"},
@@ -138,7 +141,8 @@ var envVars = []envVar{
 		c.RateLimitRPS = f
 		return nil
 	}, "ingest requests per second per client IP and per device key; unset: unlimited"},
-	{"ALERT_WEBHOOK_URL", str(func(c *Config) *string { return &c.AlertWebhookURL }), "webhook for alerts (accepted; alerts arrive with the operations feature)"},
+	{"ALERT_WEBHOOK_URL", str(func(c *Config) *string { return &c.AlertWebhookURL }), "webhook URL(s), comma-separated, for fault/offline/online alerts (Slack and Discord compatible)"},
+	{"ALERT_WEBHOOK_SECRET", str(func(c *Config) *string { return &c.AlertWebhookSecret }), "key that signs alerts: X-Lodestone-Signature: sha256=HMAC(key, timestamp.body)"},
 	{"ALERT_OFFLINE_MINUTES", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
@@ -248,6 +252,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to wait for in-flight requests on shutdown")
 	fs.DurationVar(&c.OfflineAfter, "offline-after", c.OfflineAfter, "silence after which a device is marked offline; overrides ALERT_OFFLINE_MINUTES")
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", c.JobsInterval, "how often periodic jobs (offline detection) run, on the one replica that leads them")
+	fs.DurationVar(&c.AlertRetry, "alert-retry", c.AlertRetry, "wait before retrying a failed alert webhook; doubles after each failure, up to an hour")
 	fs.DurationVar(&c.LeaderRetry, "leader-retry", c.LeaderRetry, "with PostgreSQL: how often a replica tries to take over the periodic jobs")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")

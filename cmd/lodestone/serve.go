@@ -182,6 +182,12 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	jobList = append(jobList, campaignJob(campaigns))
+	ops, alerts, purge, opsJobs, err := opsServices(db, cfg, bus, log)
+	if err != nil {
+		writer.Close()
+		return err
+	}
+	jobList = append(jobList, opsJobs...)
 	fuotaSrv, err := fuotaServer(cfg, otaSvc, blobs, log, func(s string) { fmt.Fprint(c.stderr, s) })
 	if err != nil {
 		writer.Close()
@@ -202,6 +208,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		OTA: otaSvc, Campaigns: campaigns,
 		Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore, OTLPTokens: apiTokens(db.Store),
 		Backup: db.backupService(cfg.DataDir), Reports: db.reporter(),
+		Counts: ops, Alerts: ops, Retention: purge,
 	})
 	otlpCtx, stopOTLP := context.WithCancel(context.Background())
 	defer stopOTLP()
@@ -248,6 +255,16 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}()
 	symDone := make(chan struct{})
 	go func() { symbolicator.Run(jobs); close(symDone) }()
+	// The alert watcher outlives the jobs: it queues alerts for what the writer commits while draining.
+	watch, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if err := alerts.Watch(watch); err != nil {
+			log.Error("alerts stopped", "err", err)
+		}
+	}()
 
 	select {
 	case <-ctx.Done():
@@ -278,6 +295,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		log.Warn("OTLP receiver", "err", err)
 	}
 	writer.Close() // commits everything still queued and publishes its events
+	stopWatch()
+	<-watchDone
 	bus.Close()
 	<-symDone
 	if err := db.Close(); err != nil {
@@ -291,9 +310,6 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 // silently.
 func (c *serveCmd) warnInactive(cfg Config, log *slog.Logger) {
 	var names []string
-	if cfg.AlertWebhookURL != "" {
-		names = append(names, "ALERT_WEBHOOK_URL")
-	}
 	if cfg.StaticDir != "" {
 		names = append(names, "--static-dir")
 	}

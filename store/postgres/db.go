@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/opsql"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 )
@@ -36,6 +37,7 @@ type Options struct {
 // DB is a PostgreSQL-backed lodestone.Store.
 type DB struct {
 	*otasql.Store // firmware, targets and campaigns, through database/sql over the same pool
+	*opsql.Ops    // alert queue, retention and counts, through database/sql over the same pool
 
 	pool *pgxpool.Pool
 	url  string
@@ -73,6 +75,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	db := &DB{pool: pool, url: url, keys: make(map[string]int64), sources: make(map[string]int64)}
 	db.sqldb = stdlib.OpenDBFromPool(pool)
 	db.Store = otasql.NewPostgres(db.sqldb)
+	db.Ops = opsql.NewPostgres(db.sqldb)
 	if !opts.NoMigrate {
 		if err := db.Migrate(ctx); err != nil {
 			pool.Close()

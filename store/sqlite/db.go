@@ -16,6 +16,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/opsql"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 )
@@ -35,6 +36,7 @@ type Options struct {
 // DB is a SQLite-backed lodestone.Store.
 type DB struct {
 	*otasql.Store // firmware, targets and campaigns, written through w under wmu
+	*opsql.Ops    // alert queue, retention and counts, written through w under wmu
 
 	path string
 	w    *sql.DB // exactly one connection: SQLite allows one writer, and one connection means no lock waits
@@ -120,6 +122,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxIdleConns(readers)
 	db.r = r
 	db.Store = otasql.NewSQLite(w, r, &db.wmu)
+	db.Ops = opsql.NewSQLite(w, r, &db.wmu)
 	if db.ckpt, err = sql.Open(driverName, dsn(path, sync, false)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open checkpointer %s: %w", path, err)

@@ -52,6 +52,9 @@ func Run(t *testing.T, open Opener) {
 		{"LogsScan", testLogsScan},
 		{"OTLPTokens", testOTLPTokens},
 		{"DeviceSummaries", testDeviceSummaries},
+		{"AlertQueue", testAlertQueue},
+		{"AlertBackOnline", testAlertBackOnline},
+		{"Retention", testRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

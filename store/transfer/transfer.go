@@ -64,6 +64,9 @@ var Tables = []Table{
 		"content_encoding", "dedup"}},
 	{"otlp_tokens", "id", []string{"id", "name", "project", "source_prefix", "hint", "hash", "created_by",
 		"created_at", "revoked_at"}},
+	{"alert_deliveries", "id", []string{"id", "kind", "device_id", "url", "body", "dedup_key", "status", "attempts",
+		"last_status", "last_error", "created_at", "next_attempt", "claimed_until", "delivered_at"}},
+	{"alert_watch", "device_id", []string{"device_id", "offline_at"}},
 }
 
 // Progress is reported as rows move.

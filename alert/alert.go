@@ -1,0 +1,161 @@
+// Package alert posts webhooks when a device faults, goes offline or comes back, with ferrite-server's alert body
+// made Slack- and Discord-compatible, an HMAC signature, and retries with exponential backoff from a queue table
+// (lodestone.AlertStore), so a receiver that is down, or a restart, loses nothing queued.
+//
+// Two parts run: Watch on every replica turns live events into queued deliveries (an event's bus id makes the
+// delivery unique, so replicas that all see it queue it once); Run on the one replica that leads the periodic
+// jobs notices devices back online and sends what is due, claiming rows under a lease so a second sender that
+// runs for a moment during a leadership change cannot send them again.
+package alert
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+// Config says where alerts go and how hard to try.
+type Config struct {
+	URLs           []string // webhooks; every alert goes to each
+	Secret         string   // HMAC-SHA256 key for the signature header; empty sends none
+	OfflineMinutes int      // ALERT_OFFLINE_MINUTES, for the offline summary
+
+	Every       time.Duration // how often the sender looks for due deliveries; default 5 s
+	Backoff     time.Duration // wait after the first failure, doubled after each; default 10 s
+	MaxBackoff  time.Duration // longest wait between attempts; default 1 h
+	MaxAttempts int           // attempts before a delivery is given up; default 15 (about 8 hours)
+	Timeout     time.Duration // per attempt; default 10 s
+	Batch       int           // deliveries claimed at once; default 20
+
+	Client *http.Client // default: one with Timeout
+	Logger *slog.Logger
+}
+
+// ParseURLs reads a comma-separated list of webhook URLs: absolute http or https URLs only.
+func ParseURLs(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		u, err := url.Parse(f)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("webhook %q: want an http:// or https:// URL", RedactURL(f))
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// RedactURL keeps a webhook URL's secret path (Slack and Discord put their token there) out of logs and errors.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(webhook)"
+	}
+	return u.Scheme + "://" + u.Host + "/…"
+}
+
+func (c *Config) defaults() {
+	if c.Every <= 0 {
+		c.Every = 5 * time.Second
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = 10 * time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = time.Hour
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 15
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Batch <= 0 {
+		c.Batch = 20
+	}
+	if c.Client == nil {
+		c.Client = &http.Client{Timeout: c.Timeout}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.OfflineMinutes <= 0 {
+		c.OfflineMinutes = 10
+	}
+}
+
+// backoff is the wait before attempt n+1 after n failed attempts.
+func (c *Config) backoff(failed int) time.Duration {
+	d := c.Backoff
+	for i := 1; i < failed && d < c.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, c.MaxBackoff)
+}
+
+// Body is the JSON posted: ferrite-server's fields in its order, plus content, which Discord reads (Slack reads
+// text). timestamp is RFC 3339 UTC (ferrite sends "<unix seconds>Z", spec §8.22).
+type Body struct {
+	AlertType string         `json:"alert_type"`
+	DeviceID  string         `json:"device_id"`
+	Summary   string         `json:"summary"`
+	Timestamp string         `json:"timestamp"`
+	Details   map[string]any `json:"details"`
+	Text      string         `json:"text"`
+	Content   string         `json:"content"`
+}
+
+// ferriteTime is ferrite's timestamp text, as its read API shows last_seen.
+func ferriteTime(t time.Time) string { return t.UTC().Format(time.DateTime) }
+
+func newBody(kind, device, summary, icon string, at time.Time, details map[string]any) []byte {
+	text := icon + " " + summary
+	b, _ := json.Marshal(Body{AlertType: kind, DeviceID: device, Summary: summary,
+		Timestamp: at.UTC().Format(time.RFC3339), Details: details, Text: text, Content: text})
+	return b
+}
+
+// FaultBody is the alert for a stored fault. The symbol is not known yet when the fault arrives (symbolication
+// runs afterwards), so it is "unknown" as in ferrite when addr2line fails.
+func FaultBody(device string, faultType uint8, pc uint32, at time.Time) []byte {
+	pcs := fmt.Sprintf("0x%08X", pc)
+	return newBody(lodestone.AlertFault, device,
+		fmt.Sprintf("Fault on device %s: type=%d, pc=%s (unknown)", device, faultType, pcs), ":warning:", at,
+		map[string]any{"fault_type": faultType, "pc": pcs, "symbol": nil})
+}
+
+// OfflineBody is the alert for a device that went silent.
+func OfflineBody(device string, lastSeen time.Time, minutes int, at time.Time) []byte {
+	ls := ferriteTime(lastSeen)
+	return newBody(lodestone.AlertDeviceOffline, device,
+		fmt.Sprintf("Device %s offline for >%d minutes (last seen: %s)", device, minutes, ls), ":red_circle:", at,
+		map[string]any{"last_seen": ls, "offline_threshold_minutes": minutes})
+}
+
+// OnlineBody is the alert for a device heard from again after its offline alert.
+func OnlineBody(device string, offlineAt, at time.Time) []byte {
+	since := ferriteTime(offlineAt)
+	return newBody(lodestone.AlertDeviceOnline, device,
+		fmt.Sprintf("Device %s back online (offline since %s)", device, since), ":large_green_circle:", at,
+		map[string]any{"offline_since": since})
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// unwrapNet strips the url.Error wrapper (which quotes the URL) from a client error.
+func unwrapNet(err error) string {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/alert"
+	"github.com/lodestone-fleet/lodestone/leader"
+	"github.com/lodestone-fleet/lodestone/retention"
+)
+
+// opsStore is what alerts, retention and the Prometheus gauges need of the database; both backends provide it.
+type opsStore interface {
+	lodestone.AlertStore
+	lodestone.RetentionStore
+	lodestone.FleetCounter
+}
+
+// retentionEvery is ferrite's retention period: hourly, first at start (here: when a replica takes the lead).
+const retentionEvery = time.Hour
+
+// opsServices builds the alert service and the retention purge, and the leader jobs that run them: the retention
+// purge and the alert sender. The alert watcher, which turns events into queued alerts, runs on every replica
+// (alerts.Watch) and is started by serve.
+func opsServices(db *openedStore, cfg Config, bus lodestone.EventBus, log *slog.Logger) (opsStore, *alert.Service,
+	*retention.Service, []leader.Job, error) {
+	st, ok := db.Store.(opsStore)
+	if !ok {
+		return nil, nil, nil, nil, fmt.Errorf("the %s store lacks alerts and retention", db.spec.dialect)
+	}
+	urls, err := alert.ParseURLs(cfg.AlertWebhookURL)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("ALERT_WEBHOOK_URL: %w", err)
+	}
+	minutes := cfg.AlertOfflineMinutes
+	if cfg.OfflineAfter > 0 {
+		minutes = max(1, int(cfg.OfflineAfter/time.Minute))
+	}
+	alerts := alert.New(alert.Config{URLs: urls, Secret: cfg.AlertWebhookSecret, OfflineMinutes: minutes,
+		Backoff: cfg.AlertRetry, Every: min(5*time.Second, cfg.JobsInterval), Logger: log}, st, db, bus)
+	purge := retention.New(st, cfg.RetentionDays, 0, log)
+	jobs := []leader.Job{{Name: "retention", Every: retentionEvery, Run: func(ctx context.Context) error {
+		if purge.Days() == 0 {
+			return nil
+		}
+		_, err := purge.Purge(ctx)
+		return err
+	}}}
+	if alerts.Enabled() {
+		// Run loops until leadership ends; the elector calls it again if it returns early.
+		jobs = append(jobs, leader.Job{Name: "alerts", Every: 5 * time.Second, Run: alerts.Run})
+	} else if cfg.AlertWebhookSecret != "" {
+		log.Warn("ALERT_WEBHOOK_SECRET is set but ALERT_WEBHOOK_URL is not: no alerts are sent")
+	}
+	return st, alerts, purge, jobs, nil
+}
