@@ -46,6 +46,12 @@ func Run(t *testing.T, open Opener) {
 		{"CampaignLifecycle", testCampaignLifecycle},
 		{"CampaignAbortKeepsInstalled", testCampaignAbortKeepsInstalled},
 		{"CampaignHealth", testCampaignHealth},
+		{"DeviceRegister", testDeviceRegister},
+		{"DeviceUpdate", testDeviceUpdate},
+		{"DeviceListFilters", testDeviceListFilters},
+		{"DeviceDelete", testDeviceDelete},
+		{"DeviceImport", testDeviceImport},
+		{"Groups", testGroups},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
