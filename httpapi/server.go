@@ -52,6 +52,10 @@ type Deps struct {
 	// Credentials keeps managed users, API tokens and device keys; nil leaves their routes answering 503.
 	Credentials lodestone.CredentialStore
 	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
+	// Registry provisions devices and Groups keeps device groups; when nil they are taken from Devices if it
+	// implements them (a lodestone.Store does), else their routes answer 503.
+	Registry lodestone.DeviceRegistry
+	Groups   lodestone.GroupService
 	Campaigns   *ota.Campaigns
 }
 
@@ -87,6 +91,12 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 15 * time.Second
+	}
+	if deps.Registry == nil {
+		deps.Registry, _ = deps.Devices.(lodestone.DeviceRegistry)
+	}
+	if deps.Groups == nil {
+		deps.Groups, _ = deps.Devices.(lodestone.GroupService)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	s.initLimits()
@@ -128,6 +138,7 @@ func (s *Server) routes() {
 	s.routesCrashes()
 	s.routesAuth()
 	s.routesOTA()
+	s.routesFleet()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
