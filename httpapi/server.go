@@ -54,9 +54,9 @@ type Deps struct {
 	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
 	// Registry provisions devices and Groups keeps device groups; when nil they are taken from Devices if it
 	// implements them (a lodestone.Store does), else their routes answer 503.
-	Registry lodestone.DeviceRegistry
-	Groups   lodestone.GroupService
-	Campaigns   *ota.Campaigns
+	Registry  lodestone.DeviceRegistry
+	Groups    lodestone.GroupService
+	Campaigns *ota.Campaigns
 }
 
 // Server is the HTTP API.
