@@ -52,11 +52,12 @@ type Deps struct {
 	// Credentials keeps managed users, API tokens and device keys; nil leaves their routes answering 503.
 	Credentials lodestone.CredentialStore
 	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
+	Campaigns   *ota.Campaigns
+
 	// Registry provisions devices and Groups keeps device groups; when nil they are taken from Devices if it
 	// implements them (a lodestone.Store does), else their routes answer 503.
-	Registry  lodestone.DeviceRegistry
-	Groups    lodestone.GroupService
-	Campaigns *ota.Campaigns
+	Registry lodestone.DeviceRegistry
+	Groups   lodestone.GroupService
 }
 
 // Server is the HTTP API.
