@@ -35,6 +35,7 @@ Commands:
   migrate   show or apply database schema migrations (status, up)
   copy      move a whole instance from SQLite to PostgreSQL (and its blobs)
   symbols   upload firmware ELF files for crash symbolication
+  import-ferrite  import a ferrite-server database (devices, groups, history)
   version   print the version
   help      show this help, or 'lodestone help COMMAND'
 
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &copyCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "symbols":
 		c = &symbolsCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "import-ferrite":
+		c = &importFerriteCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
 		fmt.Fprintln(stdout, "lodestone", version)
 		return 0
@@ -88,7 +91,7 @@ var version = "dev"
 
 func isCommand(s string) bool {
 	switch s {
-	case "serve", "loadgen", "migrate", "copy", "symbols", "version", "help":
+	case "serve", "loadgen", "migrate", "copy", "symbols", "version", "help", "import-ferrite":
 		return true
 	}
 	return false
@@ -113,6 +116,9 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 		c.Run(context.Background(), []string{"-h"})
 	case "symbols":
 		fmt.Fprint(stdout, symbolsUsage)
+	case "import-ferrite":
+		c := &importFerriteCmd{stdout: stdout, stderr: stdout, getenv: getenv}
+		c.Run(context.Background(), []string{"-h"})
 	default:
 		fmt.Fprintf(stdout, "unknown command %q\n\n%s", args[0], usage)
 		return 2
