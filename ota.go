@@ -159,6 +159,9 @@ type OTATargetService interface {
 	// SetTarget inserts or replaces the device's target; CreatedAt is reset. A nil FirmwareURL keeps the old one.
 	SetTarget(ctx context.Context, t *OTATarget) error
 	FindTarget(ctx context.Context, deviceID string) (*OTATarget, error)
+	// FindTargetsOf returns the targets of those of the devices that have one, by device id, in one query: the
+	// ingest path asks for every device of a gateway's batch at once.
+	FindTargetsOf(ctx context.Context, deviceIDs []string) (map[string]*OTATarget, error)
 	// FindTargets lists targets, newest first.
 	FindTargets(ctx context.Context) ([]*OTATarget, error)
 	DeleteTarget(ctx context.Context, deviceID string) error

@@ -70,6 +70,10 @@ var policy = map[string]httpapi.Access{
 	"PATCH /crashes/{id}":      httpapi.AccessProvisioner,
 	"POST /crashes/{id}/merge": httpapi.AccessProvisioner,
 
+	"GET /logs":          httpapi.AccessViewer,
+	"GET /logs/stream":   httpapi.AccessViewer,
+	"GET /crash-uploads": httpapi.AccessViewer,
+
 	"GET /ota/targets":                  httpapi.AccessViewer,
 	"POST /ota/targets":                 httpapi.AccessProvisioner, // ferrite: admin; provisioners manage OTA
 	"GET /ota/targets/{device_id}":      httpapi.AccessViewer,

@@ -225,18 +225,17 @@ func (s *Server) ingestOTA(r *http.Request, reported []lodestone.DeviceBatch) *o
 	if s.deps.OTA == nil {
 		return nil
 	}
-	var offer *ota.Offer
-	for i := range reported {
-		o, ok, err := s.deps.OTA.Observe(r.Context(), reported[i].DeviceID, reported[i].Info)
-		if err != nil {
-			s.log.Warn("OTA check after ingest", "device", reported[i].DeviceID, "err", err)
-			continue
-		}
-		if ok && len(reported) == 1 {
-			offer = &o
-		}
+	offers, err := s.deps.OTA.ObserveAll(r.Context(), reported)
+	if err != nil {
+		s.log.Warn("OTA check after ingest", "devices", len(reported), "err", err)
 	}
-	return offer
+	if len(reported) != 1 {
+		return nil // the answer can carry one device's offer; a gateway's devices poll or read it per device
+	}
+	if o, ok := offers[reported[0].DeviceID]; ok {
+		return &o
+	}
+	return nil
 }
 
 func (s *Server) signingKey(w http.ResponseWriter, r *http.Request) error {

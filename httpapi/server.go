@@ -54,6 +54,10 @@ type Deps struct {
 	OTA         *ota.Service // firmware updates; nil leaves the /ota routes out
 	Campaigns   *ota.Campaigns
 
+	Logs         lodestone.LogStore         // GET /logs; nil answers 503
+	LogEvents    lodestone.EventBus         // GET /logs/stream subscribes here for EventLogs events
+	CrashUploads lodestone.CrashUploadStore // GET /crash-uploads
+
 	// Registry provisions devices and Groups keeps device groups; when nil they are taken from Devices if it
 	// implements them (a lodestone.Store does), else their routes answer 503.
 	Registry lodestone.DeviceRegistry
@@ -139,6 +143,7 @@ func (s *Server) routes() {
 	s.routesCrashes()
 	s.routesAuth()
 	s.routesOTA()
+	s.routesLogs()
 	s.routesFleet()
 }
 

@@ -80,6 +80,40 @@ func (s *Service) Observe(ctx context.Context, deviceID string, info *lodestone.
 	return o, ok, err
 }
 
+// ObserveAll is Observe for every device that reported in one ingest request, with their targets read in one
+// query. It returns the offers by device id.
+func (s *Service) ObserveAll(ctx context.Context, reported []lodestone.DeviceBatch) (map[string]Offer, error) {
+	var ids []string
+	for i := range reported {
+		if reported[i].Info != nil {
+			ids = append(ids, reported[i].DeviceID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	targets, err := s.store.FindTargetsOf(ctx, ids)
+	if err != nil || len(targets) == 0 {
+		return nil, err
+	}
+	offers := make(map[string]Offer)
+	for i := range reported {
+		b := &reported[i]
+		t := targets[b.DeviceID]
+		if t == nil || b.Info == nil {
+			continue
+		}
+		o, ok, err := s.offer(ctx, b.DeviceID, t, b.Info)
+		if err != nil {
+			return offers, err
+		}
+		if ok {
+			offers[b.DeviceID] = o
+		}
+	}
+	return offers, nil
+}
+
 // Lookup is Observe, except that a device without any target is an ENOTFOUND error (the FUOTA contract answers
 // it differently from a device whose target does not apply).
 func (s *Service) Lookup(ctx context.Context, deviceID string, info *lodestone.DeviceInfo) (Offer, bool, error) {
@@ -90,6 +124,12 @@ func (s *Service) Lookup(ctx context.Context, deviceID string, info *lodestone.D
 	if err != nil {
 		return Offer{}, false, err
 	}
+	return s.offer(ctx, deviceID, t, info)
+}
+
+// offer confirms an install or returns the update on offer, given the device's target.
+func (s *Service) offer(ctx context.Context, deviceID string, t *lodestone.OTATarget, info *lodestone.DeviceInfo) (
+	Offer, bool, error) {
 	if !t.Offers(info.FirmwareVersion, info.BuildID) {
 		if t.CampaignID != nil {
 			// It runs its campaign's firmware now: that confirms the install (a no-op once recorded).

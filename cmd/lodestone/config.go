@@ -65,6 +65,7 @@ type Config struct {
 	FUOTAPass     string
 	FUOTACert     string
 	FUOTAKey      string
+	OTLP          OTLPConfig // the OTLP log and crash receiver (otlp.go)
 }
 
 func defaultConfig() Config {
@@ -82,6 +83,7 @@ func defaultConfig() Config {
 		JobsInterval:        time.Minute,
 		LeaderRetry:         5 * time.Second,
 		FUOTAAddr:           "0.0.0.0:50000",
+		OTLP:                defaultOTLPConfig(),
 	}
 }
 
@@ -249,6 +251,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaderRetry, "leader-retry", c.LeaderRetry, "with PostgreSQL: how often a replica tries to take over the periodic jobs")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
+	c.OTLP.registerFlags(fs)
 }
 
 // resolve fills derived paths and checks values.

@@ -17,6 +17,7 @@ import (
 	"github.com/lodestone-fleet/lodestone/crash"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/otlp"
 )
 
 // serveCmd runs the server until its context ends, then shuts down gracefully: readiness goes 503, the listener
@@ -187,6 +188,11 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	creds, _ := db.Store.(lodestone.CredentialStore)
+	// Live log tails fan out in this process: log batches are too large and too frequent for the shared bus,
+	// which stores every event in the database.
+	logEvents := otlp.NewFanout()
+	logStore, _ := db.Store.(lodestone.LogStore)
+	crashStore, _ := db.Store.(lodestone.CrashUploadStore)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin,
 		Limits: httpapi.Limits{RPS: cfg.RateLimitRPS}, TrustedProxies: proxies,
 		PublicEvents: cfg.PublicEvents, PublicMetrics: cfg.PublicMetrics}, httpapi.Deps{
@@ -194,11 +200,21 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		Blobs: blobs, Credentials: creds,
 		Events: bus, Leader: elector, ELFs: db, Crashes: db, Symbols: symbolicator,
 		OTA: otaSvc, Campaigns: campaigns,
+		Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore,
 	})
+	otlpCtx, stopOTLP := context.WithCancel(context.Background())
+	defer stopOTLP()
+	waitOTLP, otlpFailed, err := startOTLP(otlpCtx, cfg.OTLP, db.Store, blobs, logEvents, db.committers(), log)
+	if err != nil {
+		writer.Close()
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		writer.Close()
+		stopOTLP()
+		waitOTLP()
 		return fmt.Errorf("listen on %s: %w", cfg.HTTP, err)
 	}
 	base, cancelBase := context.WithCancel(context.Background())
@@ -236,7 +252,11 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		writer.Close()
+		stopOTLP()
+		waitOTLP()
 		return fmt.Errorf("http server: %w", err)
+	case err := <-otlpFailed:
+		log.Error("OTLP receiver failed, stopping", "err", err)
 	}
 
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
@@ -252,6 +272,10 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		log.Warn("in-flight requests did not finish in time", "err", err)
 	}
 	cancelBase()
+	stopOTLP()
+	if err := waitOTLP(); err != nil {
+		log.Warn("OTLP receiver", "err", err)
+	}
 	writer.Close() // commits everything still queued and publishes its events
 	bus.Close()
 	<-symDone

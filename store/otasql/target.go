@@ -3,6 +3,7 @@ package otasql
 import (
 	"context"
 	"database/sql"
+	"strings"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -71,6 +72,29 @@ func (s *Store) FindTarget(ctx context.Context, deviceID string) (*lodestone.OTA
 		return nil, s.wrap(notFound(err, "no OTA target for this device"), "find target")
 	}
 	return t, nil
+}
+
+// FindTargetsOf implements lodestone.OTATargetService.
+func (s *Store) FindTargetsOf(ctx context.Context, deviceIDs []string) (map[string]*lodestone.OTATarget, error) {
+	out := make(map[string]*lodestone.OTATarget, len(deviceIDs))
+	for len(deviceIDs) > 0 {
+		n := min(len(deviceIDs), 500) // well under SQLite's parameter limit
+		args := make([]any, n)
+		for i, id := range deviceIDs[:n] {
+			args[i] = id
+		}
+		deviceIDs = deviceIDs[n:]
+		rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+targetColumns+` FROM ota_targets WHERE device_id IN (`+
+			strings.TrimSuffix(strings.Repeat("?,", n), ",")+`)`), args...)
+		found, err := collect(rows, err, scanTarget)
+		if err != nil {
+			return nil, s.wrap(err, "find targets of devices")
+		}
+		for _, t := range found {
+			out[t.DeviceID] = t
+		}
+	}
+	return out, nil
 }
 
 // FindTargets implements lodestone.OTATargetService.

@@ -42,8 +42,9 @@ type DB struct {
 
 	// keys caches metric key ids. Keys are never deleted or renumbered, so an id committed by any replica stays
 	// valid; only ids from committed transactions enter the cache.
-	mu   sync.RWMutex
-	keys map[string]int64
+	mu      sync.RWMutex
+	keys    map[string]int64
+	sources map[string]int64 // log sources (project, device) -> id, same rules as keys
 
 	sqldb *sql.DB // database/sql over the pool, for otasql
 }
@@ -69,7 +70,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect to %s: %w", redact(url), err)
 	}
-	db := &DB{pool: pool, url: url, keys: make(map[string]int64)}
+	db := &DB{pool: pool, url: url, keys: make(map[string]int64), sources: make(map[string]int64)}
 	db.sqldb = stdlib.OpenDBFromPool(pool)
 	db.Store = otasql.NewPostgres(db.sqldb)
 	if !opts.NoMigrate {

@@ -44,6 +44,7 @@ type DB struct {
 	wmu   sync.Mutex
 	stmts *writeStmts
 	keys  map[string]int64 // metric key name -> id; only ids that are committed
+	logs  *logStmts        // prepared on the first log write
 
 	now func() time.Time
 
@@ -201,6 +202,10 @@ func (db *DB) Close() error {
 		<-db.ckptDone
 		db.stopCkpt = nil
 		db.ckpt.Close()
+	}
+	if db.logs != nil {
+		db.logs.close()
+		db.logs = nil
 	}
 	if db.stmts != nil {
 		db.stmts.close()

@@ -102,6 +102,14 @@ func testOTATargets(t *testing.T, s lodestone.Store) {
 		FromVersion: &from, CreatedAt: at(3)}); err != nil {
 		t.Fatal(err)
 	}
+	// The batched form finds exactly the devices that have a target, with the same rows.
+	some, err := s.FindTargetsOf(ctx, []string{"d2", "nobody", "d1", "d1"})
+	if err != nil || len(some) != 2 || some["d1"].TargetVersion != "2.1" || some["d2"].TargetVersion != "3.0" {
+		t.Fatalf("FindTargetsOf: %+v %v", some, err)
+	}
+	if none, err := s.FindTargetsOf(ctx, []string{"nobody"}); err != nil || len(none) != 0 {
+		t.Fatalf("FindTargetsOf without targets: %+v %v", none, err)
+	}
 	list, err := s.FindTargets(ctx)
 	if err != nil || len(list) != 2 || list[0].DeviceID != "d2" || *list[0].FromVersion != "1.0" ||
 		*list[0].FirmwareID != f.ID {

@@ -52,6 +52,9 @@ func Run(t *testing.T, open Opener) {
 		{"DeviceDelete", testDeviceDelete},
 		{"DeviceImport", testDeviceImport},
 		{"Groups", testGroups},
+		{"LogsWriteFind", testLogsWriteFind},
+		{"LogsCanceledWriteStoresNothing", testLogsCanceledWriteStoresNothing},
+		{"CrashUploads", testCrashUploads},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -58,6 +58,13 @@ var Tables = []Table{
 	{"ota_campaign_devices", "id", []string{"id", "campaign_id", "device_id", "status", "wave", "reason",
 		"offered_at", "installed_at", "updated_at", "had_prev", "prev_target_version", "prev_target_build_id",
 		"prev_firmware_url", "prev_firmware_id", "prev_from_version", "prev_campaign_id"}},
+	{"log_sources", "id", []string{"id", "project", "device_id"}},
+	{"logs", "id", []string{"id", "source_id", "time_ns", "observed_ns", "severity", "severity_text", "body",
+		"attributes", "trace_id", "span_id", "event_name", "flags", "received_at"}},
+	{"crash_uploads", "id", []string{"id", "project", "install_id", "platform", "version", "kind", "crash_time",
+		"metadata", "dump_sha256", "dump_size", "dump_encoding", "dedup", "token_id", "received_at"}},
+	{"crash_attachments", "id", []string{"id", "upload_id", "key", "content_type", "sha256", "size",
+		"content_encoding", "dedup"}},
 }
 
 // Progress is reported as rows move.

@@ -1,0 +1,282 @@
+package otlp
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"golang.org/x/crypto/argon2"
+)
+
+// Token is one [[token]] entry of detritus' token file.
+type Token struct {
+	ID           string
+	Project      string
+	SourcePrefix string // matched against "<project>/<install_id>"
+	hash         phc
+}
+
+// Permits reports whether the token may write the source (project, device), by detritus' rule: same project and
+// "<project>/<device>" starts with the source prefix.
+func (t *Token) Permits(project, device string) bool {
+	if subtle.ConstantTimeCompare([]byte(project), []byte(t.Project)) != 1 {
+		return false
+	}
+	return strings.HasPrefix(project+"/"+device, t.SourcePrefix)
+}
+
+// RateLimits are the [rate_limit] table; units are per minute and bucket sizes.
+type RateLimits struct {
+	LogsPerMinute    float64 `toml:"logs_per_minute"`
+	LogsBurst        float64 `toml:"logs_burst"`
+	CrashesPerMinute float64 `toml:"crashes_per_minute"`
+	CrashesBurst     float64 `toml:"crashes_burst"`
+}
+
+// DefaultRateLimits are detritus' defaults.
+var DefaultRateLimits = RateLimits{LogsPerMinute: 1000, LogsBurst: 200, CrashesPerMinute: 30, CrashesBurst: 5}
+
+// TokenFile is a loaded token file.
+type TokenFile struct {
+	Tokens    []*Token
+	RateLimit RateLimits
+}
+
+type tokenFileTOML struct {
+	Token []struct {
+		ID           *string `toml:"id"`
+		Secret       *string `toml:"secret"`
+		Project      *string `toml:"project"`
+		SourcePrefix *string `toml:"source_prefix"`
+	} `toml:"token"`
+	RateLimit map[string]float64 `toml:"rate_limit"`
+}
+
+// LoadTokenFile reads detritus' TOML token file. Unknown keys are ignored, as detritus does; a file without
+// tokens, a missing field or a secret that is not an Argon2 PHC string is an error naming the token.
+func LoadTokenFile(path string) (*TokenFile, error) {
+	b, err := os.ReadFile(filepath.Clean(path))
+	if err != nil {
+		return nil, fmt.Errorf("token config I/O error: %w", err)
+	}
+	return ParseTokenFile(b)
+}
+
+// ParseTokenFile parses the contents of a token file.
+func ParseTokenFile(b []byte) (*TokenFile, error) {
+	var raw tokenFileTOML
+	if _, err := toml.Decode(string(b), &raw); err != nil {
+		return nil, fmt.Errorf("token config: %w", err)
+	}
+	if len(raw.Token) == 0 {
+		return nil, errors.New("token config contains no tokens")
+	}
+	tf := &TokenFile{RateLimit: DefaultRateLimits}
+	seen := map[string]bool{}
+	for i, t := range raw.Token {
+		if t.ID == nil || t.Secret == nil || t.Project == nil || t.SourcePrefix == nil {
+			return nil, fmt.Errorf("token config: token %d needs id, secret, project and source_prefix", i+1)
+		}
+		if seen[*t.ID] {
+			return nil, fmt.Errorf("token config: duplicate token id %q", *t.ID)
+		}
+		seen[*t.ID] = true
+		h, err := parsePHC(*t.Secret)
+		if err != nil {
+			return nil, fmt.Errorf("token `%s` has an invalid Argon2 hash: %w", *t.ID, err)
+		}
+		tf.Tokens = append(tf.Tokens, &Token{ID: *t.ID, Project: *t.Project, SourcePrefix: *t.SourcePrefix, hash: h})
+	}
+	for k, v := range raw.RateLimit {
+		switch k {
+		case "logs_per_minute":
+			tf.RateLimit.LogsPerMinute = v
+		case "logs_burst":
+			tf.RateLimit.LogsBurst = v
+		case "crashes_per_minute":
+			tf.RateLimit.CrashesPerMinute = v
+		case "crashes_burst":
+			tf.RateLimit.CrashesBurst = v
+		}
+	}
+	return tf, nil
+}
+
+// phc is a parsed Argon2 PHC string.
+type phc struct {
+	id        bool // argon2id, else argon2i
+	m, t      uint32
+	p         uint8
+	salt, sum []byte
+}
+
+func parsePHC(s string) (phc, error) {
+	var h phc
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" {
+		return h, errors.New("not a PHC string")
+	}
+	switch parts[1] {
+	case "argon2id":
+		h.id = true
+	case "argon2i":
+	default:
+		return h, fmt.Errorf("algorithm %q is not supported (argon2id or argon2i)", parts[1])
+	}
+	if parts[2] != "v=19" {
+		return h, fmt.Errorf("version %q is not supported (v=19)", parts[2])
+	}
+	for _, kv := range strings.Split(parts[3], ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return h, fmt.Errorf("parameter %q", kv)
+		}
+		switch k {
+		case "m":
+			h.m = uint32(n)
+		case "t":
+			h.t = uint32(n)
+		case "p":
+			if n > 255 {
+				return h, fmt.Errorf("parameter %q", kv)
+			}
+			h.p = uint8(n)
+		default:
+			return h, fmt.Errorf("unknown parameter %q", k)
+		}
+	}
+	if h.m == 0 || h.t == 0 || h.p == 0 || h.m > 4<<20 {
+		return h, errors.New("parameters m, t and p must be set (m at most 4 GiB)")
+	}
+	var err error
+	if h.salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil {
+		return h, errors.New("salt is not base64")
+	}
+	if h.sum, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil || len(h.sum) < 4 {
+		return h, errors.New("hash is not base64")
+	}
+	return h, nil
+}
+
+func (h phc) verify(secret string) bool {
+	var sum []byte
+	if h.id {
+		sum = argon2.IDKey([]byte(secret), h.salt, h.t, h.m, h.p, uint32(len(h.sum)))
+	} else {
+		sum = argon2.Key([]byte(secret), h.salt, h.t, h.m, h.p, uint32(len(h.sum)))
+	}
+	return subtle.ConstantTimeCompare(sum, h.sum) == 1
+}
+
+// HashToken returns a PHC string for secret with detritus' parameters and a random salt, like detritusd
+// hash-token.
+func HashToken(secret string) string {
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	sum := argon2.IDKey([]byte(secret), salt, 2, 19456, 1, 32)
+	return "$argon2id$v=19$m=19456,t=2,p=1$" + base64.RawStdEncoding.EncodeToString(salt) + "$" +
+		base64.RawStdEncoding.EncodeToString(sum)
+}
+
+// Verifier finds the token a bearer value belongs to. detritus runs Argon2 against every configured token on
+// every request; Verifier runs it once per distinct presented value: results are cached under a keyed hash of the
+// value (HMAC with a per-process key, so the cache holds no secret and its lookups reveal nothing about one), a
+// failure is remembered for a minute, and at most two Argon2 runs happen at a time.
+type Verifier struct {
+	tokens []*Token
+	key    []byte
+	sem    chan struct{}
+
+	mu       sync.Mutex
+	good     map[[32]byte]goodEntry
+	bad      map[[32]byte]time.Time
+	inflight map[[32]byte]chan struct{} // verifications running, so concurrent requests with one value wait
+	now      func() time.Time
+}
+
+type goodEntry struct {
+	tok *Token
+	at  time.Time
+}
+
+const (
+	goodTTL   = 10 * time.Minute
+	badTTL    = time.Minute
+	cacheSize = 10000
+)
+
+// NewVerifier returns a verifier over tokens.
+func NewVerifier(tokens []*Token) *Verifier {
+	key := make([]byte, 32)
+	rand.Read(key)
+	return &Verifier{tokens: tokens, key: key, sem: make(chan struct{}, 2), good: map[[32]byte]goodEntry{},
+		bad: map[[32]byte]time.Time{}, inflight: map[[32]byte]chan struct{}{}, now: time.Now}
+}
+
+// Verify returns the token whose secret is presented, or nil.
+func (v *Verifier) Verify(presented string) *Token {
+	mac := hmac.New(sha256.New, v.key)
+	mac.Write([]byte(presented))
+	var k [32]byte
+	mac.Sum(k[:0])
+	for {
+		now := v.now()
+		v.mu.Lock()
+		if e, ok := v.good[k]; ok && now.Sub(e.at) < goodTTL {
+			v.mu.Unlock()
+			return e.tok
+		}
+		if at, ok := v.bad[k]; ok && now.Sub(at) < badTTL {
+			v.mu.Unlock()
+			return nil
+		}
+		wait, busy := v.inflight[k]
+		if !busy {
+			v.inflight[k] = make(chan struct{})
+			v.mu.Unlock()
+			break
+		}
+		v.mu.Unlock()
+		<-wait // the running verification fills the cache
+	}
+	now := v.now()
+
+	v.sem <- struct{}{}
+	var found *Token
+	for _, t := range v.tokens {
+		if t.hash.verify(presented) {
+			found = t
+			break
+		}
+	}
+	<-v.sem
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	close(v.inflight[k])
+	delete(v.inflight, k)
+	if found != nil {
+		if len(v.good) >= cacheSize {
+			clear(v.good)
+		}
+		v.good[k] = goodEntry{found, now}
+	} else {
+		if len(v.bad) >= cacheSize {
+			clear(v.bad)
+		}
+		v.bad[k] = now
+	}
+	return found
+}
