@@ -81,3 +81,18 @@ func (r *LogRecord) JSON() LogRecordJSON {
 		Attributes: raw(r.Attributes, "{}"), TraceID: r.TraceID, SpanID: r.SpanID, EventName: r.EventName,
 		Flags: r.Flags, ReceivedAt: r.ReceivedAt}
 }
+
+// LogScan selects log records in the order they were stored, for exports and for readers that follow the table.
+type LogScan struct {
+	Project  string
+	DeviceID string
+	Since    time.Time // inclusive, on the receive time
+	Until    time.Time // exclusive, on the receive time
+	AfterID  int64     // only records with a larger id
+	Limit    int       // at most this many (ClampLimit applies)
+}
+
+// LogScanner reads log records by id, oldest first. Both stores implement it beside LogStore.
+type LogScanner interface {
+	ScanLogs(ctx context.Context, scan LogScan) ([]*LogRecord, error)
+}

@@ -2,7 +2,6 @@ package event
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -22,19 +21,20 @@ type PGConfig struct {
 	RingSize  int           // events kept in memory for resuming subscribers; default DefaultRingSize
 	Buffer    int           // per-subscriber buffer; default DefaultBuffer
 	QueueSize int           // published events waiting to be written; default 16384
-	MaxBatch  int           // events written per transaction; default 1000
+	MaxBatch  int           // events written per transaction (one row); default 1000, at most MaxBatch
 	Backoff   time.Duration // first wait before the listener reconnects; default 100 ms, doubling to 5 s
 	Logger    *slog.Logger
 }
 
 // PGBus is the event bus of replicas that share one PostgreSQL database. Publish queues the event; a writer
-// inserts queued events into the events table in batches and NOTIFYs in the same transaction. Every replica keeps
-// one connection LISTENing; on a notification it reads the new rows by id and hands them to its local
-// subscribers, so every replica delivers the same events with the same ids in the same order. When that
-// connection drops, the listener reconnects and reads every row it missed.
+// inserts each batch of queued events as one row of the events table and NOTIFYs in the same transaction. An
+// event's id is its row's id << 12 | its index in the row (see MaxBatch). Every replica keeps one connection
+// LISTENing; on a notification it reads the new rows by id and hands their events to its local subscribers, so
+// every replica delivers the same events with the same ids in the same order. When that connection drops, the
+// listener reconnects and reads every row it missed.
 //
-// Inserts take an EXCLUSIVE lock on the table for the length of their short transaction, so ids become visible
-// in commit order and a reader that has seen id N has seen every id below it.
+// Inserts take an EXCLUSIVE lock on the table for the length of their short transaction, so rows become visible
+// in id order and a reader that has seen row N has seen every row below it.
 type PGBus struct {
 	pool    *pgxpool.Pool
 	ownPool bool
@@ -51,6 +51,7 @@ type PGBus struct {
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
+	lastRow    int64 // newest row the listener has read; only the listener touches it
 
 	dropped atomic.Uint64
 }
@@ -88,6 +89,7 @@ func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, erro
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1000
 	}
+	cfg.MaxBatch = min(cfg.MaxBatch, MaxBatch)
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 100 * time.Millisecond
 	}
@@ -109,12 +111,13 @@ func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, erro
 	if err != nil {
 		return nil, err
 	}
-	var last int64
-	if err := conn.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&last); err != nil {
+	last, err := newest(ctx, conn)
+	if err != nil {
 		conn.Close(context.Background())
-		return nil, fmt.Errorf("event: read newest event id: %w", err)
+		return nil, err
 	}
 	b.h = newHub(cfg.RingSize, cfg.Buffer, last)
+	b.lastRow = rowOf(last)
 
 	lctx, cancel := context.WithCancel(context.Background())
 	b.stopListen = cancel
@@ -164,11 +167,11 @@ func (b *PGBus) Subscribe(ctx context.Context, afterID int64) (<-chan lodestone.
 	if afterID > b.h.lastID() {
 		// Either another replica's listener is ahead of this one (the events will arrive), or the id was never
 		// issued (then wait for nothing: send live events).
-		var newest int64
-		if err := b.pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&newest); err != nil {
-			return nil, fmt.Errorf("event: read newest event id: %w", err)
+		last, err := newest(ctx, b.pool)
+		if err != nil {
+			return nil, err
 		}
-		if afterID > newest {
+		if afterID > last {
 			afterID = 0
 		}
 	}
@@ -186,27 +189,42 @@ func (b *PGBus) Subscribers() int { return b.h.subscribers() }
 // Dropped returns how many events were lost because the queue was full or the database kept failing.
 func (b *PGBus) Dropped() uint64 { return b.dropped.Load() }
 
-// Trim deletes events older than maxAge and all but the newest keep events; zero disables either rule. The leader
-// calls it; subscribers resuming from a trimmed id get what is left.
+// Trim deletes events older than maxAge and all but the newest keep events, and returns how many it deleted;
+// zero disables either rule. Both work on whole rows: a row goes when its newest event is older than maxAge, or
+// when the rows after it hold keep events or more, so at least keep events stay. The leader calls it; subscribers
+// resuming from a trimmed id get what is left.
 func (b *PGBus) Trim(ctx context.Context, maxAge time.Duration, keep int) (int64, error) {
 	var n int64
 	if maxAge > 0 {
-		tag, err := b.pool.Exec(ctx, `DELETE FROM events WHERE time < $1`, time.Now().Add(-maxAge))
-		if err != nil {
+		var d int64
+		if err := b.pool.QueryRow(ctx, trimByAge, time.Now().Add(-maxAge)).Scan(&d); err != nil {
 			return n, fmt.Errorf("event: trim by age: %w", err)
 		}
-		n += tag.RowsAffected()
+		n += d
 	}
 	if keep > 0 {
-		tag, err := b.pool.Exec(ctx,
-			`DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC OFFSET $1 LIMIT 1)`, keep)
-		if err != nil {
+		var d int64
+		if err := b.pool.QueryRow(ctx, trimByCount, keep).Scan(&d); err != nil {
 			return n, fmt.Errorf("event: trim by count: %w", err)
 		}
-		n += tag.RowsAffected()
+		n += d
 	}
 	return n, nil
 }
+
+const trimByAge = `
+WITH d AS (DELETE FROM events WHERE time < $1 RETURNING count)
+SELECT coalesce(sum(count), 0) FROM d`
+
+// trimByCount deletes the newest row whose newer rows hold at least $1 events, and every row before it.
+const trimByCount = `
+WITH d AS (
+	DELETE FROM events WHERE id <= (
+		SELECT id FROM (
+			SELECT id, sum(count) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) - count AS newer FROM events) w
+		WHERE newer >= $1 ORDER BY id DESC LIMIT 1)
+	RETURNING count)
+SELECT coalesce(sum(count), 0) FROM d`
 
 // Close writes what is queued, stops the listener and ends every subscription.
 func (b *PGBus) Close() error {
@@ -230,6 +248,7 @@ func (b *PGBus) Close() error {
 func (b *PGBus) write() {
 	defer close(b.written)
 	batch := make([]lodestone.Event, 0, b.cfg.MaxBatch)
+	var buf []byte
 	for e := range b.queue {
 		batch = append(batch[:0], e)
 	drain:
@@ -244,17 +263,18 @@ func (b *PGBus) write() {
 				break drain
 			}
 		}
-		b.writeBatch(batch)
+		buf = encodeBatch(buf[:0], batch)
+		b.writeBatch(batch, buf)
 	}
 }
 
 // writeBatch retries a failing insert a few times, then drops the batch: live events are worth a retry, not a
 // stalled queue.
-func (b *PGBus) writeBatch(batch []lodestone.Event) {
+func (b *PGBus) writeBatch(batch []lodestone.Event, data []byte) {
 	delay := b.cfg.Backoff
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := b.insert(ctx, batch)
+		err := b.insert(ctx, batch, data)
 		cancel()
 		if err == nil {
 			return
@@ -270,30 +290,27 @@ func (b *PGBus) writeBatch(batch []lodestone.Event) {
 	}
 }
 
-// insertEvents adds a batch in array order and announces the newest id; NOTIFY is delivered at commit.
-const insertEvents = `
-WITH ins AS (
-	INSERT INTO events (type, device_id, time, data)
-	SELECT t, d, tm, dt::json
-	FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY AS u(t, d, tm, dt, n)
-	ORDER BY n
-	RETURNING id)
-SELECT pg_notify($5, max(id)::text) FROM ins`
+// insertBatch adds a batch as one row and announces its newest event id (batchBits is 12); NOTIFY is delivered at
+// commit.
+const insertBatch = `
+WITH ins AS (INSERT INTO events (time, count, data) VALUES ($1, $2, $3) RETURNING id, count)
+SELECT pg_notify($4, ((id << 12) | (count - 1))::text) FROM ins`
 
-func (b *PGBus) insert(ctx context.Context, batch []lodestone.Event) error {
-	types := make([]string, len(batch))
-	devices := make([]string, len(batch))
-	times := make([]time.Time, len(batch))
-	data := make([]string, len(batch))
-	for i, e := range batch {
-		types[i], devices[i], times[i], data[i] = e.Type, e.DeviceID, e.Time, string(e.Data)
+// insert writes batch, encoded as data. The row's time is the newest event time, so trimming by age never
+// deletes an event younger than the limit.
+func (b *PGBus) insert(ctx context.Context, batch []lodestone.Event, data []byte) error {
+	newest := batch[0].Time
+	for _, e := range batch[1:] {
+		if e.Time.After(newest) {
+			newest = e.Time
+		}
 	}
 	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-		// Serialises writers (only writers) so that ids commit in order; see PGBus.
+		// Serialises writers (only writers) so that rows commit in id order; see PGBus.
 		if _, err := tx.Exec(ctx, `LOCK TABLE events IN EXCLUSIVE MODE`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, insertEvents, types, devices, times, data, b.channel)
+		_, err := tx.Exec(ctx, insertBatch, newest, len(batch), string(data), b.channel)
 		return err
 	})
 	if err != nil {
@@ -302,39 +319,12 @@ func (b *PGBus) insert(ctx context.Context, batch []lodestone.Event) error {
 	return nil
 }
 
-const selectEvents = `SELECT id, type, device_id, time, data::text FROM events WHERE id > $1 AND id <= $2
-	ORDER BY id LIMIT $3`
-
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// readAfter returns up to limit events with after < id <= upTo, oldest first.
-func readAfter(ctx context.Context, q querier, after, upTo int64, limit int) ([]lodestone.Event, error) {
-	rows, err := q.Query(ctx, selectEvents, after, upTo, limit)
-	if err != nil {
-		return nil, fmt.Errorf("event: read events after %d: %w", after, err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (lodestone.Event, error) {
-		var e lodestone.Event
-		var data string
-		err := r.Scan(&e.ID, &e.Type, &e.DeviceID, &e.Time, &data)
-		e.Time = e.Time.UTC()
-		e.Data = json.RawMessage(data)
-		return e, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("event: read events after %d: %w", after, err)
-	}
-	return out, nil
-}
-
-const pageSize = 1000
-
-// replay sends stored events for a resuming subscriber, a page at a time.
+// replay sends stored events for a resuming subscriber, a page of rows at a time. The first page starts at the
+// row of the first event wanted, which may be partly before it.
 func (b *PGBus) replay(ctx context.Context, after, upTo int64, send func(lodestone.Event) bool) error {
+	from := rowOf(after + 1)
 	for {
-		page, err := readAfter(ctx, b.pool, after, upTo, pageSize)
+		page, lastRow, more, err := b.read(ctx, b.pool, from, after, upTo)
 		if err != nil {
 			return err
 		}
@@ -342,11 +332,11 @@ func (b *PGBus) replay(ctx context.Context, after, upTo int64, send func(lodesto
 			if !send(e) {
 				return nil
 			}
-			after = e.ID
 		}
-		if len(page) < pageSize {
+		if !more {
 			return nil
 		}
+		from = lastRow + 1
 	}
 }
 
@@ -415,16 +405,21 @@ func (b *PGBus) follow(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
+// catchUp delivers the events of every row after the newest one read. A row is written whole, so it is never
+// read twice.
 func (b *PGBus) catchUp(ctx context.Context, conn *pgx.Conn) error {
 	for {
-		page, err := readAfter(ctx, conn, b.h.lastID(), 1<<62, pageSize)
+		page, lastRow, more, err := b.read(ctx, conn, b.lastRow+1, eventID(b.lastRow, MaxBatch-1), 1<<62)
 		if err != nil {
 			return err
 		}
 		for _, e := range page {
 			b.h.deliver(e)
 		}
-		if len(page) < pageSize {
+		if lastRow > 0 {
+			b.lastRow = lastRow
+		}
+		if !more {
 			return nil
 		}
 	}

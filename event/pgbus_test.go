@@ -3,6 +3,7 @@ package event_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -171,12 +172,8 @@ func TestPGBusListenerReconnectCatchesUp(t *testing.T) {
 		t.Fatalf("terminate listener %d: %v %v", old, killed, err)
 	}
 	// Rows written without NOTIFY while the listener is away: only the catch-up can find them.
-	for i := 1; i <= 5; i++ {
-		if _, err := c.Exec(ctx, `INSERT INTO events (type, device_id, time, data) VALUES ($1, $2, now(), $3)`,
-			lodestone.EventHeartbeat, ev(i).DeviceID, string(ev(i).Data)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insertRow(t, c, time.Now(), 1, 2, 3)
+	insertRow(t, c, time.Now(), 4, 5)
 	for i := 6; i < 10; i++ {
 		b.Publish(ctx, ev(i))
 	}
@@ -186,31 +183,142 @@ func TestPGBusListenerReconnectCatchesUp(t *testing.T) {
 	}
 }
 
+// insertRow writes events ev(i) for each i as one row, the way the bus stores a batch, without NOTIFY.
+func insertRow(t *testing.T, c *pgx.Conn, at time.Time, is ...int) {
+	t.Helper()
+	type wire struct {
+		Type     string          `json:"type"`
+		DeviceID string          `json:"device_id"`
+		Time     time.Time       `json:"time"`
+		Data     json.RawMessage `json:"data"`
+	}
+	var batch []wire
+	for _, i := range is {
+		e := ev(i)
+		batch = append(batch, wire{e.Type, e.DeviceID, at, e.Data})
+	}
+	data, _ := json.Marshal(batch)
+	if _, err := c.Exec(t.Context(), `INSERT INTO events (time, count, data) VALUES ($1, $2, $3)`, at, len(is),
+		string(data)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A batch is one row; it arrives on another replica complete and in order, and a subscriber can resume from an
+// event in the middle of a row.
+func TestPGBusBatchRow(t *testing.T) {
+	url := migrated(t)
+	pub := openPG(t, url, event.PGConfig{MaxBatch: 10000, RingSize: 10, Buffer: 4096}) // capped at event.MaxBatch
+	other := openPG(t, url, event.PGConfig{Buffer: 4096, RingSize: 10})
+	ctx := t.Context()
+	subPub, _ := pub.Subscribe(ctx, 0)
+	subOther, _ := other.Subscribe(ctx, 0)
+
+	// Holding the table lock stalls the writer, so the events queue up and go into one row when it is released.
+	c := sqlConn(t, url)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE events IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	for i := range n {
+		if err := pub.Publish(ctx, ev(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx.Rollback(ctx)
+
+	all := recv(t, subOther, n)
+	inOrder(t, all, 0)
+	for i, e := range recv(t, subPub, n) {
+		if e.ID != all[i].ID {
+			t.Fatalf("event %d: id %d on the publisher, %d on the other replica", i, e.ID, all[i].ID)
+		}
+	}
+	var rows int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&rows); err != nil || rows > 2 {
+		t.Fatalf("%d events in %d rows (%v), want at most 2", n, rows, err)
+	}
+	if last := all[n-1].ID; other.LastID() != last || pub.LastID() != last {
+		t.Fatalf("LastID %d and %d, want %d", pub.LastID(), other.LastID(), last)
+	}
+
+	// From the table: the ring holds only the newest 10.
+	for _, from := range []int{1500, 0} {
+		if all[from].ID>>12 != all[from+1].ID>>12 && from != 0 {
+			t.Fatalf("events %d and %d are in different rows", from, from+1)
+		}
+		ch, err := other.Subscribe(ctx, all[from].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := recv(t, ch, n-from-1)
+		inOrder(t, got, from+1)
+		if got[0].ID != all[from+1].ID {
+			t.Fatalf("resume after %d started at %d, want %d", all[from].ID, got[0].ID, all[from+1].ID)
+		}
+	}
+}
+
+// More rows than one page: the listener and a resuming subscriber read them all, page after page.
+func TestPGBusManyRows(t *testing.T) {
+	url := migrated(t)
+	b := openPG(t, url, event.PGConfig{RingSize: 10, Buffer: 4096})
+	ctx := t.Context()
+	sub, _ := b.Subscribe(ctx, 0)
+	c := sqlConn(t, url)
+	const rows = 300
+	if _, err := c.Exec(ctx, `INSERT INTO events (time, count, data)
+		SELECT now(), 1, format('[{"type":"heartbeat","device_id":"d%s","time":"2026-01-02T03:04:05Z",'
+			'"data":{"device_id":"d%s","uptime_ticks":%s}}]', i, i, i)
+		FROM generate_series(0, $1 - 1) AS i ORDER BY i`, rows); err != nil {
+		t.Fatal(err)
+	}
+	b.Publish(ctx, ev(rows)) // its NOTIFY makes the listener read the rows before it
+	all := recv(t, sub, rows+1)
+	inOrder(t, all, 0)
+	if want := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC); !all[0].Time.Equal(want) {
+		t.Fatalf("time %v, want %v", all[0].Time, want)
+	}
+	ch, _ := b.Subscribe(ctx, all[3].ID)
+	inOrder(t, recv(t, ch, rows-3), 4)
+}
+
+// Trim removes whole rows: by the age of their newest event, and those not needed to keep the newest events.
 func TestPGBusTrim(t *testing.T) {
 	url := migrated(t)
 	b := openPG(t, url, event.PGConfig{})
 	ctx := t.Context()
-	sub, _ := b.Subscribe(ctx, 0)
-	for i := range 10 {
-		e := ev(i)
-		if i < 4 {
-			e.Time = time.Now().Add(-2 * time.Hour)
+	c := sqlConn(t, url)
+	insertRow(t, c, time.Now().Add(-2*time.Hour), 0, 1, 2, 3)
+	insertRow(t, c, time.Now(), 4, 5, 6)
+	insertRow(t, c, time.Now(), 7)
+	insertRow(t, c, time.Now(), 8, 9)
+	for _, step := range []struct {
+		maxAge  time.Duration
+		keep    int
+		deleted int64
+		left    string
+	}{
+		{time.Hour, 0, 4, "d4 d5 d6 d7 d8 d9"},
+		{0, 3, 3, "d7 d8 d9"}, // the 3 newest are in the last two rows
+		{0, 2, 1, "d8 d9"},
+		{0, 1, 0, "d8 d9"}, // the newest row stays whole
+		{time.Hour, 100, 0, "d8 d9"},
+	} {
+		n, err := b.Trim(ctx, step.maxAge, step.keep)
+		if err != nil || n != step.deleted {
+			t.Fatalf("Trim(%v, %d) = %d, %v; want %d", step.maxAge, step.keep, n, err, step.deleted)
 		}
-		b.Publish(ctx, e)
-	}
-	recv(t, sub, 10)
-	n, err := b.Trim(ctx, time.Hour, 0)
-	if err != nil || n != 4 {
-		t.Fatalf("trim by age = %d, %v; want 4", n, err)
-	}
-	if n, err = b.Trim(ctx, 0, 2); err != nil || n != 4 {
-		t.Fatalf("trim to 2 = %d, %v; want 4", n, err)
-	}
-	var left []string
-	rows, _ := sqlConn(t, url).Query(ctx, `SELECT device_id FROM events ORDER BY id`)
-	left, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(left) != 2 || left[0] != "d8" || left[1] != "d9" {
-		t.Fatalf("left %v, %v", left, err)
+		var left string
+		err = c.QueryRow(ctx, `SELECT coalesce(string_agg(e->>'device_id', ' ' ORDER BY id, n), '')
+			FROM events, json_array_elements(data::json) WITH ORDINALITY AS a(e, n)`).Scan(&left)
+		if err != nil || left != step.left {
+			t.Fatalf("after Trim(%v, %d): %q, %v; want %q", step.maxAge, step.keep, left, err, step.left)
+		}
 	}
 }
 
@@ -241,4 +349,7 @@ func BenchmarkPGBusPublish(b *testing.B) {
 		n += per
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	var size int64 // what the table costs the database per event, indexes included
+	sqlConn(b, url).QueryRow(ctx, `SELECT pg_total_relation_size('events')`).Scan(&size)
+	b.ReportMetric(float64(size)/float64(n), "table-B/event")
 }

@@ -31,6 +31,7 @@ var policy = map[string]httpapi.Access{
 	"GET /faults":                  httpapi.AccessViewer,
 	"GET /metrics":                 httpapi.AccessViewer,
 	"GET /reboots":                 httpapi.AccessViewer,
+	"GET /report/devices":          httpapi.AccessViewer,
 
 	"POST /devices/register":                  httpapi.AccessProvisioner,
 	"POST /devices/register/bulk":             httpapi.AccessProvisioner,

@@ -116,7 +116,7 @@ func newEnv(t testing.TB, o opts) *env {
 	camps := ota.NewCampaigns(otaSvc)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: o.maxBody, KeepAlive: o.keepAlive}, httpapi.Deps{Ingest: svc,
 		Devices: db, Telemetry: db, Auth: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log,
-		Events: o.bus, Blobs: blobs, OTA: otaSvc, Campaigns: camps})
+		Events: o.bus, Blobs: blobs, OTA: otaSvc, Campaigns: camps, Backup: db, Reports: db})
 	hs := api.HTTPServer("", context.Background())
 	srv := httptest.NewUnstartedServer(hs.Handler)
 	srv.Config = hs

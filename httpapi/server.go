@@ -57,6 +57,8 @@ type Deps struct {
 	Logs         lodestone.LogStore         // GET /logs; nil answers 503
 	LogEvents    lodestone.EventBus         // GET /logs/stream subscribes here for EventLogs events
 	CrashUploads lodestone.CrashUploadStore // GET /crash-uploads
+	Backup       lodestone.BackupService    // GET /admin/backup; nil answers 503
+	Reports      lodestone.DeviceReporter   // GET /report/devices; nil answers 503
 
 	// Registry provisions devices and Groups keeps device groups; when nil they are taken from Devices if it
 	// implements them (a lodestone.Store does), else their routes answer 503.
@@ -78,6 +80,7 @@ type Server struct {
 
 	ingestIPs, ingestDevices, authFailures *buckets
 	authFailed                             atomic.Uint64
+	backupRunning                          sync.Mutex // one backup at a time: each needs the database's size on disk
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -144,6 +147,7 @@ func (s *Server) routes() {
 	s.routesAuth()
 	s.routesOTA()
 	s.routesLogs()
+	s.routesBackup()
 	s.routesFleet()
 }
 

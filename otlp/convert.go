@@ -178,10 +178,7 @@ func appendAnyValue(b []byte, v *commonpb.AnyValue) []byte {
 	case *commonpb.AnyValue_IntValue:
 		return strconv.AppendInt(b, x.IntValue, 10)
 	case *commonpb.AnyValue_DoubleValue:
-		if math.IsNaN(x.DoubleValue) || math.IsInf(x.DoubleValue, 0) {
-			return append(b, "null"...)
-		}
-		return strconv.AppendFloat(b, x.DoubleValue, 'g', -1, 64)
+		return appendRyu(b, x.DoubleValue) // "1.0", not "1": the NDJSON export can tell a double from an int
 	case *commonpb.AnyValue_BytesValue:
 		b = append(b, '"')
 		b = hex.AppendEncode(b, x.BytesValue)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/lodestone-fleet/lodestone"
 )
 
@@ -90,6 +92,21 @@ func (s *Server) storeCrash(ctx context.Context, r *http.Request, tok *Token) (s
 	}
 	if !s.crashRL.allow(tok.ID, md.Source.Project+"/"+md.Source.InstallID) {
 		return "", false, cerr(429, "crash rate limit exceeded")
+	}
+	if sch := s.cfg.Tokens.Schemas.get(md.Source.Project, SchemaCrashMetadata); sch != nil {
+		// The instance is the metadata as detritus re-serialises it, before any blob is stored.
+		inst, err := jsonschema.UnmarshalJSON(strings.NewReader(md.normalized(nil)))
+		if err != nil {
+			return "", false, cerr(500, "internal server error: %v", err)
+		}
+		msgs, ok := schemaErrors(sch, inst)
+		if !ok {
+			return "", false, cerr(500, "internal server error: schema validation")
+		}
+		if len(msgs) > 0 {
+			s.metrics.validation.WithLabelValues("crashes").Inc()
+			return "", false, cerr(422, "metadata schema validation failed: %s", truncate(strings.Join(msgs, "; "), 4096))
+		}
 	}
 
 	// From the first blob Put to the index commit, the janitor must not sweep: a blob this upload dedups onto

@@ -6,6 +6,7 @@ package otlp
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // OpenTelemetry exporters send gzip by default
@@ -127,6 +129,8 @@ func (s *Server) Handler() http.Handler {
 				writeCrashError(w, http.StatusInternalServerError, "internal server error")
 			}
 		}()
+		// detritus 0.2: every response carries x-request-id, the client's or a fresh UUID.
+		w.Header().Set("X-Request-Id", requestID(r.Header.Get("X-Request-Id")))
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 			s.grpc.ServeHTTP(w, r)
@@ -262,3 +266,15 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 
 // Close commits every queued log record and stops the writer; Serve calls it on the way out.
 func (s *Server) Close() { s.closeW.Do(s.writer.Close) }
+
+// requestID keeps a client's request id when it is a short visible ASCII string, else makes a UUID v4.
+func requestID(v string) string {
+	if v != "" && len(v) <= 128 && isVisible(v) && utf8.ValidString(v) && !strings.ContainsAny(v, "\r\n") {
+		return v
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -51,6 +51,7 @@ var DefaultRateLimits = RateLimits{LogsPerMinute: 1000, LogsBurst: 200, CrashesP
 type TokenFile struct {
 	Tokens    []*Token
 	RateLimit RateLimits
+	Schemas   *Schemas // [[schema]] entries; nil or empty accepts every payload
 }
 
 type tokenFileTOML struct {
@@ -61,6 +62,7 @@ type tokenFileTOML struct {
 		SourcePrefix *string `toml:"source_prefix"`
 	} `toml:"token"`
 	RateLimit map[string]float64 `toml:"rate_limit"`
+	Schema    []schemaEntry      `toml:"schema"`
 }
 
 // LoadTokenFile reads detritus' TOML token file. Unknown keys are ignored, as detritus does; a file without
@@ -70,11 +72,14 @@ func LoadTokenFile(path string) (*TokenFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token config I/O error: %w", err)
 	}
-	return ParseTokenFile(b)
+	return ParseTokenFileIn(b, filepath.Dir(path))
 }
 
-// ParseTokenFile parses the contents of a token file.
-func ParseTokenFile(b []byte) (*TokenFile, error) {
+// ParseTokenFile parses the contents of a token file; [[schema]] paths are relative to the working directory.
+func ParseTokenFile(b []byte) (*TokenFile, error) { return ParseTokenFileIn(b, ".") }
+
+// ParseTokenFileIn parses the contents of a token file whose [[schema]] paths are relative to dir.
+func ParseTokenFileIn(b []byte, dir string) (*TokenFile, error) {
 	var raw tokenFileTOML
 	if _, err := toml.Decode(string(b), &raw); err != nil {
 		return nil, fmt.Errorf("token config: %w", err)
@@ -97,6 +102,14 @@ func ParseTokenFile(b []byte) (*TokenFile, error) {
 			return nil, fmt.Errorf("token `%s` has an invalid Argon2 hash: %w", *t.ID, err)
 		}
 		tf.Tokens = append(tf.Tokens, &Token{ID: *t.ID, Project: *t.Project, SourcePrefix: *t.SourcePrefix, hash: h})
+	}
+	projects := map[string]bool{}
+	for _, t := range tf.Tokens {
+		projects[t.Project] = true
+	}
+	var err error
+	if tf.Schemas, err = compileSchemas(raw.Schema, dir, projects); err != nil {
+		return nil, err
 	}
 	for k, v := range raw.RateLimit {
 		switch k {

@@ -71,7 +71,7 @@ func trimEventsJob(bus *event.PGBus, log *slog.Logger) leader.Job {
 	return leader.Job{Name: "trim-events", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
 		n, err := bus.Trim(ctx, 24*time.Hour, 100_000)
 		if n > 0 {
-			log.Debug("trimmed the event table", "rows", n)
+			log.Debug("trimmed the event table", "events", n)
 		}
 		return err
 	}}

@@ -35,6 +35,10 @@ Commands:
   migrate   show or apply database schema migrations (status, up)
   copy      move a whole instance from SQLite to PostgreSQL (and its blobs)
   symbols   upload firmware ELF files for crash symbolication
+  logs      export stored OTLP log records in detritus' daily NDJSON files
+  report    devices with their record counts (faults, metrics: the latest of each), as a table or JSON
+  backup    download a consistent snapshot of a server's database, or take one of the local database
+  restore   put a backup in place of the local database (with the server stopped)
   import-ferrite  import a ferrite-server database (devices, groups, history)
   version   print the version
   help      show this help, or 'lodestone help COMMAND'
@@ -69,6 +73,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &copyCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "symbols":
 		c = &symbolsCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "logs":
+		c = &logsCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "report", "faults", "metrics":
+		c = &reportCmd{kind: cmd, stdout: stdout, stderr: stderr, getenv: getenv}
+	case "backup":
+		c = &backupCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "restore":
+		c = &restoreCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "import-ferrite":
 		c = &importFerriteCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
@@ -91,7 +103,8 @@ var version = "dev"
 
 func isCommand(s string) bool {
 	switch s {
-	case "serve", "loadgen", "migrate", "copy", "symbols", "version", "help", "import-ferrite":
+	case "serve", "loadgen", "migrate", "copy", "symbols", "logs", "version", "help",
+		"report", "faults", "metrics", "backup", "restore", "import-ferrite":
 		return true
 	}
 	return false
@@ -116,6 +129,14 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 		c.Run(context.Background(), []string{"-h"})
 	case "symbols":
 		fmt.Fprint(stdout, symbolsUsage)
+	case "logs":
+		fmt.Fprint(stdout, logsUsage)
+	case "report", "faults", "metrics":
+		fmt.Fprint(stdout, reportUsage)
+	case "backup":
+		fmt.Fprint(stdout, backupUsage)
+	case "restore":
+		fmt.Fprint(stdout, restoreUsage)
 	case "import-ferrite":
 		c := &importFerriteCmd{stdout: stdout, stderr: stdout, getenv: getenv}
 		c.Run(context.Background(), []string{"-h"})

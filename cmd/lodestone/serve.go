@@ -201,6 +201,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		Events: bus, Leader: elector, ELFs: db, Crashes: db, Symbols: symbolicator,
 		OTA: otaSvc, Campaigns: campaigns,
 		Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore,
+		Backup: db.backupService(cfg.DataDir), Reports: db.reporter(),
 	})
 	otlpCtx, stopOTLP := context.WithCancel(context.Background())
 	defer stopOTLP()

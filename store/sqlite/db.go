@@ -82,6 +82,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("sqlite: create directory for %s: %w", path, err)
 		}
 	}
+	removeStaleBackups(path)
 	sync := opts.Synchronous
 	if sync == "" {
 		sync = "FULL"

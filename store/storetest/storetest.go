@@ -55,6 +55,9 @@ func Run(t *testing.T, open Opener) {
 		{"LogsWriteFind", testLogsWriteFind},
 		{"LogsCanceledWriteStoresNothing", testLogsCanceledWriteStoresNothing},
 		{"CrashUploads", testCrashUploads},
+		{"LogsScan", testLogsScan},
+		{"OTLPTokens", testOTLPTokens},
+		{"DeviceSummaries", testDeviceSummaries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

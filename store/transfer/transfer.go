@@ -65,6 +65,8 @@ var Tables = []Table{
 		"metadata", "dump_sha256", "dump_size", "dump_encoding", "dedup", "token_id", "received_at"}},
 	{"crash_attachments", "id", []string{"id", "upload_id", "key", "content_type", "sha256", "size",
 		"content_encoding", "dedup"}},
+	{"otlp_tokens", "id", []string{"id", "name", "project", "source_prefix", "hint", "hash", "created_by",
+		"created_at", "revoked_at"}},
 }
 
 // Progress is reported as rows move.
