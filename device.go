@@ -4,6 +4,9 @@ package lodestone
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -36,11 +39,90 @@ type Device struct {
 	ProvisionedAt *time.Time
 }
 
+// DeviceSort names what a device list is ordered by. Every order ends with the row id, so paging is stable.
+type DeviceSort string
+
+// Device orders. Text orders compare bytes on every backend; devices without a name sort after named ones.
+const (
+	SortLastSeen  DeviceSort = "last_seen" // the default
+	SortFirstSeen DeviceSort = "first_seen"
+	SortDeviceID  DeviceSort = "device_id"
+	SortName      DeviceSort = "name"
+	SortFirmware  DeviceSort = "firmware_version"
+	SortStatus    DeviceSort = "status"
+	SortID        DeviceSort = "id"
+)
+
+// DeviceSorts lists the valid orders.
+var DeviceSorts = []DeviceSort{SortLastSeen, SortFirstSeen, SortDeviceID, SortName, SortFirmware, SortStatus, SortID}
+
 // DeviceFilter selects devices for listing. The zero value lists everything, most recently seen first.
 type DeviceFilter struct {
-	Status DeviceStatus // empty: any
-	Limit  int          // 0: backend default
-	Offset int
+	Status          DeviceStatus // empty: any
+	GroupID         int64        // 0: any; otherwise only members of this group
+	Tag             string       // empty: any; otherwise devices carrying this tag (see SplitTags)
+	FirmwareVersion string       // empty: any; otherwise exactly this version
+	Sort            DeviceSort   // empty: SortLastSeen
+	Ascending       bool         // the zero value sorts descending
+	Limit           int          // 0: backend default
+	Offset          int
+}
+
+// DeviceKeyID is the device_id ferrite gives a device registered by key alone: the key as 8 uppercase hex digits.
+func DeviceKeyID(key uint32) string { return fmt.Sprintf("%08X", key) }
+
+// SplitTags reads ferrite's free-text tags, a JSON array of strings or a comma-separated list, into distinct
+// trimmed tags in their order.
+func SplitTags(s string) []string {
+	s = strings.Trim(strings.TrimSpace(s), "[]")
+	var out []string
+	for _, t := range strings.Split(s, ",") {
+		if t = strings.Trim(strings.TrimSpace(t), `"`); t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// DeviceRegistration provisions a device: ferrite's POST /devices/register.
+type DeviceRegistration struct {
+	// DeviceID names the device; empty means DeviceKeyID(Key), as ferrite names registered devices. Naming the
+	// device_id a device reports in its DeviceInfo links the key to that device (ferrite cannot).
+	DeviceID      string
+	Key           uint32
+	Name          *string // nil keeps the stored value
+	Tags          *string // nil keeps the stored value
+	ProvisionedBy *string // nil keeps the stored value
+	At            time.Time
+}
+
+// RegisterResult is the outcome of one registration of a bulk request.
+type RegisterResult struct {
+	Device *Device // nil when Err is set
+	Err    error
+}
+
+// DeviceUpdate changes a device's operator-set fields; nil fields are kept.
+type DeviceUpdate struct {
+	Name *string
+	Tags *string
+}
+
+// DeviceRegistry provisions, edits and deletes devices. Ingest creates devices too (on first contact).
+type DeviceRegistry interface {
+	// RegisterDevices registers each device in one transaction. A registration that fails (a key held by another
+	// device, a bad id) is reported in its result and the others are stored; the error is for the transaction.
+	// A new device is provisioned; an existing one keeps its status unless it was unknown.
+	RegisterDevices(ctx context.Context, regs []DeviceRegistration) ([]RegisterResult, error)
+	// UpdateDevice changes the name or tags of the device with the given device_id, or returns ENOTFOUND.
+	UpdateDevice(ctx context.Context, deviceID string, u DeviceUpdate) (*Device, error)
+	// DeleteDevice removes the device with the given device_id and everything recorded about it: telemetry,
+	// group memberships, its OTA target and its device keys. It returns ENOTFOUND when there is none.
+	DeleteDevice(ctx context.Context, deviceID string) error
+	// ImportDevice stores d with the times, status and fields given, as another server recorded them, and sets
+	// its ID. An existing device with the same device_id is merged: the earlier first contact, the later last
+	// contact (whose firmware and status win), and stored name, tags and key before imported ones.
+	ImportDevice(ctx context.Context, d *Device) error
 }
 
 // DeviceService reads devices.

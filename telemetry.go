@@ -189,6 +189,8 @@ type Settings interface {
 // Store is everything a storage backend provides. Every backend passes the conformance suite in store/storetest.
 type Store interface {
 	DeviceService
+	DeviceRegistry
+	GroupService
 	OfflineMarker
 	TelemetryWriter
 	TelemetryService

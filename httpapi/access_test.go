@@ -33,6 +33,19 @@ var policy = map[string]httpapi.Access{
 	"GET /reboots":                 httpapi.AccessViewer,
 	"GET /report/devices":          httpapi.AccessViewer,
 
+	"POST /devices/register":                  httpapi.AccessProvisioner,
+	"POST /devices/register/bulk":             httpapi.AccessProvisioner,
+	"PUT /devices/{id}":                       httpapi.AccessProvisioner,
+	"DELETE /devices/{id}":                    httpapi.AccessAdmin,
+	"GET /groups":                             httpapi.AccessViewer,
+	"POST /groups":                            httpapi.AccessProvisioner, // ferrite: admin; provisioners run campaigns on groups
+	"GET /groups/{id}":                        httpapi.AccessViewer,
+	"PUT /groups/{id}":                        httpapi.AccessProvisioner,
+	"DELETE /groups/{id}":                     httpapi.AccessProvisioner, // members and devices stay
+	"GET /groups/{id}/devices":                httpapi.AccessViewer,
+	"POST /groups/{id}/devices/{device_id}":   httpapi.AccessProvisioner,
+	"DELETE /groups/{id}/devices/{device_id}": httpapi.AccessProvisioner,
+
 	"GET /devices/{id}/keys":           httpapi.AccessProvisioner,
 	"POST /devices/{id}/keys":          httpapi.AccessProvisioner,
 	"DELETE /devices/{id}/keys/{key}":  httpapi.AccessProvisioner,

@@ -3,30 +3,25 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/lodestone-fleet/lodestone"
 )
 
+// listDevices answers GET /devices: ferrite's list, plus filters (status, group_id, tag, firmware_version) and an
+// explicit order (sort, order), always ending with the row id so that paging with offset is stable.
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	f := lodestone.DeviceFilter{Status: lodestone.DeviceStatus(q.Get("status"))}
-	switch f.Status {
-	case "", lodestone.StatusUnknown, lodestone.StatusProvisioned, lodestone.StatusOnline, lodestone.StatusOffline:
-	default:
-		return lodestone.Errorf(lodestone.EINVALID, "status must be one of unknown, provisioned, online, offline")
-	}
-	var err error
-	if f.Limit, err = uintParam(q, "limit"); err != nil {
+	f, err := deviceFilter(r.URL.Query())
+	if err != nil {
 		return err
 	}
-	if f.Offset, err = uintParam(q, "offset"); err != nil {
-		return err
-	}
-	if f.Limit == 0 {
-		f.Limit = lodestone.MaxListLimit // ferrite lists every device; keep its clients whole for fleets up to this
-	}
+	return s.writeDevices(w, r, f)
+}
+
+func (s *Server) writeDevices(w http.ResponseWriter, r *http.Request, f lodestone.DeviceFilter) error {
 	devs, err := s.deps.Devices.FindDevices(r.Context(), f)
 	if err != nil {
 		return err
@@ -39,21 +34,71 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func deviceFilter(q url.Values) (lodestone.DeviceFilter, error) {
+	f := lodestone.DeviceFilter{Status: lodestone.DeviceStatus(q.Get("status")), Tag: q.Get("tag"),
+		FirmwareVersion: q.Get("firmware_version"), Sort: lodestone.DeviceSort(q.Get("sort"))}
+	switch f.Status {
+	case "", lodestone.StatusUnknown, lodestone.StatusProvisioned, lodestone.StatusOnline, lodestone.StatusOffline:
+	default:
+		return f, lodestone.Errorf(lodestone.EINVALID, "status must be one of unknown, provisioned, online, offline")
+	}
+	if f.Sort != "" && !slices.Contains(lodestone.DeviceSorts, f.Sort) {
+		return f, lodestone.Errorf(lodestone.EINVALID,
+			"sort must be one of last_seen, first_seen, device_id, name, firmware_version, status, id")
+	}
+	// Times sort newest first unless asked otherwise; names and ids sort A to Z.
+	f.Ascending = f.Sort != "" && f.Sort != lodestone.SortLastSeen && f.Sort != lodestone.SortFirstSeen
+	switch q.Get("order") {
+	case "":
+	case "asc":
+		f.Ascending = true
+	case "desc":
+		f.Ascending = false
+	default:
+		return f, lodestone.Errorf(lodestone.EINVALID, "order must be asc or desc")
+	}
+	for _, name := range []string{"group_id", "group"} {
+		if v := q.Get(name); v != "" {
+			id, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || id <= 0 {
+				return f, lodestone.Errorf(lodestone.EINVALID, "%s must be a positive integer, got %q", name, v)
+			}
+			f.GroupID = id
+		}
+	}
+	var err error
+	if f.Limit, err = uintParam(q, "limit"); err != nil {
+		return f, err
+	}
+	if f.Offset, err = uintParam(q, "offset"); err != nil {
+		return f, err
+	}
+	if f.Limit == 0 {
+		f.Limit = lodestone.MaxListLimit // ferrite lists every device; keep its clients whole for fleets up to this
+	}
+	return f, nil
+}
+
 // getDevice answers GET /devices/{id}. ferrite addresses this route by the hex device key (its CLI and dashboard
 // send keys such as A300F1B2 or A3-00F1B2); lodestone also accepts the device_id, which is tried first.
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	d, err := s.deps.Devices.FindDeviceByID(r.Context(), id)
-	if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
-		if key, ok := ParseDeviceKey(id); ok {
-			d, err = s.deps.Devices.FindDeviceByKey(r.Context(), key)
-		}
-	}
+	d, err := s.findDevice(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"device": newDeviceJSON(d)})
 	return nil
+}
+
+// findDevice finds a device by device_id, else by hex device key.
+func (s *Server) findDevice(ctx context.Context, id string) (*lodestone.Device, error) {
+	d, err := s.deps.Devices.FindDeviceByID(ctx, id)
+	if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
+		if key, ok := ParseDeviceKey(id); ok {
+			d, err = s.deps.Devices.FindDeviceByKey(ctx, key)
+		}
+	}
+	return d, err
 }
 
 // ParseDeviceKey reads a device key the way ferrite does: dashes and 0x prefixes removed, then up to eight hex

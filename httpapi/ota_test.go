@@ -339,3 +339,68 @@ func TestOTADeviceKeySpeaksOnlyForItsDevice(t *testing.T) {
 		t.Fatalf("fleet key: %d %s", a.status, a.raw)
 	}
 }
+
+func TestCampaignTargetsGroupOverHTTP(t *testing.T) {
+	e := newEnv(t, opts{})
+	for i := range 4 {
+		if st, _, raw := e.post(nil, otaSession(fmt.Sprintf("d%d", i), "1.0", 10)); st != 200 {
+			t.Fatalf("seed: %d %s", st, raw)
+		}
+	}
+	st, _, raw := e.do("POST", "/groups", []byte(`{"name":"canaries"}`), true)
+	var g struct {
+		Group struct {
+			ID int64 `json:"id"`
+		} `json:"group"`
+	}
+	if st != 201 || json.Unmarshal(raw, &g) != nil {
+		t.Fatalf("group: %d %s", st, raw)
+	}
+	for _, d := range []string{"d2", "d0"} {
+		if st, _, raw := e.do("POST", fmt.Sprintf("/groups/%d/devices/%s", g.Group.ID, d), nil, true); st != 200 {
+			t.Fatalf("add %s: %d %s", d, st, raw)
+		}
+	}
+	a := e.upload(image(1000), "2.0", "20")
+	body := fmt.Sprintf(`{"name":"canaries first","firmware_id":%d,"target_group_id":%d}`, a.Artifact.ID, g.Group.ID)
+	st, _, raw = e.do("POST", "/ota/campaigns", []byte(body), true)
+	var created struct {
+		Campaign struct {
+			ID            int64  `json:"id"`
+			TargetGroupID *int64 `json:"target_group_id"`
+		} `json:"campaign"`
+		DevicesAdded int `json:"devices_added"`
+	}
+	if st != 201 || json.Unmarshal(raw, &created) != nil || created.DevicesAdded != 2 ||
+		created.Campaign.TargetGroupID == nil || *created.Campaign.TargetGroupID != g.Group.ID {
+		t.Fatalf("create: %d %s", st, raw)
+	}
+	var devs struct {
+		Devices []struct {
+			DeviceID string `json:"device_id"`
+		} `json:"devices"`
+	}
+	if st := e.get(fmt.Sprintf("/ota/campaigns/%d/devices", created.Campaign.ID), &devs); st != 200 ||
+		len(devs.Devices) != 2 || devs.Devices[0].DeviceID != "d0" || devs.Devices[1].DeviceID != "d2" {
+		t.Fatalf("campaign devices: %d %+v", st, devs)
+	}
+	if st, _, raw := e.do("POST", fmt.Sprintf("/ota/campaigns/%d/activate", created.Campaign.ID), nil, true); st != 200 ||
+		!strings.Contains(string(raw), `"targets_set":2`) {
+		t.Fatalf("activate: %d %s", st, raw)
+	}
+	// Members are offered the update; the others are not.
+	for d, offered := range map[string]bool{"d0": true, "d1": false, "d2": true, "d3": false} {
+		if _, _, raw := e.post(nil, otaSession(d, "1.0", 10)); strings.Contains(raw, `"ota"`) != offered {
+			t.Errorf("%s offered=%v: %s", d, !offered, raw)
+		}
+	}
+	// The group is held while the campaign runs.
+	if st, _, raw := e.do("DELETE", fmt.Sprintf("/groups/%d", g.Group.ID), nil, true); st != 409 {
+		t.Fatalf("delete targeted group: %d %s", st, raw)
+	}
+	st, _, raw = e.do("POST", "/ota/campaigns", []byte(fmt.Sprintf(`{"name":"x","firmware_id":%d,"target_group_id":999}`,
+		a.Artifact.ID)), true)
+	if st != 404 || !strings.Contains(string(raw), "group 999 not found") {
+		t.Fatalf("unknown group: %d %s", st, raw)
+	}
+}

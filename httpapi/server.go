@@ -65,6 +65,11 @@ type Deps struct {
 	Counts    lodestone.FleetCounter
 	Alerts    lodestone.AlertStore
 	Retention Retention
+
+	// Registry provisions devices and Groups keeps device groups; when nil they are taken from Devices if it
+	// implements them (a lodestone.Store does), else their routes answer 503.
+	Registry lodestone.DeviceRegistry
+	Groups   lodestone.GroupService
 }
 
 // Server is the HTTP API.
@@ -102,6 +107,12 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 15 * time.Second
+	}
+	if deps.Registry == nil {
+		deps.Registry, _ = deps.Devices.(lodestone.DeviceRegistry)
+	}
+	if deps.Groups == nil {
+		deps.Groups, _ = deps.Devices.(lodestone.GroupService)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	s.initLimits()
@@ -148,6 +159,7 @@ func (s *Server) routes() {
 	s.routesOTLPTokens()
 	s.routesBackup()
 	s.routesOps()
+	s.routesFleet()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

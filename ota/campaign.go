@@ -60,10 +60,6 @@ func (c *Campaigns) Create(ctx context.Context, spec CampaignSpec) (*lodestone.C
 	if strings.TrimSpace(spec.Name) == "" {
 		return nil, 0, lodestone.Errorf(lodestone.EINVALID, "name is required")
 	}
-	if spec.TargetGroupID != nil {
-		return nil, 0, lodestone.Errorf(lodestone.EINVALID,
-			"target_group_id: device groups are not available yet; target device_ids, target_tags or from_version")
-	}
 	if spec.Strategy == "" {
 		spec.Strategy = "immediate"
 	}
@@ -99,7 +95,8 @@ func (c *Campaigns) Create(ctx context.Context, spec CampaignSpec) (*lodestone.C
 		spec.TargetVersion = fw.Version
 	}
 	camp := &lodestone.Campaign{Name: spec.Name, FirmwareID: fw.ID, TargetVersion: spec.TargetVersion,
-		Strategy: spec.Strategy, TargetTags: spec.TargetTags, RolloutPercent: pct, FailureThreshold: 5,
+		Strategy: spec.Strategy, TargetGroupID: spec.TargetGroupID, TargetTags: spec.TargetTags,
+		RolloutPercent: pct, FailureThreshold: 5,
 		Waves: waves, SoakTime: spec.SoakTime, HealthRatio: DefaultHealthRatio, MinDeviceHours: spec.MinDeviceHours,
 		OfferTimeout: spec.OfferTimeout, InstallTimeout: spec.InstallTimeout}
 	if spec.FailureThreshold != nil {
@@ -143,22 +140,39 @@ func validWaves(w []int) bool {
 	return true
 }
 
-// selectDevices lists the campaign's devices: the given ids, else every known device, narrowed by tags and the
-// version they run.
+// selectDevices lists the campaign's devices: the given ids, else the members of the target group (or every known
+// device without one), narrowed by tags and the version they run. The list is taken now: devices that join the
+// group later are not added, as in ferrite.
 func (c *Campaigns) selectDevices(ctx context.Context, spec CampaignSpec) ([]string, error) {
 	if len(spec.DeviceIDs) > 0 {
-		if spec.TargetTags != nil || spec.FromVersion != "" {
-			return nil, lodestone.Errorf(lodestone.EINVALID, "device_ids cannot be combined with tags or from_version")
+		if spec.TargetTags != nil || spec.FromVersion != "" || spec.TargetGroupID != nil {
+			return nil, lodestone.Errorf(lodestone.EINVALID,
+				"device_ids cannot be combined with target_group_id, target_tags or from_version")
 		}
 		return spec.DeviceIDs, nil
 	}
+	f := lodestone.DeviceFilter{Limit: lodestone.MaxListLimit, Sort: lodestone.SortID, Ascending: true}
+	if spec.TargetGroupID != nil {
+		groups, ok := c.svc.devices.(lodestone.GroupService)
+		if !ok {
+			return nil, lodestone.Errorf(lodestone.EINVALID, "target_group_id: this server keeps no device groups")
+		}
+		if _, err := groups.FindGroup(ctx, *spec.TargetGroupID); err != nil {
+			if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
+				return nil, lodestone.Errorf(lodestone.ENOTFOUND, "target_group_id: group %d not found",
+					*spec.TargetGroupID)
+			}
+			return nil, err
+		}
+		f.GroupID = *spec.TargetGroupID
+	}
 	var tags []string
 	if spec.TargetTags != nil {
-		tags = splitTags(*spec.TargetTags)
+		tags = lodestone.SplitTags(*spec.TargetTags)
 	}
 	var ids []string
-	for off := 0; ; off += lodestone.MaxListLimit {
-		page, err := c.svc.devices.FindDevices(ctx, lodestone.DeviceFilter{Limit: lodestone.MaxListLimit, Offset: off})
+	for ; ; f.Offset += lodestone.MaxListLimit {
+		page, err := c.svc.devices.FindDevices(ctx, f)
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +180,7 @@ func (c *Campaigns) selectDevices(ctx context.Context, spec CampaignSpec) ([]str
 			if spec.FromVersion != "" && d.FirmwareVersion != spec.FromVersion {
 				continue
 			}
-			if len(tags) > 0 && (d.Tags == nil || !hasAnyTag(splitTags(*d.Tags), tags)) {
+			if len(tags) > 0 && (d.Tags == nil || !hasAnyTag(lodestone.SplitTags(*d.Tags), tags)) {
 				continue
 			}
 			ids = append(ids, d.DeviceID)
@@ -175,18 +189,6 @@ func (c *Campaigns) selectDevices(ctx context.Context, spec CampaignSpec) ([]str
 			return ids, nil
 		}
 	}
-}
-
-// splitTags reads ferrite's free-text tags: a JSON array of strings or a comma-separated list.
-func splitTags(s string) []string {
-	s = strings.Trim(strings.TrimSpace(s), "[]")
-	var out []string
-	for _, t := range strings.Split(s, ",") {
-		if t = strings.Trim(strings.TrimSpace(t), `"`); t != "" {
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 func hasAnyTag(have, want []string) bool {

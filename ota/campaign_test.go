@@ -291,3 +291,79 @@ func TestUnhealthy(t *testing.T) {
 		}
 	}
 }
+
+func TestCampaignTargetsGroup(t *testing.T) { eachBackend(t, testTargetsGroup) }
+
+// testTargetsGroup rolls a campaign out to the members of a group only, narrowed by the version they run.
+func testTargetsGroup(t *testing.T, open func() lodestone.Store) {
+	ctx := context.Background()
+	f := newFleet(t, open, 20, nil)
+	g := &lodestone.Group{Name: "rack-7", CreatedAt: f.now}
+	if err := f.db.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	members := []string{"dev-002", "dev-005", "dev-011", "dev-017", "dev-019"}
+	for _, id := range members {
+		if err := f.db.AddGroupDevice(ctx, g.ID, id, f.now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// dev-019 runs something else already: from_version leaves it out.
+	f.version["dev-019"] = "0.9"
+	f.step(time.Minute)
+	fw := &lodestone.Firmware{Version: "2.0", BuildID: 20, SHA256: strings.Repeat("b", 64), Size: 1,
+		Filename: "2.0.bin", CreatedAt: f.now}
+	if err := f.db.CreateFirmware(ctx, fw); err != nil {
+		t.Fatal(err)
+	}
+	zero := 0.0
+	spec := ota.CampaignSpec{Name: "rack 7", FirmwareID: fw.ID, TargetGroupID: &g.ID, FromVersion: "1.0",
+		Waves: []int{50, 100}, HealthRatio: &zero}
+	c, n, err := f.camps.Create(ctx, spec)
+	if err != nil || n != 4 || c.TargetGroupID == nil || *c.TargetGroupID != g.ID {
+		t.Fatalf("create: %v, %d devices, %+v", err, n, c)
+	}
+	if got := f.status(c.ID); got.TargetGroupID == nil || *got.TargetGroupID != g.ID {
+		t.Fatalf("stored group %v", got.TargetGroupID)
+	}
+	devs, _ := f.db.FindCampaignDevices(ctx, c.ID)
+	var ids []string
+	for _, d := range devs {
+		ids = append(ids, d.DeviceID)
+	}
+	if want := members[:4]; !slices.Equal(ids, want) {
+		t.Fatalf("campaign devices %v, want %v", ids, want)
+	}
+	// A group that a running campaign targets cannot be deleted.
+	if err := f.db.DeleteGroup(ctx, g.ID); lodestone.ErrorCode(err) != lodestone.ECONFLICT {
+		t.Fatalf("delete targeted group: %v", err)
+	}
+	if _, err := f.camps.Activate(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		f.step(30 * time.Minute)
+	}
+	if got := f.status(c.ID); got.Status != lodestone.CampaignCompleted {
+		t.Fatalf("status %s %q", got.Status, got.HaltReason)
+	}
+	for id, v := range f.version {
+		if want := map[bool]string{true: "2.0", false: "1.0"}[slices.Contains(members[:4], id)]; id != "dev-019" &&
+			v != want {
+			t.Errorf("%s runs %s, want %s", id, v, want)
+		}
+	}
+	if f.version["dev-019"] != "0.9" {
+		t.Errorf("dev-019 was updated")
+	}
+	// An unknown group, or a group with an explicit list, is refused.
+	bad := int64(9999)
+	spec.TargetGroupID = &bad
+	if _, _, err := f.camps.Create(ctx, spec); lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		t.Fatalf("unknown group: %v", err)
+	}
+	spec.TargetGroupID, spec.FromVersion, spec.DeviceIDs = &g.ID, "", []string{"dev-001"}
+	if _, _, err := f.camps.Create(ctx, spec); lodestone.ErrorCode(err) != lodestone.EINVALID {
+		t.Fatalf("group and device_ids: %v", err)
+	}
+}

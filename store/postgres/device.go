@@ -62,13 +62,28 @@ func (db *DB) FindDeviceByKey(ctx context.Context, key uint32) (*lodestone.Devic
 
 // FindDevices implements lodestone.DeviceService.
 func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lodestone.Device, error) {
+	order, err := deviceOrder(f)
+	if err != nil {
+		return nil, err
+	}
 	var a args
 	var conds []string
 	if f.Status != "" {
 		conds = append(conds, "status = "+a.add(string(f.Status)))
 	}
+	if f.GroupID != 0 {
+		conds = append(conds, `EXISTS (SELECT 1 FROM device_group_members m WHERE m.device_id = devices.id
+			AND m.group_id = `+a.add(f.GroupID)+`)`)
+	}
+	if f.Tag != "" {
+		conds = append(conds, `EXISTS (SELECT 1 FROM device_tags t WHERE t.device_id = devices.id AND t.tag = `+
+			a.add(f.Tag)+`)`)
+	}
+	if f.FirmwareVersion != "" {
+		conds = append(conds, "firmware_version = "+a.add(f.FirmwareVersion))
+	}
 	q := `SELECT ` + deviceColumns + ` FROM devices` + where(conds) +
-		` ORDER BY last_seen DESC, id DESC LIMIT ` + a.add(lodestone.ClampLimit(f.Limit)) +
+		` ORDER BY ` + order + ` LIMIT ` + a.add(lodestone.ClampLimit(f.Limit)) +
 		` OFFSET ` + a.add(max(f.Offset, 0))
 	rows, err := db.pool.Query(ctx, q, a...)
 	if err != nil {
@@ -113,4 +128,26 @@ func collect[T any](rows pgx.Rows, what string, scan func(pgx.Rows) (*T, error))
 		return nil, fmt.Errorf("postgres: read %s: %w", what, err)
 	}
 	return out, nil
+}
+
+// deviceOrder is the ORDER BY of a device list: the chosen column, nulls last, then the row id the same way. Text
+// compares bytewise (COLLATE "C"), as on SQLite, whatever the database's collation.
+func deviceOrder(f lodestone.DeviceFilter) (string, error) {
+	dir := " DESC"
+	if f.Ascending {
+		dir = " ASC"
+	}
+	switch f.Sort {
+	case "", lodestone.SortLastSeen:
+		return "last_seen" + dir + ", id" + dir, nil
+	case lodestone.SortFirstSeen:
+		return "first_seen" + dir + ", id" + dir, nil
+	case lodestone.SortDeviceID, lodestone.SortFirmware, lodestone.SortStatus:
+		return string(f.Sort) + ` COLLATE "C"` + dir + ", id" + dir, nil
+	case lodestone.SortName:
+		return `name IS NULL, name COLLATE "C"` + dir + ", id" + dir, nil
+	case lodestone.SortID:
+		return "id" + dir, nil
+	}
+	return "", lodestone.Errorf(lodestone.EINVALID, "unknown device order %q", f.Sort)
 }

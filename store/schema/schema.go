@@ -44,7 +44,9 @@ func Provider(d Dialect, db *sql.DB) (*goose.Provider, error) {
 	if d == Postgres {
 		gd = goose.DialectPostgres
 	}
-	p, err := goose.NewProvider(gd, db, fsys)
+	// Versions are handed out in ranges to features built side by side, so a database already at a later version
+	// may lack an earlier one that merged afterwards; each migration depends only on older tables, so apply it.
+	p, err := goose.NewProvider(gd, db, fsys, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return nil, fmt.Errorf("schema: load %s migrations: %w", d, err)
 	}

@@ -167,7 +167,8 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	if ferrite > 0 && ours == 0 {
 		return fmt.Errorf("sqlite: %s is a ferrite-server database; lodestone keeps its own schema, so give it a "+
-			"new file (for example --db lodestone.db); importing ferrite data is not supported yet", db.path)
+			"new file (for example --db lodestone.db) and bring ferrite's data over with "+
+			"`lodestone import-ferrite %s`", db.path, db.path)
 	}
 	p, err := db.migrator()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -71,13 +72,32 @@ func (db *DB) FindDeviceByKey(ctx context.Context, key uint32) (*lodestone.Devic
 
 // FindDevices implements lodestone.DeviceService.
 func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lodestone.Device, error) {
-	q := `SELECT ` + deviceColumns + ` FROM devices`
+	order, err := deviceOrder(f)
+	if err != nil {
+		return nil, err
+	}
+	var conds []string
 	var args []any
 	if f.Status != "" {
-		q += ` WHERE status = ?`
-		args = append(args, string(f.Status))
+		conds, args = append(conds, `status = ?`), append(args, string(f.Status))
 	}
-	q += ` ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?`
+	if f.GroupID != 0 {
+		conds = append(conds, `EXISTS (SELECT 1 FROM device_group_members m WHERE m.device_id = devices.id
+			AND m.group_id = ?)`)
+		args = append(args, f.GroupID)
+	}
+	if f.Tag != "" {
+		conds = append(conds, `EXISTS (SELECT 1 FROM device_tags t WHERE t.device_id = devices.id AND t.tag = ?)`)
+		args = append(args, f.Tag)
+	}
+	if f.FirmwareVersion != "" {
+		conds, args = append(conds, `firmware_version = ?`), append(args, f.FirmwareVersion)
+	}
+	q := `SELECT ` + deviceColumns + ` FROM devices`
+	if len(conds) > 0 {
+		q += ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+	q += ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
 	args = append(args, lodestone.ClampLimit(f.Limit), max(f.Offset, 0))
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -129,4 +149,23 @@ func (db *DB) MarkOfflineDevices(ctx context.Context, cutoff time.Time) ([]strin
 		return nil, fmt.Errorf("sqlite: mark devices offline: %w", err)
 	}
 	return ids, nil
+}
+
+// deviceOrder is the ORDER BY of a device list: the chosen column, nulls last, then the row id the same way.
+func deviceOrder(f lodestone.DeviceFilter) (string, error) {
+	dir := " DESC"
+	if f.Ascending {
+		dir = " ASC"
+	}
+	switch f.Sort {
+	case "", lodestone.SortLastSeen:
+		return "last_seen" + dir + ", id" + dir, nil
+	case lodestone.SortFirstSeen, lodestone.SortDeviceID, lodestone.SortFirmware, lodestone.SortStatus:
+		return string(f.Sort) + dir + ", id" + dir, nil
+	case lodestone.SortName:
+		return "name IS NULL, name" + dir + ", id" + dir, nil
+	case lodestone.SortID:
+		return "id" + dir, nil
+	}
+	return "", lodestone.Errorf(lodestone.EINVALID, "unknown device order %q", f.Sort)
 }

@@ -25,6 +25,9 @@ type Table struct {
 var Tables = []Table{
 	{"devices", "id", []string{"id", "device_id", "firmware_version", "build_id", "status", "first_seen", "last_seen",
 		"device_key", "name", "tags", "provisioned_by", "provisioned_at"}},
+	{"device_groups", "id", []string{"id", "name", "description", "created_at"}},
+	{"device_group_members", "id", []string{"id", "group_id", "device_id", "added_at"}},
+	{"device_tags", "id", []string{"id", "device_id", "tag"}},
 	{"metric_keys", "id", []string{"id", "name"}},
 	{"metrics", "id", []string{"id", "device_id", "key_id", "type", "value", "max", "raw", "ticks", "received_at"}},
 	{"faults", "id", []string{"id", "device_id", "fault_type", "r0", "r1", "r2", "r3", "r12", "lr", "pc", "xpsr", "r4",
