@@ -89,7 +89,7 @@ type RetentionStore interface {
 // FleetCounts are the fleet's sizes, for Prometheus gauges and the retention page.
 type FleetCounts struct {
 	Devices, DevicesOnline, Faults, Metrics, Reboots int64
-	Groups                                           int64 // 0 until device groups exist
+	Groups                                           int64
 }
 
 // FleetCounter counts rows.

@@ -11,7 +11,7 @@ import (
 
 func (s *Server) routesEvents() {
 	// Public in ferrite; here it needs a viewer, since the stream names devices and their faults.
-	s.handle("GET /events/stream", AccessViewer, s.eventStream)
+	s.handle("GET /events/stream", s.cfg.EventsAccess(), s.eventStream)
 }
 
 // eventWriteTimeout bounds each write to a stream, so a client that stopped reading cannot hold a handler forever.

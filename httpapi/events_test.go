@@ -218,6 +218,19 @@ func TestEventStreamBadRequests(t *testing.T) {
 	}
 }
 
+// PUBLIC_EVENTS opens the stream to clients without credentials, as ferrite's is.
+func TestEventStreamPublicByConfiguration(t *testing.T) {
+	e := newEnv(t, opts{public: true})
+	resp, err := e.srv.Client().Get(e.srv.URL + "/events/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("public stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
 func TestEventStreamEnds(t *testing.T) {
 	e := newEnv(t, opts{})
 	b := e.bus.(*event.Broker)

@@ -75,6 +75,7 @@ type opts struct {
 	bus       lodestone.EventBus                                        // default: a new event.Broker
 	keepAlive time.Duration
 	signing   ed25519.PrivateKey // OTA manifest key
+	public    bool               // PUBLIC_EVENTS
 }
 
 func newEnv(t testing.TB, o opts) *env {
@@ -114,7 +115,7 @@ func newEnv(t testing.TB, o opts) *env {
 	}
 	otaSvc := ota.NewService(db, db, ota.Config{SigningKey: o.signing, Logger: log})
 	camps := ota.NewCampaigns(otaSvc)
-	api := httpapi.New(httpapi.Config{MaxBodyBytes: o.maxBody, KeepAlive: o.keepAlive}, httpapi.Deps{Ingest: svc,
+	api := httpapi.New(httpapi.Config{MaxBodyBytes: o.maxBody, KeepAlive: o.keepAlive, PublicEvents: o.public}, httpapi.Deps{Ingest: svc,
 		Devices: db, Telemetry: db, Auth: admin, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log,
 		Events: o.bus, Blobs: blobs, OTA: otaSvc, Campaigns: camps, Backup: db, Reports: db})
 	hs := api.HTTPServer("", context.Background())

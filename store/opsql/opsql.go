@@ -100,8 +100,9 @@ func (s *Ops) FleetCounts(ctx context.Context) (lodestone.FleetCounts, error) {
 	err := s.r.QueryRowContext(ctx, `SELECT
 		(SELECT count(*) FROM devices),
 		(SELECT count(*) FROM devices WHERE status = 'online'),
-		`+count("faults")+`, `+count("metrics")+`, `+count("reboots")).
-		Scan(&c.Devices, &c.DevicesOnline, &c.Faults, &c.Metrics, &c.Reboots)
+		`+count("faults")+`, `+count("metrics")+`, `+count("reboots")+`,
+		(SELECT count(*) FROM device_groups)`).
+		Scan(&c.Devices, &c.DevicesOnline, &c.Faults, &c.Metrics, &c.Reboots, &c.Groups)
 	if err != nil {
 		return c, fmt.Errorf("%s: count rows: %w", s.name, err)
 	}

@@ -185,8 +185,12 @@ func testRetention(t *testing.T, s lodestone.Store) {
 	if err := o.FinishAlert(ctx, claimed[0].ID, true, 200, "", at(0), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.CreateGroup(ctx, &lodestone.Group{Name: "counted"}); err != nil {
+		t.Fatal(err)
+	}
 	c, err := o.FleetCounts(ctx)
-	if err != nil || c.Devices != 1 || c.DevicesOnline != 1 || c.Faults != 6 || c.Metrics != 12 || c.Reboots != 6 {
+	if err != nil || c.Devices != 1 || c.DevicesOnline != 1 || c.Faults != 6 || c.Metrics != 12 || c.Reboots != 6 ||
+		c.Groups != 1 {
 		t.Fatalf("counts before = %+v, %v", c, err)
 	}
 	// A batch of 2 rows forces several transactions per table.
