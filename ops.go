@@ -10,6 +10,8 @@ const (
 	AlertFault         = "fault"
 	AlertDeviceOffline = "device_offline"
 	AlertDeviceOnline  = "device_online"
+	AlertCampaignHalt  = "ota_campaign_halted" // a rollout's health gate or failure threshold stopped it
+	AlertRegression    = "crash_regression"    // a resolved crash issue came back on newer firmware
 )
 
 // Alert delivery states.
@@ -23,7 +25,7 @@ const (
 // the table is also the delivery log.
 type AlertDelivery struct {
 	ID       int64
-	Kind     string // AlertFault, AlertDeviceOffline, AlertDeviceOnline
+	Kind     string // AlertFault, AlertDeviceOffline, AlertDeviceOnline, AlertCampaignHalt, AlertRegression
 	DeviceID string
 	URL      string
 	Body     []byte // the exact JSON posted, which the signature covers

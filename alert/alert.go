@@ -150,6 +150,22 @@ func OnlineBody(device string, offlineAt, at time.Time) []byte {
 		map[string]any{"offline_since": since})
 }
 
+// CampaignHaltBody is the alert for a rollout that stopped itself.
+func CampaignHaltBody(id int64, name, reason string, at time.Time) []byte {
+	return newBody(lodestone.AlertCampaignHalt, "",
+		fmt.Sprintf("OTA campaign #%d %q halted: %s", id, name, reason), ":octagonal_sign:", at,
+		map[string]any{"campaign_id": id, "name": name, "reason": reason})
+}
+
+// RegressionBody is the alert for a resolved crash issue that happened again on newer firmware.
+func RegressionBody(device string, group int64, title, firmware, resolvedIn string, at time.Time) []byte {
+	return newBody(lodestone.AlertRegression, device,
+		fmt.Sprintf("Crash issue #%d regressed on firmware %s (resolved in %s): %s", group, firmware, resolvedIn,
+			title), ":rotating_light:", at,
+		map[string]any{"crash_group_id": group, "title": title, "firmware_version": firmware,
+			"resolved_version": resolvedIn})
+}
+
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
 // unwrapNet strips the url.Error wrapper (which quotes the URL) from a client error.

@@ -14,8 +14,10 @@ import (
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/alert"
+	"github.com/lodestone-fleet/lodestone/crash"
 	"github.com/lodestone-fleet/lodestone/event"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/ota"
 	"github.com/lodestone-fleet/lodestone/store/postgres"
 	"github.com/lodestone-fleet/lodestone/store/postgres/pgtest"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
@@ -224,6 +226,23 @@ func testAlerts(t *testing.T, open backend) {
 	}
 	if rc.ids[0] == rc.ids[1] || rc.ids[1] == rc.ids[2] {
 		t.Fatalf("delivery ids %v", rc.ids)
+	}
+
+	// A rollout that halted itself and a crash regression alert too (data as ota and crash publish it).
+	bus.Publish(ctx, lodestone.Event{Type: ota.EventCampaignHalted, Time: time.Now(),
+		Data: json.RawMessage(`{"campaign_id":4,"name":"v2 canary","reason":"crash rate 3.0x the old firmware's"}`)})
+	eventually(t, "campaign alert", func() bool { return len(rc.bodies()) == 4 })
+	if b := rc.bodies()[3]; b.AlertType != "ota_campaign_halted" || b.Details["campaign_id"] != float64(4) ||
+		b.Summary != `OTA campaign #4 "v2 canary" halted: crash rate 3.0x the old firmware's` {
+		t.Fatalf("campaign alert %+v", b)
+	}
+	bus.Publish(ctx, lodestone.Event{Type: crash.EventCrashRegression, DeviceID: "pump-7", Time: time.Now(),
+		Data: json.RawMessage(`{"crash_group_id":9,"title":"HardFault in write_register","firmware_version":"1.3",` +
+			`"resolved_version":"1.2","fault_id":77,"occurrence_count":5}`)})
+	eventually(t, "regression alert", func() bool { return len(rc.bodies()) == 5 })
+	if b := rc.bodies()[4]; b.AlertType != "crash_regression" || b.DeviceID != "pump-7" ||
+		b.Details["crash_group_id"] != float64(9) || b.Details["resolved_version"] != "1.2" {
+		t.Fatalf("regression alert %+v", b)
 	}
 }
 

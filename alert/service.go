@@ -63,7 +63,7 @@ func (s *Service) deliveries(kind, device, key string, body []byte, at time.Time
 	return out
 }
 
-// Watch queues an alert for every fault and device_offline event until ctx ends. Run it on every replica: a
+// Watch queues an alert for every fault, device_offline, ota_campaign_halted and crash_regression event until ctx ends. Run it on every replica: a
 // delivery's key is the event's bus id, the same on every replica, so each event is queued once. Events published
 // while no replica watches (all down) are not alerted.
 func (s *Service) Watch(ctx context.Context) error {
@@ -112,6 +112,28 @@ func (s *Service) handle(ctx context.Context, e lodestone.Event) error {
 		}
 		ds = s.deliveries(lodestone.AlertDeviceOffline, e.DeviceID, key,
 			OfflineBody(e.DeviceID, lastSeen, s.cfg.OfflineMinutes, at), at)
+	case lodestone.AlertCampaignHalt:
+		var d struct {
+			CampaignID int64  `json:"campaign_id"`
+			Name       string `json:"name"`
+			Reason     string `json:"reason"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return fmt.Errorf("campaign event: %w", err)
+		}
+		ds = s.deliveries(lodestone.AlertCampaignHalt, "", key, CampaignHaltBody(d.CampaignID, d.Name, d.Reason, at), at)
+	case lodestone.AlertRegression:
+		var d struct {
+			GroupID         int64  `json:"crash_group_id"`
+			Title           string `json:"title"`
+			FirmwareVersion string `json:"firmware_version"`
+			ResolvedVersion string `json:"resolved_version"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return fmt.Errorf("regression event: %w", err)
+		}
+		ds = s.deliveries(lodestone.AlertRegression, e.DeviceID, key,
+			RegressionBody(e.DeviceID, d.GroupID, d.Title, d.FirmwareVersion, d.ResolvedVersion, at), at)
 	default:
 		return nil
 	}
