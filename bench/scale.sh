@@ -3,6 +3,7 @@
 # three replicas on one PostgreSQL, in one run on this machine, so the figures compare.
 #
 #   bench/scale.sh [duration]        (default 20s per measurement)
+#   LOADGEN_ARGS='--per-request 1 --concurrency 64' bench/scale.sh   (devices posting directly)
 #
 # PostgreSQL comes from LODESTONE_TEST_POSTGRES (default: the local server, database test); each measurement uses
 # a fresh schema, dropped afterwards.
@@ -46,14 +47,14 @@ stop_all() {
 measure() { # LABEL URLS
   local label=$1 urls=$2
   local out
-  out=$("$bin" loadgen --url "$urls" --duration "$duration" --raw-duration 0 --json)
+  out=$("$bin" loadgen --url "$urls" --duration "$duration" --raw-duration 0 --json ${LOADGEN_ARGS:-})
   local cps
   cps=$(printf '%s' "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin)[0]; print(round(r["chunks_per_sec"]), r["failed_requests"], "%.1fms" % (r.get("p99_ns",0)/1e6))')
   printf '%-34s %s\n' "$label" "$cps"
   echo "$label $cps" >>"$work/results"
 }
 
-echo "chunks/s, failed requests, p99 latency — ${duration} each, $(nproc) CPUs"
+echo "chunks/s, failed requests, p99 latency — ${duration} each, $(nproc) CPUs, loadgen ${LOADGEN_ARGS:-defaults}"
 
 start sqlite 4501 --data-dir "$work/sqlite/data"
 measure "1 replica, SQLite" "http://127.0.0.1:4501/ingest/chunks"
