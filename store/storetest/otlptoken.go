@@ -49,6 +49,10 @@ func testLogsScan(t *testing.T, s lodestone.Store) {
 		if i > 0 && r.ID <= all[i-1].ID {
 			t.Fatal("not in id order")
 		}
+		// WriteLogs hands back consecutive ids, the stored ones.
+		if r.ID != recs[i].ID || r.ID != recs[0].ID+int64(i) {
+			t.Fatalf("record %d: stored id %d, WriteLogs set %d (first %d)", i, r.ID, recs[i].ID, recs[0].ID)
+		}
 	}
 	// Filters: project, device and the receive-time range (logRec receives at sec+2).
 	got, err := sc.ScanLogs(ctx, lodestone.LogScan{Project: "q", DeviceID: "dev-1", Since: at(1000 - 100 + 2),
