@@ -125,3 +125,31 @@ func testOTLPTokens(t *testing.T, s lodestone.Store) {
 		t.Fatalf("revocation times: %v %v", list[0].RevokedAt, list[1].RevokedAt)
 	}
 }
+
+// testLogsConcurrentIDs: writers running at once each get a run of consecutive ids that no other writer got.
+func testLogsConcurrentIDs(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	ls := logStore(t, s)
+	batches := make([][]*lodestone.LogRecord, 8)
+	errs := make(chan error, len(batches))
+	for w := range batches {
+		for i := range 300 {
+			batches[w] = append(batches[w], logRec("p", fmt.Sprintf("dev-%d", w), i, 9, fmt.Sprintf(`"%d %d"`, w, i)))
+		}
+		go func() { errs <- ls.WriteLogs(ctx, batches[w]) }()
+	}
+	for range batches {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := map[int64]bool{}
+	for w, b := range batches {
+		for i, r := range b {
+			if r.ID != b[0].ID+int64(i) || r.ID <= 0 || ids[r.ID] {
+				t.Fatalf("writer %d record %d: id %d (first %d), or taken twice", w, i, r.ID, b[0].ID)
+			}
+			ids[r.ID] = true
+		}
+	}
+}
