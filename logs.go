@@ -38,7 +38,8 @@ type LogFilter struct {
 }
 
 // LogStore keeps log records. WriteLogs stores every record in one transaction: all of them are durable when it
-// returns nil, none when it returns an error.
+// returns nil, none when it returns an error. On success it sets each record's ID; one call's records get
+// consecutive ids, in order, so a reader can name the batch by its first and last id.
 type LogStore interface {
 	WriteLogs(ctx context.Context, records []*LogRecord) error
 	FindLogs(ctx context.Context, filter LogFilter) ([]*LogRecord, error)
@@ -48,6 +49,16 @@ type LogStore interface {
 
 // EventLogs is the event published after log records are committed; its data is a JSON array of records.
 const EventLogs = "logs"
+
+// EventLogBatch announces committed log records on a bus shared by replicas, which then read them from the store
+// for their live tails; its data names their ids (LogBatch). It is internal: event streams leave it out.
+const EventLogBatch = "log_batch"
+
+// LogBatch is the data of an EventLogBatch event: the records with ids First to Last, inclusive.
+type LogBatch struct {
+	First int64 `json:"first"`
+	Last  int64 `json:"last"`
+}
 
 // LogRecordJSON is the JSON shape of a log record in the API and in EventLogs events. Body and attributes are
 // embedded as the JSON they are stored as; times are RFC 3339 with nanoseconds.

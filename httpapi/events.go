@@ -90,7 +90,7 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) error {
 			buf = buf[:0]
 			for n := 1; ; n++ {
 				after = e.ID
-				if device == "" || e.DeviceID == device {
+				if e.Type != lodestone.EventLogBatch && (device == "" || e.DeviceID == device) {
 					buf = appendSSE(buf, e)
 				}
 				more := false

@@ -55,6 +55,10 @@ type Deps struct {
 	Crashes lodestone.CrashUploadStore
 	Blobs   lodestone.BlobStore
 	Events  lodestone.EventPublisher // committed log records are published here; nil publishes nothing
+	// Batches is the event bus replicas share. When set, each committed batch is announced there as one
+	// EventLogBatch naming its ids instead of going to Events; a Relay on every replica reads the records back
+	// for its live tails, so a tail sees what any replica stored.
+	Batches lodestone.EventPublisher
 	Logger  *slog.Logger
 	// Tokens keeps tokens created through lodestone's API (ldt_…), accepted beside the token file's; nil: file only.
 	Tokens lodestone.OTLPTokenStore
@@ -112,6 +116,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.crashRL = newLimiter(rl.CrashesPerMinute, rl.CrashesBurst, nil)
 	s.writer = NewWriter(deps.Logs, deps.Events, cfg.Writer, deps.Logger)
 	s.writer.stats = s.metrics
+	s.writer.batches = deps.Batches
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxMessageBytes), grpc.UnaryInterceptor(s.authInterceptor))
 	collogspb.RegisterLogsServiceServer(s.grpc, &logsService{s: s})
 	s.mux.HandleFunc("POST /v1/logs", s.httpLogs)

@@ -30,13 +30,16 @@ type WriterConfig struct {
 type Writer struct {
 	store  lodestone.LogStore
 	events lodestone.EventPublisher
-	log    *slog.Logger
-	cfg    WriterConfig
-	queue  chan *logReq
-	mu     sync.RWMutex
-	closed bool
-	done   chan struct{}
-	stats  *metrics
+	// batches, when set, is the bus shared by replicas: each commit is announced there as one EventLogBatch
+	// instead of being published to events, and a Relay on every replica feeds its tails from the store.
+	batches lodestone.EventPublisher
+	log     *slog.Logger
+	cfg     WriterConfig
+	queue   chan *logReq
+	mu      sync.RWMutex
+	closed  bool
+	done    chan struct{}
+	stats   *metrics
 }
 
 type logReq struct {
@@ -168,12 +171,31 @@ func (w *Writer) commit(recs []*lodestone.LogRecord) error {
 // because rendering every record as JSON costs a good share of the ingest budget.
 type subscriberCounter interface{ Subscribers() int }
 
-// publish sends committed records as one EventLogs event per device.
+// publish announces one committed batch: as an EventLogBatch on the shared bus when there is one, else as
+// EventLogs events on events.
 func (w *Writer) publish(recs []*lodestone.LogRecord) {
-	if w.events == nil {
+	if w.batches != nil {
+		// The store hands back consecutive ids; one that does not (none on record) falls back to events.
+		first, last := recs[0].ID, recs[len(recs)-1].ID
+		if first > 0 && last-first+1 == int64(len(recs)) {
+			data, _ := json.Marshal(lodestone.LogBatch{First: first, Last: last})
+			ev := lodestone.Event{Type: lodestone.EventLogBatch, Time: time.Now().UTC(), Data: data}
+			if err := w.batches.Publish(context.Background(), ev); err != nil {
+				w.log.Warn("publish log batch event", "err", err)
+			}
+			return
+		}
+	}
+	publishLogs(w.events, recs, w.log)
+}
+
+// publishLogs sends records to events as one EventLogs event per device, in their order, unless events counts
+// no subscriber.
+func publishLogs(events lodestone.EventPublisher, recs []*lodestone.LogRecord, log *slog.Logger) {
+	if events == nil {
 		return
 	}
-	if sc, ok := w.events.(subscriberCounter); ok && sc.Subscribers() == 0 {
+	if sc, ok := events.(subscriberCounter); ok && sc.Subscribers() == 0 {
 		return
 	}
 	byDev := map[source][]lodestone.LogRecordJSON{}
@@ -192,8 +214,8 @@ func (w *Writer) publish(recs []*lodestone.LogRecord) {
 			continue
 		}
 		ev := lodestone.Event{Type: lodestone.EventLogs, DeviceID: k.device, Time: now, Data: data}
-		if err := w.events.Publish(context.Background(), ev); err != nil {
-			w.log.Warn("publish log event", "err", err)
+		if err := events.Publish(context.Background(), ev); err != nil {
+			log.Warn("publish log event", "err", err)
 		}
 	}
 }

@@ -50,7 +50,7 @@ func (o *OTLPConfig) registerFlags(fs *flag.FlagSet) {
 // startOTLP starts the receiver when a token file is configured. wait returns once it has stopped (after ctx
 // ends) with its error; failed delivers an error if it stops on its own.
 func startOTLP(ctx context.Context, c OTLPConfig, db lodestone.Store, blobs lodestone.BlobStore,
-	events lodestone.EventPublisher, committers int, log *slog.Logger) (wait func() error, failed <-chan error, err error) {
+	events, batches lodestone.EventPublisher, committers int, log *slog.Logger) (wait func() error, failed <-chan error, err error) {
 	none := func() error { return nil }
 	if c.TokensConfig == "" {
 		log.Info("OTLP receiver off: set --tokens-config to receive logs and crash uploads")
@@ -76,7 +76,7 @@ func startOTLP(ctx context.Context, c OTLPConfig, db lodestone.Store, blobs lode
 	srv, err := otlp.New(otlp.Config{Tokens: tf, MaxMessageBytes: c.MaxMessage, MaxDumpBytes: c.MaxDumpBytes,
 		RequireProtocolVersion: c.RequireVersion, Writer: otlp.WriterConfig{Committers: committers},
 		Retention: retention},
-		otlp.Deps{Logs: logs, Crashes: crashes, Blobs: blobs, Events: events, Logger: log, Tokens: apiTokens(db)})
+		otlp.Deps{Logs: logs, Crashes: crashes, Blobs: blobs, Events: events, Batches: batches, Logger: log, Tokens: apiTokens(db)})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -195,8 +195,19 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}
 	creds, _ := db.Store.(lodestone.CredentialStore)
 	// Live log tails fan out in this process: log batches are too large and too frequent for the shared bus,
-	// which stores every event in the database.
+	// which stores every event in the database. Replicas on PostgreSQL announce each committed batch there by its
+	// ids instead, and each replica's relay reads the records back for its own tails.
 	logEvents := otlp.NewFanout()
+	var logBatches lodestone.EventPublisher
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	defer stopRelay()
+	if scanner, ok := db.Store.(lodestone.LogScanner); ok && db.pg != nil {
+		if err := otlp.NewRelay(bus, scanner, logEvents, log).Start(relayCtx); err != nil {
+			writer.Close()
+			return err
+		}
+		logBatches = bus
+	}
 	logStore, _ := db.Store.(lodestone.LogStore)
 	crashStore, _ := db.Store.(lodestone.CrashUploadStore)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin,
@@ -212,7 +223,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	})
 	otlpCtx, stopOTLP := context.WithCancel(context.Background())
 	defer stopOTLP()
-	waitOTLP, otlpFailed, err := startOTLP(otlpCtx, cfg.OTLP, db.Store, blobs, logEvents, db.committers(), log)
+	waitOTLP, otlpFailed, err := startOTLP(otlpCtx, cfg.OTLP, db.Store, blobs, logEvents, logBatches,
+		db.committers(), log)
 	if err != nil {
 		writer.Close()
 		return err
@@ -297,6 +309,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	writer.Close() // commits everything still queued and publishes its events
 	stopWatch()
 	<-watchDone
+	stopRelay()
 	bus.Close()
 	<-symDone
 	if err := db.Close(); err != nil {

@@ -13,18 +13,24 @@ import (
 
 var _ lodestone.LogStore = (*DB)(nil)
 
-var logCopyCols = []string{"source_id", "time_ns", "observed_ns", "severity", "severity_text", "body", "attributes",
+var logCopyCols = []string{"id", "source_id", "time_ns", "observed_ns", "severity", "severity_text", "body", "attributes",
 	"trace_id", "span_id", "event_name", "flags", "received_at"}
 
 // WriteLogs implements lodestone.LogStore: sources are upserted in one statement, then every record goes in by
-// COPY, all in one transaction.
+// COPY, all in one transaction. The records get consecutive ids, reserved before the transaction, and each
+// record's ID is set once they are committed, so that a live tail on any replica can read exactly this batch back.
 func (db *DB) WriteLogs(ctx context.Context, records []*lodestone.LogRecord) error {
+	if len(records) == 0 {
+		return nil
+	}
 	var err error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		if err = ctx.Err(); err != nil {
 			return err
 		}
-		if err = db.writeLogs(ctx, records); err == nil || !retryable(err) {
+		// A unique violation is a row that took a reserved id without reserving it (a replica running an older
+		// version during an upgrade): the next attempt reserves other ids.
+		if err = db.writeLogs(ctx, records); err == nil || !retryable(err) && !isUnique(err) {
 			return err
 		}
 	}
@@ -33,7 +39,36 @@ func (db *DB) WriteLogs(ctx context.Context, records []*lodestone.LogRecord) err
 
 func sourceKey(project, device string) string { return project + "\x00" + device }
 
+// reserveLogIDs moves the logs id sequence past $1 ids and returns the last of them. The advisory lock makes the
+// nextval and setval pair atomic between reservers; it is held only for this implicit transaction, never over a
+// COPY, so concurrent log writers still overlap.
+var reserveLogIDs = []string{
+	`SELECT pg_advisory_xact_lock(hashtext('lodestone log ids'))`,
+	`SELECT setval(s, nextval(s) + $1 - 1) FROM (SELECT pg_get_serial_sequence('logs', 'id')::regclass AS s) q`,
+}
+
+// reserveLogIDs returns the first of n consecutive log ids that no other writer will use.
+func (db *DB) reserveLogIDs(ctx context.Context, n int) (int64, error) {
+	b := &pgx.Batch{}
+	b.Queue(reserveLogIDs[0])
+	b.Queue(reserveLogIDs[1], int64(n))
+	res := db.pool.SendBatch(ctx, b) // one round trip, one implicit transaction
+	defer res.Close()
+	var last int64
+	if _, err := res.Exec(); err != nil {
+		return 0, fmt.Errorf("postgres: lock log ids: %w", err)
+	}
+	if err := res.QueryRow().Scan(&last); err != nil {
+		return 0, fmt.Errorf("postgres: reserve log ids: %w", err)
+	}
+	return last - int64(n) + 1, nil
+}
+
 func (db *DB) writeLogs(ctx context.Context, records []*lodestone.LogRecord) error {
+	first, err := db.reserveLogIDs(ctx, len(records))
+	if err != nil {
+		return err
+	}
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin log write: %w", err)
@@ -86,7 +121,7 @@ func (db *DB) writeLogs(ctx context.Context, records []*lodestone.LogRecord) err
 		}
 		r := records[i]
 		i++
-		return []any{ids[sourceKey(r.Project, r.DeviceID)], r.Time.UnixNano(), r.ObservedTime.UnixNano(),
+		return []any{first + int64(i-1), ids[sourceKey(r.Project, r.DeviceID)], r.Time.UnixNano(), r.ObservedTime.UnixNano(),
 			r.Severity, r.SeverityText, r.Body, r.Attributes, r.TraceID, r.SpanID, r.EventName, int64(r.Flags),
 			ms(r.ReceivedAt)}, nil
 	})
@@ -95,6 +130,9 @@ func (db *DB) writeLogs(ctx context.Context, records []*lodestone.LogRecord) err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: commit logs: %w", err)
+	}
+	for i, r := range records {
+		r.ID = first + int64(i)
 	}
 	db.mu.Lock()
 	for k, id := range ids {

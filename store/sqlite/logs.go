@@ -57,7 +57,8 @@ func (db *DB) prepareLogStmts(ctx context.Context) error {
 	return nil
 }
 
-// WriteLogs implements lodestone.LogStore: every record in one transaction on the writer connection.
+// WriteLogs implements lodestone.LogStore: every record in one transaction on the writer connection; each
+// record's ID is set once they are committed.
 func (db *DB) WriteLogs(ctx context.Context, records []*lodestone.LogRecord) error {
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
@@ -99,6 +100,11 @@ func (db *DB) WriteLogs(ctx context.Context, records []*lodestone.LogRecord) err
 	if err := w.flush(&rows, true); err != nil {
 		return fmt.Errorf("sqlite: insert logs: %w", err)
 	}
+	// The only writer appends rows at the largest rowid plus one, so this transaction's rows are consecutive.
+	var last int64
+	if err := tx.QueryRowContext(stmtCtx, `SELECT last_insert_rowid()`).Scan(&last); err != nil {
+		return fmt.Errorf("sqlite: read log ids: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -107,6 +113,9 @@ func (db *DB) WriteLogs(ctx context.Context, records []*lodestone.LogRecord) err
 	}
 	for k, id := range newSources {
 		db.logs.sources[k] = id
+	}
+	for i, r := range records {
+		r.ID = last - int64(len(records)-1-i)
 	}
 	return nil
 }

@@ -49,6 +49,10 @@ func testLogsScan(t *testing.T, s lodestone.Store) {
 		if i > 0 && r.ID <= all[i-1].ID {
 			t.Fatal("not in id order")
 		}
+		// WriteLogs hands back consecutive ids, the stored ones.
+		if r.ID != recs[i].ID || r.ID != recs[0].ID+int64(i) {
+			t.Fatalf("record %d: stored id %d, WriteLogs set %d (first %d)", i, r.ID, recs[i].ID, recs[0].ID)
+		}
 	}
 	// Filters: project, device and the receive-time range (logRec receives at sec+2).
 	got, err := sc.ScanLogs(ctx, lodestone.LogScan{Project: "q", DeviceID: "dev-1", Since: at(1000 - 100 + 2),
@@ -119,5 +123,33 @@ func testOTLPTokens(t *testing.T, s lodestone.Store) {
 	}
 	if list[0].RevokedAt == nil || !list[0].RevokedAt.Equal(first) || list[1].RevokedAt != nil {
 		t.Fatalf("revocation times: %v %v", list[0].RevokedAt, list[1].RevokedAt)
+	}
+}
+
+// testLogsConcurrentIDs: writers running at once each get a run of consecutive ids that no other writer got.
+func testLogsConcurrentIDs(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	ls := logStore(t, s)
+	batches := make([][]*lodestone.LogRecord, 8)
+	errs := make(chan error, len(batches))
+	for w := range batches {
+		for i := range 300 {
+			batches[w] = append(batches[w], logRec("p", fmt.Sprintf("dev-%d", w), i, 9, fmt.Sprintf(`"%d %d"`, w, i)))
+		}
+		go func() { errs <- ls.WriteLogs(ctx, batches[w]) }()
+	}
+	for range batches {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := map[int64]bool{}
+	for w, b := range batches {
+		for i, r := range b {
+			if r.ID != b[0].ID+int64(i) || r.ID <= 0 || ids[r.ID] {
+				t.Fatalf("writer %d record %d: id %d (first %d), or taken twice", w, i, r.ID, b[0].ID)
+			}
+			ids[r.ID] = true
+		}
 	}
 }

@@ -56,6 +56,7 @@ func Run(t *testing.T, open Opener) {
 		{"LogsCanceledWriteStoresNothing", testLogsCanceledWriteStoresNothing},
 		{"CrashUploads", testCrashUploads},
 		{"LogsScan", testLogsScan},
+		{"LogsConcurrentIDs", testLogsConcurrentIDs},
 		{"OTLPTokens", testOTLPTokens},
 		{"DeviceSummaries", testDeviceSummaries},
 		{"AlertQueue", testAlertQueue},
