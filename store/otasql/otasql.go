@@ -25,7 +25,18 @@ type Store struct {
 	lock     sync.Locker // SQLite's single-writer mutex; nil for PostgreSQL
 	postgres bool
 	name     string // for error messages
+
+	// Every ingest request asks for its devices' targets; most fleets have none most of the time. The store
+	// remembers for noTargetsFor that the table was empty, so those requests cost no query. Every write through
+	// this store bumps writes and drops the memory at once; another replica's new target is seen within
+	// noTargetsFor.
+	hintMu    sync.Mutex
+	noneUntil time.Time
+	writes    uint64
 }
+
+// noTargetsFor is how long an empty ota_targets table is taken as still empty without asking again.
+const noTargetsFor = 2 * time.Second
 
 // NewSQLite returns the store over SQLite's writer connection (guarded by lock, shared with telemetry writes) and
 // its read pool.
@@ -82,10 +93,40 @@ func (s *Store) tx(ctx context.Context, what string, fn func(tx *sql.Tx) error) 
 		}
 		return fmt.Errorf("%s: %s: %w", s.name, what, err)
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	s.hintMu.Lock()
+	s.writes++ // also on a failed commit: the outcome is unknown
+	s.noneUntil = time.Time{}
+	s.hintMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("%s: %s: commit: %w", s.name, what, err)
 	}
 	return nil
+}
+
+// noTargets reports whether the ota_targets table is known to be empty, asking the database at most once per
+// noTargetsFor.
+func (s *Store) noTargets(ctx context.Context) (bool, error) {
+	now := time.Now()
+	s.hintMu.Lock()
+	if now.Before(s.noneUntil) {
+		s.hintMu.Unlock()
+		return true, nil
+	}
+	gen := s.writes
+	s.hintMu.Unlock()
+	var some bool
+	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM ota_targets)`).Scan(&some); err != nil {
+		return false, s.wrap(err, "look for OTA targets")
+	}
+	if !some {
+		s.hintMu.Lock()
+		if s.writes == gen { // no local write raced the query
+			s.noneUntil = now.Add(noTargetsFor)
+		}
+		s.hintMu.Unlock()
+	}
+	return !some, nil
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }

@@ -77,6 +77,9 @@ func (s *Store) FindTarget(ctx context.Context, deviceID string) (*lodestone.OTA
 // FindTargetsOf implements lodestone.OTATargetService.
 func (s *Store) FindTargetsOf(ctx context.Context, deviceIDs []string) (map[string]*lodestone.OTATarget, error) {
 	out := make(map[string]*lodestone.OTATarget, len(deviceIDs))
+	if none, err := s.noTargets(ctx); err != nil || none {
+		return out, err
+	}
 	for len(deviceIDs) > 0 {
 		n := min(len(deviceIDs), 500) // well under SQLite's parameter limit
 		args := make([]any, n)

@@ -76,6 +76,11 @@ func testFirmware(t *testing.T, s lodestone.Store) {
 
 func testOTATargets(t *testing.T, s lodestone.Store) {
 	ctx := context.Background()
+	// Asked while no target exists (a backend may remember that for a moment), then a target is set: the next
+	// batched lookup must see it.
+	if none, err := s.FindTargetsOf(ctx, []string{"d1"}); err != nil || len(none) != 0 {
+		t.Fatalf("FindTargetsOf before any target: %v %v", none, err)
+	}
 	url := "https://x/fw.bin"
 	tg := &lodestone.OTATarget{DeviceID: "d1", TargetVersion: "2.0", TargetBuildID: 7, FirmwareURL: &url,
 		CreatedAt: at(1)}
