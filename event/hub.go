@@ -68,6 +68,21 @@ func (h *hub) lastID() int64 {
 	return h.last
 }
 
+// skipTo moves the hub past every event up to id without holding them, when nobody subscribes: there is nobody
+// to hand them to, and reading them would be wasted work. The ring empties, so a subscriber that later resumes
+// from an earlier id is served from replay. It reports whether it skipped (false: there are subscribers, or id is
+// not ahead).
+func (h *hub) skipTo(id int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || len(h.subs) > 0 || id <= h.last {
+		return false
+	}
+	h.head, h.n = 0, 0
+	h.floor, h.last = id, id
+	return true
+}
+
 // subscribers counts the live subscriptions.
 func (h *hub) subscribers() int {
 	h.mu.Lock()

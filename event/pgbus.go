@@ -398,9 +398,21 @@ func (b *PGBus) follow(ctx context.Context, conn *pgx.Conn) error {
 			if err != nil {
 				return err
 			}
-			if id, err := strconv.ParseInt(n.Payload, 10, 64); err != nil || id > b.h.lastID() {
-				break
+			id, err := strconv.ParseInt(n.Payload, 10, 64)
+			if err != nil {
+				break // not ours to parse: read whatever is new
 			}
+			if id <= b.h.lastID() {
+				continue
+			}
+			// With no subscriber on this replica, step past the announced events without reading them: every
+			// replica would otherwise read back every event the cluster publishes. A subscriber that arrives later
+			// and resumes from an earlier id is served from the table.
+			if b.h.skipTo(id) {
+				b.lastRow = rowOf(id)
+				continue
+			}
+			break
 		}
 	}
 }

@@ -353,3 +353,39 @@ func BenchmarkPGBusPublish(b *testing.B) {
 	sqlConn(b, url).QueryRow(ctx, `SELECT pg_total_relation_size('events')`).Scan(&size)
 	b.ReportMetric(float64(size)/float64(n), "table-B/event")
 }
+
+// A replica without subscribers steps past events without reading them; a subscriber arriving later still gets
+// what it resumes from (out of the table) and, resuming from nothing, only what comes next.
+func TestPGBusIdleReplicaSkipsAndReplays(t *testing.T) {
+	url := migrated(t)
+	pub := openPG(t, url, event.PGConfig{})
+	idle := openPG(t, url, event.PGConfig{RingSize: 16})
+	ctx := t.Context()
+	mine, _ := pub.Subscribe(ctx, 0)
+	for i := range 50 {
+		pub.Publish(ctx, ev(i))
+	}
+	got := recv(t, mine, 50)
+	deadline := time.Now().Add(10 * time.Second)
+	for idle.LastID() != got[49].ID {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle replica at %d, want %d", idle.LastID(), got[49].ID)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resumed, _ := idle.Subscribe(ctx, got[19].ID)
+	fresh, _ := idle.Subscribe(ctx, 0)
+	pub.Publish(ctx, ev(50))
+	rest := recv(t, resumed, 31)
+	for i := range 30 {
+		if rest[i].ID != got[20+i].ID {
+			t.Fatalf("resumed event %d: id %d, want %d", i, rest[i].ID, got[20+i].ID)
+		}
+	}
+	if rest[30].DeviceID != "d50" {
+		t.Fatalf("resumed stream ends with %s, want d50", rest[30].DeviceID)
+	}
+	if e := recv(t, fresh, 1)[0]; e.DeviceID != "d50" {
+		t.Fatalf("a fresh subscriber got %s first, want only new events (d50)", e.DeviceID)
+	}
+}
