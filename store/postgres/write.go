@@ -120,6 +120,12 @@ func (db *DB) upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, batches []*lo
 		return 0
 	})
 
+	devs := make(map[string]int64, len(rows))
+	rows, err := db.skipFresh(ctx, tx, rows, devs)
+	if err != nil {
+		return nil, nil, err
+	}
+
 	var ids, fws []string
 	var builds, firsts, lasts []int64
 	var bareIDs []string
@@ -177,7 +183,6 @@ func (db *DB) upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, batches []*lo
 			names)
 		batch.Queue(`SELECT id, name FROM metric_keys WHERE name = ANY($1::text[])`, names)
 	}
-	devs := make(map[string]int64, len(rows))
 	keys := make(map[string]int64, len(names))
 	br := tx.SendBatch(ctx, &batch)
 	defer br.Close()
@@ -229,6 +234,57 @@ func (db *DB) upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, batches []*lo
 		return nil, nil, fmt.Errorf("postgres: upsert devices: %w", err)
 	}
 	return devs, keys, nil
+}
+
+// lastSeenSlack is how far a device's stored last contact may trail the newest one before a write moves it. A
+// device that posts several times a second would otherwise rewrite (and lock) its row in every transaction, and
+// replicas writing for the same devices would queue on those row locks.
+const lastSeenSlack = 1000 // ms
+
+// skipFresh looks the devices up without locking them and takes out of rows every device that is online, says
+// nothing new about its firmware and was last seen within lastSeenSlack: its row id goes into devs and its row is
+// left alone. It returns the devices that still need their upsert.
+func (db *DB) skipFresh(ctx context.Context, tx pgx.Tx, rows []*deviceRow, devs map[string]int64) ([]*deviceRow,
+	error) {
+	names := make([]string, len(rows))
+	for i, d := range rows {
+		names[i] = d.id
+	}
+	found, err := tx.Query(ctx, `SELECT id, device_id, firmware_version, build_id, status, last_seen FROM devices
+		WHERE device_id = ANY($1::text[])`, names)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up devices: %w", err)
+	}
+	type stored struct {
+		id          int64
+		fw, status  string
+		build, last int64
+	}
+	have := make(map[string]stored, len(rows))
+	for found.Next() {
+		var st stored
+		var name string
+		if err := found.Scan(&st.id, &name, &st.fw, &st.build, &st.status, &st.last); err != nil {
+			found.Close()
+			return nil, fmt.Errorf("postgres: look up devices: %w", err)
+		}
+		have[name] = st
+	}
+	found.Close()
+	if err := found.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: look up devices: %w", err)
+	}
+	out := rows[:0]
+	for _, d := range rows {
+		st, ok := have[d.id]
+		if ok && st.status == string(lodestone.StatusOnline) && d.last-st.last < lastSeenSlack &&
+			(!d.info || d.fw == st.fw && d.build == st.build) {
+			devs[d.id] = st.id
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // records holds every record of a transaction as one array per column, so each table takes one INSERT … SELECT
