@@ -15,6 +15,13 @@ type Fanout struct {
 	mu     sync.Mutex
 	subs   map[chan lodestone.Event]struct{}
 	nextID atomic.Int64
+	onSub  func() error // called after a subscriber is added (the Relay starts following the bus)
+}
+
+func (f *Fanout) setOnSubscribe(fn func() error) {
+	f.mu.Lock()
+	f.onSub = fn
+	f.mu.Unlock()
 }
 
 var _ lodestone.EventBus = (*Fanout)(nil)
@@ -43,7 +50,16 @@ func (f *Fanout) Subscribe(ctx context.Context, _ int64) (<-chan lodestone.Event
 	ch := make(chan lodestone.Event, 256)
 	f.mu.Lock()
 	f.subs[ch] = struct{}{}
+	onSub := f.onSub
 	f.mu.Unlock()
+	if onSub != nil {
+		if err := onSub(); err != nil {
+			f.mu.Lock()
+			delete(f.subs, ch)
+			f.mu.Unlock()
+			return nil, err
+		}
+	}
 	go func() {
 		<-ctx.Done()
 		f.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -14,14 +15,20 @@ import (
 // Relay feeds a replica's live log tails when replicas share one database. Writers announce each committed batch
 // on the shared bus as an EventLogBatch (Deps.Batches); the relay of every replica, this one's included, reads
 // the batch's records back from the store by id and publishes them to the local Fanout as EventLogs events, the
-// shape a tail gets on a single server. Records are read only while the fan-out has subscribers, so the bus
-// carries one small event per commit rather than the records.
+// shape a tail gets on a single server. The relay follows the bus only while the fan-out has subscribers: a
+// replica nobody tails does no work for tails, and its event listener need not read events back at all.
 type Relay struct {
 	bus  lodestone.EventBus
 	logs lodestone.LogScanner
 	out  *Fanout
 	log  *slog.Logger
 	done chan struct{}
+
+	mu     sync.Mutex
+	ctx    context.Context // the relay's life, from Start
+	cancel context.CancelFunc
+	active bool // a bus subscription is running
+	wg     sync.WaitGroup
 }
 
 // NewRelay returns a relay from bus to out that reads records from logs. log may be nil.
@@ -32,38 +39,90 @@ func NewRelay(bus lodestone.EventBus, logs lodestone.LogScanner, out *Fanout, lo
 	return &Relay{bus: bus, logs: logs, out: out, log: log, done: make(chan struct{})}
 }
 
-// Start subscribes to the bus, so that every batch announced after it returns is relayed, and relays until ctx
-// ends; Done is closed then.
+// Start makes the relay follow the bus whenever the fan-out gets a subscriber, until ctx ends; Done is closed
+// then. A tail's Subscribe returns only once the relay follows the bus, so every batch committed after a tail
+// connects reaches it.
 func (r *Relay) Start(ctx context.Context) error {
-	events, err := r.bus.Subscribe(ctx, 0)
-	if err != nil {
+	r.mu.Lock()
+	r.ctx = ctx
+	r.mu.Unlock()
+	r.out.setOnSubscribe(r.ensure)
+	go func() {
+		<-ctx.Done()
+		r.out.setOnSubscribe(nil)
+		r.wg.Wait()
 		close(r.done)
-		return fmt.Errorf("otlp: relay subscribe: %w", err)
-	}
-	go r.run(ctx, events)
-	return nil
+	}()
+	return r.ensure()
 }
 
 // Done is closed once the relay has stopped.
 func (r *Relay) Done() <-chan struct{} { return r.done }
 
+// ensure starts following the bus if the fan-out has subscribers and the relay does not follow it yet.
+func (r *Relay) ensure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active || r.ctx == nil || r.ctx.Err() != nil || r.out.Subscribers() == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	events, err := r.bus.Subscribe(ctx, 0)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("otlp: relay subscribe: %w", err)
+	}
+	r.active, r.cancel = true, cancel
+	r.wg.Add(1)
+	go r.run(ctx, events)
+	return nil
+}
+
+// idle stops following the bus when no tail is left; it reports whether it stopped.
+func (r *Relay) idle() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.out.Subscribers() > 0 {
+		return false
+	}
+	r.active = false
+	r.cancel()
+	return true
+}
+
 func (r *Relay) run(ctx context.Context, events <-chan lodestone.Event) {
-	defer close(r.done)
+	defer r.wg.Done()
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
 	var last int64
 	for {
-		for ev := range events {
-			last = ev.ID
-			if ev.Type != lodestone.EventLogBatch {
-				continue
-			}
-			if err := r.relay(ctx, ev.Data); err != nil && ctx.Err() == nil {
-				r.log.Warn("live log tail: cannot read a committed batch", "event_id", ev.ID, "err", err)
+	follow:
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					break follow
+				}
+				last = ev.ID
+				if ev.Type != lodestone.EventLogBatch {
+					continue
+				}
+				if err := r.relay(ctx, ev.Data); err != nil && ctx.Err() == nil {
+					r.log.Warn("live log tail: cannot read a committed batch", "event_id", ev.ID, "err", err)
+				}
+			case <-check.C:
+				if r.idle() {
+					return
+				}
 			}
 		}
 		// The bus dropped the relay for falling behind, or is closing: resume after the last event seen, which
 		// the bus replays while it still holds it.
 		for {
 			if ctx.Err() != nil {
+				r.mu.Lock()
+				r.active = false
+				r.mu.Unlock()
 				return
 			}
 			var err error
@@ -73,7 +132,6 @@ func (r *Relay) run(ctx context.Context, events <-chan lodestone.Event) {
 			r.log.Warn("live log tail: cannot resubscribe to the event bus", "err", err)
 			select {
 			case <-ctx.Done():
-				return
 			case <-time.After(time.Second):
 			}
 		}
