@@ -22,6 +22,7 @@ type PGConfig struct {
 	Buffer    int           // per-subscriber buffer; default DefaultBuffer
 	QueueSize int           // published events waiting to be written; default 16384
 	MaxBatch  int           // events written per transaction (one row); default 1000, at most MaxBatch
+	Linger    time.Duration // how long the writer waits for more events before writing a batch; default 20 ms
 	Backoff   time.Duration // first wait before the listener reconnects; default 100 ms, doubling to 5 s
 	Logger    *slog.Logger
 }
@@ -92,6 +93,9 @@ func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, erro
 	cfg.MaxBatch = min(cfg.MaxBatch, MaxBatch)
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 100 * time.Millisecond
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 20 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -249,8 +253,13 @@ func (b *PGBus) write() {
 	defer close(b.written)
 	batch := make([]lodestone.Event, 0, b.cfg.MaxBatch)
 	var buf []byte
+	linger := time.NewTimer(0)
+	<-linger.C
 	for e := range b.queue {
 		batch = append(batch[:0], e)
+		// Wait a moment for more: under load one transaction then carries many events instead of a few, which is
+		// most of what publishing costs the database. A live event arrives at most Linger later.
+		linger.Reset(b.cfg.Linger)
 	drain:
 		for len(batch) < b.cfg.MaxBatch {
 			select {
@@ -259,8 +268,14 @@ func (b *PGBus) write() {
 					break drain
 				}
 				batch = append(batch, e)
-			default:
+			case <-linger.C:
 				break drain
+			}
+		}
+		if !linger.Stop() {
+			select {
+			case <-linger.C:
+			default:
 			}
 		}
 		buf = encodeBatch(buf[:0], batch)
@@ -306,8 +321,10 @@ func (b *PGBus) insert(ctx context.Context, batch []lodestone.Event, data []byte
 		}
 	}
 	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-		// Serialises writers (only writers) so that rows commit in id order; see PGBus.
-		if _, err := tx.Exec(ctx, `LOCK TABLE events IN EXCLUSIVE MODE`); err != nil {
+		// Serialises writers (only writers) so that rows commit in id order; see PGBus. Live events need not wait
+		// for the WAL flush: telemetry they describe is committed durably in its own transaction, and a crash of
+		// the database may lose only the last moments of the event stream.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off; LOCK TABLE events IN EXCLUSIVE MODE`); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, insertBatch, newest, len(batch), string(data), b.channel)
