@@ -8,12 +8,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/schema"
 )
 
 // Ensure the implementation is complete.
@@ -49,23 +49,12 @@ func NewPostgres(db *sql.DB) *Store {
 	return &Store{w: db, r: db, postgres: true, name: "postgres"}
 }
 
-// q rewrites ? placeholders as $n for PostgreSQL. No query here holds a literal question mark.
+// q writes the query's placeholders for this backend.
 func (s *Store) q(query string) string {
-	if !s.postgres {
-		return query
+	if s.postgres {
+		return schema.Rebind(schema.Postgres, query)
 	}
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] == '?' {
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(query[i])
-	}
-	return b.String()
+	return query
 }
 
 // forUpdate locks a selected row on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the database.

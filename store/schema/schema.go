@@ -9,6 +9,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"strconv"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 )
@@ -76,4 +78,25 @@ func StatusOf(ctx context.Context, p *goose.Provider) (Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// Rebind writes a query's ? placeholders the way dialect d numbers them: unchanged for SQLite, $1, $2, … for
+// PostgreSQL. The stores that keep one SQL text for both backends (otasql, opsql) use it; their queries hold no
+// literal question mark.
+func Rebind(d Dialect, query string) string {
+	if d != Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
 }
