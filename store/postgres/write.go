@@ -3,21 +3,26 @@ package postgres
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lodestone-fleet/lodestone"
 )
 
-// maxAttempts bounds how often a write transaction that lost a race with another replica (a deadlock or a
-// serialization failure) is run again before the error goes to the caller.
+// maxAttempts bounds how often a write transaction that lost a race with another replica (a deadlock, a
+// serialization failure, or a device deleted between its lookup and the write) is run again before the error goes
+// to the caller.
 const maxAttempts = 4
 
-// WriteTelemetry implements lodestone.TelemetryWriter: every batch in one transaction, in three round trips
-// whatever the size: devices and metric keys, then every record table at once, then the commit.
+// WriteTelemetry implements lodestone.TelemetryWriter: every batch in one transaction. Devices are looked up
+// first; when every device and metric key is known (the steady state), the transaction is a single pipelined
+// round trip. Otherwise devices and keys are upserted first, then every record table at once, then the commit.
 func (db *DB) WriteTelemetry(ctx context.Context, batches []*lodestone.DeviceBatch) error {
 	var err error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
@@ -29,7 +34,8 @@ func (db *DB) WriteTelemetry(ctx context.Context, batches []*lodestone.DeviceBat
 			db.remember(keys)
 			return nil
 		}
-		if !retryable(err) {
+		var pe *pgconn.PgError
+		if !retryable(err) && !(errors.As(err, &pe) && pe.Code == "23503") { // foreign_key_violation
 			break
 		}
 	}
@@ -48,13 +54,34 @@ func (db *DB) remember(keys map[string]int64) {
 }
 
 func (db *DB) write(ctx context.Context, batches []*lodestone.DeviceBatch) (map[string]int64, error) {
+	rows := mergeDevices(batches)
+	devs := make(map[string]int64, len(rows))
+	stale, missing, err := db.lookupDevices(ctx, rows, devs)
+	if err != nil {
+		return nil, err
+	}
+	names := db.unknownKeys(batches)
+	if missing == 0 && len(names) == 0 && !hasTraces(batches) {
+		// The steady state: every row id is known, so the whole write is one pipelined batch, which PostgreSQL
+		// runs as one implicit transaction, committed when its last statement succeeds: one round trip.
+		var batch pgx.Batch
+		var what []string
+		for range queueDeviceUpserts(&batch, stale) {
+			what = append(what, "refresh devices")
+		}
+		rec := newRecords()
+		for _, b := range batches {
+			rec.add(b, devs[b.DeviceID], nil, db)
+		}
+		return nil, sendBatch(ctx, db.pool, &batch, rec.queue(&batch, what))
+	}
+
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: begin write: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-
-	devs, keys, err := db.upsertDevicesAndKeys(ctx, tx, batches)
+	keys, err := upsertDevicesAndKeys(ctx, tx, stale, names, devs)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +89,8 @@ func (db *DB) write(ctx context.Context, batches []*lodestone.DeviceBatch) (map[
 	for _, b := range batches {
 		rec.add(b, devs[b.DeviceID], keys, db)
 	}
-	if err := rec.insert(ctx, tx); err != nil {
+	var batch pgx.Batch
+	if err := sendBatch(ctx, tx, &batch, rec.queue(&batch, nil)); err != nil {
 		return nil, err
 	}
 	for _, b := range batches {
@@ -78,6 +106,15 @@ func (db *DB) write(ctx context.Context, batches []*lodestone.DeviceBatch) (map[
 	return keys, nil
 }
 
+func hasTraces(batches []*lodestone.DeviceBatch) bool {
+	for _, b := range batches {
+		if len(b.TraceFragments) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // deviceRow is one device's upsert, merged over every batch of the transaction: the last DeviceInfo wins, as it
 // would if the batches were written one after another.
 type deviceRow struct {
@@ -88,10 +125,9 @@ type deviceRow struct {
 	info        bool
 }
 
-// upsertDevicesAndKeys creates or refreshes every device of the batches and resolves the metric key names this
-// replica has not cached, in one round trip. It returns device row ids by device id and the newly resolved keys.
-func (db *DB) upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, batches []*lodestone.DeviceBatch) (
-	map[string]int64, map[string]int64, error) {
+// mergeDevices returns one row per device of the batches, sorted by device id: every replica locks device rows in
+// the same order, so concurrent group commits cannot deadlock each other.
+func mergeDevices(batches []*lodestone.DeviceBatch) []*deviceRow {
 	merged := make(map[string]*deviceRow)
 	for _, b := range batches {
 		at := ms(b.ReceivedAt)
@@ -109,36 +145,12 @@ func (db *DB) upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, batches []*lo
 	for _, d := range merged {
 		rows = append(rows, d)
 	}
-	// Every replica locks device rows in the same order, so concurrent group commits cannot deadlock each other.
-	slices.SortFunc(rows, func(a, b *deviceRow) int {
-		if a.id < b.id {
-			return -1
-		}
-		if a.id > b.id {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(rows, func(a, b *deviceRow) int { return strings.Compare(a.id, b.id) })
+	return rows
+}
 
-	devs := make(map[string]int64, len(rows))
-	rows, err := db.skipFresh(ctx, tx, rows, devs)
-	if err != nil {
-		return nil, nil, err
-	}
-
-	var ids, fws []string
-	var builds, firsts, lasts []int64
-	var bareIDs []string
-	var bareFirsts, bareLasts []int64
-	for _, d := range rows {
-		if d.info {
-			ids, fws = append(ids, d.id), append(fws, d.fw)
-			builds, firsts, lasts = append(builds, d.build), append(firsts, d.first), append(lasts, d.last)
-		} else {
-			bareIDs, bareFirsts, bareLasts = append(bareIDs, d.id), append(bareFirsts, d.first), append(bareLasts, d.last)
-		}
-	}
-
+// unknownKeys returns the metric key names of the batches that this replica has no id for, sorted.
+func (db *DB) unknownKeys(batches []*lodestone.DeviceBatch) []string {
 	var names []string
 	db.mu.RLock()
 	seen := make(map[string]bool)
@@ -153,9 +165,27 @@ func (db *DB) upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, batches []*lo
 	}
 	db.mu.RUnlock()
 	slices.Sort(names)
+	return names
+}
 
-	var batch pgx.Batch
+// queueDeviceUpserts queues the upserts of rows (at most two statements, each returning id and device_id) and
+// returns how many it queued.
+func queueDeviceUpserts(batch *pgx.Batch, rows []*deviceRow) int {
+	var ids, fws []string
+	var builds, firsts, lasts []int64
+	var bareIDs []string
+	var bareFirsts, bareLasts []int64
+	for _, d := range rows {
+		if d.info {
+			ids, fws = append(ids, d.id), append(fws, d.fw)
+			builds, firsts, lasts = append(builds, d.build), append(firsts, d.first), append(lasts, d.last)
+		} else {
+			bareIDs, bareFirsts, bareLasts = append(bareIDs, d.id), append(bareFirsts, d.first), append(bareLasts, d.last)
+		}
+	}
+	n := 0
 	if len(ids) > 0 {
+		n++
 		batch.Queue(`INSERT INTO devices (device_id, firmware_version, build_id, status, first_seen, last_seen)
 			SELECT u.device_id, u.fw, u.build, 'online', u.first, u.last
 			FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[]) AS u(device_id, fw, build, first, last)
@@ -168,6 +198,7 @@ func (db *DB) upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, batches []*lo
 			RETURNING id, device_id`, ids, fws, builds, firsts, lasts)
 	}
 	if len(bareIDs) > 0 {
+		n++
 		batch.Queue(`INSERT INTO devices (device_id, status, first_seen, last_seen)
 			SELECT u.device_id, 'online', u.first, u.last
 			FROM unnest($1::text[], $2::int8[], $3::int8[]) AS u(device_id, first, last)
@@ -177,6 +208,15 @@ func (db *DB) upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, batches []*lo
 				last_seen = GREATEST(devices.last_seen, excluded.last_seen)
 			RETURNING id, device_id`, bareIDs, bareFirsts, bareLasts)
 	}
+	return n
+}
+
+// upsertDevicesAndKeys creates or refreshes rows and resolves the metric key names, in one round trip. It adds
+// the devices' row ids to devs and returns the resolved keys.
+func upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, rows []*deviceRow, names []string,
+	devs map[string]int64) (map[string]int64, error) {
+	var batch pgx.Batch
+	upserts := queueDeviceUpserts(&batch, rows)
 	if len(names) > 0 {
 		// DO NOTHING then SELECT: a key another replica is inserting right now is waited for and then found.
 		batch.Queue(`INSERT INTO metric_keys (name) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING`,
@@ -184,56 +224,48 @@ func (db *DB) upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, batches []*lo
 		batch.Queue(`SELECT id, name FROM metric_keys WHERE name = ANY($1::text[])`, names)
 	}
 	keys := make(map[string]int64, len(names))
+	if batch.Len() == 0 {
+		return keys, nil
+	}
 	br := tx.SendBatch(ctx, &batch)
 	defer br.Close()
-	for _, n := range []int{len(ids), len(bareIDs)} {
-		if n == 0 {
-			continue
-		}
+	scan := func(what string, into map[string]int64) error {
 		r, err := br.Query()
 		if err != nil {
-			return nil, nil, fmt.Errorf("postgres: upsert devices: %w", err)
+			return fmt.Errorf("postgres: %s: %w", what, err)
 		}
 		for r.Next() {
 			var id int64
 			var name string
 			if err := r.Scan(&id, &name); err != nil {
 				r.Close()
-				return nil, nil, fmt.Errorf("postgres: upsert devices: %w", err)
+				return fmt.Errorf("postgres: %s: %w", what, err)
 			}
-			devs[name] = id
+			into[name] = id
 		}
 		r.Close()
 		if err := r.Err(); err != nil {
-			return nil, nil, fmt.Errorf("postgres: upsert devices: %w", err)
+			return fmt.Errorf("postgres: %s: %w", what, err)
+		}
+		return nil
+	}
+	for range upserts {
+		if err := scan("upsert devices", devs); err != nil {
+			return nil, err
 		}
 	}
 	if len(names) > 0 {
 		if _, err := br.Exec(); err != nil {
-			return nil, nil, fmt.Errorf("postgres: insert metric keys: %w", err)
+			return nil, fmt.Errorf("postgres: insert metric keys: %w", err)
 		}
-		r, err := br.Query()
-		if err != nil {
-			return nil, nil, fmt.Errorf("postgres: read metric keys: %w", err)
-		}
-		for r.Next() {
-			var id int64
-			var name string
-			if err := r.Scan(&id, &name); err != nil {
-				r.Close()
-				return nil, nil, fmt.Errorf("postgres: read metric keys: %w", err)
-			}
-			keys[name] = id
-		}
-		r.Close()
-		if err := r.Err(); err != nil {
-			return nil, nil, fmt.Errorf("postgres: read metric keys: %w", err)
+		if err := scan("read metric keys", keys); err != nil {
+			return nil, err
 		}
 	}
 	if err := br.Close(); err != nil {
-		return nil, nil, fmt.Errorf("postgres: upsert devices: %w", err)
+		return nil, fmt.Errorf("postgres: upsert devices: %w", err)
 	}
-	return devs, keys, nil
+	return keys, nil
 }
 
 // lastSeenSlack is how far a device's stored last contact may trail the newest one before a write moves it. A
@@ -241,19 +273,23 @@ func (db *DB) upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, batches []*lo
 // replicas writing for the same devices would queue on those row locks.
 const lastSeenSlack = 1000 // ms
 
-// skipFresh looks the devices up without locking them and takes out of rows every device that is online, says
-// nothing new about its firmware and was last seen within lastSeenSlack: its row id goes into devs and its row is
-// left alone. It returns the devices that still need their upsert.
-func (db *DB) skipFresh(ctx context.Context, tx pgx.Tx, rows []*deviceRow, devs map[string]int64) ([]*deviceRow,
+// lookupDevices reads the rows of the devices without locking them, outside any transaction. Every device that
+// is online, says nothing new about its firmware and was last seen within lastSeenSlack gets its row id in devs
+// and is left alone. It returns the devices that still need their upsert, and how many of them have no row yet.
+func (db *DB) lookupDevices(ctx context.Context, rows []*deviceRow, devs map[string]int64) ([]*deviceRow, int,
 	error) {
 	names := make([]string, len(rows))
 	for i, d := range rows {
 		names[i] = d.id
 	}
-	found, err := tx.Query(ctx, `SELECT id, device_id, firmware_version, build_id, status, last_seen FROM devices
-		WHERE device_id = ANY($1::text[])`, names)
+	// One index probe per name: with = ANY(…) the planner scans a small devices table whole and compares every
+	// row with every name, which cost more than the telemetry insert itself.
+	found, err := db.pool.Query(ctx, `SELECT d.id, d.device_id, d.firmware_version, d.build_id, d.status, d.last_seen
+		FROM unnest($1::text[]) AS u(name)
+		CROSS JOIN LATERAL (SELECT id, device_id, firmware_version, build_id, status, last_seen FROM devices
+			WHERE device_id = u.name LIMIT 1) d`, names)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: look up devices: %w", err)
+		return nil, 0, fmt.Errorf("postgres: look up devices: %w", err)
 	}
 	type stored struct {
 		id          int64
@@ -266,188 +302,31 @@ func (db *DB) skipFresh(ctx context.Context, tx pgx.Tx, rows []*deviceRow, devs 
 		var name string
 		if err := found.Scan(&st.id, &name, &st.fw, &st.build, &st.status, &st.last); err != nil {
 			found.Close()
-			return nil, fmt.Errorf("postgres: look up devices: %w", err)
+			return nil, 0, fmt.Errorf("postgres: look up devices: %w", err)
 		}
 		have[name] = st
 	}
 	found.Close()
 	if err := found.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: look up devices: %w", err)
+		return nil, 0, fmt.Errorf("postgres: look up devices: %w", err)
 	}
-	out := rows[:0]
+	var out []*deviceRow
+	missing := 0
 	for _, d := range rows {
 		st, ok := have[d.id]
-		if ok && st.status == string(lodestone.StatusOnline) && d.last-st.last < lastSeenSlack &&
-			(!d.info || d.fw == st.fw && d.build == st.build) {
+		switch {
+		case !ok:
+			missing++
+		case st.status == string(lodestone.StatusOnline) && d.last-st.last < lastSeenSlack &&
+			(!d.info || d.fw == st.fw && d.build == st.build):
 			devs[d.id] = st.id
 			continue
+		default:
+			devs[d.id] = st.id // an upsert keeps the row, and its id
 		}
 		out = append(out, d)
 	}
-	return out, nil
-}
-
-// records holds every record of a transaction as one array per column, so each table takes one INSERT … SELECT
-// FROM unnest(…) however many rows it gets. Row order is kept, so ids follow arrival order.
-type records struct {
-	mDev, mKey, mTicks, mAt []int64
-	mType                   []int16
-	mValue, mMax            []*float64
-	mRaw                    [][]byte
-
-	hDev, hTicks, hFree, hCount, hLost, hKey, hAt []int64
-	touchKey, touchDev, touchAt                   []int64
-
-	fDev, fAt []int64
-	fType     []int16
-	fRegs     [21][]int64
-	fStack    [][]byte
-	rDev, rAt []int64
-	rReason   []int16
-	rExtra    []int16
-	rSeq, rUp []int64
-	oDev, oAt []int64
-	oBuild    []int64
-	oChunk    []int32
-	oCapable  []int16
-}
-
-func newRecords() *records { return &records{} }
-
-func (r *records) add(b *lodestone.DeviceBatch, dev int64, newKeys map[string]int64, db *DB) {
-	at := ms(b.ReceivedAt)
-	for i := range b.Heartbeats {
-		h := &b.Heartbeats[i]
-		r.hDev, r.hTicks, r.hFree = append(r.hDev, dev), append(r.hTicks, int64(h.UptimeTicks)), append(r.hFree, int64(h.FreeStack))
-		r.hCount, r.hLost = append(r.hCount, int64(h.MetricsCount)), append(r.hLost, int64(h.FramesLost))
-		r.hKey, r.hAt = append(r.hKey, int64(h.DeviceKey)), append(r.hAt, at)
-		if h.DeviceKey != 0 {
-			r.touchKey, r.touchDev, r.touchAt = append(r.touchKey, int64(h.DeviceKey)), append(r.touchDev, dev), append(r.touchAt, at)
-		}
-	}
-	if len(b.Metrics) > 0 {
-		db.mu.RLock()
-		for i := range b.Metrics {
-			m := &b.Metrics[i]
-			key, ok := db.keys[m.Key]
-			if !ok {
-				key = newKeys[m.Key]
-			}
-			var value, maxV *float64
-			var raw []byte
-			switch m.Type {
-			case lodestone.MetricCounter, lodestone.MetricGauge:
-				value = nanToNull(m.Value)
-			case lodestone.MetricHistogram:
-				value, maxV = nanToNull(m.Value), nanToNull(m.Max)
-			default:
-				raw = m.Raw
-				if raw == nil {
-					raw = []byte{}
-				}
-			}
-			r.mDev, r.mKey, r.mType = append(r.mDev, dev), append(r.mKey, key), append(r.mType, int16(m.Type))
-			r.mValue, r.mMax, r.mRaw = append(r.mValue, value), append(r.mMax, maxV), append(r.mRaw, raw)
-			r.mTicks, r.mAt = append(r.mTicks, int64(m.Ticks)), append(r.mAt, at)
-		}
-		db.mu.RUnlock()
-	}
-	for i := range b.Faults {
-		f := &b.Faults[i]
-		g := &f.Registers
-		r.fDev, r.fAt, r.fType = append(r.fDev, dev), append(r.fAt, at), append(r.fType, int16(f.FaultType))
-		for j, v := range [21]uint32{g.R0, g.R1, g.R2, g.R3, g.R12, g.LR, g.PC, g.XPSR, g.R4, g.R5, g.R6, g.R7, g.R8,
-			g.R9, g.R10, g.R11, g.SP, f.CFSR, f.HFSR, f.MMFAR, f.BFAR} {
-			r.fRegs[j] = append(r.fRegs[j], int64(v))
-		}
-		r.fStack = append(r.fStack, packStack(&f.Stack))
-	}
-	for i := range b.Reboots {
-		x := &b.Reboots[i]
-		r.rDev, r.rAt = append(r.rDev, dev), append(r.rAt, at)
-		r.rReason, r.rExtra = append(r.rReason, int16(x.Reason)), append(r.rExtra, int16(x.Extra))
-		r.rSeq, r.rUp = append(r.rSeq, int64(x.BootSequence)), append(r.rUp, int64(x.UptimeBeforeReboot))
-	}
-	for i := range b.OtaRequests {
-		o := &b.OtaRequests[i]
-		r.oDev, r.oAt, r.oBuild = append(r.oDev, dev), append(r.oAt, at), append(r.oBuild, int64(o.BuildID))
-		r.oChunk, r.oCapable = append(r.oChunk, int32(o.MaxChunkSize)), append(r.oCapable, int16(o.OtaCapable))
-	}
-}
-
-const faultCols = "r0, r1, r2, r3, r12, lr, pc, xpsr, r4, r5, r6, r7, r8, r9, r10, r11, sp, cfsr, hfsr, mmfar, bfar"
-
-// insert writes every collected record in one round trip.
-func (r *records) insert(ctx context.Context, tx pgx.Tx) error {
-	var batch pgx.Batch
-	var what []string
-	if len(r.hDev) > 0 {
-		batch.Queue(`INSERT INTO heartbeats (device_id, uptime_ticks, free_stack, metrics_count, frames_lost,
-			device_key, received_at)
-			SELECT a, b, c, d, e, f, g FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[],
-				$6::int8[], $7::int8[]) WITH ORDINALITY AS u(a, b, c, d, e, f, g, n) ORDER BY n`,
-			r.hDev, r.hTicks, r.hFree, r.hCount, r.hLost, r.hKey, r.hAt)
-		what = append(what, "insert heartbeats")
-	}
-	if len(r.touchKey) > 0 {
-		// ferrite semantics: a heartbeat carrying a device key also marks the device provisioned with that key.
-		batch.Queue(`UPDATE devices d SET status = 'online', last_seen = GREATEST(d.last_seen, u.at)
-			FROM (SELECT key, dev, max(at) AS at FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS t(key, dev, at)
-				GROUP BY key, dev) u
-			WHERE d.device_key = u.key AND d.id <> u.dev`, r.touchKey, r.touchDev, r.touchAt)
-		what = append(what, "touch devices by key")
-	}
-	if len(r.mDev) > 0 {
-		batch.Queue(`INSERT INTO metrics (device_id, key_id, type, value, max, raw, ticks, received_at)
-			SELECT a, b, c, d, e, f, g, h FROM unnest($1::int8[], $2::int8[], $3::int2[], $4::float8[], $5::float8[],
-				$6::bytea[], $7::int8[], $8::int8[]) WITH ORDINALITY AS u(a, b, c, d, e, f, g, h, n) ORDER BY n`,
-			r.mDev, r.mKey, r.mType, r.mValue, r.mMax, r.mRaw, r.mTicks, r.mAt)
-		what = append(what, "insert metrics")
-	}
-	if len(r.fDev) > 0 {
-		params := []any{r.fDev, r.fType, r.fStack, r.fAt}
-		sel := "u.c1, u.c2, u.c3, u.c4"
-		arrays := "$1::int8[], $2::int2[], $3::bytea[], $4::int8[]"
-		cols := "c1, c2, c3, c4"
-		for j := range r.fRegs {
-			params = append(params, r.fRegs[j])
-			n := len(params)
-			sel += fmt.Sprintf(", u.c%d", n)
-			arrays += fmt.Sprintf(", $%d::int8[]", n)
-			cols += fmt.Sprintf(", c%d", n)
-		}
-		batch.Queue(`INSERT INTO faults (device_id, fault_type, stack, received_at, `+faultCols+`)
-			SELECT `+sel+` FROM unnest(`+arrays+`) WITH ORDINALITY AS u(`+cols+`, n) ORDER BY n`, params...)
-		what = append(what, "insert faults")
-	}
-	if len(r.rDev) > 0 {
-		batch.Queue(`INSERT INTO reboots (device_id, reason, extra, boot_sequence, uptime_before_reboot, received_at)
-			SELECT a, b, c, d, e, f FROM unnest($1::int8[], $2::int2[], $3::int2[], $4::int8[], $5::int8[], $6::int8[])
-				WITH ORDINALITY AS u(a, b, c, d, e, f, n) ORDER BY n`,
-			r.rDev, r.rReason, r.rExtra, r.rSeq, r.rUp, r.rAt)
-		what = append(what, "insert reboots")
-	}
-	if len(r.oDev) > 0 {
-		batch.Queue(`INSERT INTO ota_requests (device_id, build_id, max_chunk_size, ota_capable, received_at)
-			SELECT a, b, c, d, e FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::int2[], $5::int8[])
-				WITH ORDINALITY AS u(a, b, c, d, e, n) ORDER BY n`,
-			r.oDev, r.oBuild, r.oChunk, r.oCapable, r.oAt)
-		what = append(what, "insert OTA requests")
-	}
-	if len(what) == 0 {
-		return nil
-	}
-	br := tx.SendBatch(ctx, &batch)
-	for _, w := range what {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return fmt.Errorf("postgres: %s: %w", w, err)
-		}
-	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("postgres: insert telemetry: %w", err)
-	}
-	return nil
+	return out, missing, nil
 }
 
 // traceFragments stores fragments; when one is flagged last, the device's fragments are assembled into a trace.
