@@ -24,8 +24,14 @@ type PGConfig struct {
 	MaxBatch  int           // events written per transaction (one row); default 1000, at most MaxBatch
 	Linger    time.Duration // how long the writer waits for more events before writing a batch; default 20 ms
 	Backoff   time.Duration // first wait before the listener reconnects; default 100 ms, doubling to 5 s
-	Logger    *slog.Logger
+	// Grace is how long after a replica's last subscriber left events are still stored for resuming clients;
+	// default DefaultGrace. See interest.
+	Grace  time.Duration
+	Logger *slog.Logger
 }
+
+// DefaultGrace is PGConfig.Grace's default: well past any client's reconnect delay.
+const DefaultGrace = 15 * time.Minute
 
 // PGBus is the event bus of replicas that share one PostgreSQL database. Publish queues the event; a writer
 // inserts each batch of queued events as one row of the events table and NOTIFYs in the same transaction. An
@@ -45,6 +51,8 @@ type PGBus struct {
 	log     *slog.Logger
 	h       *hub
 
+	interest *interest
+
 	qmu     sync.RWMutex // guards qclosed against sends on a closed queue
 	qclosed bool
 	queue   chan lodestone.Event
@@ -54,7 +62,8 @@ type PGBus struct {
 	listenDone chan struct{}
 	lastRow    int64 // newest row the listener has read; only the listener touches it
 
-	dropped atomic.Uint64
+	dropped  atomic.Uint64
+	unwanted atomic.Uint64 // published while no replica wanted events stored
 }
 
 var _ lodestone.EventBus = (*PGBus)(nil)
@@ -100,13 +109,16 @@ func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, erro
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
 	var schema string
 	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		return nil, fmt.Errorf("event: read current schema: %w", err)
 	}
 	b := &PGBus{pool: pool, cfg: cfg, log: cfg.Logger, channel: Channel(schema),
 		queue: make(chan lodestone.Event, cfg.QueueSize), written: make(chan struct{}),
-		listenDone: make(chan struct{})}
+		listenDone: make(chan struct{}), interest: newInterest(cfg.Grace)}
 	b.listen = pool.Config().ConnConfig.Copy()
 	b.listen.RuntimeParams["application_name"] = ListenerName(schema)
 
@@ -126,6 +138,7 @@ func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, erro
 	lctx, cancel := context.WithCancel(context.Background())
 	b.stopListen = cancel
 	go b.run(lctx, conn)
+	go b.keepHolding(lctx)
 	go b.write()
 	return b, nil
 }
@@ -168,6 +181,9 @@ func (b *PGBus) Publish(ctx context.Context, e lodestone.Event) error {
 // Subscribe implements lodestone.EventBus. A subscriber resuming from an id older than the memory ring is first
 // sent the rows in between from the table.
 func (b *PGBus) Subscribe(ctx context.Context, afterID int64) (<-chan lodestone.Event, error) {
+	if err := b.hold(ctx); err != nil {
+		return nil, err
+	}
 	if afterID > b.h.lastID() {
 		// Either another replica's listener is ahead of this one (the events will arrive), or the id was never
 		// issued (then wait for nothing: send live events).
@@ -189,6 +205,9 @@ func (b *PGBus) LastID() int64 { return b.h.lastID() }
 
 // Subscribers returns how many subscriptions are live on this replica.
 func (b *PGBus) Subscribers() int { return b.h.subscribers() }
+
+// Unwanted returns how many events were not stored because no replica had a subscriber within the grace period.
+func (b *PGBus) Unwanted() uint64 { return b.unwanted.Load() }
 
 // Dropped returns how many events were lost because the queue was full or the database kept failing.
 func (b *PGBus) Dropped() uint64 { return b.dropped.Load() }
@@ -212,6 +231,9 @@ func (b *PGBus) Trim(ctx context.Context, maxAge time.Duration, keep int) (int64
 			return n, fmt.Errorf("event: trim by count: %w", err)
 		}
 		n += d
+	}
+	if _, err := b.pool.Exec(ctx, trimListeners); err != nil {
+		return n, fmt.Errorf("event: trim listeners: %w", err)
 	}
 	return n, nil
 }
@@ -277,6 +299,10 @@ func (b *PGBus) write() {
 			case <-linger.C:
 			default:
 			}
+		}
+		if !b.wanted(context.Background()) {
+			b.unwanted.Add(uint64(len(batch)))
+			continue
 		}
 		buf = encodeBatch(buf[:0], batch)
 		b.writeBatch(batch, buf)

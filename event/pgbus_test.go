@@ -389,3 +389,99 @@ func TestPGBusIdleReplicaSkipsAndReplays(t *testing.T) {
 		t.Fatalf("a fresh subscriber got %s first, want only new events (d50)", e.DeviceID)
 	}
 }
+
+// storedEvents counts the events in the table.
+func storedEvents(t *testing.T, c *pgx.Conn) int {
+	t.Helper()
+	var n int
+	if err := c.QueryRow(context.Background(), `SELECT coalesce(sum(count), 0) FROM events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitUnwanted waits until bus has declined to store n events in all.
+func waitUnwanted(t *testing.T, bus *event.PGBus, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for bus.Unwanted() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events declined, want %d", bus.Unwanted(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Events are stored only while some replica has a subscriber, or had one within the grace period; a subscription
+// on one replica is in force for every replica's writer as soon as Subscribe returns.
+func TestPGBusStoresOnlyWhileWanted(t *testing.T) {
+	url := migrated(t)
+	const grace = 1500 * time.Millisecond
+	a := openPG(t, url, event.PGConfig{Grace: grace})
+	b := openPG(t, url, event.PGConfig{Grace: grace})
+	c := sqlConn(t, url)
+	ctx := t.Context()
+
+	// Nobody has ever subscribed: nothing is written.
+	for i := range 10 {
+		a.Publish(ctx, ev(i))
+	}
+	waitUnwanted(t, a, 10)
+	if n := storedEvents(t, c); n != 0 {
+		t.Fatalf("%d events stored while nobody subscribed", n)
+	}
+
+	// A subscription on B: A's very next event reaches it, with no wait in between.
+	sctx, cancel := context.WithCancel(ctx)
+	sub, err := b.Subscribe(sctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Publish(ctx, ev(100))
+	got := recv(t, sub, 1)[0]
+	if got.DeviceID != "d100" {
+		t.Fatalf("subscriber got %s, want d100", got.DeviceID)
+	}
+
+	// The subscriber leaves; within the grace period events are still stored, and a client resuming from its
+	// last id gets them.
+	cancel()
+	for b.Subscribers() != 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	a.Publish(ctx, ev(101))
+	a.Publish(ctx, ev(102))
+	rctx, rcancel := context.WithCancel(ctx)
+	resumed, err := a.Subscribe(rctx, got.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rest := recv(t, resumed, 2); rest[0].DeviceID != "d101" || rest[1].DeviceID != "d102" {
+		t.Fatalf("resumed with %s, %s; want d101, d102", rest[0].DeviceID, rest[1].DeviceID)
+	}
+
+	// A live subscription keeps its replica's row in force past the grace period.
+	c2 := openPG(t, url, event.PGConfig{Grace: grace}) // a third replica
+	time.Sleep(grace + 500*time.Millisecond)
+	before := storedEvents(t, c)
+	c2.Publish(ctx, ev(103))
+	if e := recv(t, resumed, 1)[0]; e.DeviceID != "d103" {
+		t.Fatalf("live subscriber got %s, want d103", e.DeviceID)
+	}
+	if n := storedEvents(t, c); n != before+1 {
+		t.Fatalf("%d events stored, want %d", n, before+1)
+	}
+
+	// Once every subscriber is gone and the grace period has passed, nothing is stored.
+	rcancel()
+	for a.Subscribers() != 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(grace + time.Second)
+	declined := c2.Unwanted()
+	c2.Publish(ctx, ev(104))
+	waitUnwanted(t, c2, declined+1)
+	if n := storedEvents(t, c); n != before+1 {
+		t.Fatalf("%d events stored after the grace period, want %d", n, before+1)
+	}
+}
