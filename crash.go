@@ -128,6 +128,10 @@ type CrashService interface {
 	// PendingFaults returns up to limit faults in state SymbolPending, oldest first, with the firmware their
 	// device ran when they were stored.
 	PendingFaults(ctx context.Context, limit int) ([]*Fault, error)
+	// ClaimFaults is PendingFaults for a worker: it skips faults that another worker claimed less than lease ago
+	// and claims the ones it returns for lease, so workers on replicas that share the store split the faults
+	// instead of each resolving all of them. Saving a fault's result ends its claim.
+	ClaimFaults(ctx context.Context, limit int, lease time.Duration) ([]*Fault, error)
 	// SaveSymbolications stores results and files each fault in the group of its signature, creating groups as
 	// needed, in one transaction. It returns the resolved groups that this re-opened as regressions.
 	SaveSymbolications(ctx context.Context, results []Symbolication) ([]CrashRegression, error)

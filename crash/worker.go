@@ -25,6 +25,7 @@ type Config struct {
 	Batch        int           // faults taken per round; default 100
 	PollInterval time.Duration // backstop poll when nothing signals new faults; default 5s
 	CacheSize    int           // symbol indexes kept; default 8
+	Lease        time.Duration // how long a round's faults are claimed from other replicas' workers; default 1 min
 }
 
 // Symbolicator runs the symbolication workers. Ingest never waits for it: it is told after a commit (Notify) and
@@ -49,6 +50,9 @@ func New(cfg Config, store Store, blobs lodestone.BlobStore, events lodestone.Ev
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Second
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = time.Minute
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 8
@@ -99,7 +103,7 @@ func (s *Symbolicator) Run(ctx context.Context) {
 
 // RunOnce symbolicates one batch of pending faults and returns how many it took.
 func (s *Symbolicator) RunOnce(ctx context.Context) (int, error) {
-	faults, err := s.store.PendingFaults(ctx, s.cfg.Batch)
+	faults, err := s.store.ClaimFaults(ctx, s.cfg.Batch, s.cfg.Lease)
 	if err != nil || len(faults) == 0 {
 		return 0, err
 	}

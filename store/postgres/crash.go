@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,6 +18,22 @@ func (db *DB) PendingFaults(ctx context.Context, limit int) ([]*lodestone.Fault,
 		WHERE x.sym_state = 0 ORDER BY x.id LIMIT $1`, lodestone.ClampLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read pending faults: %w", err)
+	}
+	return collect(rows, "pending fault", func(rows pgx.Rows) (*lodestone.Fault, error) { return scanFault(rows) })
+}
+
+// ClaimFaults implements lodestone.CrashService. Claims are timed by the database's clock, which every replica
+// shares; SKIP LOCKED lets concurrent claimers pass each other's rows instead of waiting for them.
+func (db *DB) ClaimFaults(ctx context.Context, limit int, lease time.Duration) ([]*lodestone.Fault, error) {
+	rows, err := db.pool.Query(ctx, `WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8 AS ms),
+		x AS (UPDATE faults SET sym_claim = (SELECT ms FROM now) + $1 WHERE id IN (
+			SELECT id FROM faults WHERE sym_state = 0 AND (sym_claim IS NULL OR sym_claim <= (SELECT ms FROM now))
+			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+			RETURNING *)
+		SELECT `+faultColumns+` FROM x JOIN devices d ON d.id = x.device_id ORDER BY x.id`,
+		lease.Milliseconds(), lodestone.ClampLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim pending faults: %w", err)
 	}
 	return collect(rows, "pending fault", func(rows pgx.Rows) (*lodestone.Fault, error) { return scanFault(rows) })
 }

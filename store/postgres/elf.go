@@ -34,7 +34,7 @@ func (db *DB) CreateELF(ctx context.Context, e *lodestone.ELF) error {
 			return fmt.Errorf("postgres: insert ELF: %w", err)
 		}
 		// Late symbols: faults of this firmware that found no ELF go back to the workers.
-		if _, err := tx.Exec(ctx, `UPDATE faults SET sym_state = 0
+		if _, err := tx.Exec(ctx, `UPDATE faults SET sym_state = 0, sym_claim = NULL
 			WHERE sym_state = 2 AND (firmware_version = $1 OR ($2::int8 <> 0 AND build_id = $2::int8))`,
 			e.Version, int64(e.BuildID64)); err != nil {
 			return fmt.Errorf("postgres: queue faults for late symbols: %w", err)

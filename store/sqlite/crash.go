@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -18,6 +19,41 @@ func (db *DB) PendingFaults(ctx context.Context, limit int) ([]*lodestone.Fault,
 	return collect(rows, true, err, "pending fault", func(rows *sql.Rows) (*lodestone.Fault, error) {
 		return scanFault(rows)
 	})
+}
+
+// ClaimFaults implements lodestone.CrashService: the faults are read and claimed in one write transaction.
+func (db *DB) ClaimFaults(ctx context.Context, limit int, lease time.Duration) ([]*lodestone.Fault, error) {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: begin claim: %w", err)
+	}
+	defer tx.Rollback()
+	now := time.Now().UnixMilli()
+	rows, err := tx.QueryContext(ctx, `SELECT `+faultColumns+` FROM faults x JOIN devices d ON d.id = x.device_id
+		WHERE x.sym_state = 0 AND (x.sym_claim IS NULL OR x.sym_claim <= ?) ORDER BY x.id LIMIT ?`, now,
+		lodestone.ClampLimit(limit))
+	faults, err := collect(rows, true, err, "pending fault", func(rows *sql.Rows) (*lodestone.Fault, error) {
+		return scanFault(rows)
+	})
+	if err != nil || len(faults) == 0 {
+		return faults, err
+	}
+	stmt, err := tx.PrepareContext(ctx, `UPDATE faults SET sym_claim = ? WHERE id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim faults: %w", err)
+	}
+	defer stmt.Close()
+	for _, f := range faults {
+		if _, err := stmt.ExecContext(ctx, now+lease.Milliseconds(), f.ID); err != nil {
+			return nil, fmt.Errorf("sqlite: claim fault %d: %w", f.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: commit claim: %w", err)
+	}
+	return faults, nil
 }
 
 // FindCrashOccurrences implements lodestone.CrashService.

@@ -40,7 +40,7 @@ func (db *DB) CreateELF(ctx context.Context, e *lodestone.ELF) error {
 	}
 	e.CreatedAt = now
 	// Late symbols: faults of this firmware that found no ELF go back to the workers.
-	if _, err := tx.ExecContext(ctx, `UPDATE faults SET sym_state = 0
+	if _, err := tx.ExecContext(ctx, `UPDATE faults SET sym_state = 0, sym_claim = NULL
 		WHERE sym_state = 2 AND (firmware_version = ?1 OR (?2 <> 0 AND build_id = ?2))`,
 		e.Version, int64(e.BuildID64)); err != nil {
 		return fmt.Errorf("sqlite: queue faults for late symbols: %w", err)

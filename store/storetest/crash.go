@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -264,5 +265,49 @@ func testCrashGroups(t *testing.T, s lodestone.Store) {
 	}
 	if _, err := s.FindCrashGroupByID(ctx, 999999); lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
 		t.Fatalf("missing group: %v", err)
+	}
+}
+
+// testClaimFaults: workers split pending faults. A claimed fault is skipped by other claimers until its lease
+// runs out or its result is saved; PendingFaults still lists it.
+func testClaimFaults(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		write(t, s, &lodestone.DeviceBatch{DeviceID: "d1", ReceivedAt: at(i + 1), Info: info("1.0.0", 0),
+			Faults: []lodestone.Fault{crashFault(0x08000200 + uint32(i)*2)}})
+	}
+	claim := func(limit int, lease time.Duration) []*lodestone.Fault {
+		t.Helper()
+		got, err := s.ClaimFaults(ctx, limit, lease)
+		if err != nil {
+			t.Fatalf("ClaimFaults: %v", err)
+		}
+		return got
+	}
+	const short = 300 * time.Millisecond
+	first := claim(3, short)
+	if len(first) != 3 || first[0].Registers.PC != 0x08000200 || first[2].Registers.PC != 0x08000204 ||
+		first[0].DeviceID != "d1" || first[0].FirmwareVersion != "1.0.0" {
+		t.Fatalf("first claim: %+v", first)
+	}
+	second := claim(10, time.Minute)
+	if len(second) != 2 || second[0].Registers.PC != 0x08000206 || second[1].Registers.PC != 0x08000208 {
+		t.Fatalf("second claim took %d faults, want the 2 unclaimed ones", len(second))
+	}
+	if got := claim(10, time.Minute); len(got) != 0 {
+		t.Fatalf("a third claim got %d faults, want none", len(got))
+	}
+	if p := pending(t, s); len(p) != 5 {
+		t.Fatalf("PendingFaults lists %d, want all 5", len(p))
+	}
+	// Saving ends a claim for good; a lease that runs out frees the rest of its claim, not others' claims.
+	save(t, s, lodestone.Symbolication{FaultID: first[0].ID, Signature: "claimed"})
+	time.Sleep(short + 100*time.Millisecond)
+	again := claim(10, time.Minute)
+	if len(again) != 2 || again[0].ID != first[1].ID || again[1].ID != first[2].ID {
+		t.Fatalf("after the lease ran out, claimed %d faults, want the 2 unsaved ones of the first claim", len(again))
+	}
+	if p := pending(t, s); len(p) != 4 {
+		t.Fatalf("pending after a save: %d, want 4", len(p))
 	}
 }

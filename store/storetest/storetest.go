@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"UnknownDeviceFilterIsEmpty", testUnknownDeviceFilterIsEmpty},
 		{"Settings", testSettings},
 		{"FaultFirmwareRecorded", testFaultFirmwareRecorded},
+		{"ClaimFaults", testClaimFaults},
 		{"ELFIndexAndLateSymbols", testELFIndexAndLateSymbols},
 		{"CrashGroups", testCrashGroups},
 		{"Users", testUsers},

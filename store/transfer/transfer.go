@@ -32,7 +32,7 @@ var Tables = []Table{
 	{"metrics", "id", []string{"id", "device_id", "key_id", "type", "value", "max", "raw", "ticks", "received_at"}},
 	{"faults", "id", []string{"id", "device_id", "fault_type", "r0", "r1", "r2", "r3", "r12", "lr", "pc", "xpsr", "r4",
 		"r5", "r6", "r7", "r8", "r9", "r10", "r11", "sp", "stack", "cfsr", "hfsr", "mmfar", "bfar", "symbol",
-		"crash_group_id", "received_at", "firmware_version", "build_id", "sym_state", "elf_id", "backtrace", "causes"}},
+		"crash_group_id", "received_at", "firmware_version", "build_id", "sym_state", "elf_id", "backtrace", "causes", "sym_claim"}},
 	{"reboots", "id", []string{"id", "device_id", "reason", "extra", "boot_sequence", "uptime_before_reboot",
 		"received_at"}},
 	{"heartbeats", "id", []string{"id", "device_id", "uptime_ticks", "free_stack", "metrics_count", "frames_lost",
