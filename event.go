@@ -31,6 +31,13 @@ type EventPublisher interface {
 	Publish(ctx context.Context, e Event) error
 }
 
+// EventDemand is implemented by publishers that can tell whether events published now would reach anyone, so
+// that a producer can skip building events nobody receives. Wanted returns false only when no subscription that
+// was in force before the call would receive them; it may return true when none would.
+type EventDemand interface {
+	Wanted(ctx context.Context) bool
+}
+
 // EventBus delivers published events to subscribers, on this replica and, on a shared backend, on every replica.
 type EventBus interface {
 	EventPublisher

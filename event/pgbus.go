@@ -66,7 +66,10 @@ type PGBus struct {
 	unwanted atomic.Uint64 // published while no replica wanted events stored
 }
 
-var _ lodestone.EventBus = (*PGBus)(nil)
+var (
+	_ lodestone.EventBus    = (*PGBus)(nil)
+	_ lodestone.EventDemand = (*PGBus)(nil)
+)
 
 // OpenPGURL connects to the database at url (its search_path selects the schema) and opens a bus on a pool of
 // its own, closed by Close.
@@ -300,7 +303,7 @@ func (b *PGBus) write() {
 			default:
 			}
 		}
-		if !b.wanted(context.Background()) {
+		if !b.Wanted(context.Background()) {
 			b.unwanted.Add(uint64(len(batch)))
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,7 +28,7 @@ type interest struct {
 	mu        sync.Mutex
 	refreshed time.Time // when this replica's row was last written (local clock)
 
-	wantedUntil time.Time // local time until which some row is known to be live; only the writer touches it
+	wantedUntil atomic.Int64 // local time (unix ns) until which some row is known to be live
 }
 
 func newInterest(grace time.Duration) *interest {
@@ -74,12 +75,12 @@ func (b *PGBus) keepHolding(ctx context.Context) {
 	}
 }
 
-// wanted reports whether any replica wants events stored. It errs on the side of writing: when the table cannot
-// be read, it says yes and the insert reports the failure.
-func (b *PGBus) wanted(ctx context.Context) bool {
+// Wanted implements lodestone.EventDemand: it reports whether any replica wants events stored. It errs on the
+// side of writing: when the table cannot be read, it says yes and the insert reports the failure.
+func (b *PGBus) Wanted(ctx context.Context) bool {
 	in := b.interest
 	start := time.Now()
-	if start.Before(in.wantedUntil) {
+	if start.UnixNano() < in.wantedUntil.Load() {
 		return true
 	}
 	var left *float64 // seconds until the newest row's until, by the database's clock
@@ -90,7 +91,7 @@ func (b *PGBus) wanted(ctx context.Context) bool {
 	if left == nil || *left <= 0 {
 		return false
 	}
-	in.wantedUntil = start.Add(time.Duration(*left * float64(time.Second)))
+	in.wantedUntil.Store(start.Add(time.Duration(*left * float64(time.Second))).UnixNano())
 	return true
 }
 

@@ -96,6 +96,8 @@ func appendString(d []byte, s string) []byte {
 // it answers wait for subscribers or for a shared bus.
 type publisher struct {
 	pub     lodestone.EventPublisher
+	demand  lodestone.EventDemand // pub, when it can tell that nobody wants events; else nil
+	skipped atomic.Uint64         // events not built because nobody wanted them
 	log     *slog.Logger
 	pending chan []*lodestone.DeviceBatch
 	done    chan struct{}
@@ -106,6 +108,7 @@ type publisher struct {
 func newPublisher(pub lodestone.EventPublisher, log *slog.Logger) *publisher {
 	p := &publisher{pub: pub, log: log, pending: make(chan []*lodestone.DeviceBatch, 256),
 		done: make(chan struct{})}
+	p.demand, _ = pub.(lodestone.EventDemand)
 	go p.run()
 	return p
 }
@@ -129,15 +132,49 @@ func (p *publisher) run() {
 	var failed int
 	var lastErr error
 	var lastLog time.Time
-	for batches := range p.pending {
-		for _, b := range batches {
-			evs = BatchEvents(evs[:0], b)
-			for _, e := range evs {
-				if err := p.pub.Publish(context.Background(), e); err != nil {
-					failed++
-					lastErr = err
+	var groups [][]*lodestone.DeviceBatch
+	wanted := true
+	linger := time.NewTimer(0)
+	<-linger.C
+	for first := range p.pending {
+		groups = append(groups[:0], first)
+		if p.demand != nil {
+			if !wanted {
+				// Nobody wanted the last ones: gather for a moment, so one question covers many commits.
+				linger.Reset(demandLinger)
+			gather:
+				for {
+					select {
+					case g, ok := <-p.pending:
+						if !ok {
+							break gather
+						}
+						groups = append(groups, g)
+					case <-linger.C:
+						break gather
+					}
+				}
+				if !linger.Stop() {
+					select {
+					case <-linger.C:
+					default:
+					}
 				}
 			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			wanted = p.demand.Wanted(ctx)
+			cancel()
+			if !wanted {
+				for _, batches := range groups {
+					for _, b := range batches {
+						p.skipped.Add(uint64(len(b.Reboots) + len(b.Faults) + len(b.Metrics) + len(b.Heartbeats)))
+					}
+				}
+				continue
+			}
+		}
+		for _, batches := range groups {
+			evs, failed, lastErr = p.publish(evs, batches, failed, lastErr)
 		}
 		lost := p.lost.Swap(0)
 		if (failed > 0 || lost > 0) && time.Since(lastLog) >= lossLogEvery {
@@ -152,6 +189,25 @@ func (p *publisher) run() {
 		p.log.Warn("live events lost (the stored data is not affected)", "failed_events", failed,
 			"skipped_batches", lost, "err", lastErr)
 	}
+}
+
+// demandLinger is how long the publisher gathers commits before it asks again whether anyone wants events, after
+// nobody did.
+const demandLinger = 20 * time.Millisecond
+
+// publish builds and publishes the events of batches, counting failures.
+func (p *publisher) publish(evs []lodestone.Event, batches []*lodestone.DeviceBatch, failed int, lastErr error) (
+	[]lodestone.Event, int, error) {
+	for _, b := range batches {
+		evs = BatchEvents(evs[:0], b)
+		for _, e := range evs {
+			if err := p.pub.Publish(context.Background(), e); err != nil {
+				failed++
+				lastErr = err
+			}
+		}
+	}
+	return evs, failed, lastErr
 }
 
 // close publishes what is pending and stops.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,5 +128,48 @@ func TestWriterPublishesAfterCommitOnly(t *testing.T) {
 	}
 	if got["a"] != 1 || got["b"] != 1 || got["poison"] != 0 || n != 2 {
 		t.Fatalf("events per device %v; want one each for a and b, none for the uncommitted poison", got)
+	}
+}
+
+// demandBroker is a broker that says whether anyone wants events, as the PostgreSQL bus does.
+type demandBroker struct {
+	*event.Broker
+	wanted atomic.Bool
+	asked  atomic.Int32
+}
+
+func (d *demandBroker) Wanted(context.Context) bool {
+	d.asked.Add(1)
+	return d.wanted.Load()
+}
+
+// Events of commits that nobody wants are not built or published; once somebody does, they are.
+func TestWriterSkipsUnwantedEvents(t *testing.T) {
+	db := openDB(t)
+	const first = 100
+	br := &demandBroker{Broker: event.NewBroker(event.BrokerConfig{FirstID: first})}
+	w := ingest.NewWriter(db, ingest.WriterConfig{Events: br}, quiet)
+	if err := w.Write(context.Background(), batch("unwanted")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for br.asked.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never asked whether events are wanted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	br.wanted.Store(true)
+	if err := w.Write(context.Background(), batch("wanted")); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	n := int(br.LastID() - first + 1)
+	if n != 1 {
+		t.Fatalf("%d events published, want 1 (the wanted commit's metric)", n)
+	}
+	ch, _ := br.Subscribe(t.Context(), first-1)
+	if e := <-ch; e.DeviceID != "wanted" {
+		t.Fatalf("published an event of %s", e.DeviceID)
 	}
 }
