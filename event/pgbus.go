@@ -158,6 +158,16 @@ func Channel(schema string) string {
 	return c
 }
 
+// Replicas returns how many replicas share this bus's schema now: each holds one listener connection.
+func (b *PGBus) Replicas(ctx context.Context) (int, error) {
+	var n int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+		AND application_name = $1`, b.listen.RuntimeParams["application_name"]).Scan(&n); err != nil {
+		return 0, fmt.Errorf("event: count replicas: %w", err)
+	}
+	return n, nil
+}
+
 // ListenerName is the application_name of the listener connection of the bus in schema, for pg_stat_activity.
 func ListenerName(schema string) string { return "lodestone events listener " + schema }
 

@@ -485,3 +485,26 @@ func TestPGBusStoresOnlyWhileWanted(t *testing.T) {
 		t.Fatalf("%d events stored after the grace period, want %d", n, before+1)
 	}
 }
+
+// Replicas counts the buses on one schema, not those of other schemas in the same database.
+func TestPGBusReplicas(t *testing.T) {
+	url := migrated(t)
+	a := openPG(t, url, event.PGConfig{})
+	openPG(t, url, event.PGConfig{})
+	openPG(t, migrated(t), event.PGConfig{}) // another schema
+	if n, err := a.Replicas(t.Context()); err != nil || n != 2 {
+		t.Fatalf("Replicas = %d, %v; want 2", n, err)
+	}
+	b := openPG(t, url, event.PGConfig{})
+	if n, _ := a.Replicas(t.Context()); n != 3 {
+		t.Fatalf("Replicas = %d with a third bus; want 3", n)
+	}
+	b.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for n, _ := a.Replicas(t.Context()); n != 2; n, _ = a.Replicas(t.Context()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Replicas = %d after a bus closed; want 2", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

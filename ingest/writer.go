@@ -25,7 +25,7 @@ type WriterConfig struct {
 	Events lodestone.EventPublisher
 	// Committers is how many transactions may be in flight at once; default 1. SQLite has one writer, so more
 	// only queue on its lock; a server database (PostgreSQL) commits several groups in parallel, which hides the
-	// network round trips of each.
+	// network round trips of each. SetCommitters lowers it (and raises it back) while the writer runs.
 	Committers int
 }
 
@@ -42,6 +42,7 @@ type Writer struct {
 	done   chan struct{}
 	pool   sync.Pool
 	events *publisher // nil without cfg.Events
+	gate   gate       // bounds the committers in flight
 
 	// Stats, read with Stats.
 	statsMu      sync.Mutex
@@ -72,6 +73,7 @@ func NewWriter(store lodestone.TelemetryWriter, cfg WriterConfig, log *slog.Logg
 	w := &Writer{store: store, log: log, cfg: cfg, queue: make(chan *writeReq, cfg.QueueSize),
 		done: make(chan struct{})}
 	w.pool.New = func() any { return &writeReq{done: make(chan error, 1)} }
+	w.gate.init(cfg.Committers)
 	if cfg.Events != nil {
 		w.events = newPublisher(cfg.Events, log)
 	}
@@ -125,56 +127,110 @@ func (w *Writer) Write(ctx context.Context, batches []*lodestone.DeviceBatch) er
 	}
 }
 
+// SetCommitters sets how many transactions may be in flight at once, between 1 and WriterConfig.Committers. When
+// several replicas share one database, their committers add up there, and fewer, larger groups each commit more.
+func (w *Writer) SetCommitters(n int) {
+	w.gate.set(max(1, min(n, w.cfg.Committers)))
+}
+
 func (w *Writer) run() {
 	var group []*writeReq
 	var all []*lodestone.DeviceBatch
+	// The gate is entered after a request arrives, not before: a committer waiting for work must not count as a
+	// transaction in flight, or lowering the limit would not take hold until both had committed once more.
 	for first := range w.queue {
-		group = append(group[:0], first)
-		records := first.records
-		// Take everything already waiting, up to the transaction size.
-	drain:
-		for records < w.cfg.MaxRecords {
-			select {
-			case r, ok := <-w.queue:
-				if !ok {
-					break drain
-				}
-				group = append(group, r)
-				records += r.records
-			default:
+		w.gate.enter()
+		group, all = w.commitGroup(first, group, all)
+		w.gate.leave()
+	}
+}
+
+// commitGroup commits first and every request waiting behind it, up to the transaction size. group and all are
+// scratch space, returned for reuse.
+func (w *Writer) commitGroup(first *writeReq, group []*writeReq, all []*lodestone.DeviceBatch) ([]*writeReq,
+	[]*lodestone.DeviceBatch) {
+	group = append(group[:0], first)
+	records := first.records
+	// Take everything already waiting, up to the transaction size.
+drain:
+	for records < w.cfg.MaxRecords {
+		select {
+		case r, ok := <-w.queue:
+			if !ok {
 				break drain
 			}
-		}
-		all = all[:0]
-		for _, r := range group {
-			all = append(all, r.batches...)
-		}
-		err := w.commit(all)
-		if err != nil && len(group) > 1 {
-			// One request's data must not fail the others: retry each request on its own.
-			w.log.Warn("group commit failed, retrying requests one by one", "requests", len(group), "err", err)
-			for _, r := range group {
-				rerr := w.commit(r.batches)
-				if rerr == nil {
-					w.published(r.batches)
-				}
-				r.done <- rerr
-			}
-		} else {
-			if err == nil {
-				w.published(all)
-			}
-			for _, r := range group {
-				r.done <- err
-			}
-		}
-		if err == nil {
-			w.statsMu.Lock()
-			w.transactions++
-			w.committed += uint64(records)
-			w.statsMu.Unlock()
+			group = append(group, r)
+			records += r.records
+		default:
+			break drain
 		}
 	}
+	all = all[:0]
+	for _, r := range group {
+		all = append(all, r.batches...)
+	}
+	err := w.commit(all)
+	if err != nil && len(group) > 1 {
+		// One request's data must not fail the others: retry each request on its own.
+		w.log.Warn("group commit failed, retrying requests one by one", "requests", len(group), "err", err)
+		for _, r := range group {
+			rerr := w.commit(r.batches)
+			if rerr == nil {
+				w.published(r.batches)
+			}
+			r.done <- rerr
+		}
+	} else {
+		if err == nil {
+			w.published(all)
+		}
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+	if err == nil {
+		w.statsMu.Lock()
+		w.transactions++
+		w.committed += uint64(records)
+		w.statsMu.Unlock()
+	}
+	return group, all
+}
+
+// gate lets at most limit committers in at once.
+type gate struct {
+	mu    sync.Mutex
+	cond  sync.Cond
+	limit int
+	in    int
+}
+
+func (g *gate) init(limit int) {
+	g.cond.L = &g.mu
+	g.limit = limit
+}
+
+func (g *gate) enter() {
+	g.mu.Lock()
+	for g.in >= g.limit {
+		g.cond.Wait()
+	}
+	g.in++
+	g.mu.Unlock()
+}
+
+func (g *gate) leave() {
+	g.mu.Lock()
+	g.in--
+	g.cond.Signal()
+	g.mu.Unlock()
+}
+
+func (g *gate) set(limit int) {
+	g.mu.Lock()
+	g.limit = limit
+	g.cond.Broadcast()
+	g.mu.Unlock()
 }
 
 func (w *Writer) commit(batches []*lodestone.DeviceBatch) error {

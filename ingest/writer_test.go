@@ -209,3 +209,60 @@ func TestWriterCommittersRunInParallel(t *testing.T) {
 		}
 	}
 }
+
+// concurrency is a telemetry writer that records the most writes it saw in flight at once.
+type concurrency struct {
+	mu       sync.Mutex
+	in, peak int
+}
+
+func (c *concurrency) WriteTelemetry(ctx context.Context, _ []*lodestone.DeviceBatch) error {
+	c.mu.Lock()
+	c.in++
+	c.peak = max(c.peak, c.in)
+	c.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	c.mu.Lock()
+	c.in--
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *concurrency) reset() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.peak
+	c.peak = 0
+	return p
+}
+
+// SetCommitters bounds the transactions in flight while the writer runs, and raises the bound back.
+func TestWriterSetCommitters(t *testing.T) {
+	st := &concurrency{}
+	w := ingest.NewWriter(st, ingest.WriterConfig{Committers: 2}, quiet)
+	defer w.Close()
+	burst := func() int {
+		var wg sync.WaitGroup
+		for i := range 12 {
+			wg.Go(func() {
+				if err := w.Write(context.Background(), batch(fmt.Sprint("d", i))); err != nil {
+					t.Error(err)
+				}
+			})
+			time.Sleep(5 * time.Millisecond) // spread out, so that groups do not swallow every request
+		}
+		wg.Wait()
+		return st.reset()
+	}
+	if p := burst(); p != 2 {
+		t.Fatalf("%d transactions in flight at most, want 2", p)
+	}
+	w.SetCommitters(1)
+	if p := burst(); p != 1 {
+		t.Fatalf("after SetCommitters(1): %d in flight at most, want 1", p)
+	}
+	w.SetCommitters(5) // clamped to the 2 started
+	if p := burst(); p != 2 {
+		t.Fatalf("after SetCommitters(5): %d in flight at most, want 2", p)
+	}
+}

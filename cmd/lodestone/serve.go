@@ -175,6 +175,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	symbolicator := crash.New(crash.Config{}, db, blobs, bus, log)
 	writer := ingest.NewWriter(crash.NotifyingWriter{TelemetryWriter: db, S: symbolicator},
 		ingest.WriterConfig{Committers: db.committers(), Events: bus}, log)
+	go followReplicas(ctx, bus, writer, log)
 	svc := ingest.NewService(writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
 	otaSvc, campaigns, err := newOTA(cfg, db, bus, log)
 	if err != nil {

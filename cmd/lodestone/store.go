@@ -92,7 +92,8 @@ const pgConns = 16
 
 // committers is how many group commits may be in flight at once: one for SQLite's single writer; two for
 // PostgreSQL, so that one group fills while the other waits on the network and the server's fsync. More made
-// smaller groups and measured slower (bench/scale.sh, 1 and 3 replicas), since replicas' commits add up.
+// smaller groups and measured slower (bench/scale.sh, 1 and 3 replicas), since replicas' commits add up; for the
+// same reason a replica that is one of several drops to one (see followReplicas).
 func (s *openedStore) committers() int {
 	if s.pg != nil {
 		return 2
