@@ -77,10 +77,10 @@ func trimEventsJob(bus *event.PGBus, log *slog.Logger) leader.Job {
 	}}
 }
 
-// followReplicas, on PostgreSQL, gives the writer one committer while other replicas share the database and two while this one
-// is alone: every replica's transactions in flight add up on the one server, and beyond a few they only split the
-// work into smaller groups (bench/scale.sh: three replicas ingest 12–17% more with one committer each; one replica
-// alone does better with two).
+// followReplicas, on PostgreSQL, gives the writer one committer while other replicas share the database and two
+// while this one is alone: every replica's transactions in flight add up on the one server, and beyond a few they
+// only split the work into smaller groups (bench/scale.sh: three replicas ingest 7–17% more with one committer
+// each; one replica alone does better with two).
 func followReplicas(ctx context.Context, b eventBus, w *ingest.Writer, log *slog.Logger) {
 	bus, ok := b.(*event.PGBus)
 	if !ok {
