@@ -508,3 +508,16 @@ func TestPGBusReplicas(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A subscription that cannot be registered is refused with a retryable error, never accepted half-way (its events
+// might not be stored).
+func TestPGBusSubscribeUnavailable(t *testing.T) {
+	url := migrated(t)
+	b := openPG(t, url, event.PGConfig{})
+	if _, err := sqlConn(t, url).Exec(context.Background(), `DROP TABLE event_listeners`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Subscribe(t.Context(), 0); lodestone.ErrorCode(err) != lodestone.EUNAVAILABLE {
+		t.Fatalf("Subscribe without its table: %v, want an EUNAVAILABLE error", err)
+	}
+}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lodestone-fleet/lodestone"
 )
 
 // The events table is written only while some replica wants it. A replica wants it while it has subscribers and
@@ -50,7 +53,9 @@ func (b *PGBus) hold(ctx context.Context) error {
 	if _, err := b.pool.Exec(ctx, `INSERT INTO event_listeners (replica, until)
 		VALUES ($1, now() + make_interval(secs => $2))
 		ON CONFLICT (replica) DO UPDATE SET until = excluded.until`, in.replica, in.grace.Seconds()); err != nil {
-		return fmt.Errorf("event: register as a listener: %w", err)
+		// The client may retry; the server's log gets the cause.
+		return errors.Join(lodestone.Errorf(lodestone.EUNAVAILABLE, "live events are unavailable, retry later"),
+			fmt.Errorf("event: register as a listener: %w", err))
 	}
 	in.refreshed = start
 	return nil
