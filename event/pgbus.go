@@ -313,7 +313,10 @@ func (b *PGBus) write() {
 			default:
 			}
 		}
-		if !b.Wanted(context.Background()) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		wanted := b.Wanted(ctx)
+		cancel()
+		if !wanted {
 			b.unwanted.Add(uint64(len(batch)))
 			continue
 		}

@@ -97,7 +97,6 @@ func appendString(d []byte, s string) []byte {
 type publisher struct {
 	pub     lodestone.EventPublisher
 	demand  lodestone.EventDemand // pub, when it can tell that nobody wants events; else nil
-	skipped atomic.Uint64         // events not built because nobody wanted them
 	log     *slog.Logger
 	pending chan []*lodestone.DeviceBatch
 	done    chan struct{}
@@ -165,11 +164,6 @@ func (p *publisher) run() {
 			wanted = p.demand.Wanted(ctx)
 			cancel()
 			if !wanted {
-				for _, batches := range groups {
-					for _, b := range batches {
-						p.skipped.Add(uint64(len(b.Reboots) + len(b.Faults) + len(b.Metrics) + len(b.Heartbeats)))
-					}
-				}
 				continue
 			}
 		}
