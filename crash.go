@@ -77,6 +77,10 @@ type Symbolication struct {
 	Causes    []FaultCause
 	Signature string  // the crash group key
 	Title     *string // the group's title if this fault creates it
+	// LegacySignature is the key an older lodestone gave this crash when it differs from Signature (keys once
+	// covered three frames), else "". When no group has Signature yet but one has LegacySignature, the store
+	// makes Signature lead to that group (as a merge does), so an issue filed under the old key keeps its faults.
+	LegacySignature string
 }
 
 // CrashState is the triage state of a crash group.

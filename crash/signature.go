@@ -1,6 +1,6 @@
 // Package crash symbolicates faults in the background and files them into crash groups: workers take faults that
 // lack symbols from the store, resolve them against the ELF of the firmware their device ran, and save the
-// backtrace, the decoded causes and a signature over the top frames' function names.
+// backtrace, the decoded causes and a signature over the function names of the faulting frame and its caller.
 package crash
 
 import (
@@ -14,9 +14,16 @@ import (
 	"github.com/lodestone-fleet/lodestone/symbol"
 )
 
-// signatureFrames is how many certain frames (pc, lr, cfi) make a signature: enough to tell apart two callers of
-// a common helper, few enough that an unrelated change deep in the stack keeps the issue.
-const signatureFrames = 3
+// signatureFrames is how many certain frames (pc, lr, cfi) make a signature: the faulting function and its
+// caller, enough to tell apart two callers of a common helper. Deeper frames stay on each fault's backtrace as
+// context but are left out of the key, because whether CFI reaches them depends on how much stack a device's
+// snapshot holds (an SDK that records its handler's SP spends half of the 16 words on the exception frame), and
+// the same crash must not become two issues because of that.
+const signatureFrames = 2
+
+// legacyFrames is how many frames signatures covered before: a crash whose old key differs from its new one
+// carries the old key too (Symbolication.LegacySignature), so its existing issue keeps collecting it.
+const legacyFrames = 3
 
 // Symbolicate turns a fault into what the store keeps. ix may be nil when no ELF matched: the fault then gets its
 // decoded causes and ferrite's signature over fault type and PC.
@@ -42,6 +49,7 @@ func Symbolicate(f *lodestone.Fault, ix *symbol.Index, elfID int64) lodestone.Sy
 		}
 	}
 	out.Signature, out.Title = Signature(f.FaultType, f.Registers.PC, out.Backtrace)
+	out.LegacySignature = LegacySignature(f.FaultType, f.Registers.PC, out.Backtrace)
 	if out.Title == nil {
 		out.Title = out.Symbol
 	}
@@ -49,14 +57,30 @@ func Symbolicate(f *lodestone.Fault, ix *symbol.Index, elfID int64) lodestone.Sy
 }
 
 // Signature returns the crash group key of a fault and, when it has symbols, a title. With symbols the key is a
-// hash over the fault type and the function names (inline chains included) of the top certain frames, so the
-// same crash in two builds is one issue; without, it is ferrite's fault type and PC ("%02x%08x").
+// hash over the fault type and the function names (inline chains included) of the faulting frame and its caller,
+// so the same crash in two builds, or unwound to different depths, is one issue; without, it is ferrite's fault
+// type and PC ("%02x%08x").
 func Signature(faultType uint8, pc uint32, bt []lodestone.BacktraceFrame) (string, *string) {
+	return signature(faultType, pc, bt, signatureFrames)
+}
+
+// LegacySignature returns the key that lodestone gave the fault before keys stopped at the caller (three frames),
+// or "" when it is the same as Signature's (no third certain frame). The hash is the same over fewer names, so
+// the issues of crashes unwound to two frames or fewer keep their keys unchanged.
+func LegacySignature(faultType uint8, pc uint32, bt []lodestone.BacktraceFrame) string {
+	old, _ := signature(faultType, pc, bt, legacyFrames)
+	if cur, _ := signature(faultType, pc, bt, signatureFrames); old == cur {
+		return ""
+	}
+	return old
+}
+
+func signature(faultType uint8, pc uint32, bt []lodestone.BacktraceFrame, frames int) (string, *string) {
 	var names []string
 	var title string
 	n := 0
 	for _, f := range bt {
-		if f.Method == string(symbol.MethodScan) || n == signatureFrames {
+		if f.Method == string(symbol.MethodScan) || n == frames {
 			break
 		}
 		var chain []string
@@ -77,6 +101,7 @@ func Signature(faultType uint8, pc uint32, bt []lodestone.BacktraceFrame) (strin
 	if len(names) == 0 {
 		return fmt.Sprintf("%02x%08x", faultType, pc&^1), nil
 	}
+	// "v1" is kept: a key over the same names is the same key it always was.
 	h := sha256.Sum256([]byte(fmt.Sprintf("v1|%d|%s", faultType, strings.Join(names, "|"))))
 	return hex.EncodeToString(h[:10]), &title
 }

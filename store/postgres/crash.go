@@ -116,7 +116,16 @@ func saveSymbolication(ctx context.Context, tx pgx.Tx, r *lodestone.Symbolicatio
 		return nil, 0, fmt.Errorf("update fault: %w", err)
 	}
 
-	// Find the group of the signature (creating it; a replica racing us creates it once), following merges.
+	// Find the group of the signature (creating it; a replica racing us creates it once), following merges. A
+	// crash whose issue was filed under its legacy key gets its key pointed there first, as a merge would.
+	if r.LegacySignature != "" {
+		if _, err := tx.Exec(ctx, `INSERT INTO crash_groups (signature, pc, fault_type, title, state, first_seen,
+			last_seen, merged_into) SELECT $1, $2, $3, $4, 'merged', $5, $5, id FROM crash_groups
+			WHERE signature = $6 ON CONFLICT (signature) DO NOTHING`, r.Signature, pc, typ, r.Title, at,
+			r.LegacySignature); err != nil {
+			return nil, 0, fmt.Errorf("lead crash signature to its legacy group: %w", err)
+		}
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO crash_groups (signature, pc, fault_type, title, state, first_seen,
 		last_seen) VALUES ($1, $2, $3, $4, 'open', $5, $5) ON CONFLICT (signature) DO NOTHING`, r.Signature, pc, typ,
 		r.Title, at); err != nil {

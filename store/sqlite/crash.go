@@ -124,7 +124,16 @@ func saveSymbolication(ctx context.Context, tx *sql.Tx, r *lodestone.Symbolicati
 		return nil, 0, fmt.Errorf("update fault: %w", err)
 	}
 
-	// Find the group of the signature, following merges.
+	// Find the group of the signature, following merges. A crash whose issue was filed under its legacy key
+	// gets its key pointed there first, as a merge would.
+	if r.LegacySignature != "" {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO crash_groups (signature, pc, fault_type, title, state,
+			first_seen, last_seen, merged_into) SELECT ?, ?, ?, ?, 'merged', ?, ?, id FROM crash_groups
+			WHERE signature = ? ON CONFLICT (signature) DO NOTHING`, r.Signature, pc, typ, r.Title, at, at,
+			r.LegacySignature); err != nil {
+			return nil, 0, fmt.Errorf("lead crash signature to its legacy group: %w", err)
+		}
+	}
 	var gid int64
 	var gstate string
 	var resolved sql.NullString

@@ -268,6 +268,77 @@ func testCrashGroups(t *testing.T, s lodestone.Store) {
 	}
 }
 
+// testCrashLegacySignature: signatures stopped covering a third frame. A crash whose issue was filed under its
+// old key keeps that issue: the first fault that carries both keys makes the new key lead there (hidden, as a
+// merged group), so later faults with only the new key, from shallower snapshots, land there too. When the new
+// key already has an issue, it wins; a legacy key without an issue creates nothing.
+func testCrashLegacySignature(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	fault := func(device string, sec int, r lodestone.Symbolication) *lodestone.CrashGroup {
+		t.Helper()
+		write(t, s, &lodestone.DeviceBatch{DeviceID: device, ReceivedAt: at(sec), Info: info("1.0.0", 0),
+			Faults: []lodestone.Fault{crashFault(0x08000200)}})
+		p := pending(t, s)
+		if len(p) != 1 {
+			t.Fatalf("pending: %d", len(p))
+		}
+		r.FaultID, r.ELFID, r.Title = p[0].ID, 1, str("title "+r.Signature)
+		save(t, s, r)
+		f, err := s.FindFaults(ctx, lodestone.TelemetryFilter{DeviceID: device})
+		if err != nil || len(f) != 1 || f[0].CrashGroupID == nil {
+			t.Fatalf("fault of %s: %v %+v", device, err, f)
+		}
+		g, err := s.FindCrashGroupByID(ctx, *f[0].CrashGroupID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	// Before: one issue under the old three-frame key, muted by an operator.
+	old := fault("a", 10, lodestone.Symbolication{Signature: "sig-3"})
+	if _, err := s.SetCrashGroupState(ctx, old.ID, lodestone.CrashMuted); err != nil {
+		t.Fatal(err)
+	}
+	// After: a deep snapshot (both keys), then a shallow one (the new key only): both join the old issue.
+	if g := fault("b", 20, lodestone.Symbolication{Signature: "sig-2", LegacySignature: "sig-3"}); g.ID != old.ID ||
+		g.Occurrences != 2 || g.State != lodestone.CrashMuted || g.Signature != "sig-3" {
+		t.Fatalf("deep fault after the change: %+v, want issue %d", g, old.ID)
+	}
+	if g := fault("c", 30, lodestone.Symbolication{Signature: "sig-2"}); g.ID != old.ID || g.Occurrences != 3 ||
+		g.AffectedDevices != 3 {
+		t.Fatalf("shallow fault after the change: %+v, want issue %d", g, old.ID)
+	}
+	if l, n, err := s.FindCrashGroups(ctx, lodestone.CrashFilter{State: lodestone.CrashMuted}); err != nil ||
+		n != 1 || l[0].ID != old.ID {
+		t.Fatalf("muted issues: %v %d %+v", err, n, l)
+	}
+	if l, n, _ := s.FindCrashGroups(ctx, lodestone.CrashFilter{}); n != 1 || l[0].ID != old.ID {
+		t.Fatalf("the new key shows up as an issue of its own: %+v", l)
+	}
+
+	// The new key already has an issue (a shallow snapshot came first): it keeps its faults, the old one stays.
+	shallow := fault("d", 40, lodestone.Symbolication{Signature: "sig-2b"})
+	fault("e", 41, lodestone.Symbolication{Signature: "sig-3b"})
+	if g := fault("f", 50, lodestone.Symbolication{Signature: "sig-2b", LegacySignature: "sig-3b"}); g.ID != shallow.ID ||
+		g.Occurrences != 2 {
+		t.Fatalf("new key with an issue: %+v, want issue %d", g, shallow.ID)
+	}
+	// A legacy key without an issue: the new key gets an issue of its own.
+	g := fault("g", 60, lodestone.Symbolication{Signature: "sig-2c", LegacySignature: "sig-3c"})
+	if g.Signature != "sig-2c" || g.State != lodestone.CrashOpen || g.Occurrences != 1 {
+		t.Fatalf("legacy key without an issue: %+v", g)
+	}
+
+	// Merging the old issue away takes the new key along.
+	into := fault("h", 70, lodestone.Symbolication{Signature: "sig-x"})
+	if _, err := s.MergeCrashGroups(ctx, old.ID, into.ID); err != nil {
+		t.Fatal(err)
+	}
+	if g := fault("i", 80, lodestone.Symbolication{Signature: "sig-2"}); g.ID != into.ID || g.Occurrences != 5 {
+		t.Fatalf("after merging the old issue: %+v, want issue %d", g, into.ID)
+	}
+}
+
 // testClaimFaults: workers split pending faults. A claimed fault is skipped by other claimers until its lease
 // runs out or its result is saved; PendingFaults still lists it.
 func testClaimFaults(t *testing.T, s lodestone.Store) {

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"ClaimFaults", testClaimFaults},
 		{"ELFIndexAndLateSymbols", testELFIndexAndLateSymbols},
 		{"CrashGroups", testCrashGroups},
+		{"CrashLegacySignature", testCrashLegacySignature},
 		{"Users", testUsers},
 		{"Tokens", testTokens},
 		{"Firmware", testFirmware},
