@@ -74,7 +74,7 @@ func (fw *Firmware) halfword(addr uint32) uint16 {
 }
 
 // ReturnAddr returns the return address (Thumb bit set) of the first call in caller to callee: a BL to callee's
-// address, or, with callee "" , the first BLX through a register.
+// address, or, with callee "", the first BLX through a register.
 func (fw *Firmware) ReturnAddr(caller, callee string) uint32 {
 	fw.tb.Helper()
 	s := fw.syms[caller]
