@@ -291,9 +291,9 @@ func (h *Handler) check(w http.ResponseWriter, r *http.Request, id string) error
 	if o.FirmwareID == 0 {
 		return lodestone.Errorf(lodestone.ENOTFOUND, "update file not found")
 	}
-	f, err := h.ota.Store().FindFirmwareByID(r.Context(), o.FirmwareID)
-	if err != nil {
-		return err
+	f := &lodestone.Firmware{ID: o.FirmwareID, Filename: o.Filename}
+	if o.FUOTAPath != "" {
+		f.FUOTAPath = &o.FUOTAPath
 	}
 	name := h.fileName(r.Context(), f)
 	w.Header().Set("Content-Type", "text/csv")

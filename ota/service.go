@@ -59,6 +59,7 @@ type Offer struct {
 	URL        string `json:"url,omitempty"`
 	FirmwareID int64  `json:"firmware_id,omitempty"`
 	Filename   string `json:"-"`
+	FUOTAPath  string `json:"-"` // the update file path of a FUOTA upload
 	Signature  string `json:"signature,omitempty"` // base64 ed25519 over the manifest, when signing is on
 }
 
@@ -159,6 +160,9 @@ func (s *Service) offer(ctx context.Context, deviceID string, t *lodestone.OTATa
 		}
 		if f != nil {
 			o.Size, o.SHA256, o.FirmwareID, o.Filename = f.Size, f.SHA256, f.ID, f.Filename
+			if f.FUOTAPath != nil {
+				o.FUOTAPath = *f.FUOTAPath
+			}
 			o.URL = DownloadURL(f.ID)
 			if o.BuildID == 0 {
 				o.BuildID = f.BuildID
