@@ -59,7 +59,7 @@ type Offer struct {
 	URL        string `json:"url,omitempty"`
 	FirmwareID int64  `json:"firmware_id,omitempty"`
 	Filename   string `json:"-"`
-	FUOTAPath  string `json:"-"` // the update file path of a FUOTA upload
+	FUOTAPath  string `json:"-"`                   // the update file path of a FUOTA upload
 	Signature  string `json:"signature,omitempty"` // base64 ed25519 over the manifest, when signing is on
 }
 
