@@ -97,11 +97,12 @@ func (s *Store) PutFUOTAFirmware(ctx context.Context, f *lodestone.Firmware) (bo
 		if cur == nil {
 			return nil
 		}
-		// FUOTA's own targets name the path, so they follow it; operators' and campaigns' keep their artifact.
+		// FUOTA's own targets name the path, so they follow it; operators' and campaigns' keep their artifact,
+		// and so does a FUOTA row whose device lodestone manages since (what PUT /devices may not write).
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE ota_targets SET firmware_id = ?, target_version = ?,
 			target_build_id = ? WHERE origin = 'fuota' AND campaign_id IS NULL AND firmware_id IN
-			(SELECT id FROM firmware_artifacts WHERE fuota_path = ? AND origin = 'fuota')`), f.ID, f.Version,
-			int64(f.BuildID), path)
+			(SELECT id FROM firmware_artifacts WHERE fuota_path = ? AND origin = 'fuota')
+			AND `+fuotaDevice), f.ID, f.Version, int64(f.BuildID), path)
 		return err
 	})
 	return created, err

@@ -45,16 +45,27 @@ func (s *Store) setTarget(ctx context.Context, tx *sql.Tx, t *lodestone.OTATarge
 		}
 	}
 	t.Origin = origin(t.Origin)
-	return tx.QueryRowContext(ctx, s.q(`INSERT INTO ota_targets (device_id, target_version, target_build_id,
+	// A FUOTA write replaces only a FUOTA row no campaign holds, decided in the statement itself so that a
+	// target another writer inserted since fuotaMayWrite looked is not taken over.
+	only := ""
+	if t.Origin == lodestone.OriginFUOTA {
+		only = ` WHERE ota_targets.origin = 'fuota' AND ota_targets.campaign_id IS NULL`
+	}
+	err := tx.QueryRowContext(ctx, s.q(`INSERT INTO ota_targets (device_id, target_version, target_build_id,
 		firmware_url, firmware_id, from_version, campaign_id, created_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (device_id) DO UPDATE SET target_version = excluded.target_version,
 		target_build_id = excluded.target_build_id,
 		firmware_url = COALESCE(excluded.firmware_url, ota_targets.firmware_url),
 		firmware_id = excluded.firmware_id, from_version = excluded.from_version,
-		campaign_id = excluded.campaign_id, created_at = excluded.created_at, origin = excluded.origin
+		campaign_id = excluded.campaign_id, created_at = excluded.created_at, origin = excluded.origin`+only+`
 		RETURNING id, firmware_url`), t.DeviceID, t.TargetVersion, int64(t.TargetBuildID), ptr(t.FirmwareURL),
 		ptr(t.FirmwareID), ptr(t.FromVersion), ptr(t.CampaignID), ms(t.CreatedAt),
 		t.Origin).Scan(&t.ID, nullStringDest{&t.FirmwareURL})
+	if err == sql.ErrNoRows {
+		return lodestone.Errorf(lodestone.EFORBIDDEN, "the target of device %q was not set through FUOTA; it is "+
+			"read-only to the FUOTA login", t.DeviceID)
+	}
+	return err
 }
 
 // SetFUOTATarget implements lodestone.OTATargetService.
@@ -74,10 +85,25 @@ func (s *Store) DeleteFUOTATarget(ctx context.Context, deviceID string) error {
 		if err := s.fuotaMayWrite(ctx, tx, deviceID, false); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM ota_targets WHERE device_id = ?`), deviceID)
-		return err
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM ota_targets WHERE device_id = ? AND origin = 'fuota'
+			AND campaign_id IS NULL`), deviceID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return lodestone.Errorf(lodestone.EFORBIDDEN, "the target of device %q changed hands; it is "+
+				"read-only to the FUOTA login", deviceID)
+		}
+		return nil
 	})
 }
+
+// fuotaDevice holds for an ota_targets.device_id that the FUOTA login may steer: none of lodestone's devices
+// (reported or provisioned, or holding a device key) and in no unfinished campaign.
+const fuotaDevice = `(NOT EXISTS (SELECT 1 FROM devices WHERE device_id = ota_targets.device_id)
+	AND NOT EXISTS (SELECT 1 FROM tokens WHERE device_id = ota_targets.device_id AND revoked_at IS NULL)
+	AND NOT EXISTS (SELECT 1 FROM ota_campaign_devices d JOIN ota_campaigns c ON c.id = d.campaign_id
+		WHERE d.device_id = ota_targets.device_id AND c.status NOT IN ('completed', 'aborted', 'rolled_back')))`
 
 // fuotaMayWrite refuses the FUOTA login a device's target unless FUOTA set it and no campaign took it over since,
 // and the device is none of lodestone's (reported, provisioned, or holding a device key) and in no unfinished
@@ -97,22 +123,15 @@ func (s *Store) fuotaMayWrite(ctx context.Context, tx *sql.Tx, deviceID string, 
 		return lodestone.Errorf(lodestone.EFORBIDDEN, "the target of device %q was set through lodestone's OTA "+
 			"API or a campaign; it is read-only to the FUOTA login", deviceID)
 	}
-	var devices, members int
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT
-		(SELECT count(*) FROM devices WHERE device_id = ?)
-		+ (SELECT count(*) FROM tokens WHERE device_id = ? AND revoked_at IS NULL),
-		(SELECT count(*) FROM ota_campaign_devices d JOIN ota_campaigns c ON c.id = d.campaign_id
-			WHERE d.device_id = ? AND c.status NOT IN ('completed', 'aborted', 'rolled_back'))`),
-		deviceID, deviceID, deviceID).Scan(&devices, &members); err != nil {
+	var ok bool
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT `+strings.ReplaceAll(fuotaDevice, "ota_targets.device_id", "?")),
+		deviceID, deviceID, deviceID).Scan(&ok); err != nil {
 		return err
 	}
-	if devices > 0 {
-		return lodestone.Errorf(lodestone.EFORBIDDEN, "device %q is managed through lodestone's OTA API; the "+
-			"FUOTA login cannot change its target", deviceID)
-	}
-	if members > 0 {
-		return lodestone.Errorf(lodestone.EFORBIDDEN, "device %q is in a campaign; the FUOTA login cannot "+
-			"change its target", deviceID)
+	if !ok {
+		return lodestone.Errorf(lodestone.EFORBIDDEN, "device %q is managed through lodestone's OTA API (it "+
+			"reported, was provisioned, has a device key, or is in a campaign); the FUOTA login cannot change its "+
+			"target", deviceID)
 	}
 	return nil
 }

@@ -411,9 +411,23 @@ func testFUOTATargets(t *testing.T, s lodestone.Store, operatorFW *lodestone.Fir
 		FirmwareID: &v1.ID, CreatedAt: at(5)}); err != nil {
 		t.Fatal(err)
 	}
+	// esp-3 got its row from FUOTA, then started reporting to lodestone: FUOTA no longer steers it.
+	if err := fuota("esp-3", v1); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "esp-3", ReceivedAt: at(0), Info: info("1.0", 1)})
 	v2 := &lodestone.Firmware{Version: "2.0", SHA256: fwsha("e2"), Size: 4, Filename: "esp.bin", CreatedAt: at(6)}
 	if _, err := s.PutFUOTAFirmware(ctx, v2); err != nil {
 		t.Fatal(err)
+	}
+	if tg, _ := s.FindTarget(ctx, "esp-3"); *tg.FirmwareID != v1.ID {
+		t.Fatalf("a FUOTA upload moved a lodestone device's target: %+v", tg)
+	}
+	if err := fuota("esp-3", v2); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA target for a device that reports since: %v", err)
+	}
+	if err := s.DeleteFUOTATarget(ctx, "esp-3"); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA deletes the target of a device that reports since: %v", err)
 	}
 	if tg, _ := s.FindTarget(ctx, "esp-1"); *tg.FirmwareID != v2.ID || tg.TargetVersion != "2.0" {
 		t.Fatalf("FUOTA target after a new upload: %+v", tg)
