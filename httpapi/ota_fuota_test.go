@@ -369,6 +369,13 @@ func TestFUOTAUploadSignedOnlyOnceApproved(t *testing.T) {
 		}
 		check(true)
 		e.do("POST", "/ota/firmware/99999/approve", asProvisioner, nil).must(t, 404)
+		// Used by a target, it cannot be deleted; once unused it can, and its blob goes with it.
+		e.do("DELETE", fmt.Sprintf("/ota/firmware/%d", f.ID), asProvisioner, nil).must(t, 409)
+		e.do("DELETE", "/ota/targets/d0", asProvisioner, nil).must(t, 200)
+		e.do("DELETE", fmt.Sprintf("/ota/firmware/%d", f.ID), asProvisioner, nil).must(t, 200)
+		if st, _ := e.esp("GET", "/files/esp.bin", ""); st != 404 {
+			t.Fatalf("FUOTA GET after delete: %d", st)
+		}
 	})
 }
 
