@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/ota"
@@ -213,7 +214,7 @@ func validDeviceID(s string) bool {
 // validFileName keeps update file paths to names that are safe anywhere they are shown or sent; they are never
 // used as file-system paths (the bytes live in the content-addressed blob store).
 func validFileName(s string) bool {
-	if s == "" || len(s) > 255 || strings.ContainsAny(s, "\"\\") {
+	if s == "" || len(s) > 255 || strings.ContainsAny(s, "\"\\") || !utf8.ValidString(s) {
 		return false
 	}
 	for _, c := range s {
@@ -223,6 +224,19 @@ func validFileName(s string) bool {
 	}
 	for _, seg := range strings.Split(s, "/") {
 		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// validText accepts 1-max bytes of UTF-8 without control characters: what both backends store as given.
+func validText(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
 			return false
 		}
 	}
@@ -340,8 +354,8 @@ func (h *Handler) putDevice(w http.ResponseWriter, r *http.Request, id string) e
 	if rec[0] != id {
 		return invalid("device id %q in the body differs from %q in the path", rec[0], id)
 	}
-	if rec[1] == "" || len(rec[1]) > 128 {
-		return invalid("app_ver must be 1-128 characters")
+	if !validText(rec[1], 128) {
+		return invalid("app_ver must be 1-128 characters of UTF-8 text without control characters")
 	}
 	if !validFileName(rec[2]) {
 		return invalid("invalid update file path")
@@ -413,8 +427,10 @@ func (h *Handler) putFile(w http.ResponseWriter, r *http.Request, name string) e
 		return invalid("empty update file")
 	}
 	version := r.Header.Get("X-Firmware-Version")
-	if version == "" || len(version) > 64 {
+	if version == "" {
 		version = name
+	} else if !validText(version, 64) {
+		return invalid("X-Firmware-Version must be 1-64 characters of UTF-8 text without control characters")
 	}
 	var build uint64
 	if v := r.Header.Get("X-Build-Id"); v != "" {

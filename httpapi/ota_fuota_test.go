@@ -77,11 +77,15 @@ func newFUOTAEnv(t *testing.T, store lodestone.Store) *fuotaEnv {
 	return &fuotaEnv{authEnv: &authEnv{t: t, srv: srv, authn: authn, api: api}, fuota: fsrv, store: store, pub: pub}
 }
 
-// esp sends a request to the FUOTA listener with the fleet's login, as the seed's curl commands do.
-func (e *fuotaEnv) esp(method, path, body string) (int, string) {
+// esp sends a request to the FUOTA listener with the fleet's login, as the seed's curl commands do; hdr are
+// name, value pairs.
+func (e *fuotaEnv) esp(method, path, body string, hdr ...string) (int, string) {
 	e.t.Helper()
 	req, _ := http.NewRequest(method, e.fuota.URL+path, bytes.NewReader([]byte(body)))
 	req.SetBasicAuth(fuotaUser, fuotaPass)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header[hdr[i]] = []string{hdr[i+1]}
+	}
 	resp, err := e.fuota.Client().Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -414,6 +418,29 @@ func TestDeviceKeyDownloadsOnlyItsTarget(t *testing.T) {
 		for _, id := range []int64{a.ID, b.ID} {
 			if st, _, _ := e.download(apiKey("fleet-key"), id); st != 200 {
 				t.Fatalf("ingest key download of %d: %d", id, st)
+			}
+		}
+	})
+}
+
+// TestFUOTARefusesUnstorableText: NUL bytes and invalid UTF-8 in what the FUOTA listener stores (a path, an
+// app_ver, a version header) are a 400 on both backends, never a 5xx.
+func TestFUOTARefusesUnstorableText(t *testing.T) {
+	bothBackends(t, func(t *testing.T, e *fuotaEnv) {
+		e.espOK("PUT", "/files/ok.bin", "image").must200(t)
+		for _, tc := range []struct {
+			method, path, body string
+			hdr                []string
+		}{
+			{"PUT", "/files/%FF%FE.bin", "image", nil},
+			{"GET", "/files/%FF%FE.bin", "", nil},
+			{"PUT", "/files/v.bin", "image", []string{"X-Firmware-Version", "1.0\xff"}},
+			{"PUT", "/devices/esp-1", "\"esp-1\",\"1.0\x00\",\"ok.bin\"", nil},
+			{"PUT", "/devices/esp-1", "\"esp-1\",\"1.0\xff\",\"ok.bin\"", nil},
+			{"PUT", "/devices/esp-1", "\"esp-1\",\"1.0\",\"ok\xff.bin\"", nil},
+		} {
+			if st, body := e.esp(tc.method, tc.path, tc.body, tc.hdr...); st != 400 {
+				t.Errorf("%s %s %q %q: %d %s", tc.method, tc.path, tc.body, tc.hdr, st, body)
 			}
 		}
 	})
