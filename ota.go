@@ -6,8 +6,10 @@ import (
 )
 
 // Firmware is an uploaded firmware image. Its bytes are a blob (SHA256, Size); the row carries what devices and
-// operators need to know about it. Filename is unique: ferrite names uploads <version>-b<build>-<sha8>.bin, and
-// the ESP32 FUOTA listener uses the operator's update file path as the name.
+// operators need to know about it. An artifact is immutable: nothing changes its bytes, version or name once it
+// is stored. Filename is unique: ferrite names uploads <version>-b<build>-<sha8>.bin; an upload through the ESP32
+// FUOTA listener is named by its update file path (FUOTAPath), or, when a newer upload takes over that path,
+// by the path with a suffix.
 type Firmware struct {
 	ID        int64
 	Version   string
@@ -18,7 +20,23 @@ type Firmware struct {
 	Signer    *string
 	Notes     string
 	CreatedAt time.Time
+
+	Origin     string     // OriginOperator or OriginFUOTA; empty is OriginOperator
+	FUOTAPath  *string    // the update file path a FUOTA upload was PUT under
+	ApprovedAt *time.Time // when a provisioner approved a FUOTA upload for signing
+	ApprovedBy string
 }
+
+// Origins of artifacts and targets: who made them. The FUOTA login (one pair shared by an ESP32 fleet, built into
+// its firmware) may change only what it made.
+const (
+	OriginOperator = "operator" // /ota routes (users, API tokens), campaigns, imports
+	OriginFUOTA    = "fuota"    // the FUOTA listener's PUT /files and PUT /devices
+)
+
+// Signable reports whether the artifact may be signed with the server's OTA signing key: anything an operator
+// uploaded, and a FUOTA upload once a provisioner approved it.
+func (f *Firmware) Signable() bool { return f.Origin != OriginFUOTA || f.ApprovedAt != nil }
 
 // OTATarget is the update one device should install. A device is offered it while it runs another version; when
 // FromVersion is set (the FUOTA contract's app_ver), only while it runs exactly FromVersion.
@@ -31,6 +49,7 @@ type OTATarget struct {
 	FirmwareID    *int64 // the artifact to install; nil for a target that only names a version or URL
 	FromVersion   *string
 	CampaignID    *int64 // the campaign that set this target, if any
+	Origin        string // OriginOperator or OriginFUOTA; empty is OriginOperator
 	CreatedAt     time.Time
 }
 
@@ -140,15 +159,23 @@ type OTAReport struct {
 type FirmwareService interface {
 	// CreateFirmware stores f and sets its ID and CreatedAt; an existing Filename is an ECONFLICT error.
 	CreateFirmware(ctx context.Context, f *Firmware) error
-	// PutFirmware creates f, or replaces the bytes and version of the artifact with the same Filename (FUOTA's
-	// PUT /files). It returns the replaced ref when one was replaced.
-	PutFirmware(ctx context.Context, f *Firmware) (replaced *BlobRef, err error)
+	// PutFUOTAFirmware stores a FUOTA upload (PUT /files) of f.Filename, the update file path, as a new artifact
+	// of origin fuota; the path then names it. The store picks a unique Filename when older uploads hold the path,
+	// and points FUOTA's own targets at the newest upload; nothing else changes. Bytes, version and build equal
+	// to the path's newest upload are that upload (created=false). A path that names another origin's artifact,
+	// and one that is an older upload's Filename, are ECONFLICT errors.
+	PutFUOTAFirmware(ctx context.Context, f *Firmware) (created bool, err error)
 	FindFirmwareByID(ctx context.Context, id int64) (*Firmware, error)
 	FindFirmwareByFilename(ctx context.Context, name string) (*Firmware, error)
+	// FindFirmwareByFUOTAPath returns the newest FUOTA upload under an update file path.
+	FindFirmwareByFUOTAPath(ctx context.Context, path string) (*Firmware, error)
+	// ApproveFirmware records a provisioner's approval of an artifact for signing; approving again keeps the
+	// first approval.
+	ApproveFirmware(ctx context.Context, id int64, by string, at time.Time) (*Firmware, error)
 	// FindFirmware lists artifacts, newest first.
 	FindFirmware(ctx context.Context) ([]*Firmware, error)
-	// DeleteFirmware removes an artifact; one a campaign uses is an ECONFLICT error. Targets that point at it
-	// lose their firmware id.
+	// DeleteFirmware removes an artifact; one that a campaign, a target, or a running campaign's saved target
+	// uses is an ECONFLICT error.
 	DeleteFirmware(ctx context.Context, id int64) (*Firmware, error)
 	// FirmwareBlobInUse reports whether any artifact (or ELF file) still holds the blob, before it is deleted.
 	FirmwareBlobInUse(ctx context.Context, sha256 string) (bool, error)
@@ -156,8 +183,14 @@ type FirmwareService interface {
 
 // OTATargetService keeps one target per device.
 type OTATargetService interface {
-	// SetTarget inserts or replaces the device's target; CreatedAt is reset. A nil FirmwareURL keeps the old one.
+	// SetTarget inserts or replaces the device's target, as an operator; CreatedAt is reset. A nil FirmwareURL
+	// keeps the old one.
 	SetTarget(ctx context.Context, t *OTATarget) error
+	// SetFUOTATarget is SetTarget for the FUOTA listener: it writes a target of origin fuota, which must name a
+	// FUOTA upload, and only over a target of origin fuota that no campaign set. A device with another target, a
+	// lodestone device (one that reported or was provisioned, or has a device key) and a member of an unfinished
+	// campaign are EFORBIDDEN errors.
+	SetFUOTATarget(ctx context.Context, t *OTATarget) error
 	FindTarget(ctx context.Context, deviceID string) (*OTATarget, error)
 	// FindTargetsOf returns the targets of those of the devices that have one, by device id, in one query: the
 	// ingest path asks for every device of a gateway's batch at once.
@@ -165,6 +198,9 @@ type OTATargetService interface {
 	// FindTargets lists targets, newest first.
 	FindTargets(ctx context.Context) ([]*OTATarget, error)
 	DeleteTarget(ctx context.Context, deviceID string) error
+	// DeleteFUOTATarget deletes the device's target only when it is of origin fuota and no campaign set it
+	// (EFORBIDDEN otherwise, ENOTFOUND when there is none).
+	DeleteFUOTATarget(ctx context.Context, deviceID string) error
 }
 
 // CampaignStore keeps campaigns and their devices. Every method is one transaction; the rules (waves, gate,

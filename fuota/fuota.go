@@ -5,6 +5,12 @@
 // closed: no SQL from strings, names never become file paths (blobs are content-addressed), bodies are bounded
 // and streamed, credentials are never logged, a body/path device id mismatch and a row naming a missing file
 // are 400s, and connections stay alive.
+//
+// The login is one pair shared by a whole ESP32 fleet and built into its firmware, so it reaches only what it
+// made: it creates and replaces FUOTA's own files and rows, and everything else (artifacts uploaded through
+// /ota/firmware, targets set through /ota/targets or by campaigns, lodestone's own devices) is read-only to it.
+// An upload is a new immutable artifact each time (the path names the newest), and none is signed with the OTA
+// signing key until a provisioner approves it (POST /ota/firmware/{id}/approve).
 package fuota
 
 import (
@@ -21,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/ota"
@@ -122,6 +129,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusServiceUnavailable
 	case lodestone.ECONFLICT:
 		status = http.StatusConflict
+	case lodestone.EFORBIDDEN:
+		status = http.StatusForbidden // with a reason, unlike the empty 403 of bad credentials
 	}
 	if errors.Is(err, context.Canceled) {
 		return
@@ -205,7 +214,7 @@ func validDeviceID(s string) bool {
 // validFileName keeps update file paths to names that are safe anywhere they are shown or sent; they are never
 // used as file-system paths (the bytes live in the content-addressed blob store).
 func validFileName(s string) bool {
-	if s == "" || len(s) > 255 || strings.ContainsAny(s, "\"\\") {
+	if s == "" || len(s) > 255 || strings.ContainsAny(s, "\"\\") || !utf8.ValidString(s) {
 		return false
 	}
 	for _, c := range s {
@@ -221,12 +230,25 @@ func validFileName(s string) bool {
 	return true
 }
 
+// validText accepts 1-max bytes of UTF-8 without control characters: what both backends store as given.
+func validText(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // csvField quotes a value as the reference writes it, doubling any quote inside (RFC 4180).
 func csvField(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// listDevices is GET /devices: one CSV line per target. app_ver is the version the device must run for the row to
-// apply (empty for targets set through lodestone's API, which apply to any other version); the path is the
-// artifact's name (empty for a target without an artifact).
+// listDevices is GET /devices: one CSV line per target, FUOTA's and (read-only) everyone else's. app_ver is the
+// version the device must run for the row to apply (empty for targets set through lodestone's API, which apply to
+// any other version); the path is the artifact's name (empty for a target without an artifact).
 func (h *Handler) listDevices(w http.ResponseWriter, r *http.Request) error {
 	targets, err := h.ota.Store().FindTargets(r.Context())
 	if err != nil {
@@ -243,7 +265,7 @@ func (h *Handler) listDevices(w http.ResponseWriter, r *http.Request) error {
 			n, ok := names[*t.FirmwareID]
 			if !ok {
 				if f, err := h.ota.Store().FindFirmwareByID(r.Context(), *t.FirmwareID); err == nil {
-					n = f.Filename
+					n = h.fileName(r.Context(), f)
 				}
 				names[*t.FirmwareID] = n
 			}
@@ -280,14 +302,40 @@ func (h *Handler) check(w http.ResponseWriter, r *http.Request, id string) error
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	if o.Filename == "" {
+	if o.FirmwareID == 0 {
 		return lodestone.Errorf(lodestone.ENOTFOUND, "update file not found")
 	}
+	f := &lodestone.Firmware{ID: o.FirmwareID, Filename: o.Filename}
+	if o.FUOTAPath != "" {
+		f.FUOTAPath = &o.FUOTAPath
+	}
+	name := h.fileName(r.Context(), f)
 	w.Header().Set("Content-Type", "text/csv")
-	w.Header().Set("Content-Length", strconv.Itoa(len(o.Filename)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(name)))
 	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, o.Filename)
+	io.WriteString(w, name)
 	return nil
+}
+
+// fileName is the update file path that GET /files resolves to f: its FUOTA path while it is the newest upload
+// there, else its own unique name.
+func (h *Handler) fileName(ctx context.Context, f *lodestone.Firmware) string {
+	if f.FUOTAPath != nil {
+		if cur, err := h.ota.Store().FindFirmwareByFUOTAPath(ctx, *f.FUOTAPath); err == nil && cur.ID == f.ID {
+			return *f.FUOTAPath
+		}
+	}
+	return f.Filename
+}
+
+// findFile resolves an update file path: the newest FUOTA upload under it, else (read-only) the artifact of that
+// exact name, which may be an operator's upload that an operator's target names.
+func (h *Handler) findFile(ctx context.Context, name string) (*lodestone.Firmware, error) {
+	f, err := h.ota.Store().FindFirmwareByFUOTAPath(ctx, name)
+	if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
+		return h.ota.Store().FindFirmwareByFilename(ctx, name)
+	}
+	return f, err
 }
 
 // putDevice is PUT /devices/<id> with one CSV record "<device_id>","<app_ver>","<update_file_path>".
@@ -306,21 +354,27 @@ func (h *Handler) putDevice(w http.ResponseWriter, r *http.Request, id string) e
 	if rec[0] != id {
 		return invalid("device id %q in the body differs from %q in the path", rec[0], id)
 	}
-	if rec[1] == "" || len(rec[1]) > 128 {
-		return invalid("app_ver must be 1-128 characters")
+	if !validText(rec[1], 128) {
+		return invalid("app_ver must be 1-128 characters of UTF-8 text without control characters")
 	}
 	if !validFileName(rec[2]) {
 		return invalid("invalid update file path")
 	}
-	f, err := h.ota.Store().FindFirmwareByFilename(r.Context(), rec[2])
+	// A row names a FUOTA upload by its path; an artifact FUOTA did not upload cannot be targeted from here.
+	f, err := h.ota.Store().FindFirmwareByFUOTAPath(r.Context(), rec[2])
 	if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
+		if _, err := h.ota.Store().FindFirmwareByFilename(r.Context(), rec[2]); err == nil {
+			return invalid("update file %q was not uploaded through FUOTA; set this target through /ota/targets",
+				rec[2])
+		}
 		return invalid("update file %q does not exist: PUT /files/%s first", rec[2], rec[2])
 	} else if err != nil {
 		return err
 	}
 	app := rec[1]
-	if err := h.ota.Store().SetTarget(r.Context(), &lodestone.OTATarget{DeviceID: id, TargetVersion: f.Version,
-		TargetBuildID: f.BuildID, FirmwareID: &f.ID, FromVersion: &app, CreatedAt: time.Now().UTC()}); err != nil {
+	if err := h.ota.Store().SetFUOTATarget(r.Context(), &lodestone.OTATarget{DeviceID: id,
+		TargetVersion: f.Version, TargetBuildID: f.BuildID, FirmwareID: &f.ID, FromVersion: &app,
+		CreatedAt: time.Now().UTC()}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
@@ -328,7 +382,7 @@ func (h *Handler) putDevice(w http.ResponseWriter, r *http.Request, id string) e
 }
 
 func (h *Handler) deleteDevice(w http.ResponseWriter, r *http.Request, id string) error {
-	if err := h.ota.Store().DeleteTarget(r.Context(), id); err != nil {
+	if err := h.ota.Store().DeleteFUOTATarget(r.Context(), id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
@@ -337,7 +391,7 @@ func (h *Handler) deleteDevice(w http.ResponseWriter, r *http.Request, id string
 
 // getFile streams an update file; Range requests resume an interrupted download.
 func (h *Handler) getFile(w http.ResponseWriter, r *http.Request, name string) error {
-	f, err := h.ota.Store().FindFirmwareByFilename(r.Context(), name)
+	f, err := h.findFile(r.Context(), name)
 	if err != nil {
 		return err
 	}
@@ -356,7 +410,9 @@ func (h *Handler) getFile(w http.ResponseWriter, r *http.Request, name string) e
 	return nil
 }
 
-// putFile stores an update file under its path, replacing the bytes of an existing one.
+// putFile stores an update file under its path. Artifacts are immutable: the bytes become a new artifact that the
+// path names from now on (FUOTA's own rows follow it); the previous upload stays as it was, with its blob, for
+// whatever still uses it. A path that names an artifact FUOTA did not upload is a 409.
 func (h *Handler) putFile(w http.ResponseWriter, r *http.Request, name string) error {
 	if r.ContentLength > h.max {
 		return lodestone.Errorf(lodestone.ETOOLARGE, "update file over the %d byte limit", h.max)
@@ -371,8 +427,10 @@ func (h *Handler) putFile(w http.ResponseWriter, r *http.Request, name string) e
 		return invalid("empty update file")
 	}
 	version := r.Header.Get("X-Firmware-Version")
-	if version == "" || len(version) > 64 {
+	if version == "" {
 		version = name
+	} else if !validText(version, 64) {
+		return invalid("X-Firmware-Version must be 1-64 characters of UTF-8 text without control characters")
 	}
 	var build uint64
 	if v := r.Header.Get("X-Build-Id"); v != "" {
@@ -382,21 +440,17 @@ func (h *Handler) putFile(w http.ResponseWriter, r *http.Request, name string) e
 	}
 	f := &lodestone.Firmware{Version: version, BuildID: build, SHA256: ref.SHA256, Size: ref.Size, Filename: name,
 		CreatedAt: time.Now().UTC()}
-	replaced, err := h.ota.Store().PutFirmware(r.Context(), f)
-	ctx := context.WithoutCancel(r.Context())
-	if err != nil {
+	if _, err := h.ota.Store().PutFUOTAFirmware(r.Context(), f); err != nil {
 		if !existed {
-			h.dropBlob(ctx, ref.SHA256)
+			h.dropBlob(context.WithoutCancel(r.Context()), ref.SHA256)
 		}
 		return err
-	}
-	if replaced != nil {
-		h.dropBlob(ctx, replaced.SHA256)
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
+// dropBlob deletes a blob this request stored when no artifact (or ELF file) holds it.
 func (h *Handler) dropBlob(ctx context.Context, sum string) {
 	if used, err := h.ota.Store().FirmwareBlobInUse(ctx, sum); err != nil || used {
 		return

@@ -8,7 +8,8 @@ import (
 )
 
 // FuzzRequests sends arbitrary paths, queries and CSV bodies through the handler: every answer must be one of
-// the contract's statuses (or 405/413), never a 500 or a panic.
+// the contract's statuses (or 405/413, 403 for what the FUOTA login may not change, 409 for a name it may not
+// take), never a 500 or a panic.
 func FuzzRequests(f *testing.F) {
 	e := newEnv(f, 1<<16)
 	e.req("PUT", "/files/fw.bin", []byte("firmware"), true)
@@ -32,7 +33,7 @@ func FuzzRequests(f *testing.F) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		switch w.Code {
-		case 200, 204, 206, 400, 404, 405, 413, 416:
+		case 200, 204, 206, 400, 403, 404, 405, 409, 413, 416:
 		default:
 			t.Fatalf("%s %s?%s %q: %d %s", method, path, query, body, w.Code, w.Body.String())
 		}

@@ -89,7 +89,8 @@ var policy = map[string]httpapi.Access{
 	"POST /ota/firmware":                httpapi.AccessProvisioner,
 	"GET /ota/firmware/{id}":            httpapi.AccessViewer,
 	"DELETE /ota/firmware/{id}":         httpapi.AccessProvisioner,
-	"GET /ota/firmware/{id}/download":   httpapi.AccessDevice, // ferrite: a user login, which devices lack
+	"POST /ota/firmware/{id}/approve":   httpapi.AccessProvisioner, // lets the server sign a FUOTA upload
+	"GET /ota/firmware/{id}/download":   httpapi.AccessDevice,      // ferrite: a user login, which devices lack
 	"GET /ota/firmware/{id}/manifest":   httpapi.AccessDevice,
 	"GET /ota/signing-key":              httpapi.AccessPublic,
 	"GET /ota/check/{device_id}":        httpapi.AccessDevice,

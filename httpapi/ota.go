@@ -15,7 +15,8 @@ import (
 const DefaultMaxFirmware = 256 << 20
 
 // routesOTA registers ferrite's /ota routes and lodestone's device-side ones. Devices download with the ingest
-// key (or openly when none is set), never with a user login: ferrite required one, so its devices could not.
+// key (or openly when none is set) or their own device key (only their target's artifact), never with a user
+// login: ferrite required one, so its devices could not.
 func (s *Server) routesOTA() {
 	s.handleOTA("GET /ota/targets", AccessViewer, s.listTargets)
 	s.handleOTA("POST /ota/targets", AccessProvisioner, s.setTarget)
@@ -26,6 +27,7 @@ func (s *Server) routesOTA() {
 	s.handleOTA("POST /ota/firmware", AccessProvisioner, s.uploadFirmware)
 	s.handleOTA("GET /ota/firmware/{id}", AccessViewer, s.getFirmware)
 	s.handleOTA("DELETE /ota/firmware/{id}", AccessProvisioner, s.deleteFirmware)
+	s.handleOTA("POST /ota/firmware/{id}/approve", AccessProvisioner, s.approveFirmware)
 	s.handleOTA("GET /ota/firmware/{id}/download", AccessDevice, s.downloadFirmware)
 	s.handleOTA("GET /ota/firmware/{id}/manifest", AccessDevice, s.firmwareManifest)
 	s.handleOTA("GET /ota/signing-key", AccessPublic, s.signingKey)

@@ -3,10 +3,13 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/ota"
 )
 
 type firmwareJSON struct {
@@ -20,11 +23,25 @@ type firmwareJSON struct {
 	CreatedAt string  `json:"created_at"`
 	Notes     string  `json:"notes"`
 	BuildIDU  uint64  `json:"build_id_u64"` // ferrite's i64 column wraps builds over 2^63
+
+	// Origin is "operator" (/ota/firmware) or "fuota" (the FUOTA listener's PUT /files, under FUOTAPath). A FUOTA
+	// upload is signed only once approved (POST /ota/firmware/{id}/approve).
+	Origin     string  `json:"origin"`
+	FUOTAPath  *string `json:"fuota_path"`
+	Approved   bool    `json:"approved"`
+	ApprovedAt *string `json:"approved_at"`
+	ApprovedBy *string `json:"approved_by"`
 }
 
 func newFirmwareJSON(f *lodestone.Firmware) firmwareJSON {
-	return firmwareJSON{ID: f.ID, Version: f.Version, BuildID: int64(f.BuildID), SHA256: f.SHA256, Size: f.Size,
-		Filename: f.Filename, Signer: f.Signer, CreatedAt: ts(f.CreatedAt), Notes: f.Notes, BuildIDU: f.BuildID}
+	j := firmwareJSON{ID: f.ID, Version: f.Version, BuildID: int64(f.BuildID), SHA256: f.SHA256, Size: f.Size,
+		Filename: f.Filename, Signer: f.Signer, CreatedAt: ts(f.CreatedAt), Notes: f.Notes, BuildIDU: f.BuildID,
+		Origin: f.Origin, FUOTAPath: f.FUOTAPath, Approved: f.Signable()}
+	if f.ApprovedAt != nil {
+		at, by := ts(*f.ApprovedAt), f.ApprovedBy
+		j.ApprovedAt, j.ApprovedBy = &at, &by
+	}
+	return j
 }
 
 func (s *Server) maxFirmware() int64 {
@@ -83,8 +100,10 @@ func (s *Server) uploadFirmware(w http.ResponseWriter, r *http.Request) error {
 		CreatedAt: time.Now().UTC()}
 	err = s.otaStore().CreateFirmware(r.Context(), f)
 	if lodestone.ErrorCode(err) == lodestone.ECONFLICT {
+		// Artifacts are immutable: the same upload again is the stored one; anything else under the name is a
+		// conflict, a FUOTA upload of the same bytes included (approve that one instead).
 		old, ferr := s.otaStore().FindFirmwareByFilename(r.Context(), f.Filename)
-		if ferr == nil && old.SHA256 == f.SHA256 {
+		if ferr == nil && old.SHA256 == f.SHA256 && old.Origin != lodestone.OriginFUOTA {
 			writeJSON(w, http.StatusOK, map[string]any{"ok": true, "artifact": newFirmwareJSON(old)})
 			return nil
 		}
@@ -138,6 +157,27 @@ func (s *Server) getFirmware(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// approveFirmware lets the server sign a FUOTA upload: a provisioner vouches for these exact bytes (artifacts are
+// immutable, so the approval cannot carry over to anything uploaded later under the same path).
+func (s *Server) approveFirmware(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	by := ""
+	if p := PrincipalFrom(r.Context()); p != nil {
+		by = p.Name
+	}
+	f, err := s.otaStore().ApproveFirmware(r.Context(), id, by, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	s.log.Info("firmware artifact approved for signing", "id", f.ID, "sha256", f.SHA256, "origin", f.Origin,
+		"by", f.ApprovedBy)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "artifact": newFirmwareJSON(f)})
+	return nil
+}
+
 func (s *Server) deleteFirmware(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r)
 	if err != nil {
@@ -157,7 +197,7 @@ func (s *Server) deleteFirmware(w http.ResponseWriter, r *http.Request) error {
 // downloadFirmware streams the image from blob storage. http.ServeContent answers Range (206), If-Range,
 // If-None-Match and HEAD from the ETag (the SHA-256), so an interrupted download resumes where it stopped.
 func (s *Server) downloadFirmware(w http.ResponseWriter, r *http.Request) error {
-	f, err := s.findFirmware(r)
+	f, err := s.deviceFirmware(r)
 	if err != nil {
 		return err
 	}
@@ -187,15 +227,52 @@ func (s *Server) downloadFirmware(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) firmwareManifest(w http.ResponseWriter, r *http.Request) error {
-	f, err := s.findFirmware(r)
+	f, err := s.deviceFirmware(r)
 	if err != nil {
 		return err
 	}
 	payload, sig, ok := s.deps.OTA.Manifest(f)
-	if !ok {
+	if !ok && s.deps.OTA.PublicKey() != nil {
+		return lodestone.Errorf(lodestone.ENOTFOUND, "artifact %d was uploaded through FUOTA and is not approved "+
+			"for signing (POST /ota/firmware/%d/approve)", f.ID, f.ID)
+	} else if !ok {
 		return lodestone.Errorf(lodestone.ENOTFOUND, "manifest signing is not configured")
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"manifest": string(payload), "signature": sig,
 		"algorithm": "ed25519"})
 	return nil
+}
+
+// deviceFirmware is the artifact of the path's id, for a device route: a device key may fetch only the artifact
+// its own device's target names (by id, or by its download URL); the ingest key speaks for the whole fleet.
+func (s *Server) deviceFirmware(r *http.Request) (*lodestone.Firmware, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	if p := PrincipalFrom(r.Context()); p != nil && p.DeviceID != "" {
+		t, err := s.otaStore().FindTarget(r.Context(), p.DeviceID)
+		if err != nil && lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+			return nil, err
+		}
+		if !targets(t, id) {
+			return nil, lodestone.Errorf(lodestone.EFORBIDDEN,
+				"this device key may download only the artifact targeted at device %q", p.DeviceID)
+		}
+	}
+	return s.otaStore().FindFirmwareByID(r.Context(), id)
+}
+
+// targets reports whether target t names artifact id.
+func targets(t *lodestone.OTATarget, id int64) bool {
+	switch {
+	case t == nil:
+		return false
+	case t.FirmwareID != nil:
+		return *t.FirmwareID == id
+	case t.FirmwareURL != nil:
+		u, err := url.Parse(*t.FirmwareURL)
+		return err == nil && strings.HasSuffix(u.Path, ota.DownloadURL(id)) // under a path prefix too
+	}
+	return false
 }

@@ -59,6 +59,7 @@ type Offer struct {
 	URL        string `json:"url,omitempty"`
 	FirmwareID int64  `json:"firmware_id,omitempty"`
 	Filename   string `json:"-"`
+	FUOTAPath  string `json:"-"`                   // the update file path of a FUOTA upload
 	Signature  string `json:"signature,omitempty"` // base64 ed25519 over the manifest, when signing is on
 }
 
@@ -73,7 +74,7 @@ func (s *Service) Check(ctx context.Context, deviceID, version string, build uin
 // Observe handles what a device said about itself (in an ingest session or a poll): a reported version equal to
 // its campaign target's confirms the install; then it returns the update still on offer, if any.
 func (s *Service) Observe(ctx context.Context, deviceID string, info *lodestone.DeviceInfo) (Offer, bool, error) {
-	o, ok, err := s.Lookup(ctx, deviceID, info)
+	o, ok, err := s.lookup(ctx, deviceID, info, true)
 	if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
 		return Offer{}, false, nil
 	}
@@ -103,7 +104,7 @@ func (s *Service) ObserveAll(ctx context.Context, reported []lodestone.DeviceBat
 		if t == nil || b.Info == nil {
 			continue
 		}
-		o, ok, err := s.offer(ctx, b.DeviceID, t, b.Info)
+		o, ok, err := s.offer(ctx, b.DeviceID, t, b.Info, true)
 		if err != nil {
 			return offers, err
 		}
@@ -114,9 +115,16 @@ func (s *Service) ObserveAll(ctx context.Context, reported []lodestone.DeviceBat
 	return offers, nil
 }
 
-// Lookup is Observe, except that a device without any target is an ENOTFOUND error (the FUOTA contract answers
-// it differently from a device whose target does not apply).
+// Lookup answers the FUOTA listener: it is Observe, except that a device without any target is an ENOTFOUND
+// error (the FUOTA contract answers it differently from a device whose target does not apply), and that it
+// records nothing: the FUOTA login is shared by a fleet, so a version it reports cannot confirm a campaign's
+// install.
 func (s *Service) Lookup(ctx context.Context, deviceID string, info *lodestone.DeviceInfo) (Offer, bool, error) {
+	return s.lookup(ctx, deviceID, info, false)
+}
+
+func (s *Service) lookup(ctx context.Context, deviceID string, info *lodestone.DeviceInfo, confirm bool) (Offer,
+	bool, error) {
 	if info == nil {
 		return Offer{}, false, nil
 	}
@@ -124,14 +132,14 @@ func (s *Service) Lookup(ctx context.Context, deviceID string, info *lodestone.D
 	if err != nil {
 		return Offer{}, false, err
 	}
-	return s.offer(ctx, deviceID, t, info)
+	return s.offer(ctx, deviceID, t, info, confirm)
 }
 
-// offer confirms an install or returns the update on offer, given the device's target.
-func (s *Service) offer(ctx context.Context, deviceID string, t *lodestone.OTATarget, info *lodestone.DeviceInfo) (
-	Offer, bool, error) {
+// offer confirms an install (when confirm) or returns the update on offer, given the device's target.
+func (s *Service) offer(ctx context.Context, deviceID string, t *lodestone.OTATarget, info *lodestone.DeviceInfo,
+	confirm bool) (Offer, bool, error) {
 	if !t.Offers(info.FirmwareVersion, info.BuildID) {
-		if t.CampaignID != nil {
+		if t.CampaignID != nil && confirm {
 			// It runs its campaign's firmware now: that confirms the install (a no-op once recorded).
 			if _, err := s.store.ReportOTA(ctx, lodestone.OTAReport{DeviceID: deviceID,
 				Status: lodestone.OTAInstalled, Version: info.FirmwareVersion, BuildID: info.BuildID},
@@ -152,6 +160,9 @@ func (s *Service) offer(ctx context.Context, deviceID string, t *lodestone.OTATa
 		}
 		if f != nil {
 			o.Size, o.SHA256, o.FirmwareID, o.Filename = f.Size, f.SHA256, f.ID, f.Filename
+			if f.FUOTAPath != nil {
+				o.FUOTAPath = *f.FUOTAPath
+			}
 			o.URL = DownloadURL(f.ID)
 			if o.BuildID == 0 {
 				o.BuildID = f.BuildID
@@ -187,9 +198,10 @@ type manifest struct {
 }
 
 // Manifest returns an artifact's manifest bytes and their base64 ed25519 signature; ok is false when no signing
-// key is configured.
+// key is configured, and for a FUOTA upload no provisioner approved (the FUOTA login is shared by a fleet: what
+// it uploads must not carry the server's signature on its word alone).
 func (s *Service) Manifest(f *lodestone.Firmware) (payload []byte, signature string, ok bool) {
-	if s.key == nil {
+	if s.key == nil || !f.Signable() {
 		return nil, "", false
 	}
 	payload, _ = json.Marshal(manifest{Version: f.Version, BuildID: f.BuildID, Size: f.Size, SHA256: f.SHA256,

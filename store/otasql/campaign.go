@@ -116,22 +116,22 @@ func (s *Store) FindCampaigns(ctx context.Context, statuses ...string) ([]*lodes
 
 const campaignDeviceColumns = `id, campaign_id, device_id, status, wave, reason, offered_at, installed_at,
 	updated_at, had_prev, prev_target_version, prev_target_build_id, prev_firmware_url, prev_firmware_id,
-	prev_from_version, prev_campaign_id`
+	prev_from_version, prev_campaign_id, prev_origin`
 
 func scanCampaignDevice(s scanner) (*lodestone.CampaignDevice, error) {
 	var d lodestone.CampaignDevice
 	var offered, installed, prevBuild, prevFW, prevCamp sql.NullInt64
-	var prevVer, prevURL, prevFrom sql.NullString
+	var prevVer, prevURL, prevFrom, prevOrigin sql.NullString
 	var updated, hadPrev int64
 	if err := s.Scan(&d.ID, &d.CampaignID, &d.DeviceID, &d.Status, &d.Wave, &d.Reason, &offered, &installed,
-		&updated, &hadPrev, &prevVer, &prevBuild, &prevURL, &prevFW, &prevFrom, &prevCamp); err != nil {
+		&updated, &hadPrev, &prevVer, &prevBuild, &prevURL, &prevFW, &prevFrom, &prevCamp, &prevOrigin); err != nil {
 		return nil, err
 	}
 	d.OfferedAt, d.InstalledAt, d.UpdatedAt = nullTime(offered), nullTime(installed), fromMS(updated)
 	if hadPrev == 1 {
 		d.PrevTarget = &lodestone.OTATarget{DeviceID: d.DeviceID, TargetVersion: prevVer.String,
 			TargetBuildID: uint64(prevBuild.Int64), FirmwareURL: nullString(prevURL), FirmwareID: nullInt(prevFW),
-			FromVersion: nullString(prevFrom), CampaignID: nullInt(prevCamp)}
+			FromVersion: nullString(prevFrom), CampaignID: nullInt(prevCamp), Origin: origin(prevOrigin.String)}
 	}
 	return &d, nil
 }
@@ -256,10 +256,10 @@ func (s *Store) OfferWave(ctx context.Context, id int64, wave, n int, now time.T
 			}
 			if _, err := tx.ExecContext(ctx, s.q(`UPDATE ota_campaign_devices SET status = 'offered', wave = ?,
 				offered_at = ?, updated_at = ?, had_prev = ?, prev_target_version = ?, prev_target_build_id = ?,
-				prev_firmware_url = ?, prev_firmware_id = ?, prev_from_version = ?, prev_campaign_id = ?
-				WHERE campaign_id = ? AND device_id = ?`), wave, ms(now), ms(now), had, prevVer,
+				prev_firmware_url = ?, prev_firmware_id = ?, prev_from_version = ?, prev_campaign_id = ?,
+				prev_origin = ? WHERE campaign_id = ? AND device_id = ?`), wave, ms(now), ms(now), had, prevVer,
 				int64(prev.TargetBuildID), ptr(prev.FirmwareURL), ptr(prev.FirmwareID), ptr(prev.FromVersion),
-				ptr(prev.CampaignID), id, d); err != nil {
+				ptr(prev.CampaignID), prevOrigin(had, prev), id, d); err != nil {
 				return err
 			}
 			fwID, campID := fw.ID, id
@@ -326,10 +326,10 @@ func (s *Store) EndCampaign(ctx context.Context, id int64, from []string, to str
 				// The saved artifact may have been deleted since: restore the target without it then.
 				res, err = tx.ExecContext(ctx, s.q(`UPDATE ota_targets SET target_version = ?, target_build_id = ?,
 					firmware_url = ?, firmware_id = (SELECT id FROM firmware_artifacts WHERE id = ?),
-					from_version = ?, campaign_id = ?, created_at = ?
+					from_version = ?, campaign_id = ?, origin = ?, created_at = ?
 					WHERE device_id = ? AND campaign_id = ?`), p.TargetVersion, int64(p.TargetBuildID),
-					ptr(p.FirmwareURL), ptr(p.FirmwareID), ptr(p.FromVersion), ptr(p.CampaignID), ms(now),
-					d.DeviceID, id)
+					ptr(p.FirmwareURL), ptr(p.FirmwareID), ptr(p.FromVersion), ptr(p.CampaignID), origin(p.Origin),
+					ms(now), d.DeviceID, id)
 			}
 			if err != nil {
 				return err
@@ -343,6 +343,14 @@ func (s *Store) EndCampaign(ctx context.Context, id int64, from []string, to str
 		return err
 	})
 	return restored, err
+}
+
+// prevOrigin is the saved target's origin, or NULL when there was none.
+func prevOrigin(had int, prev *lodestone.OTATarget) any {
+	if had == 0 {
+		return nil
+	}
+	return origin(prev.Origin)
 }
 
 // unexpectedReboots are the reboot reasons that mean something went wrong: watchdog, the four faults, a failed

@@ -65,6 +65,14 @@ func (s *Store) forUpdate() string {
 	return ""
 }
 
+// forShare share-locks a selected row on PostgreSQL, so a concurrent FOR UPDATE of it waits.
+func (s *Store) forShare() string {
+	if s.postgres {
+		return " FOR SHARE"
+	}
+	return ""
+}
+
 // tx runs fn in one write transaction.
 func (s *Store) tx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
 	if s.lock != nil {
@@ -175,6 +183,11 @@ func uniqueViolation(err error) bool {
 }
 
 type scanner interface{ Scan(dest ...any) error }
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
 
 func collect[T any](rows *sql.Rows, err error, scan func(scanner) (*T, error)) ([]*T, error) {
 	if err != nil {

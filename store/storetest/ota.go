@@ -54,18 +54,16 @@ func testFirmware(t *testing.T, s lodestone.Store) {
 	if err != nil || len(list) != 2 || list[0].Filename != "a.bin" {
 		t.Fatalf("list newest first: %v %v", list, err)
 	}
-	// PUT /files replaces the bytes under the same name and reports the old blob.
+	// An operator's artifact is not FUOTA's: PUT /files under its name is a conflict, and nothing changes.
 	rep := &lodestone.Firmware{Version: "a.bin", SHA256: fwsha("z"), Size: 7, Filename: "a.bin", CreatedAt: at(5)}
-	old, err := s.PutFirmware(ctx, rep)
-	if err != nil || old == nil || old.SHA256 != fwsha("a") || rep.ID != f.ID {
-		t.Fatalf("put replace: %v %v %d", old, err, rep.ID)
+	if _, err := s.PutFUOTAFirmware(ctx, rep); code(err) != lodestone.ECONFLICT {
+		t.Fatalf("FUOTA put over an operator artifact: %v", err)
 	}
-	if used, _ := s.FirmwareBlobInUse(ctx, fwsha("a")); used {
-		t.Fatal("old blob still in use")
+	if g, _ := s.FindFirmwareByFilename(ctx, "a.bin"); g.SHA256 != fwsha("a") || g.Size != 42 ||
+		g.Origin != lodestone.OriginOperator || !g.Signable() {
+		t.Fatalf("after refused put: %+v", g)
 	}
-	if g, _ := s.FindFirmwareByFilename(ctx, "a.bin"); g.SHA256 != fwsha("z") || g.Size != 7 {
-		t.Fatalf("after put: %+v", g)
-	}
+	testFUOTAFirmware(t, s)
 	if _, err := s.DeleteFirmware(ctx, f.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -120,13 +118,15 @@ func testOTATargets(t *testing.T, s lodestone.Store) {
 		*list[0].FirmwareID != f.ID {
 		t.Fatalf("list: %v %v", list, err)
 	}
-	// Deleting the artifact leaves the target without a firmware id.
-	if _, err := s.DeleteFirmware(ctx, f.ID); err != nil {
-		t.Fatal(err)
+	// An artifact a target names cannot be deleted.
+	if _, err := s.DeleteFirmware(ctx, f.ID); code(err) != lodestone.ECONFLICT {
+		t.Fatalf("delete an artifact a target uses: %v", err)
 	}
-	if got, _ := s.FindTarget(ctx, "d2"); got.FirmwareID != nil {
-		t.Fatalf("firmware id after delete: %v", *got.FirmwareID)
+	if got, _ := s.FindTarget(ctx, "d2"); got.FirmwareID == nil || *got.FirmwareID != f.ID ||
+		got.Origin != lodestone.OriginOperator {
+		t.Fatalf("target after refused delete: %+v", got)
 	}
+	testFUOTATargets(t, s, f)
 	if err := s.DeleteTarget(ctx, "d1"); err != nil {
 		t.Fatal(err)
 	}
@@ -214,25 +214,27 @@ func testCampaignLifecycle(t *testing.T, s lodestone.Store) {
 	if c2.Wave != 0 || c2.WaveStartedAt == nil || !c2.WaveStartedAt.Equal(at(2)) {
 		t.Fatalf("wave: %+v", c2)
 	}
-	// d2 had a target naming an artifact that is deleted while the campaign runs; rollback must still work.
+	// d2 had a target naming an artifact that the running campaign saved: it cannot be deleted, and rollback gives
+	// it back.
 	old := firmware(t, s, "old.bin", "1.0", 1)
 	if err := s.SetTarget(ctx, &lodestone.OTATarget{DeviceID: "d2", TargetVersion: "1.0", FirmwareID: &old.ID,
 		CreatedAt: at(12)}); err != nil {
 		t.Fatal(err)
 	}
-	// (d2 is still pending: give it its wave, then delete the old artifact.)
+	// (d2 is still pending: give it its wave, then try to delete the old artifact.)
 	if n, err := s.OfferWave(ctx, c.ID, 1, 1, at(13)); err != nil || n != 1 {
 		t.Fatalf("offer d2: %d %v", n, err)
 	}
-	if _, err := s.DeleteFirmware(ctx, old.ID); err != nil {
-		t.Fatal(err)
+	if _, err := s.DeleteFirmware(ctx, old.ID); code(err) != lodestone.ECONFLICT {
+		t.Fatalf("delete a running campaign's saved artifact: %v", err)
 	}
 	// Rollback gives d0 its hand-set target back, removes d1's, and leaves d9 and the pending devices alone.
 	n, err := s.EndCampaign(ctx, c.ID, []string{lodestone.CampaignActive}, lodestone.CampaignRolledBack, true, at(20))
 	if err != nil || n != 3 {
 		t.Fatalf("rollback: %d %v", n, err)
 	}
-	if tg, _ := s.FindTarget(ctx, "d2"); tg.TargetVersion != "1.0" || tg.FirmwareID != nil {
+	if tg, _ := s.FindTarget(ctx, "d2"); tg.TargetVersion != "1.0" || tg.FirmwareID == nil ||
+		*tg.FirmwareID != old.ID {
 		t.Fatalf("d2 after rollback: %+v", tg)
 	}
 	if tg, _ := s.FindTarget(ctx, "d0"); tg.TargetVersion != "1.5" || tg.CampaignID != nil {
@@ -307,5 +309,164 @@ func testCampaignHealth(t *testing.T, s lodestone.Store) {
 		OldFaults: 1, NewReboots: 1, OldReboots: 1}
 	if h != want {
 		t.Fatalf("health %+v, want %+v", h, want)
+	}
+}
+
+// testFUOTAFirmware: a FUOTA upload is a new, immutable artifact every time; its path names the newest one.
+func testFUOTAFirmware(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	up := func(name, sum, version string) (*lodestone.Firmware, bool) {
+		t.Helper()
+		f := &lodestone.Firmware{Version: version, SHA256: fwsha(sum), Size: 10, Filename: name, CreatedAt: at(6)}
+		created, err := s.PutFUOTAFirmware(ctx, f)
+		if err != nil {
+			t.Fatalf("PutFUOTAFirmware %s: %v", name, err)
+		}
+		return f, created
+	}
+	v1, created := up("app.bin", "p", "app.bin")
+	if !created || v1.Filename != "app.bin" || v1.Origin != lodestone.OriginFUOTA || v1.FUOTAPath == nil ||
+		*v1.FUOTAPath != "app.bin" || v1.Signable() {
+		t.Fatalf("first upload: %+v %v", v1, created)
+	}
+	if again, created := up("app.bin", "p", "app.bin"); created || again.ID != v1.ID {
+		t.Fatalf("same upload again: %+v %v", again, created)
+	}
+	v2, created := up("app.bin", "q", "app.bin")
+	if !created || v2.ID == v1.ID || v2.Filename == "app.bin" || *v2.FUOTAPath != "app.bin" {
+		t.Fatalf("second upload: %+v %v", v2, created)
+	}
+	// The first upload is unchanged; the path answers the newest.
+	if g, _ := s.FindFirmwareByID(ctx, v1.ID); g.SHA256 != fwsha("p") || g.Filename != "app.bin" {
+		t.Fatalf("first upload changed: %+v", g)
+	}
+	if g, err := s.FindFirmwareByFUOTAPath(ctx, "app.bin"); err != nil || g.ID != v2.ID {
+		t.Fatalf("by path: %+v %v", g, err)
+	}
+	if _, err := s.FindFirmwareByFUOTAPath(ctx, "a.bin"); code(err) != lodestone.ENOTFOUND {
+		t.Fatalf("an operator artifact by FUOTA path: %v", err)
+	}
+	// An older upload's own name is not a path FUOTA may take.
+	if _, err := s.PutFUOTAFirmware(ctx, &lodestone.Firmware{Version: "x", SHA256: fwsha("r"), Size: 1,
+		Filename: v2.Filename, CreatedAt: at(7)}); code(err) != lodestone.ECONFLICT {
+		t.Fatalf("put over a suffixed name: %v", err)
+	}
+	// Approval makes it signable, once; the first approval stays.
+	a, err := s.ApproveFirmware(ctx, v2.ID, "olga", at(8))
+	if err != nil || !a.Signable() || a.ApprovedBy != "olga" || !a.ApprovedAt.Equal(at(8)) {
+		t.Fatalf("approve: %+v %v", a, err)
+	}
+	if a, _ := s.ApproveFirmware(ctx, v2.ID, "mallory", at(9)); a.ApprovedBy != "olga" {
+		t.Fatalf("approved twice: %+v", a)
+	}
+	if _, err := s.ApproveFirmware(ctx, 99999, "olga", at(9)); code(err) != lodestone.ENOTFOUND {
+		t.Fatalf("approve missing: %v", err)
+	}
+	// A new upload is not approved, whatever the one before was.
+	if v3, _ := up("app.bin", "s", "app.bin"); v3.Signable() || v3.ApprovedAt != nil {
+		t.Fatalf("new upload inherited approval: %+v", v3)
+	}
+}
+
+// testFUOTATargets: the FUOTA login writes only targets it set, for devices lodestone does not manage.
+func testFUOTATargets(t *testing.T, s lodestone.Store, operatorFW *lodestone.Firmware) {
+	ctx := context.Background()
+	v1 := &lodestone.Firmware{Version: "esp.bin", SHA256: fwsha("e1"), Size: 3, Filename: "esp.bin", CreatedAt: at(4)}
+	if _, err := s.PutFUOTAFirmware(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	app := "1.0"
+	fuota := func(dev string, fw *lodestone.Firmware) error {
+		return s.SetFUOTATarget(ctx, &lodestone.OTATarget{DeviceID: dev, TargetVersion: fw.Version,
+			FirmwareID: &fw.ID, FromVersion: &app, CreatedAt: at(5)})
+	}
+	if err := fuota("esp-1", v1); err != nil {
+		t.Fatal(err)
+	}
+	if tg, _ := s.FindTarget(ctx, "esp-1"); tg.Origin != lodestone.OriginFUOTA || *tg.FirmwareID != v1.ID {
+		t.Fatalf("FUOTA target: %+v", tg)
+	}
+	if err := fuota("esp-1", v1); err != nil {
+		t.Fatalf("FUOTA rewrites its own target: %v", err)
+	}
+	// Not over an operator's target (d2), not for a lodestone device, not naming an operator's artifact.
+	if err := fuota("d2", v1); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA over an operator target: %v", err)
+	}
+	if err := s.DeleteFUOTATarget(ctx, "d2"); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA deletes an operator target: %v", err)
+	}
+	if tg, _ := s.FindTarget(ctx, "d2"); tg.Origin != lodestone.OriginOperator || *tg.FirmwareID != operatorFW.ID {
+		t.Fatalf("operator target changed: %+v", tg)
+	}
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "ferrite-1", ReceivedAt: at(0), Info: info("1.0", 1)})
+	if err := fuota("ferrite-1", v1); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA target for a lodestone device: %v", err)
+	}
+	if err := fuota("esp-2", operatorFW); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA target naming an operator artifact: %v", err)
+	}
+	// A new upload under the path moves FUOTA's targets, not an operator's target naming the old upload.
+	if err := s.SetTarget(ctx, &lodestone.OTATarget{DeviceID: "esp-op", TargetVersion: v1.Version,
+		FirmwareID: &v1.ID, CreatedAt: at(5)}); err != nil {
+		t.Fatal(err)
+	}
+	// esp-3 got its row from FUOTA, then started reporting to lodestone: FUOTA no longer steers it.
+	if err := fuota("esp-3", v1); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "esp-3", ReceivedAt: at(0), Info: info("1.0", 1)})
+	v2 := &lodestone.Firmware{Version: "2.0", SHA256: fwsha("e2"), Size: 4, Filename: "esp.bin", CreatedAt: at(6)}
+	if _, err := s.PutFUOTAFirmware(ctx, v2); err != nil {
+		t.Fatal(err)
+	}
+	if tg, _ := s.FindTarget(ctx, "esp-3"); *tg.FirmwareID != v1.ID {
+		t.Fatalf("a FUOTA upload moved a lodestone device's target: %+v", tg)
+	}
+	if err := fuota("esp-3", v2); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA target for a device that reports since: %v", err)
+	}
+	if err := s.DeleteFUOTATarget(ctx, "esp-3"); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA deletes the target of a device that reports since: %v", err)
+	}
+	if tg, _ := s.FindTarget(ctx, "esp-1"); *tg.FirmwareID != v2.ID || tg.TargetVersion != "2.0" {
+		t.Fatalf("FUOTA target after a new upload: %+v", tg)
+	}
+	if tg, _ := s.FindTarget(ctx, "esp-op"); *tg.FirmwareID != v1.ID {
+		t.Fatalf("operator target moved by a FUOTA upload: %+v", tg)
+	}
+	// Neither upload can be deleted while a target names it.
+	for _, id := range []int64{v1.ID, v2.ID} {
+		if _, err := s.DeleteFirmware(ctx, id); code(err) != lodestone.ECONFLICT {
+			t.Fatalf("delete used FUOTA upload %d: %v", id, err)
+		}
+	}
+	// A campaign takes esp-1 over: FUOTA can no longer touch it; the campaign's end gives FUOTA its target back.
+	c := newCampaign(t, s, operatorFW, "esp-1", "esp-9")
+	if err := fuota("esp-9", v2); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA target for a campaign member: %v", err)
+	}
+	s.SetCampaignStatus(ctx, c.ID, []string{lodestone.CampaignCreated}, lodestone.CampaignActive, "", at(6))
+	if n, err := s.OfferWave(ctx, c.ID, 0, 1, at(6)); err != nil || n != 1 {
+		t.Fatalf("offer: %d %v", n, err)
+	}
+	if err := fuota("esp-1", v2); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA over a campaign target: %v", err)
+	}
+	if err := s.DeleteFUOTATarget(ctx, "esp-1"); code(err) != lodestone.EFORBIDDEN {
+		t.Fatalf("FUOTA deletes a campaign target: %v", err)
+	}
+	if _, err := s.EndCampaign(ctx, c.ID, []string{lodestone.CampaignActive}, lodestone.CampaignAborted, true,
+		at(7)); err != nil {
+		t.Fatal(err)
+	}
+	if tg, _ := s.FindTarget(ctx, "esp-1"); tg.Origin != lodestone.OriginFUOTA || *tg.FirmwareID != v2.ID {
+		t.Fatalf("restored target: %+v", tg)
+	}
+	if err := s.DeleteFUOTATarget(ctx, "esp-1"); err != nil {
+		t.Fatalf("FUOTA deletes its own target: %v", err)
+	}
+	if err := s.DeleteFUOTATarget(ctx, "esp-1"); code(err) != lodestone.ENOTFOUND {
+		t.Fatalf("delete twice: %v", err)
 	}
 }
