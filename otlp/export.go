@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -229,6 +230,10 @@ func (s *Server) httpExport(r *http.Request) (int, string) {
 			return http.StatusRequestEntityTooLarge, "payload exceeds maximum size of " +
 				strconv.FormatInt(mbe.Limit, 10) + " bytes"
 		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return http.StatusRequestTimeout, "the request body did not arrive in time"
+		}
 		return http.StatusBadRequest, "reading the body: " + err.Error()
 	}
 	if len(body) > s.cfg.MaxMessageBytes {
@@ -288,6 +293,8 @@ func httpToGRPC(code int) codes.Code {
 		return codes.FailedPrecondition
 	case http.StatusServiceUnavailable:
 		return codes.Unavailable
+	case http.StatusRequestTimeout:
+		return codes.DeadlineExceeded
 	}
 	return codes.InvalidArgument
 }
