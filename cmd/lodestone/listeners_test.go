@@ -253,3 +253,32 @@ func TestFDExhaustionSparesOtherPorts(t *testing.T) {
 		t.Errorf("the refusals were not logged:\n%s", stderr.String())
 	}
 }
+
+// TestConnectionSettings: the caps default to a share of the descriptor limit and 256, come from the environment
+// or flags, and refuse nonsense.
+func TestConnectionSettings(t *testing.T) {
+	c := &serveCmd{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }, dir: t.TempDir()}
+	cfg, err := c.config(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxConns < 16 || cfg.MaxConns > 16384 || cfg.MaxConnsPerAddr != 256 || cfg.Timeouts.Read != time.Minute ||
+		cfg.Timeouts.ReadHeader != 10*time.Second || cfg.Timeouts.Idle != 2*time.Minute {
+		t.Fatalf("defaults: conns %d per addr %d timeouts %+v", cfg.MaxConns, cfg.MaxConnsPerAddr, cfg.Timeouts)
+	}
+	env := map[string]string{"LODESTONE_MAX_CONNS": "900", "LODESTONE_MAX_CONNS_PER_ADDR": "0"}
+	c.getenv = func(k string) string { return env[k] }
+	if cfg, err = c.config([]string{"--max-conns", "1000", "--read-timeout", "5s"}); err != nil ||
+		cfg.MaxConns != 1000 || cfg.MaxConnsPerAddr != 0 || cfg.Timeouts.Read != 5*time.Second {
+		t.Fatalf("env and flags: %v %d %d %+v", err, cfg.MaxConns, cfg.MaxConnsPerAddr, cfg.Timeouts)
+	}
+	for _, args := range [][]string{{"--max-conns", "-1"}, {"--max-conns-per-addr", "-5"}, {"--idle-timeout", "0"}} {
+		if _, err := c.config(args); err == nil {
+			t.Fatalf("%v accepted", args)
+		}
+	}
+	env["LODESTONE_MAX_CONNS"] = "lots"
+	if _, err := c.config(nil); err == nil || !strings.Contains(err.Error(), "LODESTONE_MAX_CONNS") {
+		t.Fatalf("bad LODESTONE_MAX_CONNS: %v", err)
+	}
+}
