@@ -64,3 +64,22 @@ func TestSlowHeadersCutOff(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleGRPCConnectionClosed: an h2c (gRPC) connection that sends its preface and then nothing is closed after
+// the idle timeout instead of holding a descriptor for ever.
+func TestIdleGRPCConnectionClosed(t *testing.T) {
+	e := newEnv(t, tokenTOML, func(c *otlp.Config) { c.Timeouts = netguard.Timeouts{Idle: 300 * time.Millisecond} })
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	c.Write([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0}) // an empty SETTINGS frame
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, c) // the server's SETTINGS and ack, then GOAWAY and close
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("an idle HTTP/2 connection stayed open for 10 s")
+	}
+}
