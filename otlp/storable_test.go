@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,9 +35,9 @@ type logBackend interface {
 
 var backends = []struct {
 	name string
-	open func(t *testing.T) logBackend
+	open func(t testing.TB) logBackend
 }{
-	{"sqlite", func(t *testing.T) logBackend {
+	{"sqlite", func(t testing.TB) logBackend {
 		db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "l.db"),
 			sqlite.Options{Synchronous: "FULL"})
 		if err != nil {
@@ -44,7 +45,7 @@ var backends = []struct {
 		}
 		return db
 	}},
-	{"postgres", func(t *testing.T) logBackend {
+	{"postgres", func(t testing.TB) logBackend {
 		db, err := postgres.Open(context.Background(), pgtest.URL(t), postgres.Options{MaxConns: 4})
 		if err != nil {
 			t.Fatal(err)
@@ -54,7 +55,7 @@ var backends = []struct {
 }
 
 // serveOn runs a receiver on db and returns its address.
-func serveOn(t *testing.T, db logBackend) string {
+func serveOn(t testing.TB, db logBackend) string {
 	t.Helper()
 	blobs, err := disk.Open(filepath.Join(t.TempDir(), "blobs"))
 	if err != nil {
@@ -167,4 +168,42 @@ func TestUnstorableRecordsArePartialSuccess(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzLogsExportNever5xx posts fuzzed records (every stored string field, the device id, and raw bytes as a
+// body) to receivers on SQLite and, when LODESTONE_TEST_POSTGRES is set, PostgreSQL, over OTLP/HTTP protobuf and
+// JSON: nothing a client sends may be answered 5xx, since exporters retry those for ever.
+func FuzzLogsExportNever5xx(f *testing.F) {
+	f.Add("WARN", "ev", "body", "key", "dev-1", []byte(nil))
+	f.Add("WA\x00RN", "e\x00v", "b\x00dy", "k\x00", "dev\x00", []byte{0xff, 0x00})
+	f.Add("\xff\xfe", "", "", "", "", []byte("\x0a\x02\x0a\x00"))
+	f.Add(strings.Repeat("S", 300), strings.Repeat("é", 200), "", "", strings.Repeat("d", 257), []byte("{}"))
+	addrs := []string{serveOn(f, backends[0].open(f))}
+	if os.Getenv(pgtest.EnvVar) != "" {
+		addrs = append(addrs, serveOn(f, backends[1].open(f)))
+	}
+	f.Fuzz(func(t *testing.T, sev, event, body, key, device string, raw []byte) {
+		req := &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
+			Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{kv("device.id", device)}},
+			ScopeLogs: []*logspb.ScopeLogs{{LogRecords: []*logspb.LogRecord{{SeverityText: sev, EventName: event,
+				Body: anyv(body), Attributes: []*commonpb.KeyValue{kv(key, body)}}}}},
+		}}}
+		var bodies [][2]string
+		if pb, err := proto.Marshal(req); err == nil { // invalid UTF-8 cannot be marshalled; raw covers it
+			bodies = append(bodies, [2]string{"application/x-protobuf", string(pb)})
+		}
+		if js, err := protojson.Marshal(req); err == nil {
+			bodies = append(bodies, [2]string{"application/json", string(js)})
+		}
+		bodies = append(bodies, [2]string{"application/x-protobuf", string(raw)},
+			[2]string{"application/json", string(raw)})
+		for _, addr := range addrs {
+			for _, b := range bodies {
+				resp, answer := postLogs(t, "http://"+addr+"/v1/logs", b[0], "", []byte(b[1]), "secret-token")
+				if resp.StatusCode >= 500 {
+					t.Fatalf("%s %q: %d %q", b[0], b[1], resp.StatusCode, answer)
+				}
+			}
+		}
+	})
 }
