@@ -1,10 +1,16 @@
 package httpapi
 
-import "time"
+import (
+	"time"
+
+	"github.com/lodestone-fleet/lodestone/netguard"
+)
 
 // Timeouts bound every phase of a connection, so a slow or stalled client cannot hold one open: headers must
 // arrive within ReadHeader, the whole request within Read, the answer must be written within Write (streaming
 // routes lift it per request with http.ResponseController), and an idle keep-alive connection closes after Idle.
+// Its fields and defaults are netguard.Timeouts', which the OTLP and FUOTA listeners apply too; one converts to
+// the other.
 type Timeouts struct {
 	ReadHeader, Read, Write, Idle time.Duration
 }
@@ -12,22 +18,15 @@ type Timeouts struct {
 // Defaults: generous enough for a 50 MiB ELF upload over a slow uplink, short enough that a slowloris client is
 // cut off within seconds.
 const (
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultReadTimeout       = 60 * time.Second
-	DefaultWriteTimeout      = 60 * time.Second
-	DefaultIdleTimeout       = 120 * time.Second
+	DefaultReadHeaderTimeout = netguard.DefaultReadHeaderTimeout
+	DefaultReadTimeout       = netguard.DefaultReadTimeout
+	DefaultWriteTimeout      = netguard.DefaultWriteTimeout
+	DefaultIdleTimeout       = netguard.DefaultIdleTimeout
 )
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
+func (t Timeouts) withDefaults() Timeouts { return Timeouts(netguard.Timeouts(t).WithDefaults()) }
 
-func (t Timeouts) readHeader() time.Duration {
-	return orDefault(t.ReadHeader, DefaultReadHeaderTimeout)
-}
-func (t Timeouts) read() time.Duration  { return orDefault(t.Read, DefaultReadTimeout) }
-func (t Timeouts) write() time.Duration { return orDefault(t.Write, DefaultWriteTimeout) }
-func (t Timeouts) idle() time.Duration  { return orDefault(t.Idle, DefaultIdleTimeout) }
+func (t Timeouts) readHeader() time.Duration { return t.withDefaults().ReadHeader }
+func (t Timeouts) read() time.Duration       { return t.withDefaults().Read }
+func (t Timeouts) write() time.Duration      { return t.withDefaults().Write }
+func (t Timeouts) idle() time.Duration       { return t.withDefaults().Idle }

@@ -101,8 +101,66 @@ func sourceOf(res *resourcepb.Resource, tok *Token) (source, *statusError) {
 			return s, nil
 		}
 	}
-	return source{}, errf(codeInvalid, "missing resource attribute `device.id` (or `service.instance.id`, or "+
-		"detritus' `source.project` and `source.install_id`)")
+	// A token limited to some devices must be told which one; any other token takes what a stock SDK or
+	// Collector sends under a fallback identity rather than refusing it.
+	if !strings.HasPrefix(tok.Project+"/", tok.SourcePrefix) {
+		return source{}, errf(codeInvalid, "missing resource attribute `device.id` (or `service.instance.id`, or "+
+			"detritus' `source.project` and `source.install_id`); this token's source_prefix requires one")
+	}
+	service, _ := str("service.name")
+	host, _ := str("host.name")
+	return source{project: tok.Project, device: fallbackDevice(service, host)}, nil
+}
+
+// unknownService is OpenTelemetry's service.name when none is configured; SDKs append ":<executable>".
+const unknownService = "unknown_service"
+
+// fallbackDevice names a source that carries no device identity: "<service.name>@<host.name>", either part alone
+// when the other is missing, "unknown_service" when both are. Characters a path component may not hold become
+// "_" and the name is cut to 256 bytes, so every resource maps to a storable name.
+func fallbackDevice(service, host string) string {
+	name := service
+	switch {
+	case service != "" && host != "":
+		name = service + "@" + host
+	case service == "":
+		name = host
+	}
+	if name == "" {
+		return unknownService
+	}
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '/' || r == '\\' || r == utf8.RuneError {
+			return '_'
+		}
+		return r
+	}, name)
+	if len(name) > 256 {
+		name = strings.TrimSuffix(truncate(name, 256), "…")
+	}
+	if name == "." || name == ".." {
+		name = "_"
+	}
+	return name
+}
+
+// unstorable says why a record cannot be stored as sent, or "" when it can. It is the one rule for both backends:
+// severity_text and event_name are stored as they come, and PostgreSQL text cannot hold NUL (SQLite can, but
+// a record must not be kept by one backend and refused by the other). Body and attributes are stored as JSON, in
+// which NUL is escaped, and the identity was checked with the resource. Protobuf and protojson decoding already
+// refused invalid UTF-8.
+func unstorable(lr *logspb.LogRecord) string {
+	switch {
+	case lr == nil:
+		return "log record is null"
+	case strings.IndexByte(lr.SeverityText, 0) >= 0:
+		return "severity_text contains a NUL character"
+	case strings.IndexByte(lr.EventName, 0) >= 0:
+		return "event_name contains a NUL character"
+	case !utf8.ValidString(lr.SeverityText) || !utf8.ValidString(lr.EventName):
+		return "severity_text or event_name is not UTF-8"
+	}
+	return ""
 }
 
 // checkComponent applies detritus' path-component rule, tightened: no empty, ".", "..", separators, control
@@ -131,11 +189,32 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// records converts every LogRecord of one ResourceLogs entry.
-func records(rl *logspb.ResourceLogs, src source, now time.Time, out []*lodestone.LogRecord) []*lodestone.LogRecord {
+// rejections counts the records an export leaves out, with the first reason, for its partial success.
+type rejections struct {
+	n     int64
+	first string
+}
+
+func (rj *rejections) add(why string) {
+	if rj.n == 0 {
+		rj.first = why
+	}
+	rj.n++
+}
+
+// records converts every storable LogRecord of one ResourceLogs entry; the others are counted in rj.
+func records(rl *logspb.ResourceLogs, src source, now time.Time, out []*lodestone.LogRecord,
+	rj *rejections) []*lodestone.LogRecord {
 	var buf []byte
 	for _, sl := range rl.ScopeLogs {
+		if sl == nil {
+			continue
+		}
 		for _, lr := range sl.LogRecords {
+			if why := unstorable(lr); why != "" {
+				rj.add(why)
+				continue
+			}
 			r := &lodestone.LogRecord{Project: src.project, DeviceID: src.device, Severity: int32(lr.SeverityNumber),
 				SeverityText: lr.SeverityText, EventName: lr.EventName, Flags: lr.Flags, ReceivedAt: now}
 			r.ObservedTime = nanos(lr.ObservedTimeUnixNano, now)

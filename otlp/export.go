@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -86,18 +88,22 @@ func (s *Server) checkVersion(vals []string) *statusError {
 // Export implements the gRPC LogsService.
 func (l *logsService) Export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (
 	*collogspb.ExportLogsServiceResponse, error) {
-	if err := l.s.export(ctx, tokenFrom(ctx), req); err != nil {
+	partial, err := l.s.export(ctx, tokenFrom(ctx), req)
+	if err != nil {
 		return nil, toGRPC(err)
 	}
-	return &collogspb.ExportLogsServiceResponse{}, nil
+	return &collogspb.ExportLogsServiceResponse{PartialSuccess: partial}, nil
 }
 
 // export checks every ResourceLogs entry (source, permission, rate limit) before anything is written, then
 // stores all records in one group commit: an export is stored whole or not at all, so a client's retry never
-// duplicates part of it.
-func (s *Server) export(ctx context.Context, tok *Token, req *collogspb.ExportLogsServiceRequest) error {
+// duplicates part of it. A record that cannot be stored (unstorable) is left out and reported in the partial
+// success, which OTLP clients do not retry; the rest is stored, so one bad record never turns the export, or the
+// group commit it shares with others, into a failure that a retry would repeat.
+func (s *Server) export(ctx context.Context, tok *Token, req *collogspb.ExportLogsServiceRequest) (
+	*collogspb.ExportLogsPartialSuccess, error) {
 	if tok == nil {
-		return errf(codeUnauthenticated, "missing bearer token")
+		return nil, errf(codeUnauthenticated, "missing bearer token")
 	}
 	now := s.now().UTC()
 	n := 0
@@ -105,13 +111,13 @@ func (s *Server) export(ctx context.Context, tok *Token, req *collogspb.ExportLo
 	for i, rl := range req.ResourceLogs {
 		src, err := sourceOf(rl.Resource, tok)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !tok.Permits(src.project, src.device) {
-			return errf(codePermission, "token is not permitted to write this source")
+			return nil, errf(codePermission, "token is not permitted to write this source")
 		}
 		if !s.logRate.allow(tok.ID, src.key()) {
-			return errf(codeExhausted, "log rate limit exceeded")
+			return nil, errf(codeExhausted, "log rate limit exceeded")
 		}
 		srcs[i] = src
 		for _, sl := range rl.ScopeLogs {
@@ -119,10 +125,19 @@ func (s *Server) export(ctx context.Context, tok *Token, req *collogspb.ExportLo
 		}
 	}
 	recs := make([]*lodestone.LogRecord, 0, n)
+	var rj rejections
 	for i, rl := range req.ResourceLogs {
-		recs = records(rl, srcs[i], now, recs)
+		recs = records(rl, srcs[i], now, recs, &rj)
 	}
-	return s.writer.Write(ctx, recs)
+	if err := s.writer.Write(ctx, recs); err != nil {
+		return nil, err
+	}
+	if rj.n == 0 {
+		return nil, nil
+	}
+	s.metrics.rejected.Add(float64(rj.n))
+	return &collogspb.ExportLogsPartialSuccess{RejectedLogRecords: rj.n,
+		ErrorMessage: fmt.Sprintf("%d log record(s) rejected: %s", rj.n, rj.first)}, nil
 }
 
 var grpcCodes = map[codeKind]codes.Code{
@@ -185,7 +200,7 @@ func grpcLabel(c codes.Code) string {
 // httpLogs is OTLP/HTTP POST /v1/logs, protobuf or JSON; the answer uses the request's encoding.
 func (s *Server) httpLogs(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	status, msg := s.httpExport(r)
+	partial, status, msg := s.httpExport(r)
 	if status == 0 {
 		status = http.StatusOK
 	}
@@ -197,7 +212,7 @@ func (s *Server) httpLogs(w http.ResponseWriter, r *http.Request) {
 		s.writeHTTPStatus(w, r, status, msg)
 		return
 	}
-	resp := &collogspb.ExportLogsServiceResponse{}
+	resp := &collogspb.ExportLogsServiceResponse{PartialSuccess: partial}
 	if isJSON(r) {
 		b, _ := protojson.Marshal(resp)
 		w.Header().Set("Content-Type", "application/json")
@@ -213,26 +228,30 @@ func isJSON(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
 }
 
-func (s *Server) httpExport(r *http.Request) (int, string) {
+func (s *Server) httpExport(r *http.Request) (*collogspb.ExportLogsPartialSuccess, int, string) {
 	ct := r.Header.Get("Content-Type")
 	if !strings.HasPrefix(ct, "application/x-protobuf") && !strings.HasPrefix(ct, "application/json") &&
 		!strings.HasPrefix(ct, "application/protobuf") {
-		return http.StatusUnsupportedMediaType, "content type must be application/x-protobuf or application/json"
+		return nil, http.StatusUnsupportedMediaType, "content type must be application/x-protobuf or application/json"
 	}
 	if serr := s.checkVersion(r.Header.Values("X-Protocol-Version")); serr != nil {
-		return httpCodes[serr.code], serr.message
+		return nil, httpCodes[serr.code], serr.message
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxMessageBytes)+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return http.StatusRequestEntityTooLarge, "payload exceeds maximum size of " +
+			return nil, http.StatusRequestEntityTooLarge, "payload exceeds maximum size of " +
 				strconv.FormatInt(mbe.Limit, 10) + " bytes"
 		}
-		return http.StatusBadRequest, "reading the body: " + err.Error()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, http.StatusRequestTimeout, "the request body did not arrive in time"
+		}
+		return nil, http.StatusBadRequest, "reading the body: " + err.Error()
 	}
 	if len(body) > s.cfg.MaxMessageBytes {
-		return http.StatusRequestEntityTooLarge, "payload exceeds maximum size of " +
+		return nil, http.StatusRequestEntityTooLarge, "payload exceeds maximum size of " +
 			strconv.Itoa(s.cfg.MaxMessageBytes) + " bytes"
 	}
 	req := &collogspb.ExportLogsServiceRequest{}
@@ -245,19 +264,20 @@ func (s *Server) httpExport(r *http.Request) (int, string) {
 		err = proto.Unmarshal(body, req)
 	}
 	if err != nil {
-		return http.StatusBadRequest, "invalid OTLP logs request: " + err.Error()
+		return nil, http.StatusBadRequest, "invalid OTLP logs request: " + err.Error()
 	}
-	if err := s.export(r.Context(), tokenFrom(r.Context()), req); err != nil {
+	partial, err := s.export(r.Context(), tokenFrom(r.Context()), req)
+	if err != nil {
 		var se *statusError
 		if errors.As(err, &se) {
-			return httpCodes[se.code], se.message
+			return nil, httpCodes[se.code], se.message
 		}
 		if errors.Is(err, context.Canceled) {
-			return 499, "request canceled"
+			return nil, 499, "request canceled"
 		}
-		return http.StatusServiceUnavailable, "storage unavailable, retry later"
+		return nil, http.StatusServiceUnavailable, "storage unavailable, retry later"
 	}
-	return 0, ""
+	return partial, 0, ""
 }
 
 // writeHTTPStatus writes an OTLP/HTTP error: a google.rpc.Status in the request's encoding.
@@ -288,6 +308,8 @@ func httpToGRPC(code int) codes.Code {
 		return codes.FailedPrecondition
 	case http.StatusServiceUnavailable:
 		return codes.Unavailable
+	case http.StatusRequestTimeout:
+		return codes.DeadlineExceeded
 	}
 	return codes.InvalidArgument
 }

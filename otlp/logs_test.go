@@ -155,11 +155,19 @@ func TestPlainOpenTelemetryAttribution(t *testing.T) {
 	if _, err := c.Export(ctx, request(res2, 1, "otel")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.Export(ctx, request(&resourcepb.Resource{}, 1, "otel"))
-	if status.Code(err) != codes.InvalidArgument {
-		t.Fatalf("no device attribute: %v", err)
+	// No device identity: the fallback, service.name@host.name, either alone, or unknown_service (issue 13).
+	for _, res := range []*resourcepb.Resource{
+		{Attributes: []*commonpb.KeyValue{str("service.name", "checkout"), str("host.name", "web-1")}},
+		{Attributes: []*commonpb.KeyValue{str("service.name", "a/b\\c")}},
+		{Attributes: []*commonpb.KeyValue{str("host.name", "web-2")}},
+		{},
+	} {
+		if _, err := c.Export(ctx, request(res, 1, "otel")); err != nil {
+			t.Fatalf("no device attribute (%v): %v", res, err)
+		}
 	}
-	for dev, n := range map[string]int{"dev-7": 2, "dev-8": 1} {
+	for dev, n := range map[string]int{"dev-7": 2, "dev-8": 1, "checkout@web-1": 1, "a_b_c": 1, "web-2": 1,
+		"unknown_service": 1} {
 		got, _ := e.db.FindLogs(context.Background(), lodestone.LogFilter{Project: "detritus", DeviceID: dev})
 		if len(got) != n {
 			t.Fatalf("%s: %d records", dev, len(got))

@@ -19,6 +19,7 @@ type metrics struct {
 	validation      *prometheus.CounterVec
 	queueDepth      prometheus.Gauge
 	logRecords      prometheus.Counter
+	rejected        prometheus.Counter
 	commitSeconds   prometheus.Histogram
 	janitorCycles   prometheus.Counter
 	janitorBlobs    prometheus.Counter
@@ -45,6 +46,8 @@ func newMetrics() *metrics {
 		Help: "Export requests waiting for the log writer."})
 	m.logRecords = prometheus.NewCounter(prometheus.CounterOpts{Name: "lodestone_log_records_committed_total",
 		Help: "Log records durably stored."})
+	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "lodestone_log_records_rejected_total",
+		Help: "Log records left out of an export because they cannot be stored (reported as partial success)."})
 	m.commitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lodestone_log_commit_seconds",
 		Help: "Time to store one group of log records.", Buckets: prometheus.DefBuckets})
 	m.janitorCycles = prometheus.NewCounter(prometheus.CounterOpts{Name: "detritus_janitor_cycles_total",
@@ -63,7 +66,7 @@ func newMetrics() *metrics {
 	m.janitorLastBlob = prometheus.NewGauge(prometheus.GaugeOpts{Name: "detritus_janitor_last_blobs_deleted",
 		Help: "Blobs deleted by the last cycle."})
 	m.reg.MustRegister(m.requests, m.duration, m.bytesIngested, m.dedupHits, m.validation, m.queueDepth,
-		m.logRecords, m.commitSeconds, m.janitorCycles, m.janitorBlobs, m.janitorBytes, m.janitorDuration,
+		m.logRecords, m.rejected, m.commitSeconds, m.janitorCycles, m.janitorBlobs, m.janitorBytes, m.janitorDuration,
 		m.janitorLogs, m.janitorIndexes, m.janitorLastBlob)
 	// Labelled families appear only after their first observation; seed the ones detritus' smoke test expects.
 	for _, ep := range []string{"logs", "crashes"} {

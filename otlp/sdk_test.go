@@ -3,6 +3,7 @@ package otlp_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/otlp"
 )
 
 // TestOpenTelemetrySDKExporter: the OpenTelemetry Go SDK's stock OTLP gRPC log exporter (gzip, no
@@ -49,6 +51,49 @@ func TestOpenTelemetrySDKExporter(t *testing.T) {
 	if bodies != `"second""first"` && bodies != `"first""second"` || got[0].Attributes != `{"module":"i2c"}` ||
 		got[0].SeverityText != "WARN" {
 		t.Fatalf("records %+v %+v", got[0], got[1])
+	}
+}
+
+// TestOpenTelemetrySDKDefaultResource is issue 13's stock SDK: the Go SDK's OTLP gRPC exporter with its default
+// resource (service.name "unknown_service:<exe>", telemetry.sdk.*, no device.id) was refused with
+// InvalidArgument. It is stored under the fallback identity, the service name; a token whose source_prefix
+// names devices still refuses it.
+func TestOpenTelemetrySDKDefaultResource(t *testing.T) {
+	toml := tokenTOML + `
+[[token]]
+id = "devices-only"
+secret = "` + otlp.HashToken("devices-only-token") + `"
+project = "detritus"
+source_prefix = "detritus/dev-"
+`
+	e := newEnv(t, toml, nil)
+	ctx := context.Background()
+	export := func(token string) error {
+		exp, err := otlploggrpc.New(ctx, otlploggrpc.WithEndpoint(e.addr), otlploggrpc.WithInsecure(),
+			otlploggrpc.WithHeaders(map[string]string{"authorization": "Bearer " + token}),
+			otlploggrpc.WithRetry(otlploggrpc.RetryConfig{Enabled: false}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lp := sdklog.NewLoggerProvider(sdklog.WithProcessor(sdklog.NewBatchProcessor(exp))) // default resource
+		var rec otellog.Record
+		rec.SetBody(attribute.StringValue("from a stock SDK"))
+		rec.SetSeverity(otellog.SeverityError)
+		lp.Logger("stock").Emit(ctx, rec)
+		return lp.Shutdown(ctx)
+	}
+	if err := export("secret-token"); err != nil {
+		t.Fatalf("stock SDK export: %v", err)
+	}
+	got, err := e.db.FindLogs(ctx, lodestone.LogFilter{Project: "detritus"})
+	if err != nil || len(got) != 1 || !strings.HasPrefix(got[0].DeviceID, "unknown_service:") ||
+		got[0].Body != `"from a stock SDK"` {
+		t.Fatalf("stored %+v, %v", got, err)
+	}
+	t.Logf("fallback identity %q", got[0].DeviceID)
+	if err := export("devices-only-token"); err == nil || !strings.Contains(err.Error(), "InvalidArgument") &&
+		!strings.Contains(err.Error(), "source_prefix") {
+		t.Fatalf("a token limited to devices accepted a record without device.id: %v", err)
 	}
 }
 

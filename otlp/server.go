@@ -23,6 +23,7 @@ import (
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/netguard"
 )
 
 // Defaults, detritus' where it has one.
@@ -47,6 +48,9 @@ type Config struct {
 	RequireProtocolVersion bool
 	Writer                 WriterConfig
 	Retention              RetentionConfig
+	// Timeouts bound slow and idle clients on every listener, HTTP/1.1 and HTTP/2 (gRPC) alike; zero fields take
+	// netguard's defaults, the main API's. Connection caps are the listeners' (netguard.Listen).
+	Timeouts netguard.Timeouts
 }
 
 // Deps are the services the receiver stores into.
@@ -241,14 +245,13 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
-		Handler:           s.Handler(),
-		Protocols:         &protos,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		Handler:        s.Handler(),
+		Protocols:      &protos,
+		MaxHeaderBytes: 64 << 10,
+		BaseContext:    func(net.Listener) context.Context { return base },
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.cfg.Timeouts.Apply(srv)
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func() { errc <- srv.Serve(ln) }()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+
+	"github.com/lodestone-fleet/lodestone/netguard"
 )
 
 // Config is everything serve needs. Precedence: defaults < .env < environment < flags. ferrite-server's flag and
@@ -68,6 +70,13 @@ type Config struct {
 	FUOTACert     string
 	FUOTAKey      string
 	OTLP          OTLPConfig // the OTLP log and crash receiver (otlp.go)
+
+	// Every listener (main API, OTLP gRPC and HTTP, FUOTA) applies these: timeouts for slow and idle clients, and
+	// caps on open connections per listener and per client address, so a flood on one port cannot take the
+	// process's descriptors from the others.
+	Timeouts        netguard.Timeouts
+	MaxConns        int // per listener; 0: no limit
+	MaxConnsPerAddr int // per client address and listener; 0: no limit
 }
 
 func defaultConfig() Config {
@@ -87,6 +96,21 @@ func defaultConfig() Config {
 		AlertRetry:          10 * time.Second,
 		FUOTAAddr:           "0.0.0.0:50000",
 		OTLP:                defaultOTLPConfig(),
+		Timeouts:            netguard.Timeouts{}.WithDefaults(),
+		// Four listeners at most: main API, OTLP gRPC, OTLP HTTP, FUOTA.
+		MaxConns:        netguard.DefaultMaxConns(4),
+		MaxConnsPerAddr: netguard.DefaultMaxConnsPerAddr,
+	}
+}
+
+func count(p func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("must be a whole number, 0 for no limit, got %q", v)
+		}
+		*p(c) = n
+		return nil
 	}
 }
 
@@ -173,6 +197,8 @@ var envVars = []envVar{
 	{"TRUSTED_PROXIES", str(func(c *Config) *string { return &c.TrustedProxies }), "proxy addresses/CIDRs whose X-Forwarded-For is believed"},
 	{"PUBLIC_EVENTS", boolean(func(c *Config) *bool { return &c.PublicEvents }), "true: /events/stream needs no credentials"},
 	{"PUBLIC_METRICS", boolean(func(c *Config) *bool { return &c.PublicMetrics }), "true: /metrics/prometheus needs no credentials"},
+	{"LODESTONE_MAX_CONNS", count(func(c *Config) *int { return &c.MaxConns }), "open connections per listener; 0: no limit (default: a share of the open-file limit)"},
+	{"LODESTONE_MAX_CONNS_PER_ADDR", count(func(c *Config) *int { return &c.MaxConnsPerAddr }), "open connections per client address and listener; 0: no limit (default 256; TRUSTED_PROXIES are exempt)"},
 	{"LODESTONE_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel }), "debug, info, warn or error"},
 	{"RUST_LOG", func(c *Config, v string) error {
 		// ferrite's filter syntax: take the level if it is a plain one, ignore module filters.
@@ -254,6 +280,12 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", c.JobsInterval, "how often periodic jobs (offline detection) run, on the one replica that leads them")
 	fs.DurationVar(&c.AlertRetry, "alert-retry", c.AlertRetry, "wait before retrying a failed alert webhook; doubles after each failure, up to an hour")
 	fs.DurationVar(&c.LeaderRetry, "leader-retry", c.LeaderRetry, "with PostgreSQL: how often a replica tries to take over the periodic jobs")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "open connections per listener (API, OTLP gRPC, OTLP HTTP, FUOTA); beyond it new ones are closed at once; 0: no limit; default: a quarter of the open-file limit each, after a reserve (env LODESTONE_MAX_CONNS)")
+	fs.IntVar(&c.MaxConnsPerAddr, "max-conns-per-addr", c.MaxConnsPerAddr, "open connections per client IPv4 address or IPv6 /64 on each listener; 0: no limit; TRUSTED_PROXIES are exempt (env LODESTONE_MAX_CONNS_PER_ADDR)")
+	fs.DurationVar(&c.Timeouts.ReadHeader, "read-header-timeout", c.Timeouts.ReadHeader, "every listener: time for a request's headers to arrive")
+	fs.DurationVar(&c.Timeouts.Read, "read-timeout", c.Timeouts.Read, "every listener: time for a whole request, body included (per stream on HTTP/2)")
+	fs.DurationVar(&c.Timeouts.Write, "write-timeout", c.Timeouts.Write, "every listener: time to write an answer (event streams lift it)")
+	fs.DurationVar(&c.Timeouts.Idle, "idle-timeout", c.Timeouts.Idle, "every listener: how long an idle keep-alive or HTTP/2 connection stays open")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	c.OTLP.registerFlags(fs)
@@ -290,6 +322,12 @@ func (c *Config) resolve() error {
 	}
 	if c.MaxBody <= 0 {
 		return fmt.Errorf("--max-body must be positive")
+	}
+	if c.MaxConns < 0 || c.MaxConnsPerAddr < 0 {
+		return fmt.Errorf("--max-conns and --max-conns-per-addr must not be negative (0: no limit)")
+	}
+	if c.Timeouts.ReadHeader <= 0 || c.Timeouts.Read <= 0 || c.Timeouts.Write <= 0 || c.Timeouts.Idle <= 0 {
+		return fmt.Errorf("--read-header-timeout, --read-timeout, --write-timeout and --idle-timeout must be positive")
 	}
 	return nil
 }

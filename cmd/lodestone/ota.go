@@ -93,17 +93,18 @@ func fuotaServer(cfg Config, svc *ota.Service, blobs lodestone.BlobStore, log *s
 	if err != nil {
 		return nil, fmt.Errorf("FUOTA TLS certificate: %w", err)
 	}
-	return &http.Server{
-		Addr:              cfg.FUOTAAddr,
-		Handler:           h,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}, nil
+	srv := &http.Server{
+		Addr:    cfg.FUOTAAddr,
+		Handler: h,
+		// A client that offers ALPN must share a protocol with us or the handshake fails, and `curl --http1.0`
+		// offers only http/1.0: list it beside http/1.1 (net/http serves both the same way) after h2.
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1", "http/1.0"}},
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	cfg.Timeouts.Apply(srv)
+	return srv, nil
 }
 
 // ensureSelfSigned writes an ECDSA P-256 certificate and key unless both files exist. ESP-IDF's mbedTLS verifies

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/netguard"
 	"github.com/lodestone-fleet/lodestone/otlp"
 )
 
@@ -49,7 +50,7 @@ func (o *OTLPConfig) registerFlags(fs *flag.FlagSet) {
 
 // startOTLP starts the receiver when a token file is configured. wait returns once it has stopped (after ctx
 // ends) with its error; failed delivers an error if it stops on its own.
-func startOTLP(ctx context.Context, c OTLPConfig, db lodestone.Store, blobs lodestone.BlobStore,
+func startOTLP(ctx context.Context, c OTLPConfig, guard listenGuard, db lodestone.Store, blobs lodestone.BlobStore,
 	events, batches lodestone.EventPublisher, committers int, log *slog.Logger) (wait func() error, failed <-chan error, err error) {
 	none := func() error { return nil }
 	if c.TokensConfig == "" {
@@ -75,13 +76,17 @@ func startOTLP(ctx context.Context, c OTLPConfig, db lodestone.Store, blobs lode
 	}
 	srv, err := otlp.New(otlp.Config{Tokens: tf, MaxMessageBytes: c.MaxMessage, MaxDumpBytes: c.MaxDumpBytes,
 		RequireProtocolVersion: c.RequireVersion, Writer: otlp.WriterConfig{Committers: committers},
-		Retention: retention},
+		Retention: retention, Timeouts: guard.cfg.Timeouts},
 		otlp.Deps{Logs: logs, Crashes: crashes, Blobs: blobs, Events: events, Batches: batches, Logger: log, Tokens: apiTokens(db)})
 	if err != nil {
 		return nil, nil, err
 	}
 	var lns []net.Listener
-	for _, addr := range []string{c.GRPC, c.HTTP} {
+	for _, l := range []struct {
+		addr, name string
+		reject     []byte
+	}{{c.GRPC, "otlp-grpc", nil}, {c.HTTP, "otlp-http", netguard.HTTP503}} {
+		addr := l.addr
 		if addr == "" {
 			continue
 		}
@@ -93,7 +98,8 @@ func startOTLP(ctx context.Context, c OTLPConfig, db lodestone.Store, blobs lode
 			srv.Close()
 			return nil, nil, fmt.Errorf("otlp: listen on %s: %w", addr, err)
 		}
-		lns = append(lns, ln)
+		// Each port has its own connection budget; a refused gRPC client sees a close (it expects HTTP/2).
+		lns = append(lns, guard.wrap(ln, l.name, l.reject))
 		log.Info("OTLP receiver serving", "addr", ln.Addr().String())
 	}
 	if len(lns) == 0 {

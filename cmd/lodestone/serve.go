@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/lodestone-fleet/lodestone/crash"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/netguard"
 	"github.com/lodestone-fleet/lodestone/otlp"
 )
 
@@ -213,7 +215,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	crashStore, _ := db.Store.(lodestone.CrashUploadStore)
 	api := httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin,
 		Limits: httpapi.Limits{RPS: cfg.RateLimitRPS}, TrustedProxies: proxies,
-		PublicEvents: cfg.PublicEvents, PublicMetrics: cfg.PublicMetrics}, httpapi.Deps{
+		PublicEvents: cfg.PublicEvents, PublicMetrics: cfg.PublicMetrics,
+		Timeouts: httpapi.Timeouts(cfg.Timeouts)}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: authn, IngestKey: apiKey, Logger: log,
 		Blobs: blobs, Credentials: creds,
 		Events: bus, Leader: elector, ELFs: db, Crashes: db, Symbols: symbolicator,
@@ -222,9 +225,10 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		Backup: db.backupService(cfg.DataDir), Reports: db.reporter(),
 		Counts: ops, Alerts: ops, Retention: purge,
 	})
+	guard := listenGuard{cfg: cfg, exempt: proxies, log: log}
 	otlpCtx, stopOTLP := context.WithCancel(context.Background())
 	defer stopOTLP()
-	waitOTLP, otlpFailed, err := startOTLP(otlpCtx, cfg.OTLP, db.Store, blobs, logEvents, logBatches,
+	waitOTLP, otlpFailed, err := startOTLP(otlpCtx, cfg.OTLP, guard, db.Store, blobs, logEvents, logBatches,
 		db.committers(), log)
 	if err != nil {
 		writer.Close()
@@ -242,7 +246,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	defer cancelBase()
 	srv := api.HTTPServer(cfg.HTTP, base)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(guard.wrap(ln, "api", netguard.HTTP503)) }()
 	if fuotaSrv != nil {
 		fln, err := net.Listen("tcp", fuotaSrv.Addr)
 		if err != nil {
@@ -251,7 +255,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("listen on %s (FUOTA): %w", fuotaSrv.Addr, err)
 		}
 		defer fuotaSrv.Close()
-		go func() { serveErr <- fuotaSrv.ServeTLS(fln, "", "") }()
+		go func() { serveErr <- fuotaSrv.ServeTLS(guard.wrap(fln, "fuota", nil), "", "") }()
 		log.Info("ESP32 FUOTA listener serving", "addr", fln.Addr().String())
 	}
 	log.Info("lodestone serving", "addr", ln.Addr().String(), "db", spec.String(), "version", version)
@@ -318,6 +322,20 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listenGuard applies the process's connection limits to each of its listeners; each listener has its own
+// budget, so a flood on one leaves the others theirs.
+type listenGuard struct {
+	cfg    Config
+	exempt []netip.Prefix // trusted proxies: many clients behind one address
+	log    *slog.Logger
+}
+
+// wrap limits ln; reject is what a refused connection is told before it closes (nil: nothing, for TLS and gRPC).
+func (g listenGuard) wrap(ln net.Listener, name string, reject []byte) net.Listener {
+	return netguard.Listen(ln, netguard.Limits{MaxConns: g.cfg.MaxConns, MaxConnsPerAddr: g.cfg.MaxConnsPerAddr,
+		Exempt: g.exempt, Reject: reject, Name: name, Logger: g.log})
 }
 
 // warnInactive says which accepted ferrite settings this version does not act on yet, so nobody relies on them

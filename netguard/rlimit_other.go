@@ -1,0 +1,5 @@
+//go:build !unix
+
+package netguard
+
+func fdLimit() (int, bool) { return 0, false }
