@@ -34,6 +34,7 @@ type authOpts struct {
 	apiKey string // INGEST_API_KEY
 	cfg    httpapi.Config
 	oidc   *httpapi.OIDC
+	log    *slog.Logger // nil: discard
 }
 
 func newAuthEnv(t *testing.T, o authOpts) *authEnv {

@@ -37,6 +37,9 @@ func newFerriteEnv(t *testing.T, store lodestone.Store, o authOpts) *authEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
+	if o.log != nil {
+		log = o.log
+	}
 	admin, _, err := httpapi.NewBasicAuth(ctx, store, "admin", adminPass)
 	if err != nil {
 		t.Fatal(err)
