@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,12 +16,14 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/blob/disk"
 	"github.com/lodestone-fleet/lodestone/store/postgres"
 	"github.com/lodestone-fleet/lodestone/store/postgres/pgtest"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
-const testPHC = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$BDY2yZMghVRfzM/ZnWJRYnbYdyXpxGgbqWqx3PdMCfg" // "secret-token"
+// testPHC is detritus' test vector for "secret-token".
+const testPHC = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$BDY2yZMghVRfzM/ZnWJRYnbYdyXpxGgbqWqx3PdMCfg"
 
 type tokenDB interface {
 	lodestone.OTLPTokenStore
@@ -147,7 +151,8 @@ func TestValidTokenDoesNotWaitBehindUnknownOnes(t *testing.T) {
 			if tok, _ := within(t, "a cached token", func() (*Token, error) { return v.Check(ctx, "secret-token") }); tok != a {
 				t.Fatal("cached token refused")
 			}
-			if _, err := within(t, "a bare new value", func() (*Token, error) { return v.Check(ctx, "another") }); err != ErrBusy {
+			_, err := within(t, "a bare new value", func() (*Token, error) { return v.Check(ctx, "another") })
+			if err != ErrBusy {
 				t.Fatalf("a value past the queue: %v, want ErrBusy", err)
 			}
 			<-v.sem
@@ -227,5 +232,60 @@ func TestRefusedTokensAreLoggedWithoutSecrets(t *testing.T) {
 		if strings.Contains(out, s) {
 			t.Fatalf("the log holds a secret:\n%s", out)
 		}
+	}
+}
+
+// When the verifier is too busy to check a bearer value, the receiver answers 503 with Retry-After (an exporter
+// retries it), not 401 (which an exporter drops), and a valid token keeps working meanwhile.
+func TestBusyVerifierAnswersUnavailable(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "l.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	blobs, err := disk.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf, err := ParseTokenFile([]byte("[[token]]\nid = \"a\"\nsecret = \"" + testPHC +
+		"\"\nproject = \"p\"\nsource_prefix = \"p/\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Tokens: tf}, Deps{Logs: db, Crashes: db, Blobs: blobs, Tokens: db,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	post := func(token string) *http.Response {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/logs", strings.NewReader("{}"))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("unknown-1"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unknown value: %d", resp.StatusCode)
+	}
+	api := APITokenPrefix + "valid-api-secret-0123456789"
+	storeAPIToken(t, db, "gw", api)
+	s.verifier.sem <- struct{}{}
+	s.verifier.sem <- struct{}{}
+	s.verifier.queued.Store(maxArgon2Queue) // as if sixteen values were waiting
+	defer func() { s.verifier.queued.Store(0); <-s.verifier.sem; <-s.verifier.sem }()
+	resp := post("unknown-2")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("busy: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := post(api); resp.StatusCode != http.StatusOK {
+		t.Fatalf("valid API token while busy: %d", resp.StatusCode)
 	}
 }
