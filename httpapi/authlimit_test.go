@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/otlp"
 )
 
 var backends = []struct {
@@ -181,4 +182,28 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.Write(p)
+}
+
+// An OTLP token revoked through the API is refused at once by the receiver of the same process (they share an
+// otlp.TokenStore, as cmd/lodestone wires them), although the receiver had cached it as valid.
+func TestRevokedOTLPTokenIsRefusedAtOnce(t *testing.T) {
+	for _, tc := range backends {
+		t.Run(tc.name, func(t *testing.T) {
+			db := tc.open(t)
+			shared := otlp.NewTokenStore(db.(lodestone.OTLPTokenStore))
+			e := newFerriteEnv(t, db, authOpts{otlpTokens: shared})
+			receiver := otlp.NewVerifier(nil)
+			receiver.UseStore(shared)
+			a := e.do("POST", "/admin/otlp-tokens", asAdmin, map[string]any{"name": "gw", "project": "p"}).must(t, 201)
+			secret := a.body["secret"].(string)
+			id := int(a.body["token"].(map[string]any)["id"].(float64))
+			if receiver.Verify(secret) == nil {
+				t.Fatal("a new token is refused")
+			}
+			e.do("DELETE", "/admin/otlp-tokens/"+itoa(id), asAdmin, nil).must(t, 204)
+			if receiver.Verify(secret) != nil {
+				t.Fatal("a revoked token still works on the replica that revoked it")
+			}
+		})
+	}
 }

@@ -64,6 +64,7 @@ func newFerriteEnv(t *testing.T, store lodestone.Store, o authOpts) *authEnv {
 		Auth: authn, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log, Blobs: blobs, Events: bus,
 		ELFs: store, Crashes: store, Symbols: sym, OTA: otaSvc, Campaigns: ota.NewCampaigns(otaSvc)}
 	deps.Credentials = creds
+	deps.OTLPTokens = o.otlpTokens
 	deps.Counts, _ = store.(lodestone.FleetCounter)
 	deps.Alerts, _ = store.(lodestone.AlertStore)
 	if rs, ok := store.(lodestone.RetentionStore); ok {
