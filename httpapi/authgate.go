@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -58,7 +60,7 @@ func (g *authGate) admit(user string) (done func(ok bool), err error) {
 	}
 	g.handled = true
 	st := &g.s.authState
-	pair := g.ip + "\x00" + user
+	pair := pairKey(g.ip, user)
 	undoUser, err := st.userFailures.reserve(g.w, pair, g.now)
 	if err != nil {
 		return nil, err
@@ -81,7 +83,7 @@ func (g *authGate) admit(user string) (done func(ok bool), err error) {
 // signedIn remembers that user passed a password check from this address.
 func (g *authGate) signedIn(user string) {
 	if g != nil {
-		g.s.authState.good.add(g.ip+"\x00"+user, g.now)
+		g.s.authState.good.add(pairKey(g.ip, user), g.now)
 	}
 }
 
@@ -93,7 +95,17 @@ func (g *authGate) repeated(user string) error {
 		return nil
 	}
 	g.handled = true
-	return g.s.authState.userFailures.take(g.w, g.ip+"\x00"+user, g.now)
+	return g.s.authState.userFailures.take(g.w, pairKey(g.ip, user), g.now)
+}
+
+// pairKey keys an (address, user) pair; a long user name is hashed so that made-up names cannot make the
+// buckets large.
+func pairKey(ip, user string) string {
+	if len(user) > 64 {
+		sum := sha256.Sum256([]byte(user))
+		user = hex.EncodeToString(sum[:16])
+	}
+	return ip + "\x00" + user
 }
 
 // goodLogins remembers (address, user) pairs that signed in, for goodLoginTTL.

@@ -32,6 +32,7 @@ type Verifier struct {
 	sem    chan struct{} // Argon2 runs of the full scan
 	prio   chan struct{} // Argon2 runs of "<id>.<secret>" values
 	queued atomic.Int64  // requests waiting for sem
+	prioQ  atomic.Int64  // requests waiting for prio
 	api    lodestone.OTLPTokenStore
 	log    *slog.Logger
 	checks atomic.Uint64 // Argon2 runs (tests)
@@ -178,10 +179,8 @@ func (v *Verifier) find(ctx context.Context, presented string) (found *Token, tt
 	}
 	if id, secret, ok := strings.Cut(presented, "."); ok {
 		if t := v.byID[id]; t != nil {
-			select {
-			case v.prio <- struct{}{}:
-			case <-ctx.Done():
-				return nil, 0, 0, ctx.Err()
+			if err := acquire(ctx, v.prio, &v.prioQ); err != nil {
+				return nil, 0, 0, err
 			}
 			v.checks.Add(1)
 			match := t.hash.verify(secret)
@@ -191,20 +190,8 @@ func (v *Verifier) find(ctx context.Context, presented string) (found *Token, tt
 			}
 		}
 	}
-	select {
-	case v.sem <- struct{}{}:
-	default:
-		if v.queued.Add(1) > maxArgon2Queue {
-			v.queued.Add(-1)
-			return nil, 0, 0, ErrBusy
-		}
-		select {
-		case v.sem <- struct{}{}:
-			v.queued.Add(-1)
-		case <-ctx.Done():
-			v.queued.Add(-1)
-			return nil, 0, 0, ctx.Err()
-		}
+	if err := acquire(ctx, v.sem, &v.queued); err != nil {
+		return nil, 0, 0, err
 	}
 	defer func() { <-v.sem }()
 	for _, t := range v.tokens {
@@ -214,6 +201,26 @@ func (v *Verifier) find(ctx context.Context, presented string) (found *Token, tt
 		}
 	}
 	return nil, goodTTL, badTTL, nil
+}
+
+// acquire takes a slot of sem, waiting only while fewer than maxArgon2Queue others wait (counted in queued).
+func acquire(ctx context.Context, sem chan struct{}, queued *atomic.Int64) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	if queued.Add(1) > maxArgon2Queue {
+		queued.Add(-1)
+		return ErrBusy
+	}
+	defer queued.Add(-1)
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // lookupAPI finds an API-created token by the SHA-256 of the presented secret. A store that cannot answer
