@@ -62,6 +62,16 @@ func TestConcurrentWrongPasswordsAreLimited(t *testing.T) {
 				t.Fatalf("one user: %d hashes for %d refusals, want at most the (address, user) burst of 5", n, got[401])
 			}
 
+			// The same wrong password 300 times at once costs one hash.
+			before = e.authn.PasswordChecks()
+			got = e.parallel(300, func(int) answer { return e.do("GET", "/devices", basic("vic", "same-guess"), nil) })
+			if got[401]+got[429] != 300 {
+				t.Fatalf("one password: statuses %v", got)
+			}
+			if n := e.authn.PasswordChecks() - before; n != 1 {
+				t.Fatalf("one password: %d hashes, want 1", n)
+			}
+
 			before = e.authn.PasswordChecks()
 			got = e.parallel(300, func(i int) answer {
 				return e.do("GET", "/devices", basic(fmt.Sprintf("user%d", i), "guess"), nil)

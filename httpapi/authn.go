@@ -304,8 +304,11 @@ func (a *Authn) basic(r *http.Request) (*lodestone.Principal, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) {
-			continue // the request that ran the check went away: run it again
+		if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) ||
+			c.err == errBusy || lodestone.ErrorCode(c.err) == codeRateLimited {
+			// The check was not run, or its request went away: this request tries on its own account (its own
+			// limits, its own Retry-After).
+			continue
 		}
 		if lodestone.ErrorCode(c.err) == lodestone.EUNAUTHORIZED {
 			if err := g.repeated(user); err != nil {
