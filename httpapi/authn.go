@@ -67,6 +67,7 @@ type Authn struct {
 	refused  map[[sha256.Size]byte]time.Time // HMAC(user NUL pass) -> when it failed
 	inflight map[[sha256.Size]byte]*check    // checks running, so identical concurrent requests share one
 	tokens   map[string]cachedToken          // hash -> token
+	unknown  map[string]time.Time            // hash -> when the store did not know it
 	touched  map[int64]time.Time             // token id -> last time its use was written
 	wg       sync.WaitGroup
 	now      func() time.Time
@@ -123,7 +124,7 @@ func NewAuthn(cfg AuthConfig) (*Authn, error) {
 	a := &Authn{cfg: cfg, log: cfg.Logger, key: make([]byte, 32), slots: make(chan struct{}, cfg.MaxChecks),
 		maxQueue: int64(cfg.MaxQueued), verified: map[[sha256.Size]byte]cached{},
 		refused: map[[sha256.Size]byte]time.Time{}, inflight: map[[sha256.Size]byte]*check{},
-		tokens: map[string]cachedToken{}, touched: map[int64]time.Time{}, now: time.Now}
+		tokens: map[string]cachedToken{}, unknown: map[string]time.Time{}, touched: map[int64]time.Time{}, now: time.Now}
 	rand.Read(a.key)
 	var err error
 	if a.dummy, err = bcrypt.GenerateFromPassword([]byte("lodestone-dummy"), cfg.BcryptCost); err != nil {
@@ -446,12 +447,24 @@ func (a *Authn) token(ctx context.Context, secret string) (*lodestone.Principal,
 	now := a.now()
 	a.mu.Lock()
 	c, ok := a.tokens[hash]
+	at, unknown := a.unknown[hash]
 	a.mu.Unlock()
+	if unknown && now.Sub(at) < tokenTTL {
+		return nil, errBadCredentials
+	}
 	t := c.t
 	if !ok || !now.Before(c.exp) {
 		var err error
 		t, err = a.cfg.Store.FindTokenByHash(ctx, hash)
 		if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
+			// Secrets are random, so one unknown now is not created later: remembering it is safe, and a
+			// client repeating a wrong key costs no lookup. Kept apart so a flood does not evict real tokens.
+			a.mu.Lock()
+			if len(a.unknown) >= maxCached {
+				clear(a.unknown)
+			}
+			a.unknown[hash] = now
+			a.mu.Unlock()
 			return nil, errBadCredentials
 		} else if err != nil {
 			return nil, err
