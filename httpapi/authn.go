@@ -48,8 +48,9 @@ type AuthConfig struct {
 }
 
 // Authn is lodestone's Authenticator: Basic users (configured and managed), API tokens, device keys and, in OIDC
-// mode, JWTs. Passwords are checked with bcrypt (constant time); a verified credential is remembered briefly so a
-// client that sends the same header on every request does not pay bcrypt each time.
+// mode, JWTs. Passwords are checked with bcrypt (constant time) in a bounded number of slots; a verified or
+// refused credential is remembered briefly (under an HMAC with a per-process key) so a client that sends the same
+// header on every request, or thousands of clients connecting at once with one, pay bcrypt once.
 type Authn struct {
 	cfg      AuthConfig
 	log      *slog.Logger

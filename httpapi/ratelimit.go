@@ -13,13 +13,17 @@ import (
 )
 
 // Limits configures rate limiting. Ingest (and /auth/*) is limited per client IP and per device key when RPS > 0,
-// as ferrite's RATE_LIMIT_RPS; failed authentication is always limited per client IP.
+// as ferrite's RATE_LIMIT_RPS; failed authentication is always limited per client IP and, for passwords, per
+// (client IP, user).
 type Limits struct {
 	RPS float64 // requests per second per client IP and per device key on ingest; 0 disables
 	// Burst is the bucket size; 0 means ferrite's max(10·RPS, 10).
 	Burst int
 	// AuthFailures per second per client IP (default 0.2, one every 5 s) with AuthFailureBurst (default 20)
-	// failures allowed at once; past that the IP gets 429 without its credentials being checked.
+	// failures allowed at once; each (IP, user) has the same rate and at most 5 at once. A password check that
+	// would cost a hash is refused with 429, unchecked, once its (IP, user) is out of failures, or its IP is and
+	// the user has not signed in from it within a day. Device keys, API tokens and the ingest key are checked
+	// first (they are cheap): a valid one always passes, a wrong one past the limit gets 429. Negative disables.
 	AuthFailures     float64
 	AuthFailureBurst int
 }
