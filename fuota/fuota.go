@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -97,6 +98,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (deadlines for long transfers).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// refusedLogins rate-limits the WARN line about refused logins to one per 10 s per handler, with the number left
+// out.
+var refusedLogins sync.Map // *Handler -> *refusedLog
+
+type refusedLog struct {
+	sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
 // ServeHTTP authenticates, then routes by path segments exactly as the reference does.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
@@ -107,6 +118,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"remote", r.RemoteAddr, "dur", time.Since(start))
 	}()
 	if !h.authorized(r) {
+		// Logged so an operator sees an attack: who and from where, never the password.
+		user, _, _ := r.BasicAuth()
+		v, _ := refusedLogins.LoadOrStore(h, &refusedLog{})
+		rl := v.(*refusedLog)
+		rl.Lock()
+		if n := rl.suppressed; start.Sub(rl.last) >= 10*time.Second {
+			rl.last, rl.suppressed = start, 0
+			rl.Unlock()
+			h.log.Warn("fuota authentication failed", "remote", r.RemoteAddr,
+				"user", strconv.Quote(user[:min(len(user), 64)]), "suppressed_since_last", n)
+		} else {
+			rl.suppressed++
+			rl.Unlock()
+		}
 		sw.WriteHeader(http.StatusForbidden)
 		return
 	}

@@ -109,6 +109,7 @@ func (s *Server) initLimits() {
 	}
 	if l.AuthFailures > 0 {
 		s.authFailures = newBuckets(l.AuthFailures, l.AuthFailureBurst)
+		s.authState.userFailures = newBuckets(l.AuthFailures, min(l.AuthFailureBurst, maxUserFailureBurst))
 	}
 }
 
@@ -130,13 +131,21 @@ func (s *Server) authenticate(r *http.Request) (*lodestone.Principal, error) {
 	return s.deps.Auth.Authenticate(r)
 }
 
-// refuse counts a failed credential check against the client's auth-failure bucket.
-func (s *Server) refuse(ip string, now time.Time) {
+// refuse counts a failed credential check, logs it and, unless the authenticator already reserved the failure
+// before an expensive check (gate), takes it from the address's bucket: past the limit the answer is a 429.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, g *authGate, reason string) error {
 	s.authFailed.Add(1)
-	s.authFailures.fail(ip, now)
+	s.logFailure(r, g.ip, reason, g.now)
+	if g.handled {
+		return nil
+	}
+	return s.authFailures.take(w, g.ip, g.now)
 }
 
-// guard enforces access before h runs: rate limits first (cheap), then credentials, then the role.
+// guard enforces access before h runs: rate limits first (cheap), then credentials, then the role. Failed
+// credentials are limited per address, and passwords also per (address, user); a valid credential is never
+// refused for someone else's failures, except a password check that would cost a hash from an address that
+// ran out of failures.
 func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		now := time.Now()
@@ -155,17 +164,23 @@ func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 		case AccessDevice:
 			return s.guardDevice(w, r, h, ip, now)
 		}
-		if err := s.authFailures.blocked(w, ip, now); err != nil {
-			return err
+		g := &authGate{s: s, w: w, ip: ip, now: now}
+		if s.expensiveUnlessGated(r) {
+			// A JWT whose key is unknown makes the verifier fetch the provider's keys: refuse a blocked address first.
+			if err := s.authFailures.blocked(w, ip, now); err != nil {
+				return err
+			}
 		}
-		p, err := s.authenticate(r)
+		p, err := s.authenticate(r.WithContext(withGate(r.Context(), g)))
 		if err != nil && lodestone.ErrorCode(err) != lodestone.EUNAUTHORIZED {
-			return err // the store or the OpenID provider failed: not the caller's fault
+			return err // rate limited or busy, or the store or the OpenID provider failed: not the caller's fault
 		}
 		if err != nil || p == nil {
 			w.Header().Set("WWW-Authenticate", s.challenge())
 			if err != nil {
-				s.refuse(ip, now)
+				if lerr := s.refuse(w, r, g, lodestone.ErrorMessage(err)); lerr != nil {
+					return lerr
+				}
 				return lodestone.Errorf(lodestone.EUNAUTHORIZED, "Authentication required: %s",
 					lodestone.ErrorMessage(err))
 			}
@@ -187,33 +202,47 @@ func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 	}
 }
 
+// expensiveUnlessGated reports whether checking r's credentials may cost real work that the authenticator does
+// not put behind an authGate: a bearer JWT (OIDC), or any credential of another Authenticator.
+func (s *Server) expensiveUnlessGated(r *http.Request) bool {
+	if _, ok := s.deps.Auth.(*Authn); !ok {
+		return r.Header.Get("Authorization") != ""
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && !strings.HasPrefix(tok, TokenPrefix) && !strings.HasPrefix(tok, DeviceKeyPrefix)
+}
+
 // guardDevice admits a device: with its own key (X-API-Key: lsd_... or Authorization: Bearer lsd_...), or with
-// the fleet's INGEST_API_KEY when one is set, or anyone when none is (ferrite's default).
+// the fleet's INGEST_API_KEY when one is set, or anyone when none is (ferrite's default). Keys are cheap to check
+// (a hash lookup), so they are checked first: a valid key passes whatever others from its address did.
 func (s *Server) guardDevice(w http.ResponseWriter, r *http.Request, h handlerFunc, ip string, now time.Time) error {
 	key := r.Header.Get("X-API-Key")
 	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	g := &authGate{s: s, w: w, ip: ip, now: now}
 	if !strings.HasPrefix(key, DeviceKeyPrefix) && !strings.HasPrefix(bearer, DeviceKeyPrefix) {
 		if !s.deps.IngestKey.Check(r) {
 			if key != "" {
-				if err := s.authFailures.blocked(w, ip, now); err != nil {
+				if err := s.refuse(w, r, g, "invalid ingest key"); err != nil {
 					return err
 				}
-				s.refuse(ip, now)
 			}
 			w.Header().Set("WWW-Authenticate", "ApiKey")
 			return lodestone.Errorf(lodestone.EUNAUTHORIZED, "Missing or invalid X-API-Key")
 		}
 		return h(w, r)
 	}
-	if err := s.authFailures.blocked(w, ip, now); err != nil {
-		return err
-	}
 	p, err := s.authenticate(r)
 	if err != nil && lodestone.ErrorCode(err) != lodestone.EUNAUTHORIZED {
 		return err
 	}
 	if err != nil || p == nil || p.DeviceID == "" {
-		s.refuse(ip, now)
+		reason := "not a device key"
+		if err != nil {
+			reason = lodestone.ErrorMessage(err)
+		}
+		if err := s.refuse(w, r, g, reason); err != nil {
+			return err
+		}
 		w.Header().Set("WWW-Authenticate", "ApiKey")
 		return lodestone.Errorf(lodestone.EUNAUTHORIZED, "Missing or invalid X-API-Key")
 	}

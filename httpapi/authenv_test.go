@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
 	"github.com/lodestone-fleet/lodestone/ota"
@@ -34,6 +35,9 @@ type authOpts struct {
 	apiKey string // INGEST_API_KEY
 	cfg    httpapi.Config
 	oidc   *httpapi.OIDC
+	log    *slog.Logger // nil: discard
+	// otlpTokens serves /admin/otlp-tokens in newFerriteEnv; nil: that env keeps none.
+	otlpTokens lodestone.OTLPTokenStore
 }
 
 func newAuthEnv(t *testing.T, o authOpts) *authEnv {

@@ -2,15 +2,19 @@ package httpapi
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -38,23 +42,43 @@ type AuthConfig struct {
 	Logger *slog.Logger
 	// BcryptCost hashes passwords; 0 means bcrypt.DefaultCost.
 	BcryptCost int
+	// MaxChecks bounds password hashes in flight (default: the number of CPUs, at least 2); MaxQueued bounds
+	// requests waiting for one (default 64). Past both a request is answered 503 at once rather than queued.
+	MaxChecks, MaxQueued int
 }
 
 // Authn is lodestone's Authenticator: Basic users (configured and managed), API tokens, device keys and, in OIDC
-// mode, JWTs. Passwords are checked with bcrypt (constant time); a verified credential is remembered briefly so a
-// client that sends the same header on every request does not pay bcrypt each time.
+// mode, JWTs. Passwords are checked with bcrypt (constant time) in a bounded number of slots; a verified or
+// refused credential is remembered briefly (under an HMAC with a per-process key) so a client that sends the same
+// header on every request, or thousands of clients connecting at once with one, pay bcrypt once.
 type Authn struct {
 	cfg      AuthConfig
 	log      *slog.Logger
 	envUsers []envUser
 	dummy    []byte // bcrypt hash compared against for unknown users, so timing does not reveal names
 
+	key      []byte        // per-process HMAC key of the password caches: they hold no usable secret
+	slots    chan struct{} // password hashes in flight
+	queued   atomic.Int64  // requests waiting for a slot
+	maxQueue int64
+	checks   atomic.Uint64 // password checks run (tests, metrics)
+
 	mu       sync.Mutex
-	verified map[[sha256.Size]byte]cached // sha256(user NUL pass) -> principal
-	tokens   map[string]cachedToken       // hash -> token
-	touched  map[int64]time.Time          // token id -> last time its use was written
+	verified map[[sha256.Size]byte]cached    // HMAC(user NUL pass) -> principal
+	refused  map[[sha256.Size]byte]time.Time // HMAC(user NUL pass) -> when it failed
+	inflight map[[sha256.Size]byte]*check    // checks running, so identical concurrent requests share one
+	tokens   map[string]cachedToken          // hash -> token
+	unknown  map[string]time.Time            // hash -> when the store did not know it
+	touched  map[int64]time.Time             // token id -> last time its use was written
 	wg       sync.WaitGroup
 	now      func() time.Time
+}
+
+// check is one password verification that concurrent requests with the same credentials wait for.
+type check struct {
+	done chan struct{}
+	p    *lodestone.Principal
+	err  error
 }
 
 type envUser struct {
@@ -76,7 +100,8 @@ type cachedToken struct {
 // How long a verified password or a looked-up token is trusted without asking the store again. Changes made
 // through this replica take effect at once (Forget); other replicas see them within this time.
 const (
-	credentialTTL = time.Minute
+	credentialTTL = 30 * time.Second
+	refusedTTL    = 30 * time.Second // a wrong password repeated within this is refused without a hash
 	tokenTTL      = 30 * time.Second
 	maxCached     = 4096
 	// touchEvery bounds last-used writes to one per token per minute per replica.
@@ -91,8 +116,17 @@ func NewAuthn(cfg AuthConfig) (*Authn, error) {
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = bcrypt.DefaultCost
 	}
-	a := &Authn{cfg: cfg, log: cfg.Logger, verified: map[[sha256.Size]byte]cached{},
-		tokens: map[string]cachedToken{}, touched: map[int64]time.Time{}, now: time.Now}
+	if cfg.MaxChecks <= 0 {
+		cfg.MaxChecks = max(runtime.GOMAXPROCS(0), 2)
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = 64
+	}
+	a := &Authn{cfg: cfg, log: cfg.Logger, key: make([]byte, 32), slots: make(chan struct{}, cfg.MaxChecks),
+		maxQueue: int64(cfg.MaxQueued), verified: map[[sha256.Size]byte]cached{},
+		refused: map[[sha256.Size]byte]time.Time{}, inflight: map[[sha256.Size]byte]*check{},
+		tokens: map[string]cachedToken{}, unknown: map[string]time.Time{}, touched: map[int64]time.Time{}, now: time.Now}
+	rand.Read(a.key)
 	var err error
 	if a.dummy, err = bcrypt.GenerateFromPassword([]byte("lodestone-dummy"), cfg.BcryptCost); err != nil {
 		return nil, fmt.Errorf("hash: %w", err)
@@ -189,9 +223,13 @@ func (a *Authn) HashPassword(pass string) (string, error) {
 func (a *Authn) Forget() {
 	a.mu.Lock()
 	clear(a.verified)
+	clear(a.refused)
 	clear(a.tokens)
 	a.mu.Unlock()
 }
+
+// PasswordChecks counts the password hashes computed since start; remembered credentials cost none.
+func (a *Authn) PasswordChecks() uint64 { return a.checks.Load() }
 
 // Close waits for last-used writes in flight.
 func (a *Authn) Close() { a.wg.Wait() }
@@ -227,35 +265,138 @@ func (a *Authn) bearer(ctx context.Context, tok string) (*lodestone.Principal, e
 	return nil, errBadCredentials
 }
 
+// basic checks a user name and password. A verified pair is remembered for credentialTTL and a refused one for
+// refusedTTL under an HMAC with a per-process key; identical requests arriving together share one check; and a
+// check that will cost a hash passes the request's authGate (failure limits) and waits for one of a bounded
+// number of slots.
 func (a *Authn) basic(r *http.Request) (*lodestone.Principal, error) {
 	user, pass, _ := r.BasicAuth()
-	key := sha256.Sum256([]byte(user + "\x00" + pass))
-	now := a.now()
-	a.mu.Lock()
-	c, ok := a.verified[key]
-	a.mu.Unlock()
-	if ok && now.Before(c.exp) {
-		return c.p, nil
-	}
-	var p *lodestone.Principal
-	if a.cfg.Admin != nil && user == a.cfg.Admin.User() {
-		if !a.cfg.Admin.Check(r) {
+	ctx := r.Context()
+	g := gateFrom(ctx)
+	mac := hmac.New(sha256.New, a.key)
+	mac.Write([]byte(user + "\x00" + pass))
+	var key [sha256.Size]byte
+	mac.Sum(key[:0])
+	for {
+		now := a.now()
+		a.mu.Lock()
+		if c, ok := a.verified[key]; ok && now.Before(c.exp) {
+			a.mu.Unlock()
+			return c.p, nil
+		}
+		if at, ok := a.refused[key]; ok && now.Sub(at) < refusedTTL {
+			a.mu.Unlock()
+			if err := g.repeated(user); err != nil {
+				return nil, err
+			}
 			return nil, errBadCredentials
 		}
-		p = &lodestone.Principal{Name: user, Role: lodestone.RoleAdmin}
-	} else {
-		var err error
-		if p, err = a.checkPassword(r.Context(), user, pass); err != nil {
-			return nil, err
+		c, busy := a.inflight[key]
+		if !busy {
+			c = &check{done: make(chan struct{})}
+			a.inflight[key] = c
+			a.mu.Unlock()
+			c.p, c.err = a.runCheck(r, g, user, pass)
+			a.finish(key, c)
+			return c.p, c.err
 		}
+		a.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) ||
+			c.err == errBusy || lodestone.ErrorCode(c.err) == codeRateLimited {
+			// The check was not run, or its request went away: this request tries on its own account (its own
+			// limits, its own Retry-After).
+			continue
+		}
+		if lodestone.ErrorCode(c.err) == lodestone.EUNAUTHORIZED {
+			if err := g.repeated(user); err != nil {
+				return nil, err
+			}
+		}
+		if c.err != nil {
+			return nil, c.err
+		}
+		return c.p, nil
 	}
+}
+
+// finish remembers a check's outcome and wakes the requests that waited for it.
+func (a *Authn) finish(key [sha256.Size]byte, c *check) {
+	now := a.now()
 	a.mu.Lock()
-	if len(a.verified) >= maxCached {
-		clear(a.verified)
+	defer a.mu.Unlock()
+	delete(a.inflight, key)
+	close(c.done)
+	switch {
+	case c.err == nil:
+		if len(a.verified) >= maxCached {
+			clear(a.verified)
+		}
+		a.verified[key] = cached{p: c.p, exp: now.Add(credentialTTL)}
+	case lodestone.ErrorCode(c.err) == lodestone.EUNAUTHORIZED:
+		if len(a.refused) >= maxCached {
+			clear(a.refused)
+		}
+		a.refused[key] = now
 	}
-	a.verified[key] = cached{p: p, exp: now.Add(credentialTTL)}
-	a.mu.Unlock()
-	return p, nil
+}
+
+var errBusy = lodestone.Errorf(lodestone.EUNAVAILABLE, "too many sign-ins are being checked; retry shortly")
+
+// runCheck admits the check through the gate, waits for a slot and verifies the password.
+func (a *Authn) runCheck(r *http.Request, g *authGate, user, pass string) (*lodestone.Principal, error) {
+	done, err := g.admit(user)
+	if err != nil {
+		return nil, err
+	}
+	release, err := a.slot(r.Context())
+	if err != nil {
+		done(true)
+		return nil, err
+	}
+	a.checks.Add(1)
+	var p *lodestone.Principal
+	if a.cfg.Admin != nil && user == a.cfg.Admin.User() {
+		if a.cfg.Admin.Check(r) {
+			p = &lodestone.Principal{Name: user, Role: lodestone.RoleAdmin}
+		} else {
+			err = errBadCredentials
+		}
+	} else {
+		p, err = a.checkPassword(r.Context(), user, pass)
+	}
+	release()
+	ok := err == nil
+	done(ok || lodestone.ErrorCode(err) != lodestone.EUNAUTHORIZED) // a store failure is not the caller's
+	if ok {
+		g.signedIn(user)
+	}
+	return p, err
+}
+
+// slot waits for one of the bounded password-hash slots, or refuses at once when too many requests wait.
+func (a *Authn) slot(ctx context.Context) (release func(), err error) {
+	release = func() { <-a.slots }
+	select {
+	case a.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	if a.queued.Add(1) > a.maxQueue {
+		a.queued.Add(-1)
+		return nil, errBusy
+	}
+	defer a.queued.Add(-1)
+	select {
+	case a.slots <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // checkPassword runs bcrypt once whether or not the user exists.
@@ -307,12 +448,24 @@ func (a *Authn) token(ctx context.Context, secret string) (*lodestone.Principal,
 	now := a.now()
 	a.mu.Lock()
 	c, ok := a.tokens[hash]
+	at, unknown := a.unknown[hash]
 	a.mu.Unlock()
+	if unknown && now.Sub(at) < tokenTTL {
+		return nil, errBadCredentials
+	}
 	t := c.t
 	if !ok || !now.Before(c.exp) {
 		var err error
 		t, err = a.cfg.Store.FindTokenByHash(ctx, hash)
 		if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
+			// Secrets are random, so one unknown now is not created later: remembering it is safe, and a
+			// client repeating a wrong key costs no lookup. Kept apart so a flood does not evict real tokens.
+			a.mu.Lock()
+			if len(a.unknown) >= maxCached {
+				clear(a.unknown)
+			}
+			a.unknown[hash] = now
+			a.mu.Unlock()
 			return nil, errBadCredentials
 		} else if err != nil {
 			return nil, err

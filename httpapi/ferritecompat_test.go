@@ -37,6 +37,9 @@ func newFerriteEnv(t *testing.T, store lodestone.Store, o authOpts) *authEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
+	if o.log != nil {
+		log = o.log
+	}
 	admin, _, err := httpapi.NewBasicAuth(ctx, store, "admin", adminPass)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +64,7 @@ func newFerriteEnv(t *testing.T, store lodestone.Store, o authOpts) *authEnv {
 		Auth: authn, IngestKey: httpapi.NewAPIKey(o.apiKey), Logger: log, Blobs: blobs, Events: bus,
 		ELFs: store, Crashes: store, Symbols: sym, OTA: otaSvc, Campaigns: ota.NewCampaigns(otaSvc)}
 	deps.Credentials = creds
+	deps.OTLPTokens = o.otlpTokens
 	deps.Counts, _ = store.(lodestone.FleetCounter)
 	deps.Alerts, _ = store.(lodestone.AlertStore)
 	if rs, ok := store.(lodestone.RetentionStore); ok {

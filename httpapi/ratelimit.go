@@ -13,13 +13,17 @@ import (
 )
 
 // Limits configures rate limiting. Ingest (and /auth/*) is limited per client IP and per device key when RPS > 0,
-// as ferrite's RATE_LIMIT_RPS; failed authentication is always limited per client IP.
+// as ferrite's RATE_LIMIT_RPS; failed authentication is always limited per client IP and, for passwords, per
+// (client IP, user).
 type Limits struct {
 	RPS float64 // requests per second per client IP and per device key on ingest; 0 disables
 	// Burst is the bucket size; 0 means ferrite's max(10·RPS, 10).
 	Burst int
 	// AuthFailures per second per client IP (default 0.2, one every 5 s) with AuthFailureBurst (default 20)
-	// failures allowed at once; past that the IP gets 429 without its credentials being checked.
+	// failures allowed at once; each (IP, user) has the same rate and at most 5 at once. A password check that
+	// would cost a hash is refused with 429, unchecked, once its (IP, user) is out of failures, or its IP is and
+	// the user has not signed in from it within a day. Device keys, API tokens and the ingest key are checked
+	// first (they are cheap): a valid one always passes, a wrong one past the limit gets 429. Negative disables.
 	AuthFailures     float64
 	AuthFailureBurst int
 }
@@ -109,8 +113,7 @@ func (b *buckets) allow(w http.ResponseWriter, key string, now time.Time) error 
 	return nil
 }
 
-// blocked reports, without taking a token, whether key's bucket is empty (auth failures: the token is taken
-// only when a check fails).
+// blocked reports, without taking a token, whether key's bucket is empty.
 func (b *buckets) blocked(w http.ResponseWriter, key string, now time.Time) error {
 	if b == nil {
 		return nil
@@ -122,14 +125,36 @@ func (b *buckets) blocked(w http.ResponseWriter, key string, now time.Time) erro
 	return tooMany(w, lim, now)
 }
 
-// fail takes a token from key's bucket after a failed check.
-func (b *buckets) fail(key string, now time.Time) {
+// take spends one token for key after a cheap check failed; an empty bucket is a rate-limited error. Taking and
+// testing is one step, so concurrent failures cannot overdraw the bucket.
+func (b *buckets) take(w http.ResponseWriter, key string, now time.Time) error {
 	if b == nil {
-		return
+		return nil
 	}
-	if lim := b.get(key, now); lim != nil {
-		lim.AllowN(now, 1)
+	lim := b.get(key, now)
+	if lim == nil || lim.AllowN(now, 1) {
+		return nil
 	}
+	return tooMany(w, lim, now)
+}
+
+// reserve takes one token for key before an expensive check (a password hash), so that concurrent checks cannot
+// all pass a "still has tokens" test before any of them fails. The returned undo gives the token back when the
+// check passes: only failures are counted. An empty bucket is a rate-limited error and takes nothing.
+func (b *buckets) reserve(w http.ResponseWriter, key string, now time.Time) (undo func(), err error) {
+	if b == nil {
+		return func() {}, nil
+	}
+	lim := b.get(key, now)
+	if lim == nil {
+		return func() {}, nil
+	}
+	res := lim.ReserveN(now, 1)
+	if !res.OK() || res.DelayFrom(now) > 0 {
+		res.CancelAt(now)
+		return nil, tooMany(w, lim, now)
+	}
+	return func() { res.CancelAt(time.Now()) }, nil
 }
 
 func setRateHeaders(w http.ResponseWriter, b *buckets, lim *rate.Limiter, now time.Time) {

@@ -86,6 +86,7 @@ type Server struct {
 
 	ingestIPs, ingestDevices, authFailures *buckets
 	authFailed                             atomic.Uint64
+	authState                              authState  // authgate.go
 	backupRunning                          sync.Mutex // one backup at a time: each needs the database's size on disk
 
 	prom *promMetrics // prometheus.go

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -40,7 +41,11 @@ func (s *Server) authInterceptor(ctx context.Context, req any, info *grpc.UnaryS
 	h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	md, _ := metadata.FromIncomingContext(ctx)
-	tok, serr := s.bearer(first(md, "authorization"))
+	var remote string
+	if p, ok := peer.FromContext(ctx); ok {
+		remote = p.Addr.String()
+	}
+	tok, serr := s.bearer(ctx, remote, endpointOf(info.FullMethod), first(md, "authorization"))
 	if serr == nil {
 		serr = s.checkVersion(md.Get("x-protocol-version"))
 	}

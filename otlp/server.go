@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -113,6 +114,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, verifier: NewVerifier(cfg.Tokens.Tokens),
 		metrics: newMetrics(), mux: http.NewServeMux(), now: time.Now}
 	rl := cfg.Tokens.RateLimit
+	s.verifier.SetLogger(deps.Logger)
 	if deps.Tokens != nil {
 		s.verifier.UseStore(deps.Tokens)
 	}
@@ -165,14 +167,19 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		r.Body = body
-		tok, serr := s.bearer(r.Header.Get("Authorization"))
+		tok, serr := s.bearer(r.Context(), r.RemoteAddr, endpointOf(r.URL.Path), r.Header.Get("Authorization"))
 		if serr != nil {
-			s.countRequest(endpointOf(r.URL.Path), "401", 0)
-			w.Header().Set("WWW-Authenticate", "Bearer")
-			if r.URL.Path == "/v1/logs" {
-				s.writeHTTPStatus(w, r, http.StatusUnauthorized, serr.message)
+			code := httpCodes[serr.code]
+			s.countRequest(endpointOf(r.URL.Path), strconv.Itoa(code), 0)
+			if code == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", "Bearer")
 			} else {
-				writeCrashError(w, http.StatusUnauthorized, serr.message)
+				w.Header().Set("Retry-After", "1")
+			}
+			if r.URL.Path == "/v1/logs" {
+				s.writeHTTPStatus(w, r, code, serr.message)
+			} else {
+				writeCrashError(w, code, serr.message)
 			}
 			return
 		}
@@ -197,8 +204,9 @@ func tokenFrom(ctx context.Context) *Token {
 	return t
 }
 
-// bearer checks an Authorization value with detritus' messages.
-func (s *Server) bearer(h string) (*Token, *statusError) {
+// bearer checks an Authorization value with detritus' messages; a verifier too busy to check it now is
+// UNAVAILABLE, which exporters retry.
+func (s *Server) bearer(ctx context.Context, remote, endpoint, h string) (*Token, *statusError) {
 	switch {
 	case h == "":
 		return nil, errf(codeUnauthenticated, "missing bearer token")
@@ -207,8 +215,13 @@ func (s *Server) bearer(h string) (*Token, *statusError) {
 	case !strings.HasPrefix(h, "Bearer "):
 		return nil, errf(codeUnauthenticated, "authorization header must use Bearer")
 	}
-	tok := s.verifier.Verify(strings.TrimPrefix(h, "Bearer "))
+	presented := strings.TrimPrefix(h, "Bearer ")
+	tok, err := s.verifier.Check(ctx, presented)
+	if err != nil {
+		return nil, errf(codeUnavailable, "too many bearer tokens are being verified; retry shortly")
+	}
 	if tok == nil {
+		s.verifier.Refused(remote, endpoint, presented, "invalid bearer token")
 		return nil, errf(codeUnauthenticated, "invalid bearer token")
 	}
 	return tok, nil

@@ -1,22 +1,15 @@
 package otlp
 
 import (
-	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/lodestone-fleet/lodestone"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/crypto/argon2"
@@ -28,6 +21,7 @@ type Token struct {
 	Project      string
 	SourcePrefix string // matched against "<project>/<install_id>"
 	hash         phc
+	apiID        int64 // store id of an API-created token; 0 for the token file's
 }
 
 // Permits reports whether the token may write the source (project, device), by detritus' rule: same project and
@@ -204,131 +198,4 @@ func HashToken(secret string) string {
 	sum := argon2.IDKey([]byte(secret), salt, 2, 19456, 1, 32)
 	return "$argon2id$v=19$m=19456,t=2,p=1$" + base64.RawStdEncoding.EncodeToString(salt) + "$" +
 		base64.RawStdEncoding.EncodeToString(sum)
-}
-
-// Verifier finds the token a bearer value belongs to. detritus runs Argon2 against every configured token on
-// every request; Verifier runs it once per distinct presented value: results are cached under a keyed hash of the
-// value (HMAC with a per-process key, so the cache holds no secret and its lookups reveal nothing about one), a
-// failure is remembered for a minute, and at most two Argon2 runs happen at a time.
-type Verifier struct {
-	tokens []*Token
-	key    []byte
-	sem    chan struct{}
-	api    lodestone.OTLPTokenStore // API-created tokens (APITokenPrefix); nil: token file only
-
-	mu       sync.Mutex
-	good     map[[32]byte]goodEntry
-	bad      map[[32]byte]badEntry
-	inflight map[[32]byte]chan struct{} // verifications running, so concurrent requests with one value wait
-	now      func() time.Time
-}
-
-type goodEntry struct {
-	tok *Token
-	at  time.Time
-	ttl time.Duration
-}
-
-type badEntry struct {
-	at  time.Time
-	ttl time.Duration
-}
-
-const (
-	goodTTL   = 10 * time.Minute
-	badTTL    = time.Minute
-	cacheSize = 10000
-	// apiTTL bounds how long an API-created token is trusted (or refused) without asking the store again: a
-	// revocation, or a token just created, takes effect within it.
-	apiTTL = 10 * time.Second
-)
-
-// APITokenPrefix starts the secrets of tokens created through lodestone's API. Such a secret is identified by its
-// SHA-256 in one indexed lookup, never by running Argon2 against the token file's entries.
-const APITokenPrefix = "ldt_"
-
-// UseStore makes the verifier also accept API-created tokens kept in store.
-func (v *Verifier) UseStore(store lodestone.OTLPTokenStore) { v.api = store }
-
-// NewVerifier returns a verifier over tokens.
-func NewVerifier(tokens []*Token) *Verifier {
-	key := make([]byte, 32)
-	rand.Read(key)
-	return &Verifier{tokens: tokens, key: key, sem: make(chan struct{}, 2), good: map[[32]byte]goodEntry{},
-		bad: map[[32]byte]badEntry{}, inflight: map[[32]byte]chan struct{}{}, now: time.Now}
-}
-
-// Verify returns the token whose secret is presented, or nil.
-func (v *Verifier) Verify(presented string) *Token {
-	mac := hmac.New(sha256.New, v.key)
-	mac.Write([]byte(presented))
-	var k [32]byte
-	mac.Sum(k[:0])
-	for {
-		now := v.now()
-		v.mu.Lock()
-		if e, ok := v.good[k]; ok && now.Sub(e.at) < e.ttl {
-			v.mu.Unlock()
-			return e.tok
-		}
-		if e, ok := v.bad[k]; ok && now.Sub(e.at) < e.ttl {
-			v.mu.Unlock()
-			return nil
-		}
-		wait, busy := v.inflight[k]
-		if !busy {
-			v.inflight[k] = make(chan struct{})
-			v.mu.Unlock()
-			break
-		}
-		v.mu.Unlock()
-		<-wait // the running verification fills the cache
-	}
-	now := v.now()
-
-	var found *Token
-	ttl, failTTL := goodTTL, badTTL
-	if v.api != nil && strings.HasPrefix(presented, APITokenPrefix) {
-		found = v.lookupAPI(presented)
-		ttl, failTTL = apiTTL, apiTTL
-	} else {
-		v.sem <- struct{}{}
-		for _, t := range v.tokens {
-			if t.hash.verify(presented) {
-				found = t
-				break
-			}
-		}
-		<-v.sem
-	}
-
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	close(v.inflight[k])
-	delete(v.inflight, k)
-	if found != nil {
-		if len(v.good) >= cacheSize {
-			clear(v.good)
-		}
-		v.good[k] = goodEntry{found, now, ttl}
-	} else {
-		if len(v.bad) >= cacheSize {
-			clear(v.bad)
-		}
-		v.bad[k] = badEntry{now, failTTL}
-	}
-	return found
-}
-
-// lookupAPI finds an API-created token by the SHA-256 of the presented secret. A store that cannot answer
-// refuses the token (for apiTTL) rather than letting it through.
-func (v *Verifier) lookupAPI(presented string) *Token {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	sum := sha256.Sum256([]byte(presented))
-	t, err := v.api.FindOTLPTokenByHash(ctx, hex.EncodeToString(sum[:]))
-	if err != nil || t.RevokedAt != nil {
-		return nil
-	}
-	return &Token{ID: "api/" + t.Name, Project: t.Project, SourcePrefix: t.SourcePrefix}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -125,8 +126,16 @@ func days(n int) time.Duration {
 	return time.Duration(n) * 24 * time.Hour
 }
 
-// apiTokens is the store of detritus tokens created through the API, when the backend keeps them.
+// apiTokens is the store of detritus tokens created through the API, when the backend keeps them. The main API
+// and the OTLP receiver get the same otlp.TokenStore for one database, so a token revoked through the API is
+// refused by this process's receiver at once.
 func apiTokens(db lodestone.Store) lodestone.OTLPTokenStore {
-	t, _ := db.(lodestone.OTLPTokenStore)
-	return t
+	t, ok := db.(lodestone.OTLPTokenStore)
+	if !ok {
+		return nil
+	}
+	shared, _ := sharedTokenStores.LoadOrStore(db, otlp.NewTokenStore(t))
+	return shared.(*otlp.TokenStore)
 }
+
+var sharedTokenStores sync.Map // lodestone.Store -> *otlp.TokenStore

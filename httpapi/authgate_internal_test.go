@@ -1,0 +1,73 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+// Password hashes run in a fixed number of slots with a bounded queue; past it a check is refused at once (503)
+// instead of queueing without end.
+func TestPasswordChecksAreBounded(t *testing.T) {
+	a, err := NewAuthn(AuthConfig{BcryptCost: bcrypt.MinCost, MaxChecks: 2, MaxQueued: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var held []func()
+	for range 2 {
+		release, err := a.slot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	waiting := make(chan error, 3)
+	for range 3 {
+		go func() {
+			release, err := a.slot(ctx)
+			if err == nil {
+				release()
+			}
+			waiting <- err
+		}()
+	}
+	for a.queued.Load() != 3 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := a.slot(ctx); lodestone.ErrorCode(err) != lodestone.EUNAVAILABLE {
+		t.Fatalf("a check past the queue: %v, want unavailable", err)
+	}
+	for _, release := range held {
+		release()
+	}
+	for range 3 {
+		if err := <-waiting; err != nil {
+			t.Fatalf("a queued check: %v", err)
+		}
+	}
+}
+
+// The failure log writes one line per interval and says how many it left out.
+func TestFailureLogIsRateLimited(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var f failureLog
+	t0 := time.Unix(1000, 0)
+	for i := range 50 {
+		f.record(log, t0.Add(time.Duration(i)*100*time.Millisecond), "authentication failed", "ip", "192.0.2.1")
+	}
+	f.record(log, t0.Add(time.Minute), "authentication failed", "ip", "192.0.2.1")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=WARN") ||
+		!strings.Contains(lines[0], "suppressed_since_last=0") || !strings.Contains(lines[1], "suppressed_since_last=49") {
+		t.Fatalf("lines:\n%s", buf.String())
+	}
+}
