@@ -8,8 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/lodestone-fleet/lodestone"
 )
 
 type requestKey struct{}
@@ -176,3 +180,33 @@ func (r *statusRecorder) code() int {
 	}
 	return r.status
 }
+
+// checkURL refuses a request whose decoded path (and so every path value) or any query parameter name or value
+// holds NUL or invalid UTF-8, or whose query string is malformed: no handler or store ever sees such text.
+func checkURL(r *http.Request) error {
+	if !cleanText(r.URL.Path) {
+		return lodestone.Errorf(lodestone.EINVALID, "the URL path must be UTF-8 text without NUL characters")
+	}
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return lodestone.Errorf(lodestone.EINVALID, "malformed query string")
+	}
+	for k, vs := range q {
+		if !cleanText(k) {
+			return lodestone.Errorf(lodestone.EINVALID, "query parameter names must be UTF-8 text without NUL characters")
+		}
+		for _, v := range vs {
+			if !cleanText(v) {
+				return lodestone.Errorf(lodestone.EINVALID,
+					"query parameter %q must be UTF-8 text without NUL characters", k)
+			}
+		}
+	}
+	return nil
+}
+
+// cleanText reports whether s is UTF-8 without NUL, the text both backends store.
+func cleanText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
