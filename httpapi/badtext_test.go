@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -261,6 +262,38 @@ func TestOutOfRangeTimesAreRefused(t *testing.T) {
 				if strings.Contains(a.raw, `"dev1"`) {
 					t.Errorf("%s?since=9999-12-31 returned rows: %s", path, a.raw)
 				}
+			}
+		})
+	}
+}
+
+// TestELFVersionIsNotAPath: ferrite filed an ELF under its X-Firmware-Version; the header is a version, held to
+// the device-id rule (1-128 visible ASCII) and refused when it could name a path or break a quoted header.
+func TestELFVersionIsNotAPath(t *testing.T) {
+	elf, err := os.ReadFile("../symbol/testdata/firmware-O2.elf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range backends {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _ := badTextEnv(t, tc.open(t))
+			for _, v := range []string{"../../etc/passwd", "/abs", `..\..\win`, `1.0"x`, "1.0 beta",
+				strings.Repeat("9", 129)} {
+				a := e.do("POST", "/ingest/elf", asAdmin, elf, "X-Firmware-Version", v)
+				refused(t, "X-Firmware-Version "+v, a)
+				if !strings.Contains(a.raw, "X-Firmware-Version") {
+					t.Errorf("%q: the error does not name the header: %s", v, a.raw)
+				}
+			}
+			a := e.do("POST", "/ingest/elf", asAdmin, elf, "X-Firmware-Version", "1.2.3-rc.1+build.7",
+				"X-Filename", "../x.elf").must(t, 200)
+			got := a.body["elf"].(map[string]any)
+			if got["version"] != "1.2.3-rc.1+build.7" || got["filename"] != "1.2.3-rc.1+build.7.elf" {
+				t.Fatalf("stored %v", got)
+			}
+			// Nothing was stored for the refused uploads.
+			if a := e.do("GET", "/elfs", asAdmin, nil).must(t, 200); strings.Count(a.raw, `"version"`) != 1 {
+				t.Fatalf("elfs: %s", a.raw)
 			}
 		})
 	}
