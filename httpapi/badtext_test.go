@@ -101,8 +101,8 @@ func refused(t *testing.T, what string, a answer) {
 	}
 }
 
-// TestBadTextIsRefusedOnEveryRoute walks the route table: NUL or invalid UTF-8 in any path value, query parameter
-// or JSON string field is a 400 naming what is wrong, on both backends; it never reaches a store (where
+// TestBadTextIsRefusedOnEveryRoute walks the route table: NUL or invalid UTF-8 in any path value, query parameter,
+// X- header or JSON string field is a 400 naming what is wrong, on both backends; it never reaches a store (where
 // PostgreSQL answered 500) and is never silently changed (encoding/json turns invalid UTF-8 into U+FFFD).
 func TestBadTextIsRefusedOnEveryRoute(t *testing.T) {
 	for _, tc := range backends {
@@ -116,6 +116,12 @@ func TestBadTextIsRefusedOnEveryRoute(t *testing.T) {
 						p := fillPath(path, ids, strings.Trim(v, "{}."), b.esc)
 						refused(t, rt.Pattern+" "+b.name+" in "+v, e.do(method, p, credFor(rt), nil))
 					}
+				}
+				// Headers that handlers store as text (net/http itself refuses NUL in a header).
+				for _, h := range []string{"X-Firmware-Version", "X-Signer", "X-Notes", "X-Filename", "X-Build-Id",
+					"X-Device-Id"} {
+					p := fillPath(path, ids, "", "")
+					refused(t, rt.Pattern+" "+h+" invalid UTF-8", e.do(method, p, credFor(rt), nil, h, "a\xff\xfeb"))
 				}
 				names := queryNames
 				if method != "GET" {

@@ -181,9 +181,21 @@ func (r *statusRecorder) code() int {
 	return r.status
 }
 
-// checkURL refuses a request whose decoded path (and so every path value) or any query parameter name or value
-// holds NUL or invalid UTF-8, or whose query string is malformed: no handler or store ever sees such text.
-func checkURL(r *http.Request) error {
+// checkRequestText refuses a request whose decoded path (and so every path value) or any query parameter name or value
+// holds NUL or invalid UTF-8, or whose query string is malformed: no handler or store ever sees such text. The
+// X- headers (X-Firmware-Version, X-Signer, X-Notes, X-Filename, X-Device-Id ...) are stored as text too; net/http
+// already refuses NUL in a header but passes bytes that are not UTF-8.
+func checkRequestText(r *http.Request) error {
+	for name, vs := range r.Header {
+		if !strings.HasPrefix(name, "X-") {
+			continue
+		}
+		for _, v := range vs {
+			if !cleanText(v) {
+				return lodestone.Errorf(lodestone.EINVALID, "header %s must be UTF-8 text", name)
+			}
+		}
+	}
 	if !cleanText(r.URL.Path) {
 		return lodestone.Errorf(lodestone.EINVALID, "the URL path must be UTF-8 text without NUL characters")
 	}
