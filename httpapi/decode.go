@@ -125,13 +125,13 @@ type jsonLevel struct {
 	index   int                 // array: the element being read
 	key     string              // object: the member being read
 	wantKey bool                // object: the next string is a key
-	keys    map[string]struct{} // object: keys seen, case-folded
+	keys    map[string]struct{} // object: keys seen, folded (foldKey)
 }
 
 // checkJSON refuses what encoding/json would accept silently: a key given twice in one object (the last would
 // win, so {"role":"viewer","role":"admin"} reads as admin to us and as viewer to a proxy that checked it), and a
 // string holding NUL or invalid UTF-8 (the decoder turns the latter into U+FFFD; PostgreSQL refuses NUL). Keys
-// are compared case-folded, as the decoder matches them to fields. The error names the field. Syntax errors are
+// are compared folded as the decoder matches them to fields (foldKey). The error names the field. Syntax errors are
 // left to the decoder, which words them. shallow checks only the top-level value's own keys and strings.
 func checkJSON(body []byte, shallow bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -182,7 +182,7 @@ func checkJSON(body []byte, shallow bool) error {
 				if err := checkText(jsonPath(stack), t, raw); err != nil {
 					return err
 				}
-				folded := strings.ToLower(t)
+				folded := foldKey(t)
 				if _, dup := top.keys[folded]; dup {
 					return lodestone.Errorf(lodestone.EINVALID, "field %q is given more than once", jsonPath(stack))
 				}
@@ -198,6 +198,10 @@ func checkJSON(body []byte, shallow bool) error {
 		}
 	}
 }
+
+// foldKey folds a key as encoding/json does when it matches keys to fields: ASCII case, and also the Kelvin
+// sign (K) and the long s (ſ), which it takes for k and s. Upper then lower case maps both.
+func foldKey(s string) string { return strings.ToLower(strings.ToUpper(s)) }
 
 // checkText refuses a decoded JSON string that holds NUL, or whose raw text is not UTF-8.
 func checkText(field, s string, raw []byte) error {

@@ -17,7 +17,9 @@ func TestCheckJSON(t *testing.T) {
 		{`{"a\u0000":1}`, `contains a NUL`},
 		{`{"role":"viewer","role":"admin"}`, `"role" is given more than once`},
 		{`{"role":"viewer","Role":"admin"}`, `"Role" is given more than once`},
-		{`{"a":{"b":1},"c":{"b":2}}`, ""}, // the same key in two objects
+		{`{"status":"a","\u017ftatus":"b"}`, `is given more than once`}, // encoding/json reads ſ as s
+		{`{"key":"a","\u212aey":"b"}`, `is given more than once`},       // and the Kelvin sign as k
+		{`{"a":{"b":1},"c":{"b":2}}`, ""},                               // the same key in two objects
 		{`{"t":{"v":[1,{"x":"\u0000"}]}}`, `"t.v[1].x" contains a NUL`},
 		{`[{"a":1},{"a":1,"a":2}]`, `"[1].a" is given more than once`},
 		{`"\u0000"`, `"body" contains a NUL`},
