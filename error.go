@@ -3,6 +3,11 @@ package lodestone
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 )
 
 // Error codes. Each maps to one HTTP status in httpapi; anything without a code is internal and is never shown to
@@ -43,6 +48,9 @@ func ErrorCode(err error) string {
 	if errors.As(err, &e) {
 		return e.Code
 	}
+	if StorageFull(err) {
+		return EUNAVAILABLE
+	}
 	return EINTERNAL
 }
 
@@ -56,5 +64,61 @@ func ErrorMessage(err error) string {
 	if errors.As(err, &e) {
 		return e.Message
 	}
+	if StorageFull(err) {
+		return MsgStorageFull
+	}
 	return "internal error"
+}
+
+// MsgStorageFull is what a client is told when a write failed for lack of space, and StorageFullRetry the
+// Retry-After it is given: space comes back when an operator frees it, not in a second.
+const (
+	MsgStorageFull   = "storage is full, retry later"
+	StorageFullRetry = 30 * time.Second
+)
+
+// StorageFull reports whether err says the disk or the database is out of space: ENOSPC or EDQUOT from the file
+// system, SQLite's SQLITE_FULL, PostgreSQL's disk_full (SQLSTATE 53100). Such an error is EUNAVAILABLE, not
+// internal: nothing is wrong with the request and retrying once space is freed works. Drivers are recognised
+// without importing them: pgx errors carry SQLState(); go-sqlite3's carry only a fixed message.
+func StorageFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) && pg.SQLState() == "53100" {
+		return true
+	}
+	return strings.Contains(err.Error(), "database or disk is full")
+}
+
+// storageFullLog holds the state of LogStorageFull.
+var storageFullLog struct {
+	sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// storageFullEvery is how often a full disk is logged: a full disk fails every write, and one line per failed
+// request would flood the log (and the disk it is written to).
+const storageFullEvery = time.Minute
+
+// LogStorageFull logs a storage-full failure at most once per minute for the whole process, with how many
+// were left out since the last line. Every error writer calls it instead of logging the failure itself.
+func LogStorageFull(log *slog.Logger, err error, attrs ...any) {
+	now := time.Now()
+	storageFullLog.Lock()
+	if !storageFullLog.last.IsZero() && now.Sub(storageFullLog.last) < storageFullEvery {
+		storageFullLog.suppressed++
+		storageFullLog.Unlock()
+		return
+	}
+	n := storageFullLog.suppressed
+	storageFullLog.last, storageFullLog.suppressed = now, 0
+	storageFullLog.Unlock()
+	log.Error("storage is full: writes fail with 503 until space is freed",
+		append(attrs, "err", err, "not_logged_since_last", n)...)
 }

@@ -152,6 +152,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusRequestEntityTooLarge
 	case lodestone.EUNAVAILABLE:
 		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+		if lodestone.StorageFull(err) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(lodestone.StorageFullRetry.Seconds())))
+			lodestone.LogStorageFull(h.log, err, "method", r.Method, "path", r.URL.Path)
+		}
 	case lodestone.ECONFLICT:
 		status = http.StatusConflict
 	case lodestone.EFORBIDDEN:

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 
@@ -111,11 +110,11 @@ func (s *Server) getCrash(w http.ResponseWriter, r *http.Request) error {
 
 // decodeBody reads a small JSON request body into v.
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	if err := dec.Decode(v); err != nil {
-		return lodestone.Errorf(lodestone.EINVALID, "request body must be a JSON object: %v", err)
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		return lodestone.Errorf(lodestone.EINVALID, "could not read the request body")
 	}
-	return nil
+	return unmarshalJSON(body, v) // the shared rules: no duplicate keys, NUL or invalid UTF-8
 }
 
 // patchCrash implements PATCH /crashes/{id} {"state":"open|resolved|muted"}.

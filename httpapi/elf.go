@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -55,8 +56,9 @@ func (s *Server) uploadELF(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	version := r.Header.Get("X-Firmware-Version")
-	if version != "" && !validDeviceHeader(version) {
-		return lodestone.Errorf(lodestone.EINVALID, "X-Firmware-Version must be 1-128 visible ASCII characters")
+	if version != "" && !validVersion(version) {
+		return lodestone.Errorf(lodestone.EINVALID, "X-Firmware-Version must be 1-128 visible ASCII characters "+
+			`without '/', '\' or '"': a version, not a path`)
 	}
 	if r.ContentLength > MaxELFBytes {
 		return lodestone.Errorf(lodestone.ETOOLARGE, "ELF exceeds the %d byte limit", MaxELFBytes)
@@ -82,13 +84,13 @@ func (s *Server) uploadELF(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch {
 	case version != "":
-	case embedded != "":
+	case validVersion(embedded): // the file's own text is as untrusted as the header
 		version = embedded
 	default:
 		version = "unknown" // ferrite's default
 	}
 	filename := version + ".elf"
-	if n := r.Header.Get("X-Filename"); n != "" && validDeviceHeader(n) {
+	if n := r.Header.Get("X-Filename"); validVersion(n) {
 		filename = n
 	}
 	e := &lodestone.ELF{Version: version, BuildID: buildID, BuildID64: build64, Blob: ref, Filename: filename}
@@ -100,6 +102,12 @@ func (s *Server) uploadELF(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "path": "/elfs/" + strconv.FormatInt(e.ID, 10),
 		"elf": newELFJSON(e)})
 	return nil
+}
+
+// validVersion is the rule for a firmware version (and an ELF's file name): a device id's characters
+// (validDeviceHeader: 1-128 visible ASCII) and never a path, since ferrite filed ELFs under their version.
+func validVersion(v string) bool {
+	return validDeviceHeader(v) && !strings.ContainsAny(v, `/\"`)
 }
 
 func (s *Server) listELFs(w http.ResponseWriter, r *http.Request) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -69,6 +70,10 @@ func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
+		if lodestone.StorageFull(err) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(lodestone.StorageFullRetry.Seconds())))
+			lodestone.LogStorageFull(log, err, "method", r.Method, "path", r.URL.Path)
+		}
 	case statusClientClosed:
 		code = "canceled"
 	}

@@ -133,6 +133,10 @@ func (s *Server) registerDevices(w http.ResponseWriter, r *http.Request) error {
 	for i, raw := range rows {
 		results[i].Index = i
 		var body registration
+		if err := checkJSON(raw, false); err != nil {
+			results[i].Error = fmt.Sprintf("row %d: %s", i, lodestone.ErrorMessage(err))
+			continue
+		}
 		if err := json.Unmarshal(raw, &body); err != nil {
 			results[i].Error = fmt.Sprintf("row %d: not a registration object", i)
 			var typ *json.UnmarshalTypeError

@@ -8,8 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/lodestone-fleet/lodestone"
 )
 
 type requestKey struct{}
@@ -176,3 +180,45 @@ func (r *statusRecorder) code() int {
 	}
 	return r.status
 }
+
+// checkRequestText refuses a request whose decoded path (and so every path value) or any query parameter name or value
+// holds NUL or invalid UTF-8, or whose query string is malformed: no handler or store ever sees such text. The
+// X- headers (X-Firmware-Version, X-Signer, X-Notes, X-Filename, X-Device-Id ...) are stored as text too; net/http
+// already refuses NUL in a header but passes bytes that are not UTF-8.
+func checkRequestText(r *http.Request) error {
+	for name, vs := range r.Header {
+		if !strings.HasPrefix(name, "X-") {
+			continue
+		}
+		for _, v := range vs {
+			if !cleanText(v) {
+				return lodestone.Errorf(lodestone.EINVALID, "header %s must be UTF-8 text", name)
+			}
+		}
+	}
+	if !cleanText(r.URL.Path) {
+		return lodestone.Errorf(lodestone.EINVALID, "the URL path must be UTF-8 text without NUL characters")
+	}
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return lodestone.Errorf(lodestone.EINVALID, "malformed query string")
+	}
+	for k, vs := range q {
+		if !cleanText(k) {
+			return lodestone.Errorf(lodestone.EINVALID, "query parameter names must be UTF-8 text without NUL characters")
+		}
+		for _, v := range vs {
+			if !cleanText(v) {
+				return lodestone.Errorf(lodestone.EINVALID,
+					"query parameter %q must be UTF-8 text without NUL characters", k)
+			}
+		}
+	}
+	return nil
+}
+
+// cleanText reports whether s is UTF-8 without NUL, the text both backends store.
+func cleanText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }

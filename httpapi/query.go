@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/url"
 	"strconv"
 	"strings"
@@ -46,6 +47,10 @@ func timeParam(q url.Values, name string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	t, ok := ParseTime(s)
+	if _, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64); !ok && (err == nil || errors.Is(err, strconv.ErrRange)) {
+		return time.Time{}, lodestone.Errorf(lodestone.EINVALID,
+			"%s is out of range: Unix seconds must be at most %d (9999-12-31), got %q", name, maxUnixSeconds, s)
+	}
 	if !ok {
 		return time.Time{}, lodestone.Errorf(lodestone.EINVALID,
 			"%s must be a time such as 2026-01-02T15:04:05Z, 2026-01-02T15:04:05+02:00, 2026-01-02 15:04:05 (UTC) "+
@@ -53,6 +58,9 @@ func timeParam(q url.Values, name string) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// maxUnixSeconds is 9999-12-31T23:59:59Z, the last second the text layouts can name.
+const maxUnixSeconds = 253402300799
 
 var timeLayouts = []string{
 	time.RFC3339Nano,
@@ -75,7 +83,9 @@ func ParseTime(s string) (time.Time, bool) {
 			return t.UTC(), true
 		}
 	}
-	if sec, err := strconv.ParseInt(s, 10, 64); err == nil && sec >= 0 {
+	// Unix seconds past year 9999 would overflow time.Time's arithmetic and wrap into the past, turning "since
+	// the far future" into "since forever"; they are refused, like any time the layouts cannot express.
+	if sec, err := strconv.ParseInt(s, 10, 64); err == nil && sec >= 0 && sec <= maxUnixSeconds {
 		return time.Unix(sec, 0).UTC(), true
 	}
 	return time.Time{}, false

@@ -125,9 +125,15 @@ func New(cfg Config, deps Deps) *Server {
 // handlerFunc is a handler that returns its error for the one error writer.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
+// wrap runs h behind the checks every route shares: path values, query parameters and X- headers are text, so a
+// request where they hold NUL or invalid UTF-8 is refused here, once, on every backend.
 func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		err := checkRequestText(r)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			Error(w, r, s.logFor(r), err)
 		}
 	}

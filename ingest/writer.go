@@ -172,7 +172,9 @@ drain:
 	err := w.commit(all)
 	if err != nil && len(group) > 1 {
 		// One request's data must not fail the others: retry each request on its own.
-		w.log.Warn("group commit failed, retrying requests one by one", "requests", len(group), "err", err)
+		if !lodestone.StorageFull(err) {
+			w.log.Warn("group commit failed, retrying requests one by one", "requests", len(group), "err", err)
+		}
 		for _, r := range group {
 			rerr := w.commit(r.batches)
 			if rerr == nil {
@@ -239,7 +241,11 @@ func (w *Writer) commit(batches []*lodestone.DeviceBatch) error {
 	defer cancel()
 	err := w.store.WriteTelemetry(ctx, batches)
 	if err != nil {
-		w.log.Error("telemetry write failed", "batches", len(batches), "err", err)
+		if lodestone.StorageFull(err) { // every write fails alike: once a minute is enough
+			lodestone.LogStorageFull(w.log, err, "batches", len(batches))
+		} else {
+			w.log.Error("telemetry write failed", "batches", len(batches), "err", err)
+		}
 		if lodestone.ErrorCode(err) == lodestone.EINTERNAL {
 			// Storage trouble is worth a retry by the client, not a drop.
 			return errors.Join(lodestone.Errorf(lodestone.EUNAVAILABLE, "storage unavailable, retry later"), err)

@@ -42,8 +42,11 @@ func (s *Server) crashUpload(w http.ResponseWriter, r *http.Request) {
 	id, dedup, e := s.storeCrash(r.Context(), r, tokenFrom(r.Context()))
 	if e != nil {
 		s.countRequest("crashes", strconv.Itoa(e.status), time.Since(start))
-		if e.status == http.StatusTooManyRequests {
+		switch e.status {
+		case http.StatusTooManyRequests:
 			w.Header().Set("Retry-After", "2")
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", strconv.Itoa(int(lodestone.StorageFullRetry.Seconds())))
 		}
 		writeCrashError(w, e.status, e.msg)
 		return
@@ -154,8 +157,7 @@ func (s *Server) storeCrash(ctx context.Context, r *http.Request, tok *Token) (s
 			if errors.Is(err, context.Canceled) {
 				return fail(cerr(499, "request canceled"))
 			}
-			s.log.Error("crash upload: store blob", "err", err)
-			return fail(cerr(500, "storage I/O error"))
+			return fail(s.storageErr("crash upload: store blob", err))
 		}
 		if !existed {
 			stored = append(stored, ref.SHA256)
@@ -178,14 +180,24 @@ func (s *Server) storeCrash(ctx context.Context, r *http.Request, tok *Token) (s
 	}
 	u.Metadata = md.normalized(u)
 	if err := s.deps.Crashes.CreateCrashUpload(ctx, u); err != nil {
-		s.log.Error("crash upload: store index", "err", err)
-		return fail(cerr(500, "storage I/O error"))
+		return fail(s.storageErr("crash upload: store index", err))
 	}
 	s.metrics.bytesIngested.WithLabelValues("crashes").Add(float64(u.Dump.Size))
 	if u.Dedup {
 		s.metrics.dedupHits.Inc()
 	}
 	return u.Dump.SHA256, u.Dedup, nil
+}
+
+// storageErr answers a failed write: a full disk or database is a 503 that clients retry later (logged once a
+// minute, however many uploads it refuses), any other failure detritus' 500.
+func (s *Server) storageErr(what string, err error) *crashError {
+	if lodestone.StorageFull(err) {
+		lodestone.LogStorageFull(s.log, err, "route", "POST /v1/crashes")
+		return cerr(http.StatusServiceUnavailable, "%s", lodestone.MsgStorageFull)
+	}
+	s.log.Error(what, "err", err)
+	return cerr(http.StatusInternalServerError, "storage I/O error")
 }
 
 func multipartErr(err error) *crashError {

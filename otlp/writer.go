@@ -128,7 +128,9 @@ func (w *Writer) run() {
 		}
 		err := w.commit(all)
 		if err != nil && len(group) > 1 {
-			w.log.Warn("log group commit failed, retrying exports one by one", "exports", len(group), "err", err)
+			if !lodestone.StorageFull(err) {
+				w.log.Warn("log group commit failed, retrying exports one by one", "exports", len(group), "err", err)
+			}
 			for _, r := range group {
 				e := w.commit(r.recs)
 				r.done <- e
@@ -157,7 +159,11 @@ func (w *Writer) commit(recs []*lodestone.LogRecord) error {
 	start := time.Now()
 	err := w.store.WriteLogs(ctx, recs)
 	if err != nil {
-		w.log.Error("log write failed", "records", len(recs), "err", err)
+		if lodestone.StorageFull(err) { // every write fails alike: once a minute is enough
+			lodestone.LogStorageFull(w.log, err, "records", len(recs))
+		} else {
+			w.log.Error("log write failed", "records", len(recs), "err", err)
+		}
 		return errors.Join(errf(codeUnavailable, "storage unavailable, retry later"), err)
 	}
 	if w.stats != nil {
