@@ -12,11 +12,6 @@ import (
 	"github.com/lodestone-fleet/lodestone/otlp"
 )
 
-var backends = []struct {
-	name string
-	open func(*testing.T) lodestone.Store
-}{{"sqlite", openSQLite}, {"postgres", openPostgres}}
-
 // parallel sends n requests at once and counts the answers by status.
 func (e *authEnv) parallel(n int, req func(i int) answer) map[int]int {
 	var mu sync.Mutex

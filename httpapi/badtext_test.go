@@ -12,12 +12,6 @@ import (
 	"github.com/lodestone-fleet/lodestone/httpapi"
 )
 
-// backends are the stores every reproduction of issue 13 runs on.
-var backends = []struct {
-	name string
-	open func(*testing.T) lodestone.Store
-}{{"sqlite", openSQLite}, {"postgres", openPostgres}}
-
 // badText is text no store can keep as sent: PostgreSQL refuses NUL in text, and invalid UTF-8 is either refused
 // or silently changed. esc is its URL form, json its JSON string literal (raw bytes for invalid UTF-8).
 var badText = []struct{ name, esc, json string }{

@@ -112,6 +112,12 @@ func openPostgres(t *testing.T) lodestone.Store {
 	return db
 }
 
+// backends are the stores a test runs on when it must hold on both.
+var backends = []struct {
+	name string
+	open func(*testing.T) lodestone.Store
+}{{"sqlite", openSQLite}, {"postgres", openPostgres}}
+
 // The users ferrite's BASIC_AUTH_USERS would configure, for the rows where lodestone hardens a role.
 const ferriteUsers = "vic:viewer-pass:viewer,pat:prov-pass:provisioner"
 
