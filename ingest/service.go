@@ -106,7 +106,7 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 		cur = s.recent.get(req.RemoteAddr, now)
 	}
 	p := s.parse(req.Body, cur, req.KeyDevice, now)
-	batches, res, last := p.batches, p.res, p.cur
+	res := &p.res
 	s.requests.Add(1)
 	s.chunks.Add(uint64(res.ChunksReceived))
 	if p.foreign != "" {
@@ -125,13 +125,14 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 		s.log.Debug("ingest request with bad chunks", "remote", req.RemoteAddr, "chunks", res.ChunksReceived,
 			"stored", res.Stored, "errors", len(res.Errors), "first", res.Errors[0])
 	}
-	if len(batches) > 0 {
-		if err := s.w.Write(ctx, batches); err != nil {
+	if len(p.batches) > 0 {
+		batches, err := s.write(ctx, p)
+		if err != nil {
 			return Result{ChunksReceived: res.ChunksReceived}, err
 		}
-		if last != "" {
-			req.Conn.set(last)
-			s.recent.set(req.RemoteAddr, last, now)
+		if p.cur != "" {
+			req.Conn.set(p.cur)
+			s.recent.set(req.RemoteAddr, p.cur, now)
 		}
 		for _, b := range batches {
 			if b.Info != nil {
@@ -139,7 +140,40 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 			}
 		}
 	}
-	return res, nil
+	return *res, nil
+}
+
+// write stores the request's batches and returns those that were stored. The store refusing data (EINVALID)
+// means validation let through something it cannot hold: then each device's batch is stored on its own, so that
+// one device's data cannot cost the others theirs, and each refused one is reported as that device's error rather
+// than failing the request. Any other error is the store's (overload, a failure) and fails the request, which
+// the client retries.
+func (s *Service) write(ctx context.Context, p *processor) ([]*lodestone.DeviceBatch, error) {
+	err := s.w.Write(ctx, p.batches)
+	if err == nil {
+		return p.batches, nil
+	}
+	if lodestone.ErrorCode(err) != lodestone.EINVALID {
+		return nil, err
+	}
+	var kept []*lodestone.DeviceBatch
+	for _, b := range p.batches {
+		if len(p.batches) > 1 {
+			if err = s.w.Write(ctx, []*lodestone.DeviceBatch{b}); err == nil {
+				kept = append(kept, b)
+				continue
+			}
+			if lodestone.ErrorCode(err) != lodestone.EINVALID {
+				return nil, err
+			}
+		}
+		s.log.Warn("ingest: the store refused a device's data that passed validation", "device", b.DeviceID,
+			"err", err)
+		n := p.storedFor[b.DeviceID]
+		p.res.Stored -= n
+		p.errorf("device %q: %d chunk(s) not stored: %s", b.DeviceID, n, lodestone.ErrorMessage(err))
+	}
+	return kept, nil
 }
 
 // Parse turns a body into the batches Ingest would store, without storing them. Chunks before the first DeviceInfo
@@ -192,9 +226,18 @@ type processor struct {
 	dropped           int
 	needKey           bool // an encrypted chunk arrived and there is no key
 
-	keyDevice string // see Request.KeyDevice
-	foreign   string // the first device a DeviceInfo named other than keyDevice
+	storedFor map[string]int // chunks stored per device, to correct Stored when a device's batch is refused
+	keyDevice string         // see Request.KeyDevice
+	foreign   string         // the first device a DeviceInfo named other than keyDevice
 	foreignAt int
+}
+
+func (p *processor) stored() {
+	p.res.Stored++
+	if p.storedFor == nil {
+		p.storedFor = make(map[string]int, 1)
+	}
+	p.storedFor[p.cur]++
 }
 
 func (p *processor) errorf(format string, args ...any) {
@@ -268,7 +311,7 @@ func (p *processor) frame(f *chunk.Frame) {
 			return
 		}
 		p.batch().Info = &lodestone.DeviceInfo{FirmwareVersion: di.FirmwareVersion, BuildID: di.BuildID}
-		p.res.Stored++
+		p.stored()
 		return
 	}
 	if p.cur == "" {
@@ -359,7 +402,7 @@ func (p *processor) record(ch chunk.Chunk) error {
 	default:
 		return fmt.Errorf("unsupported chunk type")
 	}
-	p.res.Stored++
+	p.stored()
 	return nil
 }
 

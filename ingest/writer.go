@@ -238,12 +238,16 @@ func (w *Writer) commit(batches []*lodestone.DeviceBatch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	err := w.store.WriteTelemetry(ctx, batches)
-	if err != nil {
+	switch lodestone.ErrorCode(err) {
+	case "":
+	case lodestone.EINVALID:
+		// The data, not the store: the service reports and logs it per device; a retry would fail the same way.
+	case lodestone.EINTERNAL:
 		w.log.Error("telemetry write failed", "batches", len(batches), "err", err)
-		if lodestone.ErrorCode(err) == lodestone.EINTERNAL {
-			// Storage trouble is worth a retry by the client, not a drop.
-			return errors.Join(lodestone.Errorf(lodestone.EUNAVAILABLE, "storage unavailable, retry later"), err)
-		}
+		// Storage trouble is worth a retry by the client, not a drop.
+		return errors.Join(lodestone.Errorf(lodestone.EUNAVAILABLE, "storage unavailable, retry later"), err)
+	default:
+		w.log.Error("telemetry write failed", "batches", len(batches), "err", err)
 	}
 	return err
 }
