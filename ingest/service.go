@@ -82,8 +82,10 @@ type Result struct {
 // Counters reports requests and chunks ingested since start.
 func (s *Service) Counters() (requests, chunks uint64) { return s.requests.Load(), s.chunks.Load() }
 
-// Ingest decodes and stores one request. The error is non-nil only when storage failed or is overloaded (the
-// client should retry); problems with the data itself are in Result.Errors.
+// Ingest decodes and stores one request. Problems with the data itself are in Result.Errors, and the rest of the
+// body is stored. The error refuses the whole request: EINVALID for a bad X-Device-Id, EFORBIDDEN for a device
+// key speaking for another device (nothing is stored), and EUNAVAILABLE only when storage failed or is overloaded
+// or no key decrypts the body's encrypted chunks (the client should retry).
 func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 	now := s.now().UTC()
 	if req.HeaderDeviceID != "" {
