@@ -101,9 +101,11 @@ func edgeChunks(t *testing.T) []edgeChunk {
 		{"fault/all-ones", frameOf(chunk.TypeFaultRecord, chunk.FlagLast, fill(chunk.MaxSDKPayload, 0xFF)), true},
 
 		{"reboot/payload-9", frameOf(chunk.TypeRebootReason, chunk.FlagLast, fill(9, 0)), false},
+		{"reboot/zeros", frameOf(chunk.TypeRebootReason, chunk.FlagLast, fill(10, 0)), true},
 		{"reboot/all-ones", frameOf(chunk.TypeRebootReason, chunk.FlagLast, fill(10, 0xFF)), true},
 
 		{"ota/payload-13", frameOf(chunk.TypeOtaRequest, chunk.FlagLast, fill(13, 0)), false},
+		{"ota/zeros", frameOf(chunk.TypeOtaRequest, chunk.FlagLast, fill(14, 0)), true},
 		{"ota/all-ones", frameOf(chunk.TypeOtaRequest, chunk.FlagLast, fill(14, 0xFF)), true},
 
 		{"trace/payload-empty", frameOf(chunk.TypeTraceFragment, chunk.FlagLast, nil), false},

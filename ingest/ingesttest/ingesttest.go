@@ -34,14 +34,16 @@ type Backend struct {
 func Stores(tb testing.TB) []Backend {
 	tb.Helper()
 	ctx := context.Background()
-	lite, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "ingest.db"), sqlite.Options{})
+	// Durability is not under test here: without fsyncs an input costs a fraction of a millisecond, so a fuzz
+	// target runs many more inputs in its few seconds.
+	lite, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "ingest.db"), sqlite.Options{Synchronous: "OFF"})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { lite.Close() })
 	out := []Backend{{Name: "sqlite", Store: lite}}
 	if os.Getenv(pgtest.EnvVar) != "" || os.Getenv("LODESTONE_REQUIRE_POSTGRES") != "" {
-		pg, err := postgres.Open(ctx, pgtest.URL(tb), postgres.Options{})
+		pg, err := postgres.Open(ctx, pgtest.URL(tb)+"&synchronous_commit=off", postgres.Options{})
 		if err != nil {
 			tb.Fatal(err)
 		}
