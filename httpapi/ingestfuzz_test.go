@@ -25,10 +25,10 @@ func FuzzIngestHTTP(f *testing.F) {
 		f.Add(v(names...), "")
 		f.Add(v(names...), "test-device")
 	}
-	f.Add(bytes.Join([][]byte{infoFrame("d", "1", 1), frameOf(chunk.TypeTraceFragment, chunk.FlagLast,
+	f.Add(bytes.Join([][]byte{edgeInfo("d", "1", 1), edgeFrame(chunk.TypeTraceFragment, chunk.FlagLast,
 		make([]byte, 8))}, nil), "")
-	f.Add(infoFrame("a\x00b", "1\x00", 1), "")
-	f.Add(metricsFrame(chunk.CounterMetric("k\x00", 1, 1)), "dev")
+	f.Add(edgeInfo("a\x00b", "1\x00", 1), "")
+	f.Add(edgeMetrics(chunk.CounterMetric("k\x00", 1, 1)), "dev")
 	ctx, cancel := context.WithCancel(context.Background())
 	f.Cleanup(cancel)
 	log := slog.New(slog.DiscardHandler)

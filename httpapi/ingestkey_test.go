@@ -10,8 +10,8 @@ import (
 	"github.com/lodestone-fleet/lodestone/chunk"
 )
 
-// backends runs a test against a full server on each store.
-var backends = []struct {
+// ingestBackends are the stores the ingest tests run a full server on.
+var ingestBackends = []struct {
 	name string
 	open func(*testing.T) lodestone.Store
 }{{"sqlite", openSQLite}, {"postgres", openPostgres}}
@@ -21,7 +21,7 @@ var backends = []struct {
 // offered for B and B's campaign state does not move to installed. The fleet's ingest key keeps its multi-device
 // bodies.
 func TestDeviceKeyCannotSpeakForAnotherDevice(t *testing.T) {
-	for _, tc := range backends {
+	for _, tc := range ingestBackends {
 		t.Run(tc.name, func(t *testing.T) {
 			store := tc.open(t)
 			e := newFerriteEnv(t, store, authOpts{apiKey: "fleet-key"})
