@@ -55,8 +55,12 @@ func (s *Server) ingestChunks(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	res, err := s.deps.Ingest.Ingest(r.Context(), ingest.Request{Body: buf.Bytes(), HeaderDeviceID: deviceID,
-		RemoteAddr: host, Conn: conn})
+	req := ingest.Request{Body: buf.Bytes(), HeaderDeviceID: deviceID, RemoteAddr: host, Conn: conn}
+	if p := PrincipalFrom(r.Context()); p != nil {
+		// A device key speaks only for its own device; the fleet's ingest key (gateways) for every device.
+		req.KeyDevice = p.DeviceID
+	}
+	res, err := s.deps.Ingest.Ingest(r.Context(), req)
 	s.prom.ingestChunks.Add(float64(res.ChunksReceived))
 	if err != nil {
 		status := ErrorStatus(err)

@@ -8,12 +8,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lodestone-fleet/lodestone/chunk"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/ingest/ingesttest"
 )
 
-// FuzzIngest sends arbitrary bodies through the whole pipeline into a real SQLite store: whatever a client sends,
-// storage must never fail (that would be a 500), and the result must add up.
+// FuzzIngest sends arbitrary bodies through the whole pipeline into a real SQLite store and, when a PostgreSQL
+// test server is configured, a real PostgreSQL schema: whatever a client sends, storage must never fail (that
+// would be a 503 the client retries forever), and the result must add up. keyed sends the body as if a device
+// key for the header's device (or "keyed") had authenticated it.
 func FuzzIngest(f *testing.F) {
 	for _, name := range []string{"v13_batch", "v07_fault_record", "v08_trace_fragment", "v10_encrypted_heartbeat",
 		"v11_compressed_heartbeat", "v05_metrics"} {
@@ -22,28 +24,37 @@ func FuzzIngest(f *testing.F) {
 			f.Fatal(err)
 		}
 		b, _ := hex.DecodeString(strings.TrimSpace(string(raw)))
-		f.Add(b, "")
-		f.Add(b, "header-device")
+		f.Add(b, "", false)
+		f.Add(b, "header-device", false)
+		f.Add(b, "test-device", true)
+		f.Add(b, "", true)
 	}
-	db := openDB(f)
-	key, _ := chunk.ParseKey("42424242424242424242424242424242")
-	cipher, _ := chunk.NewCipher(key)
-	w := ingest.NewWriter(db, ingest.WriterConfig{}, quiet)
-	f.Cleanup(w.Close)
-	svc := ingest.NewService(w, ingest.Config{Cipher: cipher}, quiet)
-	f.Fuzz(func(t *testing.T, body []byte, header string) {
+	backends := ingesttest.Open(f)
+	f.Fuzz(func(t *testing.T, body []byte, header string, keyed bool) {
 		if len(header) > 128 {
 			header = header[:128]
 		}
-		res, err := svc.Ingest(context.Background(), ingest.Request{Body: body, HeaderDeviceID: header})
-		if err != nil {
-			t.Fatalf("storage failed on client data: %v", err)
+		req := ingest.Request{Body: body, HeaderDeviceID: header}
+		if keyed {
+			req.KeyDevice = header
+			if req.KeyDevice == "" {
+				req.KeyDevice = "keyed"
+			}
 		}
-		if res.Stored > res.ChunksReceived {
-			t.Fatalf("stored %d of %d chunks", res.Stored, res.ChunksReceived)
-		}
-		if res.Stored < res.ChunksReceived && len(res.Errors) == 0 {
-			t.Fatalf("%d chunks not stored and no error says why", res.ChunksReceived-res.Stored)
+		for _, b := range backends {
+			res, err := b.Service.Ingest(context.Background(), req)
+			if ingesttest.ServerFault(err) {
+				t.Fatalf("%s: client data made storage fail: %v", b.Name, err)
+			}
+			if err != nil {
+				continue
+			}
+			if res.Stored > res.ChunksReceived {
+				t.Fatalf("%s: stored %d of %d chunks", b.Name, res.Stored, res.ChunksReceived)
+			}
+			if res.Stored < res.ChunksReceived && len(res.Errors) == 0 {
+				t.Fatalf("%s: %d chunks not stored and no error says why", b.Name, res.ChunksReceived-res.Stored)
+			}
 		}
 	})
 }

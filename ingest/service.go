@@ -3,6 +3,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -60,8 +61,12 @@ type decodeBuf struct {
 type Request struct {
 	Body           []byte
 	HeaderDeviceID string // X-Device-Id, already validated; "" when absent
-	RemoteAddr     string // client IP, for attribution of headerless per-chunk clients
-	Conn           *Conn  // the client connection's attribution state; may be nil
+	// KeyDevice is the device whose own key authenticated the request, "" for the fleet's ingest key (gateways
+	// post many devices in one body). A device key speaks only for its device: a DeviceInfo naming another one
+	// refuses the whole request with EFORBIDDEN, as a mismatched X-Device-Id does, and nothing is stored.
+	KeyDevice  string
+	RemoteAddr string // client IP, for attribution of headerless per-chunk clients
+	Conn       *Conn  // the client connection's attribution state; may be nil
 }
 
 // Result is what happened to a request's chunks.
@@ -77,10 +82,24 @@ type Result struct {
 // Counters reports requests and chunks ingested since start.
 func (s *Service) Counters() (requests, chunks uint64) { return s.requests.Load(), s.chunks.Load() }
 
-// Ingest decodes and stores one request. The error is non-nil only when storage failed or is overloaded (the
-// client should retry); problems with the data itself are in Result.Errors.
+// Ingest decodes and stores one request. Problems with the data itself are in Result.Errors, and the rest of the
+// body is stored. The error refuses the whole request: EINVALID for a bad X-Device-Id, EFORBIDDEN for a device
+// key speaking for another device (nothing is stored), and EUNAVAILABLE only when storage failed or is overloaded
+// or no key decrypts the body's encrypted chunks (the client should retry).
 func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 	now := s.now().UTC()
+	if req.HeaderDeviceID != "" {
+		if err := checkText("X-Device-Id", req.HeaderDeviceID, false); err != nil {
+			return Result{}, lodestone.Errorf(lodestone.EINVALID, "%v", err)
+		}
+	}
+	if req.KeyDevice != "" {
+		if req.HeaderDeviceID != "" && req.HeaderDeviceID != req.KeyDevice {
+			return Result{}, lodestone.Errorf(lodestone.EFORBIDDEN, "this device key belongs to device %q, not %q",
+				req.KeyDevice, req.HeaderDeviceID)
+		}
+		req.HeaderDeviceID = req.KeyDevice
+	}
 	cur := req.HeaderDeviceID
 	if cur == "" {
 		cur = req.Conn.get()
@@ -88,10 +107,16 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 	if cur == "" {
 		cur = s.recent.get(req.RemoteAddr, now)
 	}
-	batches, res, last, needKey := s.parse(req.Body, cur, now)
+	p := s.parse(req.Body, cur, req.KeyDevice, now)
+	res := &p.res
 	s.requests.Add(1)
 	s.chunks.Add(uint64(res.ChunksReceived))
-	if needKey {
+	if p.foreign != "" {
+		return Result{ChunksReceived: res.ChunksReceived}, lodestone.Errorf(lodestone.EFORBIDDEN,
+			"this device key belongs to device %q, but the DeviceInfo at byte %d names %q: nothing was stored",
+			req.KeyDevice, p.foreignAt, p.foreign)
+	}
+	if p.needKey {
 		// A configuration gap, not bad data: refuse the whole request so that gateways keep it and retry, and
 		// nothing is stored twice when they do.
 		s.log.Error("encrypted chunks received but CHUNK_ENCRYPTION_KEY is not set; requests are refused with 503",
@@ -102,13 +127,14 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 		s.log.Debug("ingest request with bad chunks", "remote", req.RemoteAddr, "chunks", res.ChunksReceived,
 			"stored", res.Stored, "errors", len(res.Errors), "first", res.Errors[0])
 	}
-	if len(batches) > 0 {
-		if err := s.w.Write(ctx, batches); err != nil {
+	if len(p.batches) > 0 {
+		batches, err := s.write(ctx, p)
+		if err != nil {
 			return Result{ChunksReceived: res.ChunksReceived}, err
 		}
-		if last != "" {
-			req.Conn.set(last)
-			s.recent.set(req.RemoteAddr, last, now)
+		if p.cur != "" {
+			req.Conn.set(p.cur)
+			s.recent.set(req.RemoteAddr, p.cur, now)
 		}
 		for _, b := range batches {
 			if b.Info != nil {
@@ -116,27 +142,61 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 			}
 		}
 	}
-	return res, nil
+	return *res, nil
+}
+
+// write stores the request's batches and returns those that were stored. The store refusing data (EINVALID)
+// means validation let through something it cannot hold: then each device's batch is stored on its own, so that
+// one device's data cannot cost the others theirs, and each refused one is reported as that device's error rather
+// than failing the request. Any other error is the store's (overload, a failure) and fails the request, which
+// the client retries.
+func (s *Service) write(ctx context.Context, p *processor) ([]*lodestone.DeviceBatch, error) {
+	err := s.w.Write(ctx, p.batches)
+	if err == nil {
+		return p.batches, nil
+	}
+	if lodestone.ErrorCode(err) != lodestone.EINVALID {
+		return nil, err
+	}
+	var kept []*lodestone.DeviceBatch
+	for _, b := range p.batches {
+		if len(p.batches) > 1 {
+			if err = s.w.Write(ctx, []*lodestone.DeviceBatch{b}); err == nil {
+				kept = append(kept, b)
+				continue
+			}
+			if lodestone.ErrorCode(err) != lodestone.EINVALID {
+				return nil, err
+			}
+		}
+		s.log.Warn("ingest: the store refused a device's data that passed validation", "device", b.DeviceID,
+			"err", err)
+		n := p.storedFor[b.DeviceID]
+		p.res.Stored -= n
+		p.errorf("device %q: %d chunk(s) not stored: %s", b.DeviceID, n, lodestone.ErrorMessage(err))
+	}
+	return kept, nil
 }
 
 // Parse turns a body into the batches Ingest would store, without storing them. Chunks before the first DeviceInfo
 // belong to device (which may be empty). It is how the load generator measures the store alone.
 func (s *Service) Parse(body []byte, device string, now time.Time) ([]*lodestone.DeviceBatch, Result) {
-	b, r, _, _ := s.parse(body, device, now)
-	return b, r
+	p := s.parse(body, device, "", now)
+	return p.batches, p.res
 }
 
 // ErrNoKey refuses a request that holds encrypted chunks while no key is configured.
 var ErrNoKey = lodestone.Errorf(lodestone.EUNAVAILABLE,
 	"encrypted chunks but this server has no CHUNK_ENCRYPTION_KEY: nothing was stored, retry once it is configured")
 
-func (s *Service) parse(body []byte, device string, now time.Time) ([]*lodestone.DeviceBatch, Result, string,
-	bool) {
+// parse decodes body into batches, which copy everything they keep from body and the decode buffers.
+func (s *Service) parse(body []byte, device, keyDevice string, now time.Time) *processor {
 	buf := s.pool.Get().(*decodeBuf)
 	defer s.pool.Put(buf)
 	buf.frames, buf.bad = chunk.DecodeStream(body, buf.frames[:0], buf.bad[:0])
 
-	p := processor{s: s, buf: buf, now: now, cur: device, res: Result{ChunksReceived: len(buf.frames)}}
+	p := &processor{s: s, buf: buf, now: now, cur: device, keyDevice: keyDevice,
+		res: Result{ChunksReceived: len(buf.frames)}}
 	for _, b := range buf.bad {
 		p.errorf("undecodable %v", b.Error())
 	}
@@ -150,7 +210,7 @@ func (s *Service) parse(body []byte, device string, now time.Time) ([]*lodestone
 	if p.dropped > 0 {
 		p.res.Errors = append(p.res.Errors, fmt.Sprintf("... and %d more error(s)", p.dropped))
 	}
-	return p.batches, p.res, p.cur, p.needKey
+	return p
 }
 
 // processor holds the state of one request while its frames are turned into batches.
@@ -167,6 +227,19 @@ type processor struct {
 	firstUnattributed int
 	dropped           int
 	needKey           bool // an encrypted chunk arrived and there is no key
+
+	storedFor map[string]int // chunks stored per device, to correct Stored when a device's batch is refused
+	keyDevice string         // see Request.KeyDevice
+	foreign   string         // the first device a DeviceInfo named other than keyDevice
+	foreignAt int
+}
+
+func (p *processor) stored() {
+	p.res.Stored++
+	if p.storedFor == nil {
+		p.storedFor = make(map[string]int, 1)
+	}
+	p.storedFor[p.cur]++
 }
 
 func (p *processor) errorf(format string, args ...any) {
@@ -216,8 +289,9 @@ func (p *processor) frame(f *chunk.Frame) {
 	}
 	if ch.Type == chunk.TypeDeviceInfo {
 		di, err := chunk.ParseDeviceInfo(ch.Payload)
-		if err == nil && di.DeviceID == "" {
-			err = fmt.Errorf("empty device_id")
+		var infoErr error
+		if err == nil {
+			err, infoErr = checkDeviceInfo(di)
 		}
 		if err != nil {
 			// The chunks after it belong to a device we cannot name; never give them to the previous one.
@@ -225,9 +299,21 @@ func (p *processor) frame(f *chunk.Frame) {
 			p.errorf("chunk seq=%d type=DeviceInfo at byte %d: %v", ch.Seq, f.Offset, err)
 			return
 		}
+		if p.keyDevice != "" && di.DeviceID != p.keyDevice {
+			if p.foreign == "" {
+				p.foreign, p.foreignAt = di.DeviceID, f.Offset
+			}
+			p.cur = ""
+			return
+		}
 		p.cur = di.DeviceID
+		if infoErr != nil {
+			// The device is known, so its other chunks are kept; only what it says it runs is not.
+			p.errorf("chunk seq=%d type=DeviceInfo at byte %d: %v", ch.Seq, f.Offset, infoErr)
+			return
+		}
 		p.batch().Info = &lodestone.DeviceInfo{FirmwareVersion: di.FirmwareVersion, BuildID: di.BuildID}
-		p.res.Stored++
+		p.stored()
 		return
 	}
 	if p.cur == "" {
@@ -256,14 +342,28 @@ func (p *processor) record(ch chunk.Chunk) error {
 	case chunk.TypeMetrics:
 		var err error
 		p.buf.metrics, err = chunk.ParseMetrics(p.buf.metrics[:0], ch.Payload)
-		if len(p.buf.metrics) > 0 {
-			b := p.batch()
-			for _, m := range p.buf.metrics {
-				b.Metrics = append(b.Metrics, metric(m))
+		var badKeys int
+		var firstBad error
+		for i, m := range p.buf.metrics {
+			if kerr := checkMetricKey(m.Key); kerr != nil {
+				if badKeys++; firstBad == nil {
+					firstBad = fmt.Errorf("entry %d: %w", i+1, kerr)
+				}
+				continue
 			}
+			b := p.batch()
+			b.Metrics = append(b.Metrics, metric(m))
+		}
+		if firstBad != nil {
+			// The other entries are kept.
+			dropped := fmt.Errorf("%d metric(s) dropped, first %w", badKeys, firstBad)
+			if err != nil {
+				return fmt.Errorf("%w; %w", err, dropped)
+			}
+			return dropped
 		}
 		if err != nil {
-			// The entries before the bad one are kept.
+			// The entries before a truncated one are kept.
 			return err
 		}
 	case chunk.TypeFaultRecord:
@@ -283,13 +383,16 @@ func (p *processor) record(ch chunk.Chunk) error {
 			BootSequence: r.BootSequence, UptimeBeforeReboot: r.UptimeBeforeReboot})
 	case chunk.TypeTraceFragment:
 		t, err := chunk.ParseTraceFragment(ch.Payload)
+		if err == nil {
+			err = checkTraceFragment(t)
+		}
 		if err != nil {
 			return err
 		}
 		b := p.batch()
 		// Copy: the body buffer is reused once the request ends.
 		b.TraceFragments = append(b.TraceFragments, lodestone.TraceFragment{Offset: t.Offset,
-			Data: append([]byte(nil), t.Data...), Last: ch.Flags&chunk.FlagLast != 0})
+			Data: bytes.Clone(t.Data), Last: ch.Flags&chunk.FlagLast != 0})
 	case chunk.TypeOtaRequest:
 		o, err := chunk.ParseOtaRequest(ch.Payload)
 		if err != nil {
@@ -301,7 +404,7 @@ func (p *processor) record(ch chunk.Chunk) error {
 	default:
 		return fmt.Errorf("unsupported chunk type")
 	}
-	p.res.Stored++
+	p.stored()
 	return nil
 }
 

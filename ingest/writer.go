@@ -240,16 +240,18 @@ func (w *Writer) commit(batches []*lodestone.DeviceBatch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	err := w.store.WriteTelemetry(ctx, batches)
-	if err != nil {
-		if lodestone.StorageFull(err) { // every write fails alike: once a minute is enough
-			lodestone.LogStorageFull(w.log, err, "batches", len(batches))
-		} else {
-			w.log.Error("telemetry write failed", "batches", len(batches), "err", err)
-		}
-		if lodestone.ErrorCode(err) == lodestone.EINTERNAL {
-			// Storage trouble is worth a retry by the client, not a drop.
-			return errors.Join(lodestone.Errorf(lodestone.EUNAVAILABLE, "storage unavailable, retry later"), err)
-		}
+	switch {
+	case err == nil:
+	case lodestone.StorageFull(err): // every write fails alike: once a minute is enough; ErrorCode says unavailable
+		lodestone.LogStorageFull(w.log, err, "batches", len(batches))
+	case lodestone.ErrorCode(err) == lodestone.EINVALID:
+		// The data, not the store: the service reports and logs it per device; a retry would fail the same way.
+	case lodestone.ErrorCode(err) == lodestone.EINTERNAL:
+		w.log.Error("telemetry write failed", "batches", len(batches), "err", err)
+		// Storage trouble is worth a retry by the client, not a drop.
+		return errors.Join(lodestone.Errorf(lodestone.EUNAVAILABLE, "storage unavailable, retry later"), err)
+	default:
+		w.log.Error("telemetry write failed", "batches", len(batches), "err", err)
 	}
 	return err
 }

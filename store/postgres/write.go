@@ -39,6 +39,20 @@ func (db *DB) WriteTelemetry(ctx context.Context, batches []*lodestone.DeviceBat
 			break
 		}
 	}
+	return refused(err)
+}
+
+// refused marks an error that the data caused as EINVALID, so that ingest reports it instead of answering 503:
+// retrying the same data cannot succeed. That is a data exception (class 22: NUL or invalid UTF-8 in text, a
+// value out of range), an integrity violation other than the foreign key one a concurrent delete causes (class
+// 23), or a value past a limit such as the btree row size (54000). Ingest validates client data before it gets
+// here; this is the backstop for anything that validation misses.
+func refused(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23") &&
+		pe.Code != "23503" || pe.Code == "54000") {
+		return errors.Join(lodestone.Errorf(lodestone.EINVALID, "the database refused the data as invalid"), err)
+	}
 	return err
 }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -166,16 +169,16 @@ func (db *DB) WriteTelemetry(ctx context.Context, batches []*lodestone.DeviceBat
 		}
 		if err := w.writeBatch(b); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("sqlite: write telemetry of device %q: %w", b.DeviceID, err)
+			return refused(fmt.Errorf("sqlite: write telemetry of device %q: %w", b.DeviceID, err))
 		}
 	}
 	if err := w.flush(&w.metrics, true); err != nil {
 		tx.Rollback()
-		return fmt.Errorf("sqlite: insert metrics: %w", err)
+		return refused(fmt.Errorf("sqlite: insert metrics: %w", err))
 	}
 	if err := w.flush(&w.heartbeats, true); err != nil {
 		tx.Rollback()
-		return fmt.Errorf("sqlite: insert heartbeats: %w", err)
+		return refused(fmt.Errorf("sqlite: insert heartbeats: %w", err))
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit telemetry: %w", err)
@@ -324,6 +327,18 @@ func (w *writeTx) storedFragments(dev int64) ([]lodestone.TraceFragment, error) 
 		out = append(out, f)
 	}
 	return out, rows.Err()
+}
+
+// refused marks an error that the data caused (a constraint, a value too big or of the wrong type) as EINVALID,
+// so that ingest reports it instead of answering 503: retrying the same data cannot succeed. Ingest validates
+// client data before it gets here; this is the backstop for anything that validation misses.
+func refused(err error) error {
+	var e sqlite3.Error
+	if errors.As(err, &e) && (e.Code == sqlite3.ErrConstraint || e.Code == sqlite3.ErrTooBig ||
+		e.Code == sqlite3.ErrMismatch) {
+		return errors.Join(lodestone.Errorf(lodestone.EINVALID, "the database refused the data as invalid"), err)
+	}
+	return err
 }
 
 func nanToNull(v float64) any {
