@@ -118,7 +118,7 @@ func TestLockedOutAddressKeepsValidCredentials(t *testing.T) {
 	for _, tc := range backends {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newFerriteEnv(t, tc.open(t), authOpts{users: ferriteUsers})
-			key := e.do("POST", "/devices/dev-1/keys", asAdmin, map[string]any{"name": "k"}).must(t, 201).
+			key := e.do("POST", "/devices/test-device/keys", asAdmin, map[string]any{"name": "k"}).must(t, 201).
 				body["secret"].(string)
 			tok := e.do("POST", "/admin/tokens", asAdmin, map[string]any{"name": "ci", "role": "viewer"}).
 				must(t, 201).body["secret"].(string)
