@@ -64,7 +64,10 @@ func (s *Server) ingestChunks(w http.ResponseWriter, r *http.Request) {
 	s.prom.ingestChunks.Add(float64(res.ChunksReceived))
 	if err != nil {
 		status := ErrorStatus(err)
-		if status == http.StatusServiceUnavailable {
+		if lodestone.StorageFull(err) {
+			// Space comes back when an operator frees it, not in a second: the same answer as every other route.
+			w.Header().Set("Retry-After", strconv.Itoa(int(lodestone.StorageFullRetry.Seconds())))
+		} else if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		} else if status >= 500 {
 			s.log.Error("ingest failed", "err", err)

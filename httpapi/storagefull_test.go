@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -168,4 +169,32 @@ func errENOSPC(t *testing.T) error {
 		t.Fatalf("write /dev/full: %v", err)
 	}
 	return pe.Err
+}
+
+// fullWriter is a telemetry store whose database cannot grow: every write fails as SQLite does when full.
+type fullWriter struct {
+	lodestone.TelemetryWriter
+	err error
+}
+
+func (f fullWriter) WriteTelemetry(context.Context, []*lodestone.DeviceBatch) error { return f.err }
+
+// TestIngestOnFullStorageIsUnavailable: a full database refuses chunks with the same 503 and Retry-After as every
+// other route, in ferrite's answer shape, so a gateway keeps the data and retries later.
+func TestIngestOnFullStorageIsUnavailable(t *testing.T) {
+	full := sqliteFullErr(t)
+	e := newEnv(t, opts{wrap: func(w lodestone.TelemetryWriter) lodestone.TelemetryWriter {
+		return fullWriter{w, full}
+	}})
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/ingest/chunks", bytes.NewReader(v("V1", "V2")))
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "30" ||
+		!strings.Contains(string(raw), lodestone.MsgStorageFull) {
+		t.Fatalf("ingest on a full database: %d Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+	}
 }
