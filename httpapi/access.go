@@ -67,13 +67,14 @@ func (s *Server) handle(pattern string, access Access, h handlerFunc) {
 	s.mux.HandleFunc(pattern, s.observe(pattern, s.wrap(s.guard(access, h))))
 }
 
-// handleRaw registers a handler that writes its own errors (ingest keeps ferrite's exact answers).
-func (s *Server) handleRaw(pattern string, access Access, h http.HandlerFunc) {
+// handleRaw registers a handler that writes its own errors (ingest keeps ferrite's exact answers); reject writes,
+// in the same shape, what the shared request checks refuse.
+func (s *Server) handleRaw(pattern string, access Access, h http.HandlerFunc, reject func(http.ResponseWriter, error)) {
 	s.table = append(s.table, Route{Pattern: pattern, Access: access})
-	s.mux.HandleFunc(pattern, s.observe(pattern, s.wrap(s.guard(access, func(w http.ResponseWriter, r *http.Request) error {
+	s.mux.HandleFunc(pattern, s.observe(pattern, s.wrapAs(s.guard(access, func(w http.ResponseWriter, r *http.Request) error {
 		h(w, r)
 		return nil
-	}))))
+	}), reject)))
 }
 
 // EventsAccess is what GET /events/stream demands: credentials unless PUBLIC_EVENTS opens it (ferrite leaves it

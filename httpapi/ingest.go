@@ -22,6 +22,12 @@ type ingestResponse struct {
 	OTA            *ota.Offer `json:"ota,omitempty"` // lodestone: the update on offer to the one device that posted
 }
 
+// ingestRejected answers a request the shared checks refused (text that is not UTF-8 or holds NUL in its path,
+// query or X- headers) in ferrite's shape.
+func (s *Server) ingestRejected(w http.ResponseWriter, err error) {
+	s.ingestReply(w, ErrorStatus(err), 0, lodestone.ErrorMessage(err))
+}
+
 // ingestChunks implements POST /ingest/chunks. Gateways drop a batch on 4xx and retry on 5xx, so 4xx is kept for
 // data that can never be accepted and overload answers 503 with Retry-After.
 func (s *Server) ingestChunks(w http.ResponseWriter, r *http.Request) {

@@ -127,9 +127,17 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // wrap runs h behind the checks every route shares: path values, query parameters and X- headers are text, so a
 // request where they hold NUL or invalid UTF-8 is refused here, once, on every backend.
-func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
+func (s *Server) wrap(h handlerFunc) http.HandlerFunc { return s.wrapAs(h, nil) }
+
+// wrapAs is wrap for a route that answers in its own shape: reject, when set, writes what the shared checks
+// refuse (ingest keeps ferrite's {"ok":false,...} answers, which gateways parse).
+func (s *Server) wrapAs(h handlerFunc, reject func(http.ResponseWriter, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		err := checkRequestText(r)
+		if err != nil && reject != nil {
+			reject(w, err)
+			return
+		}
 		if err == nil {
 			err = h(w, r)
 		}
@@ -145,7 +153,7 @@ func (s *Server) routes() {
 	s.handle("GET /readyz", AccessPublic, s.ready)
 	s.handle("GET /auth/mode", AccessPublic, s.authMode)
 
-	s.handleRaw("POST /ingest/chunks", AccessDevice, s.ingestChunks)
+	s.handleRaw("POST /ingest/chunks", AccessDevice, s.ingestChunks, s.ingestRejected)
 
 	s.handle("GET /devices", AccessViewer, s.listDevices)
 	s.handle("GET /devices/{id}", AccessViewer, s.getDevice)
