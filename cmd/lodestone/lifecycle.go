@@ -52,32 +52,44 @@ func (c *crew) done() <-chan struct{} {
 	return ch
 }
 
-// stopping runs an ordered shutdown against one deadline. Each step is waited for until the deadline; a step
-// still running then is given up on and named in the error, so that a stuck dependency (a database that stopped
-// answering) cannot hold the process past --shutdown-timeout. Steps after the deadline are still started, in
-// order, since most of them take a context and end at once.
+// stopping runs an ordered shutdown against one deadline. Calls that take a context get ctx, which ends at the
+// deadline. Each step is waited for until then, and past it for what is left of a short grace in which steps cut
+// short by their context return; a step still running after that is given up on and named in the error, so that a
+// stuck dependency (a database that stopped answering) cannot hold the process much past --shutdown-timeout.
+// Steps after the deadline are still started, in order: most take a context and end at once.
 type stopping struct {
 	ctx       context.Context // ends at the deadline
+	hard      context.Context // ends stopGrace later
 	timeout   time.Duration
 	log       *slog.Logger
 	abandoned []string
 }
 
+// stopGrace is how long past the deadline shutdown waits, in all, for steps to return once their context ended.
+const stopGrace = time.Second
+
+// stepGrace is how long each step started after stopGrace is waited for.
+const stepGrace = 50 * time.Millisecond
+
 func newStopping(timeout time.Duration, log *slog.Logger) (*stopping, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	return &stopping{ctx: ctx, timeout: timeout, log: log}, cancel
+	hard, cancelHard := context.WithTimeout(context.Background(), timeout+stopGrace)
+	return &stopping{ctx: ctx, hard: hard, timeout: timeout, log: log}, func() { cancel(); cancelHard() }
 }
 
-// wait waits for done until the deadline, or gives up on what.
+// wait waits for done until the deadline and its grace, or gives up on what.
 func (s *stopping) wait(what string, done <-chan struct{}) {
 	select {
 	case <-done:
 		return
-	default:
+	case <-s.hard.Done():
 	}
+	// Past the grace, a step whose context has ended still gets a moment to return before it is reported.
+	t := time.NewTimer(stepGrace)
+	defer t.Stop()
 	select {
 	case <-done:
-	case <-s.ctx.Done():
+	case <-t.C:
 		s.log.Error("shutdown deadline passed; not waiting any longer", "for", what, "timeout", s.timeout)
 		s.abandoned = append(s.abandoned, what)
 	}
