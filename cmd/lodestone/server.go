@@ -197,6 +197,7 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 			return nil, fmt.Errorf("listen on %s (FUOTA): %w", s.fuotaSrv.Addr, err)
 		}
 		s.fuotaLn = guard.wrap(fln, "fuota", nil)
+		u.add(func() { s.fuotaLn.Close() })
 	}
 	base, cancelBase := context.WithCancel(context.Background())
 	s.apiSrv, s.cancelBase = s.api.HTTPServer(cfg.HTTP, base), cancelBase
