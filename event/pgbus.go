@@ -57,9 +57,14 @@ type PGBus struct {
 	qclosed bool
 	queue   chan lodestone.Event
 	written chan struct{}
+	// writeCtx bounds every database call of the writer and its retry waits; Shutdown ends it at its deadline, so
+	// a database that cannot be reached costs a stopping process no more than its deadline.
+	writeCtx  context.Context
+	stopWrite context.CancelFunc
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
+	holdDone   chan struct{}
 	lastRow    int64 // newest row the listener has read; only the listener touches it
 
 	dropped  atomic.Uint64
@@ -121,17 +126,20 @@ func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, erro
 	}
 	b := &PGBus{pool: pool, cfg: cfg, log: cfg.Logger, channel: Channel(schema),
 		queue: make(chan lodestone.Event, cfg.QueueSize), written: make(chan struct{}),
-		listenDone: make(chan struct{}), interest: newInterest(cfg.Grace)}
+		listenDone: make(chan struct{}), holdDone: make(chan struct{}), interest: newInterest(cfg.Grace)}
+	b.writeCtx, b.stopWrite = context.WithCancel(context.Background())
 	b.listen = pool.Config().ConnConfig.Copy()
 	b.listen.RuntimeParams["application_name"] = ListenerName(schema)
 
 	// LISTEN before reading the newest id: anything committed later is announced, anything earlier is below it.
 	conn, err := b.connect(ctx)
 	if err != nil {
+		b.stopWrite()
 		return nil, err
 	}
 	last, err := newest(ctx, conn)
 	if err != nil {
+		b.stopWrite()
 		conn.Close(context.Background())
 		return nil, err
 	}
@@ -141,7 +149,10 @@ func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, erro
 	lctx, cancel := context.WithCancel(context.Background())
 	b.stopListen = cancel
 	go b.run(lctx, conn)
-	go b.keepHolding(lctx)
+	go func() {
+		defer close(b.holdDone)
+		b.keepHolding(lctx)
+	}()
 	go b.write()
 	return b, nil
 }
@@ -265,20 +276,42 @@ WITH d AS (
 	RETURNING count)
 SELECT coalesce(sum(count), 0) FROM d`
 
-// Close writes what is queued, stops the listener and ends every subscription.
-func (b *PGBus) Close() error {
+// Close writes what is queued, stops the listener and ends every subscription. With the database unreachable it
+// may take a while: each batch is tried a few times; Shutdown bounds that.
+func (b *PGBus) Close() error { return b.Shutdown(context.Background()) }
+
+// Shutdown is Close with a deadline: it writes what is queued until ctx ends, then gives up on the batch in flight
+// and drops the rest (counted in Dropped), and returns once every goroutine of the bus has stopped.
+func (b *PGBus) Shutdown(ctx context.Context) error {
 	b.qmu.Lock()
 	if !b.qclosed {
 		b.qclosed = true
 		close(b.queue)
 	}
 	b.qmu.Unlock()
-	<-b.written
+	select {
+	case <-b.written:
+	case <-ctx.Done():
+		b.stopWrite()
+		<-b.written
+	}
+	b.stopWrite()
 	b.stopListen()
 	<-b.listenDone
+	<-b.holdDone
 	b.h.close()
 	if b.ownPool {
-		b.pool.Close()
+		// pgx cancels a query cut short on a connection of its own, waiting up to 15 s for a server that does not
+		// answer; past the deadline that finishes in the background.
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			b.pool.Close()
+		}()
+		select {
+		case <-closed:
+		case <-ctx.Done():
+		}
 	}
 	return nil
 }
@@ -313,7 +346,11 @@ func (b *PGBus) write() {
 			default:
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if b.writeCtx.Err() != nil {
+			b.drop(batch, nil)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(b.writeCtx, 5*time.Second)
 		wanted := b.Wanted(ctx)
 		cancel()
 		if !wanted {
@@ -330,21 +367,37 @@ func (b *PGBus) write() {
 func (b *PGBus) writeBatch(batch []lodestone.Event, data []byte) {
 	delay := b.cfg.Backoff
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(b.writeCtx, 30*time.Second)
 		err := b.insert(ctx, batch, data)
 		cancel()
 		if err == nil {
 			return
 		}
-		if attempt == 5 {
-			b.dropped.Add(uint64(len(batch)))
-			b.log.Error("events dropped: cannot write them to PostgreSQL", "events", len(batch), "err", err)
+		if attempt == 5 || b.writeCtx.Err() != nil {
+			b.drop(batch, err)
 			return
 		}
 		b.log.Warn("writing events failed; retrying", "events", len(batch), "attempt", attempt, "err", err)
-		time.Sleep(delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-b.writeCtx.Done():
+			t.Stop()
+		}
 		delay *= 2
 	}
+}
+
+// drop counts and logs a batch that will not be written; err is nil when shutdown's deadline passed before it was
+// tried.
+func (b *PGBus) drop(batch []lodestone.Event, err error) {
+	b.dropped.Add(uint64(len(batch)))
+	if err == nil || b.writeCtx.Err() != nil {
+		b.log.Error("events dropped: shutdown's deadline passed before they were written", "events", len(batch),
+			"err", err)
+		return
+	}
+	b.log.Error("events dropped: cannot write them to PostgreSQL", "events", len(batch), "err", err)
 }
 
 // insertBatch adds a batch as one row and announces its newest event id (batchBits is 12); NOTIFY is delivered at

@@ -521,3 +521,46 @@ func TestPGBusSubscribeUnavailable(t *testing.T) {
 		t.Fatalf("Subscribe without its table: %v, want an EUNAVAILABLE error", err)
 	}
 }
+
+// Shutdown keeps to its deadline when PostgreSQL stops answering: the batch in flight and the queued ones are
+// dropped and counted instead of being retried for minutes (five tries of up to 30 s each per batch).
+func TestPGBusShutdownKeepsDeadlineWhenDatabaseHangs(t *testing.T) {
+	px := pgtest.StartProxy(t, migrated(t))
+	// Not openPG: its cleanup would Close again, which waits for the pool's close without a deadline.
+	b, err := event.OpenPGURL(t.Context(), px.URL(), event.PGConfig{MaxBatch: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A subscriber makes the events wanted, so the writer tries to store them.
+	if _, err := b.Subscribe(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	px.Stall()
+	const n = 50
+	for i := range n {
+		if err := b.Publish(t.Context(), lodestone.Event{Type: "t", DeviceID: fmt.Sprint(i), Time: time.Now(),
+			Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const deadline = time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Shutdown(ctx)
+	}()
+	select {
+	case <-done:
+	case <-time.After(deadline + 5*time.Second):
+		t.Fatalf("Shutdown still running %v after its %v deadline", time.Since(start)-deadline, deadline)
+	}
+	if took := time.Since(start); took > deadline+2*time.Second {
+		t.Fatalf("Shutdown took %v with a %v deadline", took, deadline)
+	}
+	if d := b.Dropped(); d != n {
+		t.Fatalf("Dropped() = %d, want every one of the %d unwritten events", d, n)
+	}
+}

@@ -52,6 +52,8 @@ type Config struct {
 	// Timeouts bound slow and idle clients on every listener, HTTP/1.1 and HTTP/2 (gRPC) alike; zero fields take
 	// netguard's defaults, the main API's. Connection caps are the listeners' (netguard.Listen).
 	Timeouts netguard.Timeouts
+	// ShutdownTimeout bounds how long Serve waits for in-flight requests once its context ends; default 30 s.
+	ShutdownTimeout time.Duration
 }
 
 // Deps are the services the receiver stores into.
@@ -271,21 +273,37 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 	}
 	jobs, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
-	go s.janitor(jobs)
+	janitorDone := make(chan struct{})
+	go func() {
+		defer close(janitorDone)
+		s.janitor(jobs)
+	}()
 
 	var err error
+	serving := len(lns)
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 		err = fmt.Errorf("otlp: serve: %w", err)
+		serving--
 	}
 	stopJobs()
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	timeout := s.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if e := srv.Shutdown(sctx); e != nil && !errors.Is(e, http.ErrServerClosed) {
 		s.log.Warn("otlp: in-flight requests did not finish in time", "err", e)
+		srv.Close() // what is left loses its connection, so that its handler returns
 	}
 	cancelBase()
+	// The janitor may wait for the upload lock, which an upload holds until its handler returns.
+	<-janitorDone
+	for range serving {
+		<-errc
+	}
 	s.Close()
 	return err
 }

@@ -49,14 +49,14 @@ func (o *OTLPConfig) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.RequireVersion, "otlp-require-version", o.RequireVersion, "refuse gRPC exports without x-protocol-version, as detritusd does (stock OpenTelemetry exporters never send it)")
 }
 
-// startOTLP starts the receiver when a token file is configured. wait returns once it has stopped (after ctx
-// ends) with its error; failed delivers an error if it stops on its own.
-func startOTLP(ctx context.Context, c OTLPConfig, guard listenGuard, db lodestone.Store, blobs lodestone.BlobStore,
-	events, batches lodestone.EventPublisher, committers int, log *slog.Logger) (wait func() error, failed <-chan error, err error) {
-	none := func() error { return nil }
+// newOTLP builds the receiver and binds its listeners when a token file is configured; srv is nil when it is off.
+// The caller serves it (srv.Serve(ctx, lns...)), or closes srv and lns if it never does.
+func newOTLP(c OTLPConfig, guard listenGuard, db lodestone.Store, blobs lodestone.BlobStore,
+	events, batches lodestone.EventPublisher, committers int, log *slog.Logger) (srv *otlp.Server, lns []net.Listener,
+	err error) {
 	if c.TokensConfig == "" {
 		log.Info("OTLP receiver off: set --tokens-config to receive logs and crash uploads")
-		return none, nil, nil
+		return nil, nil, nil
 	}
 	tf, err := otlp.LoadTokenFile(c.TokensConfig)
 	if err != nil {
@@ -75,14 +75,13 @@ func startOTLP(ctx context.Context, c OTLPConfig, guard listenGuard, db lodeston
 	}); ok {
 		retention.BlobInUse = fw.FirmwareBlobInUse
 	}
-	srv, err := otlp.New(otlp.Config{Tokens: tf, MaxMessageBytes: c.MaxMessage, MaxDumpBytes: c.MaxDumpBytes,
+	srv, err = otlp.New(otlp.Config{Tokens: tf, MaxMessageBytes: c.MaxMessage, MaxDumpBytes: c.MaxDumpBytes,
 		RequireProtocolVersion: c.RequireVersion, Writer: otlp.WriterConfig{Committers: committers},
-		Retention: retention, Timeouts: guard.cfg.Timeouts},
+		Retention: retention, Timeouts: guard.cfg.Timeouts, ShutdownTimeout: guard.cfg.ShutdownTimeout},
 		otlp.Deps{Logs: logs, Crashes: crashes, Blobs: blobs, Events: events, Batches: batches, Logger: log, Tokens: apiTokens(db)})
 	if err != nil {
 		return nil, nil, err
 	}
-	var lns []net.Listener
 	for _, l := range []struct {
 		addr, name string
 		reject     []byte
@@ -105,18 +104,9 @@ func startOTLP(ctx context.Context, c OTLPConfig, guard listenGuard, db lodeston
 	}
 	if len(lns) == 0 {
 		srv.Close()
-		return none, nil, nil
+		return nil, nil, nil
 	}
-	done := make(chan error, 1)
-	fail := make(chan error, 1)
-	go func() {
-		err := srv.Serve(ctx, lns...)
-		if err != nil && ctx.Err() == nil {
-			fail <- err
-		}
-		done <- err
-	}()
-	return func() error { return <-done }, fail, nil
+	return srv, lns, nil
 }
 
 func days(n int) time.Duration {
