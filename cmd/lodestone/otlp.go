@@ -62,6 +62,9 @@ func startOTLP(ctx context.Context, c OTLPConfig, guard listenGuard, db lodeston
 	if err != nil {
 		return nil, nil, err
 	}
+	for _, w := range tf.Warnings {
+		log.Warn(w, "file", c.TokensConfig)
+	}
 	logs, ok1 := db.(lodestone.LogStore)
 	crashes, ok2 := db.(lodestone.CrashUploadStore)
 	if !ok1 || !ok2 {
