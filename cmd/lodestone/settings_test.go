@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +144,86 @@ func TestConfigPartialSignIn(t *testing.T) {
 		_, err := c.config(nil)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%v: got %v, want %q", tc.env, err, tc.want)
+		}
+	}
+}
+
+// TestREADMEConfigurationTable compares the README's Configuration table with what serve registers: every flag
+// and environment variable is documented, and every documented one exists.
+func TestREADMEConfigurationTable(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Configuration\n")
+	if !ok {
+		t.Fatal("README has no Configuration section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	documented := map[string]bool{}
+	name := regexp.MustCompile("^(--[a-z0-9-]+|[A-Z][A-Z0-9_]+)$")
+	rows := 0
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 || strings.TrimSpace(cells[0]) != "" || strings.HasPrefix(cells[1], "---") {
+			continue
+		}
+		rows++
+		// The first cell names the settings, each in backticks: "`--http` / `LODESTONE_HTTP`".
+		parts := strings.Split(cells[1], "`")
+		for i := 1; i < len(parts); i += 2 {
+			if name.MatchString(parts[i]) {
+				documented[parts[i]] = true
+			}
+		}
+	}
+	if rows < 10 {
+		t.Fatalf("found %d table rows in the Configuration section", rows)
+	}
+	registered := map[string]bool{}
+	cfg := defaultConfig()
+	c := &serveCmd{stdout: io.Discard, stderr: io.Discard}
+	c.flags(&cfg).VisitAll(func(f *flag.Flag) { registered["--"+f.Name] = true })
+	for _, e := range envVars {
+		registered[e.name] = true
+	}
+	var undocumented, unknown []string
+	for n := range registered {
+		if !documented[n] {
+			undocumented = append(undocumented, n)
+		}
+	}
+	for n := range documented {
+		if !registered[n] {
+			unknown = append(unknown, n)
+		}
+	}
+	slices.Sort(undocumented)
+	slices.Sort(unknown)
+	if len(undocumented) > 0 {
+		t.Errorf("registered but not in the README's Configuration table: %s", strings.Join(undocumented, " "))
+	}
+	if len(unknown) > 0 {
+		t.Errorf("in the README's Configuration table but not registered: %s", strings.Join(unknown, " "))
+	}
+}
+
+// 'lodestone help serve' lists every flag and environment variable serve reads.
+func TestHelpServeListsEverySetting(t *testing.T) {
+	var out strings.Builder
+	if code := run(t.Context(), []string{"help", "serve"}, &out, io.Discard, func(string) string { return "" }); code != 0 {
+		t.Fatalf("help serve: %d", code)
+	}
+	cfg := defaultConfig()
+	c := &serveCmd{stdout: io.Discard, stderr: io.Discard}
+	c.flags(&cfg).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(out.String(), "  -"+f.Name+" ") && !strings.Contains(out.String(), "  -"+f.Name+"\n") {
+			t.Errorf("flag -%s not in help serve", f.Name)
+		}
+	})
+	for _, e := range envVars {
+		if !strings.Contains(out.String(), "  "+e.name+" ") {
+			t.Errorf("%s not in help serve", e.name)
 		}
 	}
 }
