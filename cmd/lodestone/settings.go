@@ -29,6 +29,12 @@ func (c *Config) inactive() []inactiveSetting {
 	if c.StaticDir != "" {
 		add("--static-dir", "lodestone has no dashboard yet; nothing is served from "+c.StaticDir)
 	}
+	if isPostgresURL(c.DB) && c.SQLiteSync != "FULL" {
+		add("--sqlite-sync", "the database is PostgreSQL; its durability is set on the PostgreSQL server")
+	}
+	if !isPostgresURL(c.DB) && c.LeaderRetry != defaultConfig().LeaderRetry {
+		add("--leader-retry", "with SQLite one process runs the periodic jobs; there is no leader to take over")
+	}
 	if c.FUOTAUser == "" && c.FUOTAPass == "" {
 		var given []string
 		if c.FUOTAAddr != defaultConfig().FUOTAAddr {

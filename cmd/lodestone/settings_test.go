@@ -88,6 +88,20 @@ func TestConfigNoInactiveSettings(t *testing.T) {
 	if got := cfg.inactive(); len(got) != 1 || !strings.Contains(got[0].setting, "FUOTA_TLS_CERT") {
 		t.Fatalf("FUOTA settings without the listener: %+v", got)
 	}
+	// Backend-specific settings given for the other backend.
+	env = map[string]string{}
+	if cfg, err = c.config([]string{"--leader-retry", "1s", "--sqlite-sync", "normal"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.inactive(); len(got) != 1 || got[0].setting != "--leader-retry" {
+		t.Fatalf("--leader-retry with SQLite: %+v", got)
+	}
+	if cfg, err = c.config([]string{"--db", "postgres://u@h/db", "--leader-retry", "1s", "--sqlite-sync", "normal"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.inactive(); len(got) != 1 || got[0].setting != "--sqlite-sync" {
+		t.Fatalf("--sqlite-sync with PostgreSQL: %+v", got)
+	}
 }
 
 // RUST_LOG: its level is used, module filters and a regex are reported, and LODESTONE_LOG_LEVEL wins.
