@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -55,7 +56,31 @@ func (c *Config) inactive() []inactiveSetting {
 				"the OTLP receiver runs only with --tokens-config (LODESTONE_TOKENS_CONFIG)")
 		}
 	}
+	out = append(out, c.usersNotes()...)
 	return append(out, c.notes...)
+}
+
+// usersNotes names the BASIC_AUTH_USERS entries that ferrite's format reads differently from what they seem to
+// say: skipped, or given viewer rights. The messages name the user, never a part that may be a password.
+func (c *Config) usersNotes() []inactiveSetting {
+	var out []inactiveSetting
+	for i, e := range strings.Split(c.BasicAuthUsers, ",") {
+		e = strings.TrimSpace(e)
+		parts := strings.Split(e, ":")
+		switch {
+		case e == "":
+		case len(parts) < 2 || parts[0] == "":
+			out = append(out, inactiveSetting{fmt.Sprintf("BASIC_AUTH_USERS entry %d", i+1),
+				"skipped: an entry is user:password or user:password:role"})
+		case len(parts) > 3:
+			out = append(out, inactiveSetting{"BASIC_AUTH_USERS user " + parts[0], "the password ends at its first " +
+				"':' and the role is the part after it (ferrite's format); choose a password without ':' or ','"})
+		case len(parts) == 3 && !slices.Contains([]string{"admin", "provisioner", "viewer"}, strings.ToLower(parts[2])):
+			out = append(out, inactiveSetting{"BASIC_AUTH_USERS user " + parts[0], "the role is not admin, provisioner " +
+				"or viewer, so the user is a viewer; a ':' in the password would also end up here"})
+		}
+	}
+	return out
 }
 
 // rustLog applies ferrite's RUST_LOG filter (env_logger / tracing syntax: "level,target=level,.../regex"). Its

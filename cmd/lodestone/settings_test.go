@@ -104,6 +104,27 @@ func TestConfigNoInactiveSettings(t *testing.T) {
 	}
 }
 
+// BASIC_AUTH_USERS entries that ferrite's format skips or makes viewers are named, without their passwords.
+func TestConfigUsersNotes(t *testing.T) {
+	env := map[string]string{"BASIC_AUTH_USERS": "ok:Secr1:admin, v:Secr2 ,nopass,:Secr0,typo:Secr3:admn,colon:Sec:rZq:admin,"}
+	c := &serveCmd{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return env[k] }, dir: t.TempDir()}
+	cfg, err := c.config(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range cfg.inactive() {
+		got = append(got, s.setting)
+		if strings.Contains(s.setting+s.instead, "Sec") || strings.Contains(s.setting+s.instead, "Zq") {
+			t.Errorf("a password part in %+v", s)
+		}
+	}
+	want := "BASIC_AUTH_USERS entry 3;BASIC_AUTH_USERS entry 4;BASIC_AUTH_USERS user typo;BASIC_AUTH_USERS user colon"
+	if strings.Join(got, ";") != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
 // RUST_LOG: its level is used, module filters and a regex are reported, and LODESTONE_LOG_LEVEL wins.
 func TestConfigRustLog(t *testing.T) {
 	for _, tc := range []struct {
