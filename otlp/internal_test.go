@@ -137,7 +137,6 @@ id = "a"
 secret = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$BDY2yZMghVRfzM/ZnWJRYnbYdyXpxGgbqWqx3PdMCfg"
 project = "tests"
 source_prefix = "tests/allowed"
-unknown = 1
 
 [rate_limit]
 logs_burst = 7

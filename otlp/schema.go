@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -31,6 +32,18 @@ func (s *Schemas) get(project, kind string) *jsonschema.Schema {
 		return nil
 	}
 	return s.m[schemaKey{project, kind}]
+}
+
+// unapplied lists the entries that are compiled but that no request path validates against yet, sorted.
+func (s *Schemas) unapplied() []schemaKey {
+	var out []schemaKey
+	for k := range s.m {
+		if k.kind == SchemaLogAttributes {
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, func(a, b schemaKey) int { return strings.Compare(a.project, b.project) })
+	return out
 }
 
 type schemaEntry struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,6 +50,8 @@ type TokenFile struct {
 	Tokens    []*Token
 	RateLimit RateLimits
 	Schemas   *Schemas // [[schema]] entries; nil or empty accepts every payload
+	// Warnings name what the file sets that lodestone accepts but does not act on; the caller logs them.
+	Warnings []string
 }
 
 type tokenFileTOML struct {
@@ -58,12 +61,23 @@ type tokenFileTOML struct {
 		Project      *string `toml:"project"`
 		SourcePrefix *string `toml:"source_prefix"`
 	} `toml:"token"`
-	RateLimit map[string]float64 `toml:"rate_limit"`
-	Schema    []schemaEntry      `toml:"schema"`
+	RateLimit struct {
+		LogsPerMinute    *float64 `toml:"logs_per_minute"`
+		LogsBurst        *float64 `toml:"logs_burst"`
+		CrashesPerMinute *float64 `toml:"crashes_per_minute"`
+		CrashesBurst     *float64 `toml:"crashes_burst"`
+	} `toml:"rate_limit"`
+	Schema []schemaEntry `toml:"schema"`
 }
 
-// LoadTokenFile reads detritus' TOML token file. Unknown keys are ignored, as detritus does; a file without
-// tokens, a missing field or a secret that is not an Argon2 PHC string is an error naming the token.
+// unsupportedTables are detritus' tables that lodestone reads past: loading warns about them instead of failing.
+var unsupportedTables = map[string]string{
+	"schema_validation": "[schema_validation] (detritus 0.2) is not supported: format validation and $ref resources stay as lodestone's defaults",
+}
+
+// LoadTokenFile reads detritus' TOML token file. A file without tokens, a missing field, a secret that is not an
+// Argon2 PHC string or a key lodestone does not know is an error naming the token or the key: detritus ignores
+// unknown keys, so a misspelt rate limit there silently keeps its default.
 func LoadTokenFile(path string) (*TokenFile, error) {
 	b, err := os.ReadFile(filepath.Clean(path))
 	if err != nil {
@@ -78,13 +92,26 @@ func ParseTokenFile(b []byte) (*TokenFile, error) { return ParseTokenFileIn(b, "
 // ParseTokenFileIn parses the contents of a token file whose [[schema]] paths are relative to dir.
 func ParseTokenFileIn(b []byte, dir string) (*TokenFile, error) {
 	var raw tokenFileTOML
-	if _, err := toml.Decode(string(b), &raw); err != nil {
+	md, err := toml.Decode(string(b), &raw)
+	if err != nil {
 		return nil, fmt.Errorf("token config: %w", err)
+	}
+	var warnings []string
+	for _, k := range md.Undecoded() {
+		if msg, ok := unsupportedTables[k[0]]; ok {
+			if len(k) == 1 {
+				warnings = append(warnings, "token config: "+msg)
+			}
+			continue
+		}
+		return nil, fmt.Errorf("token config: unknown key %q (known: [[token]] id, secret, project, source_prefix; "+
+			"[rate_limit] logs_per_minute, logs_burst, crashes_per_minute, crashes_burst; [[schema]] project, kind, path)",
+			k.String())
 	}
 	if len(raw.Token) == 0 {
 		return nil, errors.New("token config contains no tokens")
 	}
-	tf := &TokenFile{RateLimit: DefaultRateLimits}
+	tf := &TokenFile{RateLimit: DefaultRateLimits, Warnings: warnings}
 	seen := map[string]bool{}
 	for i, t := range raw.Token {
 		if t.ID == nil || t.Secret == nil || t.Project == nil || t.SourcePrefix == nil {
@@ -104,21 +131,30 @@ func ParseTokenFileIn(b []byte, dir string) (*TokenFile, error) {
 	for _, t := range tf.Tokens {
 		projects[t.Project] = true
 	}
-	var err error
 	if tf.Schemas, err = compileSchemas(raw.Schema, dir, projects); err != nil {
 		return nil, err
 	}
-	for k, v := range raw.RateLimit {
-		switch k {
-		case "logs_per_minute":
-			tf.RateLimit.LogsPerMinute = v
-		case "logs_burst":
-			tf.RateLimit.LogsBurst = v
-		case "crashes_per_minute":
-			tf.RateLimit.CrashesPerMinute = v
-		case "crashes_burst":
-			tf.RateLimit.CrashesBurst = v
+	for _, r := range []struct {
+		key string
+		v   *float64
+		dst *float64
+	}{
+		{"logs_per_minute", raw.RateLimit.LogsPerMinute, &tf.RateLimit.LogsPerMinute},
+		{"logs_burst", raw.RateLimit.LogsBurst, &tf.RateLimit.LogsBurst},
+		{"crashes_per_minute", raw.RateLimit.CrashesPerMinute, &tf.RateLimit.CrashesPerMinute},
+		{"crashes_burst", raw.RateLimit.CrashesBurst, &tf.RateLimit.CrashesBurst},
+	} {
+		if r.v == nil {
+			continue
 		}
+		if !(*r.v >= 0) || math.IsInf(*r.v, 1) {
+			return nil, fmt.Errorf("token config: [rate_limit] %s must be a finite number, 0 or more, got %v", r.key, *r.v)
+		}
+		*r.dst = *r.v
+	}
+	for _, k := range tf.Schemas.unapplied() {
+		tf.Warnings = append(tf.Warnings, fmt.Sprintf("token config: the log_attributes schema of project %q is "+
+			"compiled but not applied: log records are not validated yet", k.project))
 	}
 	return tf, nil
 }

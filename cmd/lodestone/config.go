@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,10 @@ type Config struct {
 	Timeouts        netguard.Timeouts
 	MaxConns        int // per listener; 0: no limit
 	MaxConnsPerAddr int // per client address and listener; 0: no limit
+
+	// notes are what loading the environment accepted but does not act on (RUST_LOG module filters, .env keys
+	// that are not settings); inactive reports them with the flags that have no effect.
+	notes []inactiveSetting
 }
 
 func defaultConfig() Config {
@@ -188,10 +193,10 @@ var envVars = []envVar{
 	}, "ESP32 FUOTA listener port (default 50000)"},
 	{"FUOTA_TLS_CERT", str(func(c *Config) *string { return &c.FUOTACert }), "FUOTA certificate PEM; unset: self-signed, generated into the data directory"},
 	{"FUOTA_TLS_KEY", str(func(c *Config) *string { return &c.FUOTAKey }), "FUOTA private key PEM"},
-	{"KEYCLOAK_URL", str(func(c *Config) *string { return &c.KeycloakURL }), "Keycloak base URL; with KEYCLOAK_REALM and KEYCLOAK_CLIENT_ID users sign in with its JWTs"},
-	{"KEYCLOAK_REALM", str(func(c *Config) *string { return &c.KeycloakRealm }), ""},
-	{"KEYCLOAK_CLIENT_ID", str(func(c *Config) *string { return &c.KeycloakClientID }), ""},
-	{"OIDC_ISSUER", str(func(c *Config) *string { return &c.OIDCIssuer }), "OpenID provider issuer URL: users sign in with its JWTs instead of Basic"},
+	{"KEYCLOAK_URL", str(func(c *Config) *string { return &c.KeycloakURL }), "Keycloak base URL; with KEYCLOAK_REALM and KEYCLOAK_CLIENT_ID (all three or none) users sign in with its JWTs"},
+	{"KEYCLOAK_REALM", str(func(c *Config) *string { return &c.KeycloakRealm }), "Keycloak realm"},
+	{"KEYCLOAK_CLIENT_ID", str(func(c *Config) *string { return &c.KeycloakClientID }), "Keycloak client id a JWT must name"},
+	{"OIDC_ISSUER", str(func(c *Config) *string { return &c.OIDCIssuer }), "OpenID provider issuer URL: users sign in with its JWTs instead of Basic; needs OIDC_CLIENT_ID"},
 	{"OIDC_CLIENT_ID", str(func(c *Config) *string { return &c.OIDCClientID }), "client id a JWT must name (aud, azp or client_id)"},
 	{"OIDC_ROLE_CLAIM", str(func(c *Config) *string { return &c.OIDCRoleClaim }), "dotted claim path holding roles (default roles; realm_access.roles for Keycloak)"},
 	{"TRUSTED_PROXIES", str(func(c *Config) *string { return &c.TrustedProxies }), "proxy addresses/CIDRs whose X-Forwarded-For is believed"},
@@ -199,17 +204,9 @@ var envVars = []envVar{
 	{"PUBLIC_METRICS", boolean(func(c *Config) *bool { return &c.PublicMetrics }), "true: /metrics/prometheus needs no credentials"},
 	{"LODESTONE_MAX_CONNS", count(func(c *Config) *int { return &c.MaxConns }), "open connections per listener; 0: no limit (default: a share of the open-file limit)"},
 	{"LODESTONE_MAX_CONNS_PER_ADDR", count(func(c *Config) *int { return &c.MaxConnsPerAddr }), "open connections per client address and listener; 0: no limit (default 256; TRUSTED_PROXIES are exempt)"},
-	{"LODESTONE_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel }), "debug, info, warn or error"},
-	{"RUST_LOG", func(c *Config, v string) error {
-		// ferrite's filter syntax: take the level if it is a plain one, ignore module filters.
-		switch l := strings.ToLower(v); l {
-		case "trace", "debug":
-			c.LogLevel = "debug"
-		case "info", "warn", "error":
-			c.LogLevel = l
-		}
-		return nil
-	}, "ferrite's log filter; a plain level is honoured"},
+	// RUST_LOG comes first so that LODESTONE_LOG_LEVEL, lodestone's own name, wins when both are set.
+	{"RUST_LOG", rustLog, "ferrite's log filter: its level is used; module filters are ignored with a warning"},
+	{"LODESTONE_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel }), "debug, info, warn or error (as --log-level)"},
 }
 
 // loadEnv applies a .env file (the working directory's or a parent's) and then the process environment. Empty
@@ -224,6 +221,19 @@ func loadEnv(c *Config, getenv func(string) string, dotenvStart string) error {
 		if fileVars, err = godotenv.Read(file); err != nil {
 			return fmt.Errorf("read %s: %w", file, err)
 		}
+	}
+	var unknown []string
+	for k := range fileVars {
+		if !slices.ContainsFunc(envVars, func(e envVar) bool { return e.name == k }) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		// A warning, not an error: ferrite's .env also feeds its gateway and Docker image, so it may hold
+		// variables for other programs.
+		slices.Sort(unknown)
+		c.notes = append(c.notes, inactiveSetting{file + ": " + strings.Join(unknown, ", "),
+			"not lodestone settings; 'lodestone help serve' lists them"})
 	}
 	for _, e := range envVars {
 		v := getenv(e.name)
@@ -264,14 +274,14 @@ func findDotenv(dir string) (string, error) {
 // registerFlags binds flags to c; their defaults are c's current values, so a flag wins only when given.
 func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "listen address `ip:port` (env LODESTONE_HTTP)")
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`directory` for the database, ELF and firmware files (env LODESTONE_DATA_DIR)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`directory` for the database, the blob store and the FUOTA certificate (env LODESTONE_DATA_DIR)")
 	fs.StringVar(&c.DB, "db", c.DB, "database: a SQLite `file`, sqlite://path, or postgres://user:pass@host:5432/db for several replicas; default <data-dir>/lodestone.db (env LODESTONE_DB)")
-	fs.StringVar(&c.ELFDir, "elf-dir", c.ELFDir, "ELF `directory`; default <data-dir>/elfs")
-	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware `directory`; default <data-dir>/firmware")
+	fs.StringVar(&c.ELFDir, "elf-dir", c.ELFDir, "ferrite's ELF `directory`: accepted with a warning; ELF files are kept in the blob store (--blobs)")
+	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "ferrite's firmware `directory`: accepted with a warning; firmware is kept in the blob store (--blobs)")
 	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob store `URL`: file:///path or s3://bucket/prefix?endpoint=host:port; default <data-dir>/blobs (env LODESTONE_BLOBS)")
 	fs.StringVar(&c.FUOTAAddr, "fuota-addr", c.FUOTAAddr, "ESP32 FUOTA listener `ip:port`, HTTPS, started when US_AUTH_USERNAME and US_AUTH_PASSWORD are set")
-	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "dashboard `directory` (accepted for ferrite compatibility)")
-	fs.StringVar(&c.Addr2line, "addr2line", c.Addr2line, "addr2line `path` (accepted for ferrite compatibility; symbolication is built in)")
+	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "ferrite's dashboard `directory`: accepted with a warning; lodestone has no dashboard yet")
+	fs.StringVar(&c.Addr2line, "addr2line", c.Addr2line, "ferrite's addr2line `path`: accepted with a warning; symbolication is built in")
 	fs.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest ingest body in `bytes`")
 	fs.StringVar(&c.SQLiteSync, "sqlite-sync", c.SQLiteSync, "SQLite synchronous `mode`: full survives power loss, normal survives a crash")
 	fs.DurationVar(&c.AttributionWindow, "attribution-window", c.AttributionWindow, "how long headerless chunks from one client address belong to the device it named last; 0 disables")
@@ -286,7 +296,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Timeouts.Read, "read-timeout", c.Timeouts.Read, "every listener: time for a whole request, body included (per stream on HTTP/2)")
 	fs.DurationVar(&c.Timeouts.Write, "write-timeout", c.Timeouts.Write, "every listener: time to write an answer (event streams lift it)")
 	fs.DurationVar(&c.Timeouts.Idle, "idle-timeout", c.Timeouts.Idle, "every listener: how long an idle keep-alive or HTTP/2 connection stays open")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error (env LODESTONE_LOG_LEVEL, or ferrite's RUST_LOG)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	c.OTLP.registerFlags(fs)
 }
@@ -302,11 +312,8 @@ func (c *Config) resolve() error {
 	if !isPostgresURL(c.DB) {
 		c.DB = strings.TrimPrefix(c.DB, "sqlite://")
 	}
-	if c.ELFDir == "" {
-		c.ELFDir = filepath.Join(c.DataDir, "elfs")
-	}
-	if c.FirmwareDir == "" {
-		c.FirmwareDir = filepath.Join(c.DataDir, "firmware")
+	if err := c.checkSignIn(); err != nil {
+		return err
 	}
 	switch strings.ToLower(c.SQLiteSync) {
 	case "full", "normal":

@@ -36,8 +36,8 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.MaxBody != 2<<20 || cfg.AttributionWindow != 30*time.Second || cfg.SQLiteSync != "FULL" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
-	if cfg.DB != filepath.Join("lodestone-data", "lodestone.db") || cfg.ELFDir != filepath.Join("lodestone-data", "elfs") {
-		t.Fatalf("derived paths: db %q elf %q", cfg.DB, cfg.ELFDir)
+	if cfg.DB != filepath.Join("lodestone-data", "lodestone.db") || cfg.ELFDir != "" || cfg.FirmwareDir != "" {
+		t.Fatalf("derived paths: db %q elf %q firmware %q", cfg.DB, cfg.ELFDir, cfg.FirmwareDir)
 	}
 }
 

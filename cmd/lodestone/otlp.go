@@ -62,6 +62,9 @@ func newOTLP(c OTLPConfig, guard listenGuard, db lodestone.Store, blobs lodeston
 	if err != nil {
 		return nil, nil, err
 	}
+	for _, w := range tf.Warnings {
+		log.Warn(w, "file", c.TokensConfig)
+	}
 	logs, ok1 := db.(lodestone.LogStore)
 	crashes, ok2 := db.(lodestone.CrashUploadStore)
 	if !ok1 || !ok2 {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 
 	"github.com/lodestone-fleet/lodestone/netguard"
 )
@@ -104,10 +103,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range []string{cfg.DataDir, cfg.ELFDir, cfg.FirmwareDir} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
-		}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create %s: %w", cfg.DataDir, err)
 	}
 	c.warnInactive(cfg, log)
 	s, err := c.setup(ctx, cfg, log)
@@ -131,14 +128,10 @@ func (g listenGuard) wrap(ln net.Listener, name string, reject []byte) net.Liste
 		Exempt: g.exempt, Reject: reject, Name: name, Logger: g.log})
 }
 
-// warnInactive says which accepted ferrite settings this version does not act on yet, so nobody relies on them
-// silently.
+// warnInactive says which accepted settings this version does not act on, and what to use instead, so nobody
+// relies on them silently.
 func (c *serveCmd) warnInactive(cfg Config, log *slog.Logger) {
-	var names []string
-	if cfg.StaticDir != "" {
-		names = append(names, "--static-dir")
-	}
-	if len(names) > 0 {
-		log.Warn("settings accepted but not active in this version", "settings", strings.Join(names, ","))
+	for _, s := range cfg.inactive() {
+		log.Warn("setting has no effect", "setting", s.setting, "instead", s.instead)
 	}
 }
