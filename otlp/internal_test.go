@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,5 +185,35 @@ func TestAnyValueJSON(t *testing.T) {
 	want := `{"s":"a\"b\\\n\u0001\ufffd","b":"dead","n":null,"dup":"2","arr":[null,"x"],"kv":{"i":-3}}`
 	if got != want {
 		t.Fatalf("\n got %s\nwant %s", got, want)
+	}
+}
+
+// Client-supplied install ids key the buckets: a stream of unique ones must not grow the limiter without bound,
+// whether or not the buckets refill (per_minute = 0 never sweeps by idle time).
+func TestLimiterBoundedByUniqueSources(t *testing.T) {
+	for _, perMinute := range []float64{0, 1000} {
+		c := newClock()
+		l := newLimiter(perMinute, 5, c.now)
+		for i := range 100_000 + maxBuckets {
+			if !l.allow("t", "proj/install-"+strconv.Itoa(i)) {
+				t.Fatalf("per_minute %v: fresh source %d refused", perMinute, i)
+			}
+			if i%1000 == 0 && l.size() > maxBuckets {
+				t.Fatalf("per_minute %v: %d buckets after %d sources, bound %d", perMinute, l.size(), i+1, maxBuckets)
+			}
+		}
+		if n := l.size(); n > maxBuckets {
+			t.Fatalf("per_minute %v: %d buckets, bound %d", perMinute, n, maxBuckets)
+		}
+	}
+	// A source in steady use is not the one evicted: its exhausted bucket stays exhausted.
+	c := newClock()
+	l := newLimiterSize(0, 1, c.now, 100)
+	l.allow("t", "busy")
+	for i := range 1000 {
+		l.allow("t", strconv.Itoa(i))
+		if l.allow("t", "busy") {
+			t.Fatalf("busy source's exhausted bucket came back after %d other sources", i+1)
+		}
 	}
 }
