@@ -16,6 +16,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/internal/lru"
 	"github.com/lodestone-fleet/lodestone/store/opsql"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
@@ -45,8 +46,8 @@ type DB struct {
 	// wmu serialises write transactions and guards the writer-owned state below.
 	wmu   sync.Mutex
 	stmts *writeStmts
-	keys  map[string]int64 // metric key name -> id; only ids that are committed
-	logs  *logStmts        // prepared on the first log write
+	keys  *lru.Cache[string, int64] // metric key name -> id; only ids that are committed
+	logs  *logStmts                 // prepared on the first log write
 
 	now func() time.Time
 
@@ -54,6 +55,11 @@ type DB struct {
 	stopCkpt chan struct{}
 	ckptDone chan struct{}
 }
+
+// KeyCacheSize bounds the metric key and log source id caches. Both are keyed by client-supplied names (metric
+// keys in ferrite chunks, OTLP project and device), so unbounded they would grow with every name ever sent; past
+// the bound, the least recently used id is looked up again on its next use.
+var KeyCacheSize = 1 << 16
 
 // checkpointInterval is how often committed pages are copied from the WAL into the database file.
 const checkpointInterval = 250 * time.Millisecond
@@ -103,7 +109,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	db := &DB{path: path, w: w, keys: make(map[string]int64), now: time.Now}
+	db := &DB{path: path, w: w, keys: lru.New[string, int64](KeyCacheSize), now: time.Now}
 	// The writer checkpoints only as a backstop; the checkpointer goroutine does it off the write path.
 	if _, err := w.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 65536"); err != nil {
 		w.Close()

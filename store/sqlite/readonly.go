@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/lodestone-fleet/lodestone/internal/lru"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 )
@@ -38,7 +39,7 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: %s is at schema version %d, this lodestone reads version %d; start the "+
 			"server or run 'lodestone migrate up' once", path, st.Current, st.Latest)
 	}
-	db := &DB{path: path, r: r, keys: make(map[string]int64), now: time.Now}
+	db := &DB{path: path, r: r, keys: lru.New[string, int64](KeyCacheSize), now: time.Now}
 	db.Store = otasql.NewSQLite(nil, r, &db.wmu)
 	return db, nil
 }
