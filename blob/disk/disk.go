@@ -17,9 +17,13 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/internal/durable"
 )
 
 var _ lodestone.BlobStore = (*Store)(nil)
+
+// syncDir is durable.SyncDir; tests replace it to make it fail.
+var syncDir = durable.SyncDir
 
 // Store is a directory of blobs laid out as ab/cd/abcd…, which keeps directories small.
 type Store struct {
@@ -71,8 +75,13 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (lodestone.
 	}
 	ref := lodestone.BlobRef{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
 	final := s.path(ref.SHA256)
-	if _, err := os.Stat(final); err == nil {
+	// A dedup restarts the blob's age, so that an orphan sweep's grace period counts from its latest Put. A blob
+	// deleted meanwhile is stored anew.
+	now := time.Now()
+	if err := os.Chtimes(final, now, now); err == nil {
 		return ref, true, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return lodestone.BlobRef{}, false, fmt.Errorf("touch blob: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return lodestone.BlobRef{}, false, fmt.Errorf("sync blob: %w", err)
@@ -87,10 +96,10 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (lodestone.
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return lodestone.BlobRef{}, false, fmt.Errorf("store blob: %w", err)
 	}
-	// The rename is durable only once the directory entry is.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	// The rename is durable only once the directory entry is. Without that the caller must not commit an index
+	// row naming the blob; the file stays, and a retry dedups onto it.
+	if err := syncDir(dir); err != nil {
+		return lodestone.BlobRef{}, false, fmt.Errorf("store blob: %w", err)
 	}
 	return ref, false, nil
 }
