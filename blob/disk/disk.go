@@ -42,6 +42,19 @@ func Open(dir string) (*Store, error) {
 	return &Store{dir: dir}, nil
 }
 
+// Ping reports whether blobs can be stored, for readiness checks: a temporary file is created and removed.
+func (s *Store) Ping(ctx context.Context) error {
+	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "put-ping-*")
+	if err != nil {
+		return fmt.Errorf("blob store %s: %w", s.dir, err)
+	}
+	f.Close()
+	if err := os.Remove(f.Name()); err != nil {
+		return fmt.Errorf("blob store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
 // path is only ever built from a validated hex digest, never from other user input.
 func (s *Store) path(sum string) string {
 	return filepath.Join(s.dir, sum[:2], sum[2:4], sum)

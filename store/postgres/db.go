@@ -186,3 +186,11 @@ func Status(ctx context.Context, url string) (schema.Status, error) {
 	defer db.Close()
 	return db.MigrationStatus(ctx)
 }
+
+// Ping reports whether the database answers, for readiness checks.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}

@@ -291,3 +291,13 @@ func Status(ctx context.Context, path string) (schema.Status, error) {
 	}
 	return schema.StatusOf(ctx, p)
 }
+
+// Ping reports whether the database answers, for readiness checks. It uses a read connection, so it never waits
+// behind the single writer under load.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: ping %s: %w", db.path, err)
+	}
+	return nil
+}
