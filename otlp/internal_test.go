@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -216,4 +217,31 @@ func TestLimiterBoundedByUniqueSources(t *testing.T) {
 			t.Fatalf("busy source's exhausted bucket came back after %d other sources", i+1)
 		}
 	}
+}
+
+// Memory, not just the bucket count, stays flat: once the limiter is full, 200k more unique sources add no heap.
+func TestLimiterHeapFlat(t *testing.T) {
+	c := newClock()
+	l := newLimiter(0, 5, c.now)
+	fill := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			l.allow("t", "proj/install-"+strconv.Itoa(i))
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	fill(0, 2*maxBuckets)
+	before := heap()
+	fill(2*maxBuckets, 200_000)
+	after := heap()
+	// Unbounded, 200k buckets would hold about 30 MB.
+	if after > before && after-before > 8<<20 {
+		t.Fatalf("heap grew by %d bytes over 200k unique sources", after-before)
+	}
+	runtime.KeepAlive(l)
 }
