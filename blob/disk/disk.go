@@ -103,6 +103,8 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (lodestone.
 		return lodestone.BlobRef{}, false, fmt.Errorf("close blob: %w", err)
 	}
 	dir := filepath.Dir(final)
+	_, serr := os.Stat(dir)
+	created := errors.Is(serr, fs.ErrNotExist) // its entry, and maybe its parent's, must be synced as well
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return lodestone.BlobRef{}, false, fmt.Errorf("create blob directory: %w", err)
 	}
@@ -111,8 +113,14 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (lodestone.
 	}
 	// The rename is durable only once the directory entry is. Without that the caller must not commit an index
 	// row naming the blob; the file stays, and a retry dedups onto it.
-	if err := syncDir(dir); err != nil {
-		return lodestone.BlobRef{}, false, fmt.Errorf("store blob: %w", err)
+	dirs := []string{dir}
+	if created {
+		dirs = append(dirs, filepath.Dir(dir), s.dir)
+	}
+	for _, d := range dirs {
+		if err := syncDir(d); err != nil {
+			return lodestone.BlobRef{}, false, fmt.Errorf("store blob: %w", err)
+		}
 	}
 	return ref, false, nil
 }
