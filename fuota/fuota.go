@@ -482,10 +482,11 @@ func (h *Handler) putFile(w http.ResponseWriter, r *http.Request, name string) e
 
 // dropBlob deletes a blob this request stored when no artifact (or ELF file) holds it.
 func (h *Handler) dropBlob(ctx context.Context, sum string) {
-	if used, err := h.ota.Store().FirmwareBlobInUse(ctx, sum); err != nil || used {
-		return
+	used, err := h.ota.Store().FirmwareBlobInUse(ctx, sum)
+	if err == nil && !used {
+		err = h.blobs.Delete(ctx, sum)
 	}
-	if err := h.blobs.Delete(ctx, sum); err != nil {
-		h.log.Warn("delete unused update file blob", "sha256", sum, "err", err)
+	if err != nil {
+		h.log.Warn("delete unused update file blob; the orphan sweep retries", "sha256", sum, "err", err)
 	}
 }

@@ -78,7 +78,9 @@ func (s *Server) uploadELF(w http.ResponseWriter, r *http.Request) error {
 	buildID, build64, embedded, err := s.deps.Symbols.Inspect(r.Context(), ref.SHA256)
 	if err != nil {
 		if !existed {
-			s.deps.Blobs.Delete(context.WithoutCancel(r.Context()), ref.SHA256)
+			if err := s.deps.Blobs.Delete(context.WithoutCancel(r.Context()), ref.SHA256); err != nil {
+				s.log.Warn("delete the blob of a refused ELF; the orphan sweep retries", "sha256", ref.SHA256, "err", err)
+			}
 		}
 		return err
 	}

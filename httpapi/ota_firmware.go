@@ -119,11 +119,12 @@ func (s *Server) uploadFirmware(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteBlobIfUnused(ctx context.Context, sum string) {
-	if used, err := s.otaStore().FirmwareBlobInUse(ctx, sum); err != nil || used {
-		return
+	used, err := s.otaStore().FirmwareBlobInUse(ctx, sum)
+	if err == nil && !used {
+		err = s.deps.Blobs.Delete(ctx, sum)
 	}
-	if err := s.deps.Blobs.Delete(ctx, sum); err != nil {
-		s.log.Warn("delete firmware blob", "sha256", sum, "err", err)
+	if err != nil {
+		s.log.Warn("delete firmware blob; the orphan sweep retries", "sha256", sum, "err", err)
 	}
 }
 

@@ -32,6 +32,9 @@ type Config struct {
 	PublicMetrics  bool           // GET /metrics/prometheus needs no credentials (PUBLIC_METRICS)
 
 	MaxFirmwareBytes int64 // largest firmware upload; default DefaultMaxFirmware
+
+	// ReadyCacheTTL is how long one storage check answers /readyz; default 2 s, negative checks every time.
+	ReadyCacheTTL time.Duration
 }
 
 // Deps are the services the handlers call.
@@ -47,6 +50,9 @@ type Deps struct {
 	ELFs      lodestone.ELFService
 	Crashes   lodestone.CrashService
 	Symbols   Symbolicator // the symbolication workers; nil refuses ELF uploads
+	// DB is pinged by /readyz, which answers 503 while it fails; nil: Devices, if it is a Pinger. The blob
+	// store is checked too (its Ping, or a Stat that must answer "not found").
+	DB Pinger
 	// Leader says whether this replica runs the periodic jobs; /readyz reports it. Nil: a lone process.
 	Leader interface{ IsLeader() bool }
 	// Credentials keeps managed users, API tokens and device keys; nil leaves their routes answering 503.
@@ -89,7 +95,8 @@ type Server struct {
 	authState                              authState  // authgate.go
 	backupRunning                          sync.Mutex // one backup at a time: each needs the database's size on disk
 
-	prom *promMetrics // prometheus.go
+	prom      *promMetrics // prometheus.go
+	readiness readiness    // ready.go
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -118,6 +125,7 @@ func New(cfg Config, deps Deps) *Server {
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	s.initLimits()
 	s.initMetrics()
+	s.initReadiness()
 	s.routes()
 	return s
 }
@@ -298,6 +306,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 	if s.draining.Load() {
 		return lodestone.Errorf(lodestone.EUNAVAILABLE, "shutting down")
+	}
+	if reason := s.readyReason(r.Context()); reason != "" {
+		return lodestone.Errorf(lodestone.EUNAVAILABLE, "%s", reason)
 	}
 	body := map[string]any{"status": "ready"}
 	if s.deps.Leader != nil {

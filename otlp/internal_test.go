@@ -1,6 +1,8 @@
 package otlp
 
 import (
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,4 +186,61 @@ func TestAnyValueJSON(t *testing.T) {
 	if got != want {
 		t.Fatalf("\n got %s\nwant %s", got, want)
 	}
+}
+
+// Client-supplied install ids key the buckets: a stream of unique ones must not grow the limiter without bound,
+// whether or not the buckets refill (per_minute = 0 never sweeps by idle time).
+func TestLimiterBoundedByUniqueSources(t *testing.T) {
+	for _, perMinute := range []float64{0, 1000} {
+		c := newClock()
+		l := newLimiter(perMinute, 5, c.now)
+		for i := range 100_000 + maxBuckets {
+			if !l.allow("t", "proj/install-"+strconv.Itoa(i)) {
+				t.Fatalf("per_minute %v: fresh source %d refused", perMinute, i)
+			}
+			if i%1000 == 0 && l.size() > maxBuckets {
+				t.Fatalf("per_minute %v: %d buckets after %d sources, bound %d", perMinute, l.size(), i+1, maxBuckets)
+			}
+		}
+		if n := l.size(); n > maxBuckets {
+			t.Fatalf("per_minute %v: %d buckets, bound %d", perMinute, n, maxBuckets)
+		}
+	}
+	// A source in steady use is not the one evicted: its exhausted bucket stays exhausted.
+	c := newClock()
+	l := newLimiterSize(0, 1, c.now, 100)
+	l.allow("t", "busy")
+	for i := range 1000 {
+		l.allow("t", strconv.Itoa(i))
+		if l.allow("t", "busy") {
+			t.Fatalf("busy source's exhausted bucket came back after %d other sources", i+1)
+		}
+	}
+}
+
+// Memory, not just the bucket count, stays flat: once the limiter is full, 200k more unique sources add no heap.
+func TestLimiterHeapFlat(t *testing.T) {
+	c := newClock()
+	l := newLimiter(0, 5, c.now)
+	fill := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			l.allow("t", "proj/install-"+strconv.Itoa(i))
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	fill(0, 2*maxBuckets)
+	before := heap()
+	fill(2*maxBuckets, 200_000)
+	after := heap()
+	// Unbounded, 200k buckets would hold about 30 MB.
+	if after > before && after-before > 8<<20 {
+		t.Fatalf("heap grew by %d bytes over 200k unique sources", after-before)
+	}
+	runtime.KeepAlive(l)
 }

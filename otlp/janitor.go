@@ -118,6 +118,9 @@ func (s *Server) RunJanitor(ctx context.Context) (st JanitorStats, err error) {
 		return st, err
 	}
 	st.UploadsDeleted = n
+	if err := s.sweepOrphans(ctx, now, &st); err != nil {
+		return st, err
+	}
 	s.orphans.add(orphans...)
 	cands := s.orphans.take()
 	if len(cands) == 0 {

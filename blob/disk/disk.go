@@ -17,9 +17,13 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/internal/durable"
 )
 
 var _ lodestone.BlobStore = (*Store)(nil)
+
+// syncDir is durable.SyncDir; tests replace it to make it fail.
+var syncDir = durable.SyncDir
 
 // Store is a directory of blobs laid out as ab/cd/abcd…, which keeps directories small.
 type Store struct {
@@ -36,6 +40,19 @@ func Open(dir string) (*Store, error) {
 		os.Remove(t)
 	}
 	return &Store{dir: dir}, nil
+}
+
+// Ping reports whether blobs can be stored, for readiness checks: a temporary file is created and removed.
+func (s *Store) Ping(ctx context.Context) error {
+	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "put-ping-*")
+	if err != nil {
+		return fmt.Errorf("blob store %s: %w", s.dir, err)
+	}
+	f.Close()
+	if err := os.Remove(f.Name()); err != nil {
+		return fmt.Errorf("blob store %s: %w", s.dir, err)
+	}
+	return nil
 }
 
 // path is only ever built from a validated hex digest, never from other user input.
@@ -71,8 +88,13 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (lodestone.
 	}
 	ref := lodestone.BlobRef{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
 	final := s.path(ref.SHA256)
-	if _, err := os.Stat(final); err == nil {
+	// A dedup restarts the blob's age, so that an orphan sweep's grace period counts from its latest Put. A blob
+	// deleted meanwhile is stored anew.
+	now := time.Now()
+	if err := os.Chtimes(final, now, now); err == nil {
 		return ref, true, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return lodestone.BlobRef{}, false, fmt.Errorf("touch blob: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return lodestone.BlobRef{}, false, fmt.Errorf("sync blob: %w", err)
@@ -81,16 +103,24 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (lodestone.
 		return lodestone.BlobRef{}, false, fmt.Errorf("close blob: %w", err)
 	}
 	dir := filepath.Dir(final)
+	_, serr := os.Stat(dir)
+	created := errors.Is(serr, fs.ErrNotExist) // its entry, and maybe its parent's, must be synced as well
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return lodestone.BlobRef{}, false, fmt.Errorf("create blob directory: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return lodestone.BlobRef{}, false, fmt.Errorf("store blob: %w", err)
 	}
-	// The rename is durable only once the directory entry is.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	// The rename is durable only once the directory entry is. Without that the caller must not commit an index
+	// row naming the blob; the file stays, and a retry dedups onto it.
+	dirs := []string{dir}
+	if created {
+		dirs = append(dirs, filepath.Dir(dir), s.dir)
+	}
+	for _, d := range dirs {
+		if err := syncDir(d); err != nil {
+			return lodestone.BlobRef{}, false, fmt.Errorf("store blob: %w", err)
+		}
 	}
 	return ref, false, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/internal/durable"
 	"github.com/lodestone-fleet/lodestone/store/postgres"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
@@ -148,7 +149,9 @@ func (c *backupCmd) Run(ctx context.Context, args []string) error {
 	if err := os.Rename(tmp.Name(), file); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	syncDir(filepath.Dir(file))
+	if err := syncDir(filepath.Dir(file)); err != nil {
+		return fmt.Errorf("backup: %s is written but may not survive a power loss: %w", file, err)
+	}
 	info.Bytes = n
 	if asJSON {
 		return jsonOut(c.stdout, info)
@@ -236,13 +239,8 @@ func inspectBackup(ctx context.Context, path string) (int64, map[string]int64, e
 	return st.Current, rows, nil
 }
 
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
+// syncDir makes a rename in dir durable; tests replace it to make it fail.
+var syncDir = durable.SyncDir
 
 // restoreCmd puts a backup in place of the local SQLite database.
 type restoreCmd struct {
@@ -316,7 +314,10 @@ func (c *restoreCmd) Run(ctx context.Context, args []string) error {
 	if err := os.Rename(tmp, target); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	syncDir(filepath.Dir(target))
+	if err := syncDir(filepath.Dir(target)); err != nil {
+		return fmt.Errorf("restore: %s is in place but may not survive a power loss (previous database kept as "+
+			"%q): %w", target, kept, err)
+	}
 	// Opening migrates an older backup to this build's schema, so the server starts on it at once.
 	db, err := sqlite.Open(ctx, target, sqlite.Options{})
 	if err != nil {

@@ -100,3 +100,11 @@ func (s *openedStore) committers() int {
 	}
 	return 1
 }
+
+// Ping lets /readyz check the database (httpapi.Deps.Devices is this store).
+func (s *openedStore) Ping(ctx context.Context) error {
+	if p, ok := s.Store.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/internal/lru"
 	"github.com/lodestone-fleet/lodestone/store/opsql"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
@@ -43,13 +44,19 @@ type DB struct {
 	url  string
 
 	// keys caches metric key ids. Keys are never deleted or renumbered, so an id committed by any replica stays
-	// valid; only ids from committed transactions enter the cache.
-	mu      sync.RWMutex
-	keys    map[string]int64
-	sources map[string]int64 // log sources (project, device) -> id, same rules as keys
+	// valid; only ids from committed transactions enter the cache. Both caches are keyed by client-supplied
+	// names, so they hold at most KeyCacheSize ids each; a write copies the ids it uses out under mu, so an
+	// eviction during the write cannot lose one.
+	mu      sync.Mutex
+	keys    *lru.Cache[string, int64]
+	sources *lru.Cache[string, int64] // log sources (project, device) -> id, same rules as keys
 
 	sqldb *sql.DB // database/sql over the pool, for otasql
 }
+
+// KeyCacheSize bounds the metric key and log source id caches; past it, the least recently used id is looked up
+// again on its next use.
+var KeyCacheSize = 1 << 16
 
 // Open connects to the database at url (postgres://…), checks that it answers, and migrates it to the newest
 // schema unless opts.NoMigrate is set.
@@ -72,7 +79,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect to %s: %w", redact(url), err)
 	}
-	db := &DB{pool: pool, url: url, keys: make(map[string]int64), sources: make(map[string]int64)}
+	db := &DB{pool: pool, url: url, keys: lru.New[string, int64](KeyCacheSize),
+		sources: lru.New[string, int64](KeyCacheSize)}
 	db.sqldb = stdlib.OpenDBFromPool(pool)
 	db.Store = otasql.NewPostgres(db.sqldb)
 	db.Ops = opsql.NewPostgres(db.sqldb)
@@ -177,4 +185,12 @@ func Status(ctx context.Context, url string) (schema.Status, error) {
 	}
 	defer db.Close()
 	return db.MigrationStatus(ctx)
+}
+
+// Ping reports whether the database answers, for readiness checks.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
 }

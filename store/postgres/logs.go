@@ -77,20 +77,20 @@ func (db *DB) writeLogs(ctx context.Context, records []*lodestone.LogRecord) err
 
 	ids := map[string]int64{}
 	var projects, devices []string
-	db.mu.RLock()
+	db.mu.Lock()
 	for _, r := range records {
 		k := sourceKey(r.Project, r.DeviceID)
 		if _, ok := ids[k]; ok {
 			continue
 		}
-		if id, ok := db.sources[k]; ok {
+		if id, ok := db.sources.Get(k); ok {
 			ids[k] = id
 			continue
 		}
 		ids[k] = 0
 		projects, devices = append(projects, r.Project), append(devices, r.DeviceID)
 	}
-	db.mu.RUnlock()
+	db.mu.Unlock()
 	if len(projects) > 0 {
 		// Sorted input keeps concurrent writers from deadlocking on each other's new sources.
 		rows, err := tx.Query(ctx, `INSERT INTO log_sources (project, device_id)
@@ -136,7 +136,7 @@ func (db *DB) writeLogs(ctx context.Context, records []*lodestone.LogRecord) err
 	}
 	db.mu.Lock()
 	for k, id := range ids {
-		db.sources[k] = id
+		db.sources.Add(k, id)
 	}
 	db.mu.Unlock()
 	return nil

@@ -73,3 +73,11 @@ func TestDeviceRowLeftAloneWithinSlack(t *testing.T) {
 		t.Fatalf("%d heartbeats, want 5: records are always stored", len(hb))
 	}
 }
+
+// Metric key and log source names come from clients: unique ones keep the id caches within their bound.
+func TestIDCachesBounded(t *testing.T) {
+	defer func(n int) { postgres.KeyCacheSize = n }(postgres.KeyCacheSize)
+	postgres.KeyCacheSize = 1000 // the real bound is 65,536; ten times the bound keeps the test quick
+	db := MustOpenDB(t)
+	storetest.CacheBound(t, db, 10_000, postgres.KeyCacheSize, db.CacheLens)
+}

@@ -36,7 +36,7 @@ type records struct {
 
 func newRecords() *records { return &records{} }
 
-func (r *records) add(b *lodestone.DeviceBatch, dev int64, newKeys map[string]int64, db *DB) {
+func (r *records) add(b *lodestone.DeviceBatch, dev int64, keys map[string]int64) {
 	at := ms(b.ReceivedAt)
 	for i := range b.Heartbeats {
 		h := &b.Heartbeats[i]
@@ -48,13 +48,9 @@ func (r *records) add(b *lodestone.DeviceBatch, dev int64, newKeys map[string]in
 		}
 	}
 	if len(b.Metrics) > 0 {
-		db.mu.RLock()
 		for i := range b.Metrics {
 			m := &b.Metrics[i]
-			key, ok := db.keys[m.Key]
-			if !ok {
-				key = newKeys[m.Key]
-			}
+			key := keys[m.Key]
 			var value, maxV *float64
 			var raw []byte
 			switch m.Type {
@@ -72,7 +68,6 @@ func (r *records) add(b *lodestone.DeviceBatch, dev int64, newKeys map[string]in
 			r.mValue, r.mMax, r.mRaw = append(r.mValue, value), append(r.mMax, maxV), append(r.mRaw, raw)
 			r.mTicks, r.mAt = append(r.mTicks, int64(m.Ticks)), append(r.mAt, at)
 		}
-		db.mu.RUnlock()
 	}
 	for i := range b.Faults {
 		f := &b.Faults[i]

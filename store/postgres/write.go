@@ -63,7 +63,7 @@ func (db *DB) remember(keys map[string]int64) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	for k, id := range keys {
-		db.keys[k] = id
+		db.keys.Add(k, id)
 	}
 }
 
@@ -74,7 +74,7 @@ func (db *DB) write(ctx context.Context, batches []*lodestone.DeviceBatch) (map[
 	if err != nil {
 		return nil, err
 	}
-	names := db.unknownKeys(batches)
+	keys, names := db.cachedKeys(batches)
 	if missing == 0 && len(names) == 0 && !hasTraces(batches) {
 		// The steady state: every row id is known, so the whole write is one pipelined batch, which PostgreSQL
 		// runs as one implicit transaction, committed when its last statement succeeds: one round trip.
@@ -85,7 +85,7 @@ func (db *DB) write(ctx context.Context, batches []*lodestone.DeviceBatch) (map[
 		}
 		rec := newRecords()
 		for _, b := range batches {
-			rec.add(b, devs[b.DeviceID], nil, db)
+			rec.add(b, devs[b.DeviceID], keys)
 		}
 		return nil, sendBatch(ctx, db.pool, &batch, rec.queue(&batch, what))
 	}
@@ -95,13 +95,16 @@ func (db *DB) write(ctx context.Context, batches []*lodestone.DeviceBatch) (map[
 		return nil, fmt.Errorf("postgres: begin write: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	keys, err := upsertDevicesAndKeys(ctx, tx, stale, names, devs)
+	newKeys, err := upsertDevicesAndKeys(ctx, tx, stale, names, devs)
 	if err != nil {
 		return nil, err
 	}
+	for k, id := range newKeys {
+		keys[k] = id
+	}
 	rec := newRecords()
 	for _, b := range batches {
-		rec.add(b, devs[b.DeviceID], keys, db)
+		rec.add(b, devs[b.DeviceID], keys)
 	}
 	var batch pgx.Batch
 	if err := sendBatch(ctx, tx, &batch, rec.queue(&batch, nil)); err != nil {
@@ -117,7 +120,7 @@ func (db *DB) write(ctx context.Context, batches []*lodestone.DeviceBatch) (map[
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("postgres: commit telemetry: %w", err)
 	}
-	return keys, nil
+	return newKeys, nil
 }
 
 func hasTraces(batches []*lodestone.DeviceBatch) bool {
@@ -163,23 +166,30 @@ func mergeDevices(batches []*lodestone.DeviceBatch) []*deviceRow {
 	return rows
 }
 
-// unknownKeys returns the metric key names of the batches that this replica has no id for, sorted.
-func (db *DB) unknownKeys(batches []*lodestone.DeviceBatch) []string {
+// cachedKeys returns the ids this replica has cached for the metric keys of the batches, and the names it has no
+// id for, sorted.
+func (db *DB) cachedKeys(batches []*lodestone.DeviceBatch) (map[string]int64, []string) {
 	var names []string
-	db.mu.RLock()
+	known := make(map[string]int64)
 	seen := make(map[string]bool)
+	db.mu.Lock()
 	for _, b := range batches {
 		for i := range b.Metrics {
 			k := b.Metrics[i].Key
-			if _, ok := db.keys[k]; !ok && !seen[k] {
-				seen[k] = true
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if id, ok := db.keys.Get(k); ok {
+				known[k] = id
+			} else {
 				names = append(names, k)
 			}
 		}
 	}
-	db.mu.RUnlock()
+	db.mu.Unlock()
 	slices.Sort(names)
-	return names
+	return known, names
 }
 
 // queueDeviceUpserts queues the upserts of rows (at most two statements, each returning id and device_id) and

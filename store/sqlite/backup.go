@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -25,7 +26,9 @@ func (db *DB) Backup(ctx context.Context) (*lodestone.Snapshot, error) {
 		return nil, fmt.Errorf("sqlite: backup: make a temporary directory: %w", err)
 	}
 	fail := func(err error) (*lodestone.Snapshot, error) {
-		os.RemoveAll(dir)
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			db.log.Warn("sqlite: backup: remove the temporary snapshot", "dir", dir, "err", rerr)
+		}
 		return nil, err
 	}
 	out := filepath.Join(dir, "snapshot.db")
@@ -77,7 +80,7 @@ func (t *tempFile) Close() error {
 // removeStaleBackups deletes snapshot directories a crashed process left beside the database. A snapshot being
 // written by a live server is modified continuously, and one being streamed stays readable after unlinking, so
 // only the age of the last write matters.
-func removeStaleBackups(dbPath string) {
+func removeStaleBackups(dbPath string, log *slog.Logger) {
 	dirs, _ := filepath.Glob(filepath.Join(filepath.Dir(dbPath), backupPrefix(dbPath)+"*"))
 	for _, d := range dirs {
 		last, err := os.Stat(d)
@@ -89,7 +92,9 @@ func removeStaleBackups(dbPath string) {
 			mod = st.ModTime()
 		}
 		if time.Since(mod) > staleBackup {
-			os.RemoveAll(d)
+			if err := os.RemoveAll(d); err != nil {
+				log.Warn("sqlite: remove a stale backup snapshot", "dir", d, "err", err)
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/internal/lru"
 	"github.com/lodestone-fleet/lodestone/store/opsql"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
@@ -29,6 +31,9 @@ type Options struct {
 	// Synchronous is SQLite's synchronous pragma: "FULL" (default) survives power loss; "NORMAL" survives a
 	// process crash (kill -9) but may lose the last commits on power loss.
 	Synchronous string
+	// Logger receives what the background checkpointer cannot return: a failing WAL checkpoint. Default
+	// slog.Default().
+	Logger *slog.Logger
 	// Readers is the size of the read pool; 0 means one per CPU, at least 4.
 	Readers int
 }
@@ -45,33 +50,59 @@ type DB struct {
 	// wmu serialises write transactions and guards the writer-owned state below.
 	wmu   sync.Mutex
 	stmts *writeStmts
-	keys  map[string]int64 // metric key name -> id; only ids that are committed
-	logs  *logStmts        // prepared on the first log write
+	keys  *lru.Cache[string, int64] // metric key name -> id; only ids that are committed
+	logs  *logStmts                 // prepared on the first log write
 
 	now func() time.Time
+	log *slog.Logger
 
 	ckpt     *sql.DB // one connection that copies the WAL back into the database file
 	stopCkpt chan struct{}
 	ckptDone chan struct{}
 }
 
+// KeyCacheSize bounds the metric key and log source id caches. Both are keyed by client-supplied names (metric
+// keys in ferrite chunks, OTLP project and device), so unbounded they would grow with every name ever sent; past
+// the bound, the least recently used id is looked up again on its next use.
+var KeyCacheSize = 1 << 16
+
 // checkpointInterval is how often committed pages are copied from the WAL into the database file.
 const checkpointInterval = 250 * time.Millisecond
 
 // checkpointer runs PASSIVE checkpoints, which never block the writer or readers, so that the single writer
-// connection does not stall on checkpoint I/O.
+// connection does not stall on checkpoint I/O. A failure is logged when it starts and when it ends, not on every
+// tick: while checkpoints fail the WAL only grows, which an operator must hear about.
 func (db *DB) checkpointer() {
 	defer close(db.ckptDone)
 	t := time.NewTicker(checkpointInterval)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-db.stopCkpt:
 			return
 		case <-t.C:
-			db.ckpt.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			err := walCheckpoint(db.ckpt, "PASSIVE")
+			switch {
+			case err != nil && !failing:
+				db.log.Error("sqlite: WAL checkpoint failed; the WAL file grows until one succeeds", "path", db.path,
+					"err", err)
+			case err == nil && failing:
+				db.log.Info("sqlite: WAL checkpoints succeed again", "path", db.path)
+			}
+			failing = err != nil
 		}
 	}
+}
+
+// walCheckpoint runs one checkpoint on c. A busy result (a reader still on old pages) is no error: the next
+// checkpoint finishes the job. Tests replace it to make it fail.
+var walCheckpoint = func(c *sql.DB, mode string) error {
+	var busy, logPages, moved int
+	if err := c.QueryRow("PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logPages, &moved); err != nil {
+		return fmt.Errorf("sqlite: WAL checkpoint (%s): %w", mode, err)
+	}
+	return nil
 }
 
 // Open opens (creating if needed) the database file at path and migrates it to the newest schema.
@@ -84,7 +115,11 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("sqlite: create directory for %s: %w", path, err)
 		}
 	}
-	removeStaleBackups(path)
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	removeStaleBackups(path, log)
 	sync := opts.Synchronous
 	if sync == "" {
 		sync = "FULL"
@@ -103,7 +138,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	db := &DB{path: path, w: w, keys: make(map[string]int64), now: time.Now}
+	db := &DB{path: path, w: w, keys: lru.New[string, int64](KeyCacheSize), now: time.Now, log: log}
 	// The writer checkpoints only as a backstop; the checkpointer goroutine does it off the write path.
 	if _, err := w.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 65536"); err != nil {
 		w.Close()
@@ -221,8 +256,11 @@ func (db *DB) Close() error {
 		}
 	}
 	if db.w != nil {
-		// A final checkpoint keeps the main file current and the WAL small for the next start.
-		db.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		// A final checkpoint keeps the main file current and the WAL small for the next start. The data is safe
+		// in the WAL without it, but a failure here is a disk problem the caller should see.
+		if err := walCheckpoint(db.w, "TRUNCATE"); err != nil && first == nil {
+			first = err
+		}
 		if err := db.w.Close(); err != nil && first == nil {
 			first = err
 		}
@@ -252,4 +290,14 @@ func Status(ctx context.Context, path string) (schema.Status, error) {
 		return schema.Status{}, err
 	}
 	return schema.StatusOf(ctx, p)
+}
+
+// Ping reports whether the database answers, for readiness checks. It uses a read connection, so it never waits
+// behind the single writer under load.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: ping %s: %w", db.path, err)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/internal/lru"
 )
 
 var _ lodestone.LogStore = (*DB)(nil)
@@ -21,7 +22,7 @@ const (
 // are guarded by DB.wmu.
 type logStmts struct {
 	one, many, source *sql.Stmt
-	sources           map[string]int64 // project + "\x00" + device -> committed log_sources id
+	sources           *lru.Cache[string, int64] // project + "\x00" + device -> committed log_sources id
 }
 
 func (l *logStmts) close() {
@@ -36,7 +37,7 @@ func (db *DB) prepareLogStmts(ctx context.Context) error {
 	if db.logs != nil {
 		return nil
 	}
-	l := &logStmts{sources: make(map[string]int64)}
+	l := &logStmts{sources: lru.New[string, int64](KeyCacheSize)}
 	for _, p := range []struct {
 		dst  **sql.Stmt
 		text string
@@ -83,7 +84,7 @@ func (db *DB) WriteLogs(ctx context.Context, records []*lodestone.LogRecord) err
 	newSources := map[string]int64{}
 	for _, r := range records {
 		key := r.Project + "\x00" + r.DeviceID
-		src, ok := db.logs.sources[key]
+		src, ok := db.logs.sources.Get(key)
 		if !ok {
 			if src, ok = newSources[key]; !ok {
 				if err := w.stmt(db.logs.source).QueryRowContext(stmtCtx, r.Project, r.DeviceID).Scan(&src); err != nil {
@@ -112,7 +113,7 @@ func (db *DB) WriteLogs(ctx context.Context, records []*lodestone.LogRecord) err
 		return fmt.Errorf("sqlite: commit logs: %w", err)
 	}
 	for k, id := range newSources {
-		db.logs.sources[k] = id
+		db.logs.sources.Add(k, id)
 	}
 	for i, r := range records {
 		r.ID = last - int64(len(records)-1-i)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
+	"github.com/lodestone-fleet/lodestone/internal/lru"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 )
@@ -38,7 +40,8 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: %s is at schema version %d, this lodestone reads version %d; start the "+
 			"server or run 'lodestone migrate up' once", path, st.Current, st.Latest)
 	}
-	db := &DB{path: path, r: r, keys: make(map[string]int64), now: time.Now}
+	db := &DB{path: path, r: r, keys: lru.New[string, int64](KeyCacheSize), now: time.Now,
+		log: slog.Default()}
 	db.Store = otasql.NewSQLite(nil, r, &db.wmu)
 	return db, nil
 }

@@ -94,3 +94,11 @@ func TestOpenRefusesFerriteDatabase(t *testing.T) {
 		t.Fatalf("opening a ferrite database: %v", err)
 	}
 }
+
+// Metric key and log source names come from clients: unique ones keep the id caches within their bound.
+func TestIDCachesBounded(t *testing.T) {
+	defer func(n int) { sqlite.KeyCacheSize = n }(sqlite.KeyCacheSize)
+	sqlite.KeyCacheSize = 1000 // the real bound is 65,536; ten times the bound keeps the test quick
+	db := MustOpenDB(t)
+	storetest.CacheBound(t, db, 10_000, sqlite.KeyCacheSize, db.CacheLens)
+}

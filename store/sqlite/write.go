@@ -184,7 +184,7 @@ func (db *DB) WriteTelemetry(ctx context.Context, batches []*lodestone.DeviceBat
 		return fmt.Errorf("sqlite: commit telemetry: %w", err)
 	}
 	for k, id := range w.newKeys {
-		db.keys[k] = id
+		db.keys.Add(k, id)
 	}
 	return nil
 }
@@ -265,7 +265,7 @@ func (w *writeTx) metric(dev int64, m *lodestone.Metric, at int64) error {
 }
 
 func (w *writeTx) keyID(name string) (int64, error) {
-	if id, ok := w.db.keys[name]; ok {
+	if id, ok := w.db.keys.Get(name); ok {
 		return id, nil
 	}
 	if id, ok := w.newKeys[name]; ok {

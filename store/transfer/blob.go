@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -62,9 +63,12 @@ func copyBlob(ctx context.Context, from, to lodestone.BlobStore, r lodestone.Blo
 	}
 	if got.SHA256 != r.SHA256 || got.Size != r.Size {
 		// The source returned other bytes than its name says: a damaged file. Do not keep the copy.
-		to.Delete(ctx, got.SHA256)
-		return fmt.Errorf("transfer: blob %s read back as %s (%d bytes): the source copy is damaged", r.SHA256,
+		err := fmt.Errorf("transfer: blob %s read back as %s (%d bytes): the source copy is damaged", r.SHA256,
 			got.SHA256, got.Size)
+		if derr := to.Delete(ctx, got.SHA256); derr != nil {
+			err = errors.Join(err, fmt.Errorf("transfer: remove the damaged copy %s: %w", got.SHA256, derr))
+		}
+		return err
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,7 +114,9 @@ func (b *PostgresBackup) Backup(ctx context.Context) (*lodestone.Snapshot, error
 		return nil, fmt.Errorf("transfer: backup: %w", err)
 	}
 	fail := func(err error) (*lodestone.Snapshot, error) {
-		os.RemoveAll(dir)
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			slog.Warn("transfer: backup: remove the temporary snapshot", "dir", dir, "err", rerr)
+		}
 		return nil, fmt.Errorf("transfer: backup: %w", err)
 	}
 	path := filepath.Join(dir, "snapshot.db")
@@ -177,7 +180,9 @@ func removeStale(dir string) {
 			st, err = os.Stat(d)
 		}
 		if err == nil && time.Since(st.ModTime()) > time.Hour {
-			os.RemoveAll(d)
+			if err := os.RemoveAll(d); err != nil {
+				slog.Warn("transfer: remove a stale backup snapshot", "dir", d, "err", err)
+			}
 		}
 	}
 }
