@@ -52,6 +52,9 @@ type Config struct {
 	// Timeouts bound slow and idle clients on every listener, HTTP/1.1 and HTTP/2 (gRPC) alike; zero fields take
 	// netguard's defaults, the main API's. Connection caps are the listeners' (netguard.Listen).
 	Timeouts netguard.Timeouts
+	// SpoolDir holds crash-upload parts larger than 256 KiB while they arrive, before they are stored; empty:
+	// the system's temporary directory. Files are removed when the request ends.
+	SpoolDir string
 }
 
 // Deps are the services the receiver stores into.
@@ -85,6 +88,8 @@ type Server struct {
 	orphans  orphanSet
 	now      func() time.Time
 	closeW   sync.Once
+	// onPartSpooling, set by tests, is called as each crash-upload part starts to arrive.
+	onPartSpooling func(name string)
 }
 
 // New checks cfg and builds the server; its log writer starts at once.
