@@ -227,3 +227,28 @@ func TestStalledCrashUploadIsCutOff(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledCrashUploadIsCutOffOverH2C: on HTTP/2 (h2c, the gRPC port's protocol) the read timeout bounds each
+// stream, so a crash upload whose body stalls is answered 408 there too.
+func TestStalledCrashUploadIsCutOffOverH2C(t *testing.T) {
+	e := newSlowEnv(t, crashBackends[0].open(t), netguard.Timeouts{Read: 700 * time.Millisecond})
+	ct, body := envelope(part{"metadata", "", "", []byte(metadataJSON("detritus", installID, 1))},
+		part{"dump", "", "", bytes.Repeat([]byte("S"), 1<<20)})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write(body[:len(body)/2]) // then nothing more
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: &http.Transport{Protocols: &protos}, Timeout: 10 * time.Second}
+	req, _ := http.NewRequest("POST", "http://"+e.addr+"/v1/crashes", pr)
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("Authorization", "Bearer secret-token")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("stalled h2c upload: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("stalled h2c upload answered %s %d, want HTTP/2 408", resp.Proto, resp.StatusCode)
+	}
+}
