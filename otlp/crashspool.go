@@ -11,8 +11,12 @@ import (
 	"strings"
 )
 
-// spoolMemBytes is how much of a part stays in memory; larger parts go to a temporary file.
-const spoolMemBytes = 256 << 10
+// A part up to spoolMemBytes stays in memory while the request's parts together hold less than spoolMemTotal;
+// anything else goes to a temporary file, so an upload of many attachments costs little memory.
+const (
+	spoolMemBytes = 64 << 10
+	spoolMemTotal = 256 << 10
+)
 
 // spooledPart is one dump or attachment part, read in full from the client.
 type spooledPart struct {
@@ -29,6 +33,7 @@ type spool []*spooledPart
 func (s *Server) spoolParts(mr *multipart.Reader) (spool, *crashError) {
 	var parts spool
 	haveDump, attachments := false, 0
+	memLeft := int64(spoolMemTotal)
 	for {
 		part, err := mr.NextRawPart()
 		if errors.Is(err, io.EOF) {
@@ -62,25 +67,27 @@ func (s *Server) spoolParts(mr *multipart.Reader) (spool, *crashError) {
 			p.ctype = "application/octet-stream"
 		}
 		parts = append(parts, p)
-		if e := s.spoolPart(p, part); e != nil {
+		if e := s.spoolPart(p, part, min(spoolMemBytes, memLeft)); e != nil {
 			return parts, e
 		}
+		memLeft -= int64(len(p.mem))
 	}
 }
 
-// spoolPart copies one part, refusing it once it holds more than MaxDumpBytes.
-func (s *Server) spoolPart(p *spooledPart, r io.Reader) *crashError {
+// spoolPart copies one part, in memory when it is shorter than mem, refusing it once it holds more than
+// MaxDumpBytes.
+func (s *Server) spoolPart(p *spooledPart, r io.Reader, mem int64) *crashError {
 	limit := s.cfg.MaxDumpBytes
 	tooLarge := cerr(413, "payload exceeds maximum size of %d bytes", limit)
 	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(r, min(spoolMemBytes, limit+1)))
+	n, err := io.Copy(&buf, io.LimitReader(r, min(mem, limit+1)))
 	if err != nil {
 		return bodyErr(err)
 	}
 	if n > limit {
 		return tooLarge
 	}
-	if n < spoolMemBytes {
+	if n < mem {
 		p.mem = buf.Bytes()
 		return nil
 	}

@@ -52,8 +52,8 @@ type Config struct {
 	// Timeouts bound slow and idle clients on every listener, HTTP/1.1 and HTTP/2 (gRPC) alike; zero fields take
 	// netguard's defaults, the main API's. Connection caps are the listeners' (netguard.Listen).
 	Timeouts netguard.Timeouts
-	// SpoolDir holds crash-upload parts larger than 256 KiB while they arrive, before they are stored; empty:
-	// the system's temporary directory. Files are removed when the request ends.
+	// SpoolDir holds crash-upload parts (past the first 256 KiB of a request, kept in memory) while they arrive,
+	// before they are stored; empty: the system's temporary directory. Files are removed when the request ends.
 	SpoolDir string
 }
 

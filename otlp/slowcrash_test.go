@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -250,5 +252,32 @@ func TestStalledCrashUploadIsCutOffOverH2C(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestTimeout {
 		t.Fatalf("stalled h2c upload answered %s %d, want HTTP/2 408", resp.Proto, resp.StatusCode)
+	}
+}
+
+// TestLargeCrashUploadSpooled: parts past the in-memory share of the spool go through temporary files and are
+// stored byte for byte; the files are gone once the upload is answered.
+func TestLargeCrashUploadSpooled(t *testing.T) {
+	e := newSlowEnv(t, crashBackends[0].open(t), netguard.Timeouts{})
+	parts := []part{{"metadata", "", "", []byte(metadataJSON("detritus", installID, 1))},
+		{"dump", "", "", bytes.Repeat([]byte("D"), 300<<10)}}
+	for i := range 5 {
+		parts = append(parts, part{fmt.Sprintf("attach:a%d", i), "text/plain", "",
+			bytes.Repeat([]byte{byte('a' + i)}, 100<<10+i)})
+	}
+	ct, body := envelope(parts...)
+	if st, m := postCrash(t, e.env, ct, body, "secret-token"); st != 201 {
+		t.Fatalf("upload: %d %v", st, m)
+	}
+	for _, p := range parts[1:] {
+		sum := sha256.Sum256(p.body)
+		b, err := e.blobs.Open(context.Background(), hex.EncodeToString(sum[:]))
+		if err != nil {
+			t.Fatalf("part %s not stored as sent: %v", p.name, err)
+		}
+		b.Close()
+	}
+	if left, _ := os.ReadDir(e.spool); len(left) != 0 {
+		t.Fatalf("spool files left behind: %v", left)
 	}
 }
