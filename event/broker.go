@@ -13,7 +13,10 @@ import (
 // Defaults for both buses.
 const (
 	DefaultRingSize = 4096 // events kept for resuming subscribers
-	DefaultBuffer   = 1024 // events a subscriber may lag behind before it is dropped
+	// A subscriber that lags behind by more than DefaultBuffer events or DefaultBufferBytes of event data is
+	// dropped (its channel closes) and resumes from the ring: what one slow stream can pin stays small.
+	DefaultBuffer      = 256
+	DefaultBufferBytes = 1 << 20
 )
 
 var errClosed = lodestone.Errorf(lodestone.EUNAVAILABLE, "event bus is closed")
@@ -21,7 +24,10 @@ var errClosed = lodestone.Errorf(lodestone.EUNAVAILABLE, "event bus is closed")
 // BrokerConfig sizes a Broker.
 type BrokerConfig struct {
 	RingSize int // default DefaultRingSize
-	Buffer   int // per-subscriber buffer; default DefaultBuffer
+	Buffer   int // per-subscriber buffer in events; default DefaultBuffer
+	// BufferBytes bounds the event data a subscriber may have waiting; default DefaultBufferBytes. One event is
+	// always accepted into an empty buffer, whatever its size.
+	BufferBytes int
 	// FirstID is the id of the first event. The default, the current time in microseconds, makes ids increase
 	// across restarts, so a client resuming with an id from before a restart gets everything since, not nothing.
 	FirstID int64
@@ -44,10 +50,13 @@ func NewBroker(cfg BrokerConfig) *Broker {
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
 	}
+	if cfg.BufferBytes <= 0 {
+		cfg.BufferBytes = DefaultBufferBytes
+	}
 	if cfg.FirstID <= 0 {
 		cfg.FirstID = time.Now().UnixMicro()
 	}
-	return &Broker{h: newHub(cfg.RingSize, cfg.Buffer, cfg.FirstID-1), now: time.Now}
+	return &Broker{h: newHub(cfg.RingSize, cfg.Buffer, cfg.BufferBytes, cfg.FirstID-1), now: time.Now}
 }
 
 // Publish assigns e the next id and hands it to every subscriber. Data must be JSON; an empty Time is set to now.

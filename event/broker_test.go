@@ -228,3 +228,49 @@ func BenchmarkBrokerPublish(b *testing.B) {
 		})
 	}
 }
+
+// bigEvent is an event with about size bytes of data.
+func bigEvent(i, size int) lodestone.Event {
+	pad := make([]byte, size)
+	for j := range pad {
+		pad[j] = 'x'
+	}
+	return lodestone.Event{Type: lodestone.EventLogs, DeviceID: fmt.Sprintf("d%d", i),
+		Data: json.RawMessage(fmt.Sprintf(`{"i":%d,"pad":%q}`, i, pad))}
+}
+
+// A subscriber that stops reading is dropped once its waiting events hold DefaultBufferBytes, not after 1,024
+// events of any size: a stalled stream pins about a megabyte, however large the events are.
+func TestBrokerSlowSubscriberBoundedInBytes(t *testing.T) {
+	b := event.NewBroker(event.BrokerConfig{RingSize: 4})
+	ctx := t.Context()
+	slow, _ := b.Subscribe(ctx, 0)
+	fast, _ := b.Subscribe(ctx, 0)
+	const size, n = 64 << 10, 100
+	for i := range n {
+		b.Publish(ctx, bigEvent(i, size))
+		recv(t, fast, 1)
+	}
+	// Publish drops a subscriber synchronously, so it is gone by now; draining its closed channel then ends.
+	if s := b.Subscribers(); s != 1 {
+		t.Fatalf("%d subscribers after %d KiB waited for the stalled one, want it dropped", s, n*size>>10)
+	}
+	got := 0
+	for range slow {
+		got++
+	}
+	// The waiting events, plus one the subscriber's goroutine holds and one in hand-over.
+	if limit := event.DefaultBufferBytes/size + 2; got > limit {
+		t.Fatalf("a stalled subscriber held %d events of %d KiB (%d KiB), want at most %d", got, size>>10,
+			got*size>>10, limit)
+	}
+	if got == 0 {
+		t.Fatal("the stalled subscriber got nothing before it was dropped")
+	}
+	// One event larger than the whole budget still reaches a subscriber that keeps up.
+	live, _ := b.Subscribe(ctx, 0)
+	b.Publish(ctx, bigEvent(n, 2*event.DefaultBufferBytes))
+	if e := recv(t, live, 1)[0]; len(e.Data) < 2*event.DefaultBufferBytes {
+		t.Fatalf("big event truncated to %d bytes", len(e.Data))
+	}
+}

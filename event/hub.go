@@ -3,6 +3,7 @@ package event
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -17,21 +18,27 @@ type hub struct {
 	floor  int64 // every event with an id above floor is in the ring
 	last   int64 // newest id delivered
 	subs   map[*sub]struct{}
-	buf    int
+	buf    int // events a subscriber may have waiting
+	bytes  int // event data a subscriber may have waiting
 	closed bool
 }
 
 type sub struct {
-	live chan lodestone.Event
+	live    chan lodestone.Event
+	waiting atomic.Int64 // bytes of event data in live
 }
 
-func newHub(size, buf int, start int64) *hub {
+func newHub(size, buf, bytes int, start int64) *hub {
 	return &hub{ring: make([]lodestone.Event, size), floor: start, last: start, subs: map[*sub]struct{}{},
-		buf: buf}
+		buf: buf, bytes: bytes}
 }
 
-// deliver adds e to the ring and hands it to every subscriber without waiting: a subscriber whose buffer is full
-// has fallen too far behind and is dropped (its channel closes), so one slow reader never holds up the rest.
+// eventBytes is what an event pins while it waits: its data and a fixed share for the rest.
+func eventBytes(e lodestone.Event) int64 { return int64(len(e.Data)+len(e.Type)+len(e.DeviceID)) + 64 }
+
+// deliver adds e to the ring and hands it to every subscriber without waiting: a subscriber whose buffer is full,
+// in events or in bytes, has fallen too far behind and is dropped (its channel closes), so one slow reader never
+// holds up the rest nor pins more than its share of memory.
 // Events at or below the newest id already delivered are ignored.
 func (h *hub) deliver(e lodestone.Event) {
 	h.mu.Lock()
@@ -52,9 +59,16 @@ func (h *hub) deliverLocked(e lodestone.Event) {
 		h.n++
 	}
 	h.last = e.ID
+	size := eventBytes(e)
 	for s := range h.subs {
+		if w := s.waiting.Load(); w > 0 && w+size > int64(h.bytes) {
+			close(s.live)
+			delete(h.subs, s)
+			continue
+		}
 		select {
 		case s.live <- e:
+			s.waiting.Add(size)
 		default:
 			close(s.live)
 			delete(h.subs, s)
@@ -156,7 +170,11 @@ func (h *hub) subscribe(ctx context.Context, afterID int64, replay replayFunc,
 		for {
 			select {
 			case e, ok := <-s.live:
-				if !ok || !send(e) {
+				if !ok {
+					return
+				}
+				s.waiting.Add(-eventBytes(e))
+				if !send(e) {
 					return
 				}
 			case <-ctx.Done():

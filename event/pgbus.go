@@ -18,12 +18,14 @@ import (
 
 // PGConfig tunes a PGBus.
 type PGConfig struct {
-	RingSize  int           // events kept in memory for resuming subscribers; default DefaultRingSize
-	Buffer    int           // per-subscriber buffer; default DefaultBuffer
-	QueueSize int           // published events waiting to be written; default 16384
-	MaxBatch  int           // events written per transaction (one row); default 1000, at most MaxBatch
-	Linger    time.Duration // how long the writer waits for more events before writing a batch; default 20 ms
-	Backoff   time.Duration // first wait before the listener reconnects; default 100 ms, doubling to 5 s
+	RingSize int // events kept in memory for resuming subscribers; default DefaultRingSize
+	Buffer   int // per-subscriber buffer in events; default DefaultBuffer
+	// BufferBytes bounds the event data a subscriber may have waiting; default DefaultBufferBytes.
+	BufferBytes int
+	QueueSize   int           // published events waiting to be written; default 16384
+	MaxBatch    int           // events written per transaction (one row); default 1000, at most MaxBatch
+	Linger      time.Duration // how long the writer waits for more events before writing a batch; default 20 ms
+	Backoff     time.Duration // first wait before the listener reconnects; default 100 ms, doubling to 5 s
 	// Grace is how long after a replica's last subscriber left events are still stored for resuming clients;
 	// default DefaultGrace. See interest.
 	Grace  time.Duration
@@ -101,6 +103,9 @@ func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, erro
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
 	}
+	if cfg.BufferBytes <= 0 {
+		cfg.BufferBytes = DefaultBufferBytes
+	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 16384
 	}
@@ -143,7 +148,7 @@ func OpenPG(ctx context.Context, pool *pgxpool.Pool, cfg PGConfig) (*PGBus, erro
 		conn.Close(context.Background())
 		return nil, err
 	}
-	b.h = newHub(cfg.RingSize, cfg.Buffer, last)
+	b.h = newHub(cfg.RingSize, cfg.Buffer, cfg.BufferBytes, last)
 	b.lastRow = rowOf(last)
 
 	lctx, cancel := context.WithCancel(context.Background())

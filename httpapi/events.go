@@ -14,9 +14,6 @@ func (s *Server) routesEvents() {
 	s.handle("GET /events/stream", s.cfg.EventsAccess(), s.eventStream)
 }
 
-// eventWriteTimeout bounds each write to a stream, so a client that stopped reading cannot hold a handler forever.
-const eventWriteTimeout = 30 * time.Second
-
 // maxEventsPerFlush caps how many waiting events one write takes.
 const maxEventsPerFlush = 256
 
@@ -35,32 +32,27 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) error {
 	}
 	device := r.URL.Query().Get("device_id")
 	ctx := r.Context()
+	release, ok := s.openStream(w, r)
+	if !ok {
+		return nil
+	}
+	defer release()
 	events, err := s.deps.Events.Subscribe(ctx, after)
 	if err != nil {
 		return err
 	}
 	s.prom.sseConnections.Inc()
 
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // nginx: pass events through unbuffered
-	rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
-	w.WriteHeader(http.StatusOK)
-	if rc.Flush() != nil {
+	sw := s.newSSEWriter(w)
+	if !sw.start(nil) {
 		return nil
 	}
 	keepAlive := time.NewTimer(s.cfg.KeepAlive)
 	defer keepAlive.Stop()
 	var buf []byte
 	send := func(b []byte) bool {
-		rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
 		keepAlive.Reset(s.cfg.KeepAlive)
-		return rc.Flush() == nil
+		return sw.send(b)
 	}
 	for {
 		select {
@@ -74,16 +66,12 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) error {
 			}
 		case e, ok := <-events:
 			if !ok {
-				// The bus dropped this stream for falling behind (or closed). Pick up after the last event
-				// seen; the bus replays what it still holds.
-				if ctx.Err() != nil {
-					return nil
+				// The bus dropped this stream for falling behind (or closed): say so and end it, so that what a
+				// slow client holds stays bounded; the client resumes after the last id it saw.
+				if ctx.Err() == nil {
+					sw.dropped(after)
 				}
-				if events, err = s.deps.Events.Subscribe(ctx, after); err != nil {
-					s.log.Debug("event stream ends: cannot resubscribe", "err", err)
-					return nil
-				}
-				continue
+				return nil
 			}
 			// Write this event and any already waiting, then flush once: each event goes out at once, and a
 			// burst costs one flush rather than one per event.

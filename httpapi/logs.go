@@ -97,41 +97,45 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request) error {
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
 		after, _ = strconv.ParseInt(v, 10, 64)
 	}
-	events, err := s.deps.LogEvents.Subscribe(r.Context(), after)
+	release, ok := s.openStream(w, r)
+	if !ok {
+		return nil
+	}
+	defer release()
+	ctx := r.Context()
+	events, err := s.deps.LogEvents.Subscribe(ctx, after)
 	if err != nil {
 		return err
 	}
-	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	w.Write([]byte(": tailing logs\n\n"))
-	rc.Flush()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	idle := 0
+	// Every write has its own deadline (sseWriter), so a client that stops reading ends the handler.
+	sw := s.newSSEWriter(w)
+	if !sw.start([]byte(": tailing logs\n\n")) {
+		return nil
+	}
+	keepAlive := time.NewTimer(s.cfg.KeepAlive)
+	defer keepAlive.Stop()
+	send := func(b []byte) bool {
+		keepAlive.Reset(s.cfg.KeepAlive)
+		return sw.send(b)
+	}
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return nil
-		case <-tick.C:
-			if s.draining.Load() {
-				return nil // let shutdown finish instead of waiting out the stream
-			}
-			if idle++; idle >= 15 {
-				idle = 0
-				if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
-					return nil
-				}
-				rc.Flush()
+		case <-s.stopping:
+			return nil // let shutdown finish instead of waiting out the stream
+		case <-keepAlive.C:
+			if !send([]byte(": keep-alive\n\n")) {
+				return nil
 			}
 		case ev, ok := <-events:
 			if !ok {
-				return nil // fell behind; the client reconnects with Last-Event-ID
+				if ctx.Err() == nil {
+					sw.dropped(after) // fell behind; the client reconnects with Last-Event-ID
+				}
+				return nil
 			}
+			after = ev.ID
 			if ev.Type != lodestone.EventLogs {
 				continue
 			}
@@ -140,10 +144,9 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request) error {
 				continue
 			}
 			msg := "id: " + strconv.FormatInt(ev.ID, 10) + "\nevent: logs\ndata: " + string(data) + "\n\n"
-			if _, err := w.Write([]byte(msg)); err != nil {
+			if !send([]byte(msg)) {
 				return nil
 			}
-			rc.Flush()
 		}
 	}
 }

@@ -172,6 +172,11 @@ func (r *statusRecorder) Flush() {
 	}
 }
 
+// FlushError lets http.ResponseController see a failed flush, so a stream ends when its client stops reading.
+func (r *statusRecorder) FlushError() error {
+	return http.NewResponseController(r.ResponseWriter).Flush()
+}
+
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) code() int {

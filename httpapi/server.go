@@ -30,6 +30,7 @@ type Config struct {
 	Timeouts       Timeouts       // zero fields take the defaults (timeouts.go)
 	PublicEvents   bool           // GET /events/stream needs no credentials (PUBLIC_EVENTS)
 	PublicMetrics  bool           // GET /metrics/prometheus needs no credentials (PUBLIC_METRICS)
+	Streams        StreamLimits   // caps on event and log streams (streams.go); zero fields take the defaults
 
 	MaxFirmwareBytes int64 // largest firmware upload; default DefaultMaxFirmware
 
@@ -97,6 +98,7 @@ type Server struct {
 
 	prom      *promMetrics // prometheus.go
 	readiness readiness    // ready.go
+	streams   streamCount  // open event and log streams (streams.go)
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.

@@ -74,14 +74,14 @@ func (s *Server) storeCrash(ctx context.Context, r *http.Request, tok *Token) (s
 	if errors.Is(err, io.EOF) {
 		return "", false, cerr(400, "missing multipart part `metadata`")
 	} else if err != nil {
-		return "", false, multipartErr(err)
+		return "", false, bodyErr(err)
 	}
 	if part.FormName() != "metadata" {
 		return "", false, cerr(400, "bad request: first multipart part must be `metadata`")
 	}
 	raw, err := io.ReadAll(io.LimitReader(part, maxMetadataBytes+1))
 	if err != nil {
-		return "", false, multipartErr(err)
+		return "", false, bodyErr(err)
 	}
 	if len(raw) > maxMetadataBytes {
 		return "", false, cerr(413, "payload exceeds maximum size of %d bytes", maxMetadataBytes)
@@ -112,47 +112,42 @@ func (s *Server) storeCrash(ctx context.Context, r *http.Request, tok *Token) (s
 		}
 	}
 
-	// From the first blob Put to the index commit, the janitor must not sweep: a blob this upload dedups onto
-	// may be one it was about to delete.
-	s.gc.RLock()
-	defer s.gc.RUnlock()
+	// Every part is read from the client into a spool first, without the janitor's lock: a slow or stalled
+	// client must hold up neither the janitor nor, through the janitor's waiting writer lock, other uploads.
+	parts, e := s.spoolParts(mr)
+	defer parts.release()
+	if e != nil {
+		return "", false, e
+	}
 	u := &lodestone.CrashUpload{Project: md.Source.Project, InstallID: md.Source.InstallID,
 		Platform: md.Source.Platform, Version: md.Source.Version, Kind: md.Kind, Timestamp: md.time,
 		TokenID: tok.ID, ReceivedAt: s.now().UTC()}
+	haveDump := false
+	for _, p := range parts {
+		haveDump = haveDump || p.name == "dump"
+	}
+	if !haveDump {
+		return "", false, cerr(400, "missing multipart part `dump`")
+	}
+
+	// From the first blob Put to the index commit, the janitor must not sweep: a blob this upload dedups onto
+	// may be one it was about to delete. The spool is local, so the lock is held for storage time only.
+	s.gc.RLock()
+	defer s.gc.RUnlock()
 	var stored []string // blobs this request created, removed again if it fails
 	fail := func(e *crashError) (string, bool, *crashError) {
 		s.orphans.add(stored...)
 		return "", false, e
 	}
-	haveDump := false
-	for {
-		part, err := mr.NextRawPart()
-		if errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return fail(multipartErr(err))
+	for _, p := range parts {
+		r, err := p.reader()
+		if err != nil {
+			return fail(s.storageErr("crash upload: read spool", err))
 		}
-		name := part.FormName()
-		switch {
-		case name == "":
-			return fail(cerr(400, "bad request: multipart part is missing a name"))
-		case name == "metadata":
-			return fail(cerr(400, "bad request: metadata part must appear exactly once"))
-		case name == "dump" && haveDump:
-			return fail(cerr(400, "bad request: dump part must appear exactly once"))
-		case name != "dump" && !strings.HasPrefix(name, "attach:"):
-			return fail(cerr(400, "bad request: unexpected part `%s`", truncate(name, 64)))
-		case name != "dump" && len(u.Attachments) >= s.cfg.MaxAttachments:
-			return fail(cerr(413, "more than %d attachments", s.cfg.MaxAttachments))
-		}
-		pr := &readErr{r: part}
-		ref, existed, err := s.deps.Blobs.Put(ctx, pr, s.cfg.MaxDumpBytes)
+		ref, existed, err := s.deps.Blobs.Put(ctx, r, s.cfg.MaxDumpBytes)
 		if err != nil {
 			if lodestone.ErrorCode(err) == lodestone.ETOOLARGE {
 				return fail(cerr(413, "payload exceeds maximum size of %d bytes", s.cfg.MaxDumpBytes))
-			}
-			if pr.err != nil { // the body, not the store, failed
-				return fail(multipartErr(pr.err))
 			}
 			if errors.Is(err, context.Canceled) {
 				return fail(cerr(499, "request canceled"))
@@ -162,21 +157,12 @@ func (s *Server) storeCrash(ctx context.Context, r *http.Request, tok *Token) (s
 		if !existed {
 			stored = append(stored, ref.SHA256)
 		}
-		enc := part.Header.Get("Content-Encoding")
-		if name == "dump" {
-			haveDump = true
-			u.Dump, u.Dedup, u.DumpEncoding = ref, existed, enc
+		if p.name == "dump" {
+			u.Dump, u.Dedup, u.DumpEncoding = ref, existed, p.enc
 			continue
 		}
-		ctype := part.Header.Get("Content-Type")
-		if ctype == "" {
-			ctype = "application/octet-stream"
-		}
-		u.Attachments = append(u.Attachments, lodestone.CrashAttachment{Key: strings.TrimPrefix(name, "attach:"),
-			ContentType: ctype, Blob: ref, ContentEncoding: enc, Dedup: existed})
-	}
-	if !haveDump {
-		return fail(cerr(400, "missing multipart part `dump`"))
+		u.Attachments = append(u.Attachments, lodestone.CrashAttachment{Key: strings.TrimPrefix(p.name, "attach:"),
+			ContentType: p.ctype, Blob: ref, ContentEncoding: p.enc, Dedup: existed})
 	}
 	u.Metadata = md.normalized(u)
 	if err := s.deps.Crashes.CreateCrashUpload(ctx, u); err != nil {
@@ -387,19 +373,4 @@ func normalizeUUID(s string) (string, bool) {
 	}
 	h := hex.EncodeToString(b)
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], true
-}
-
-// readErr remembers the error of the reader under it, so a failed Put can be blamed on the client's body or on
-// the store.
-type readErr struct {
-	r   io.Reader
-	err error
-}
-
-func (e *readErr) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		e.err = err
-	}
-	return n, err
 }

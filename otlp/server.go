@@ -54,6 +54,9 @@ type Config struct {
 	Timeouts netguard.Timeouts
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests once its context ends; default 30 s.
 	ShutdownTimeout time.Duration
+	// SpoolDir holds crash-upload parts (past the first 256 KiB of a request, kept in memory) while they arrive,
+	// before they are stored; empty: the system's temporary directory. Files are removed when the request ends.
+	SpoolDir string
 }
 
 // Deps are the services the receiver stores into.
@@ -87,6 +90,8 @@ type Server struct {
 	orphans  orphanSet
 	now      func() time.Time
 	closeW   sync.Once
+	// onPartSpooling, set by tests, is called as each crash-upload part starts to arrive.
+	onPartSpooling func(name string)
 }
 
 // New checks cfg and builds the server; its log writer starts at once.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/netguard"
 )
 
@@ -82,6 +83,9 @@ type Config struct {
 	// notes are what loading the environment accepted but does not act on (RUST_LOG module filters, .env keys
 	// that are not settings); inactive reports them with the flags that have no effect.
 	notes []inactiveSetting
+	// Open event and log streams (SSE), per server and per credential; 0: no limit.
+	MaxStreams              int
+	MaxStreamsPerCredential int
 }
 
 func defaultConfig() Config {
@@ -105,6 +109,9 @@ func defaultConfig() Config {
 		// Four listeners at most: main API, OTLP gRPC, OTLP HTTP, FUOTA.
 		MaxConns:        netguard.DefaultMaxConns(4),
 		MaxConnsPerAddr: netguard.DefaultMaxConnsPerAddr,
+
+		MaxStreams:              httpapi.DefaultMaxStreams,
+		MaxStreamsPerCredential: httpapi.DefaultMaxStreamsPerCredential,
 	}
 }
 
@@ -204,6 +211,8 @@ var envVars = []envVar{
 	{"PUBLIC_METRICS", boolean(func(c *Config) *bool { return &c.PublicMetrics }), "true: /metrics/prometheus needs no credentials"},
 	{"LODESTONE_MAX_CONNS", count(func(c *Config) *int { return &c.MaxConns }), "open connections per listener; 0: no limit (default: a share of the open-file limit)"},
 	{"LODESTONE_MAX_CONNS_PER_ADDR", count(func(c *Config) *int { return &c.MaxConnsPerAddr }), "open connections per client address and listener; 0: no limit (default 256; TRUSTED_PROXIES are exempt)"},
+	{"LODESTONE_MAX_STREAMS", count(func(c *Config) *int { return &c.MaxStreams }), "open event and log streams (SSE) on this server; 0: no limit (default 1024)"},
+	{"LODESTONE_MAX_STREAMS_PER_CREDENTIAL", count(func(c *Config) *int { return &c.MaxStreamsPerCredential }), "open event and log streams per user, token or (public events) client address; 0: no limit (default 16)"},
 	// RUST_LOG comes first so that LODESTONE_LOG_LEVEL, lodestone's own name, wins when both are set.
 	{"RUST_LOG", rustLog, "ferrite's log filter: its level is used; module filters are ignored with a warning"},
 	{"LODESTONE_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel }), "debug, info, warn or error (as --log-level)"},
@@ -292,6 +301,8 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaderRetry, "leader-retry", c.LeaderRetry, "with PostgreSQL: how often a replica tries to take over the periodic jobs")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "open connections per listener (API, OTLP gRPC, OTLP HTTP, FUOTA); beyond it new ones are closed at once; 0: no limit; default: a quarter of the open-file limit each, after a reserve (env LODESTONE_MAX_CONNS)")
 	fs.IntVar(&c.MaxConnsPerAddr, "max-conns-per-addr", c.MaxConnsPerAddr, "open connections per client IPv4 address or IPv6 /64 on each listener; 0: no limit; TRUSTED_PROXIES are exempt (env LODESTONE_MAX_CONNS_PER_ADDR)")
+	fs.IntVar(&c.MaxStreams, "max-streams", c.MaxStreams, "open event and log streams (SSE) on this server; beyond it 503; 0: no limit (env LODESTONE_MAX_STREAMS)")
+	fs.IntVar(&c.MaxStreamsPerCredential, "max-streams-per-credential", c.MaxStreamsPerCredential, "open event and log streams per user, token or (public events) client address; beyond it 429; 0: no limit (env LODESTONE_MAX_STREAMS_PER_CREDENTIAL)")
 	fs.DurationVar(&c.Timeouts.ReadHeader, "read-header-timeout", c.Timeouts.ReadHeader, "every listener: time for a request's headers to arrive")
 	fs.DurationVar(&c.Timeouts.Read, "read-timeout", c.Timeouts.Read, "every listener: time for a whole request, body included (per stream on HTTP/2)")
 	fs.DurationVar(&c.Timeouts.Write, "write-timeout", c.Timeouts.Write, "every listener: time to write an answer (event streams lift it)")
@@ -299,6 +310,17 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error (env LODESTONE_LOG_LEVEL, or ferrite's RUST_LOG)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	c.OTLP.registerFlags(fs)
+}
+
+// streamLimits is the API's stream caps (httpapi.Config.Streams); 0 here means no limit, there the default.
+func (c *Config) streamLimits() httpapi.StreamLimits {
+	unlimited := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	return httpapi.StreamLimits{Total: unlimited(c.MaxStreams), PerCredential: unlimited(c.MaxStreamsPerCredential)}
 }
 
 // resolve fills derived paths and checks values.
@@ -332,6 +354,9 @@ func (c *Config) resolve() error {
 	}
 	if c.MaxConns < 0 || c.MaxConnsPerAddr < 0 {
 		return fmt.Errorf("--max-conns and --max-conns-per-addr must not be negative (0: no limit)")
+	}
+	if c.MaxStreams < 0 || c.MaxStreamsPerCredential < 0 {
+		return fmt.Errorf("--max-streams and --max-streams-per-credential must not be negative (0: no limit)")
 	}
 	if c.Timeouts.ReadHeader <= 0 || c.Timeouts.Read <= 0 || c.Timeouts.Write <= 0 || c.Timeouts.Idle <= 0 {
 		return fmt.Errorf("--read-header-timeout, --read-timeout, --write-timeout and --idle-timeout must be positive")

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -78,7 +80,16 @@ func newOTLP(c OTLPConfig, guard listenGuard, db lodestone.Store, blobs lodeston
 	}); ok {
 		retention.BlobInUse = fw.FirmwareBlobInUse
 	}
-	srv, err = otlp.New(otlp.Config{Tokens: tf, MaxMessageBytes: c.MaxMessage, MaxDumpBytes: c.MaxDumpBytes,
+	// Crash-upload parts wait on the data directory's disk, not in a RAM-backed /tmp; what a killed process left
+	// there is nobody's.
+	spool := filepath.Join(guard.cfg.DataDir, "crash-spool")
+	if err := os.RemoveAll(spool); err != nil {
+		return nil, nil, fmt.Errorf("otlp: clear crash spool: %w", err)
+	}
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("otlp: crash spool: %w", err)
+	}
+	srv, err = otlp.New(otlp.Config{Tokens: tf, SpoolDir: spool, MaxMessageBytes: c.MaxMessage, MaxDumpBytes: c.MaxDumpBytes,
 		RequireProtocolVersion: c.RequireVersion, Writer: otlp.WriterConfig{Committers: committers},
 		Retention: retention, Timeouts: guard.cfg.Timeouts, ShutdownTimeout: guard.cfg.ShutdownTimeout},
 		otlp.Deps{Logs: logs, Crashes: crashes, Blobs: blobs, Events: events, Batches: batches, Logger: log, Tokens: apiTokens(db)})

@@ -157,7 +157,7 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 	s.api = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin,
 		Limits: httpapi.Limits{RPS: cfg.RateLimitRPS}, TrustedProxies: proxies,
 		PublicEvents: cfg.PublicEvents, PublicMetrics: cfg.PublicMetrics,
-		Timeouts: httpapi.Timeouts(cfg.Timeouts)}, httpapi.Deps{
+		Timeouts: httpapi.Timeouts(cfg.Timeouts), Streams: cfg.streamLimits()}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: s.authn, IngestKey: apiKey, Logger: log,
 		Blobs: blobs, Credentials: creds,
 		Events: s.bus, Leader: s.elector, ELFs: db, Crashes: db, Symbols: s.symbolicator,
