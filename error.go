@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lodestone-fleet/lodestone/lograte"
 )
 
 // Error codes. Each maps to one HTTP status in httpapi; anything without a code is internal and is never shown to
@@ -95,30 +96,13 @@ func StorageFull(err error) bool {
 	return strings.Contains(err.Error(), "database or disk is full")
 }
 
-// storageFullLog holds the state of LogStorageFull.
-var storageFullLog struct {
-	sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// storageFullEvery is how often a full disk is logged: a full disk fails every write, and one line per failed
+// storageFullLog is how often a full disk is logged: a full disk fails every write, and one line per failed
 // request would flood the log (and the disk it is written to).
-const storageFullEvery = time.Minute
+var storageFullLog = lograte.Limiter{Every: time.Minute}
 
 // LogStorageFull logs a storage-full failure at most once per minute for the whole process, with how many
 // were left out since the last line. Every error writer calls it instead of logging the failure itself.
 func LogStorageFull(log *slog.Logger, err error, attrs ...any) {
-	now := time.Now()
-	storageFullLog.Lock()
-	if !storageFullLog.last.IsZero() && now.Sub(storageFullLog.last) < storageFullEvery {
-		storageFullLog.suppressed++
-		storageFullLog.Unlock()
-		return
-	}
-	n := storageFullLog.suppressed
-	storageFullLog.last, storageFullLog.suppressed = now, 0
-	storageFullLog.Unlock()
-	log.Error("storage is full: writes fail with 503 until space is freed",
-		append(attrs, "err", err, "not_logged_since_last", n)...)
+	storageFullLog.Log(log, slog.LevelError, time.Now(), "storage is full: writes fail with 503 until space is freed",
+		append(attrs, "err", err)...)
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/lodestone-fleet/lodestone/lograte"
 )
 
 // TestStorageFullIsUnavailable: a full disk or database, as each layer reports it, is EUNAVAILABLE with a message
@@ -70,20 +72,15 @@ func TestStorageFullIsUnavailable(t *testing.T) {
 func TestLogStorageFullIsRateLimited(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
-	storageFullLog.Lock()
-	storageFullLog.last, storageFullLog.suppressed = time.Time{}, 0
-	storageFullLog.Unlock()
+	storageFullLog = lograte.Limiter{Every: time.Minute} // fresh, whatever other tests logged
 	for range 13500 {
 		LogStorageFull(log, errors.New("no space"), "path", "/v1/crashes")
 	}
 	if n := strings.Count(buf.String(), "storage is full"); n != 1 {
 		t.Fatalf("%d lines, want 1: %s", n, buf.String())
 	}
-	storageFullLog.Lock()
-	storageFullLog.last = time.Now().Add(-storageFullEvery)
-	storageFullLog.Unlock()
-	LogStorageFull(log, errors.New("no space"))
-	if !strings.Contains(buf.String(), "not_logged_since_last=13499") {
-		t.Fatalf("the next line does not count what was left out: %s", buf.String())
+	// A minute on, the next line goes out with the count of those left out.
+	if ok, n := storageFullLog.Allow(time.Now().Add(time.Minute)); !ok || n != 13499 {
+		t.Fatalf("a minute later: ok=%v, %d left out; want true, 13499", ok, n)
 	}
 }

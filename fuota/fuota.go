@@ -26,11 +26,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/lograte"
 	"github.com/lodestone-fleet/lodestone/ota"
 )
 
@@ -48,6 +48,7 @@ type Handler struct {
 	ota        *ota.Service
 	blobs      lodestone.BlobStore
 	log        *slog.Logger
+	refused    lograte.Limiter // one WARN line about refused logins per 10 s, with the count left out
 }
 
 // New returns the handler; it refuses an empty username or password, since the API has no other protection.
@@ -62,7 +63,7 @@ func New(cfg Config, svc *ota.Service, blobs lodestone.BlobStore) (*Handler, err
 		cfg.Logger = slog.Default()
 	}
 	return &Handler{user: sha256.Sum256([]byte(cfg.Username)), pass: sha256.Sum256([]byte(cfg.Password)),
-		max: cfg.MaxFileBytes, ota: svc, blobs: blobs, log: cfg.Logger}, nil
+		max: cfg.MaxFileBytes, ota: svc, blobs: blobs, log: cfg.Logger, refused: lograte.Limiter{Every: 10 * time.Second}}, nil
 }
 
 // authorized compares both credentials in constant time (hashed first, so lengths do not leak either).
@@ -98,16 +99,6 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (deadlines for long transfers).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// refusedLogins rate-limits the WARN line about refused logins to one per 10 s per handler, with the number left
-// out.
-var refusedLogins sync.Map // *Handler -> *refusedLog
-
-type refusedLog struct {
-	sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
 // ServeHTTP authenticates, then routes by path segments exactly as the reference does.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
@@ -120,18 +111,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.authorized(r) {
 		// Logged so an operator sees an attack: who and from where, never the password.
 		user, _, _ := r.BasicAuth()
-		v, _ := refusedLogins.LoadOrStore(h, &refusedLog{})
-		rl := v.(*refusedLog)
-		rl.Lock()
-		if n := rl.suppressed; start.Sub(rl.last) >= 10*time.Second {
-			rl.last, rl.suppressed = start, 0
-			rl.Unlock()
-			h.log.Warn("fuota authentication failed", "remote", r.RemoteAddr,
-				"user", strconv.Quote(user[:min(len(user), 64)]), "suppressed_since_last", n)
-		} else {
-			rl.suppressed++
-			rl.Unlock()
-		}
+		h.refused.Log(h.log, slog.LevelWarn, start, "fuota authentication failed", "remote", r.RemoteAddr,
+			"user", strconv.Quote(user[:min(len(user), 64)]))
 		sw.WriteHeader(http.StatusForbidden)
 		return
 	}

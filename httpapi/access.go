@@ -112,6 +112,7 @@ func (s *Server) initLimits() {
 		s.authFailures = newBuckets(l.AuthFailures, l.AuthFailureBurst)
 		s.authState.userFailures = newBuckets(l.AuthFailures, min(l.AuthFailureBurst, maxUserFailureBurst))
 	}
+	s.authState.failLog.Every = failLogEvery
 }
 
 // challenge is the WWW-Authenticate value for a refused user request.

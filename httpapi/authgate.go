@@ -10,14 +10,16 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lodestone-fleet/lodestone/lograte"
 )
 
 // authState is what the server keeps about failed and successful sign-ins, beside the per-address failure bucket
 // (Server.authFailures).
 type authState struct {
-	userFailures *buckets   // per (address, user): one user's guesser does not lock the address's other users
-	good         goodLogins // (address, user) pairs that signed in recently
-	failLog      failureLog // rate-limited WARN lines about refused credentials
+	userFailures *buckets        // per (address, user): one user's guesser does not lock the address's other users
+	good         goodLogins      // (address, user) pairs that signed in recently
+	failLog      lograte.Limiter // rate-limited WARN lines about refused credentials
 }
 
 // User failures share the address rate but allow fewer at once: a guesser of one account runs out well before
@@ -130,28 +132,6 @@ func (l *goodLogins) add(pair string, now time.Time) {
 	l.m[pair] = now
 }
 
-// failureLog writes refused credentials at WARN, at most one line per interval; the next line says how many
-// were left out, so an attack shows in the log without flooding it.
-type failureLog struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// record logs one refusal, or counts it when a line was written less than failLogEvery ago.
-func (f *failureLog) record(log *slog.Logger, now time.Time, msg string, attrs ...any) {
-	f.mu.Lock()
-	if !f.last.IsZero() && now.Sub(f.last) < failLogEvery {
-		f.suppressed++
-		f.mu.Unlock()
-		return
-	}
-	n := f.suppressed
-	f.last, f.suppressed = now, 0
-	f.mu.Unlock()
-	log.Warn(msg, append(attrs, "suppressed_since_last", n)...)
-}
-
 // credentialLabel names what a request presented, without its secret: the user name of Basic credentials, the
 // hint (prefix and four characters, as token listings show it) of a lodestone token, or only the kind.
 func credentialLabel(r *http.Request) []any {
@@ -184,5 +164,5 @@ func hint(secret string) string {
 // logFailure writes a rate-limited WARN line for a refused credential.
 func (s *Server) logFailure(r *http.Request, ip, reason string, now time.Time) {
 	attrs := append([]any{"ip", ip, "method", r.Method, "path", r.URL.Path, "reason", reason}, credentialLabel(r)...)
-	s.authState.failLog.record(s.log, now, "authentication failed", attrs...)
+	s.authState.failLog.Log(s.log, slog.LevelWarn, now, "authentication failed", attrs...)
 }

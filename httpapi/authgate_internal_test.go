@@ -1,10 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -52,22 +49,5 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 		if err := <-waiting; err != nil {
 			t.Fatalf("a queued check: %v", err)
 		}
-	}
-}
-
-// The failure log writes one line per interval and says how many it left out.
-func TestFailureLogIsRateLimited(t *testing.T) {
-	var buf bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&buf, nil))
-	var f failureLog
-	t0 := time.Unix(1000, 0)
-	for i := range 50 {
-		f.record(log, t0.Add(time.Duration(i)*100*time.Millisecond), "authentication failed", "ip", "192.0.2.1")
-	}
-	f.record(log, t0.Add(time.Minute), "authentication failed", "ip", "192.0.2.1")
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], "level=WARN") ||
-		!strings.Contains(lines[0], "suppressed_since_last=0") || !strings.Contains(lines[1], "suppressed_since_last=49") {
-		t.Fatalf("lines:\n%s", buf.String())
 	}
 }

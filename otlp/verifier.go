@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/lograte"
 )
 
 // Verifier finds the token a bearer value belongs to. detritus runs Argon2 against every configured token on
@@ -42,7 +43,7 @@ type Verifier struct {
 	bad      map[[32]byte]badEntry
 	inflight map[[32]byte]chan struct{} // verifications running, so concurrent requests with one value wait
 	revoked  map[int64]time.Time        // API tokens revoked through this process, by store id
-	failLog  failureLog
+	failLog  lograte.Limiter
 	now      func() time.Time
 }
 
@@ -93,7 +94,7 @@ func (v *Verifier) SetLogger(l *slog.Logger) { v.log = l }
 func NewVerifier(tokens []*Token) *Verifier {
 	key := make([]byte, 32)
 	rand.Read(key)
-	v := &Verifier{tokens: tokens, byID: map[string]*Token{}, key: key, sem: make(chan struct{}, 2),
+	v := &Verifier{failLog: lograte.Limiter{Every: failLogEvery}, tokens: tokens, byID: map[string]*Token{}, key: key, sem: make(chan struct{}, 2),
 		prio: make(chan struct{}, 1), log: slog.Default(), good: map[[32]byte]goodEntry{},
 		bad: map[[32]byte]badEntry{}, inflight: map[[32]byte]chan struct{}{}, revoked: map[int64]time.Time{},
 		now: time.Now}
@@ -270,7 +271,7 @@ func (v *Verifier) Refused(remote, endpoint, presented, reason string) {
 		mac.Write([]byte(presented))
 		attrs = append(attrs, "fingerprint", hex.EncodeToString(mac.Sum(nil)[:6]))
 	}
-	v.failLog.record(v.log, v.now(), "otlp authentication failed", attrs...)
+	v.failLog.Log(v.log, slog.LevelWarn, v.now(), "otlp authentication failed", attrs...)
 }
 
 func remoteIP(addr string) string {
@@ -278,26 +279,6 @@ func remoteIP(addr string) string {
 		return strings.Trim(addr[:i], "[]")
 	}
 	return addr
-}
-
-// failureLog writes at most one line per interval; the next one says how many were left out.
-type failureLog struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (f *failureLog) record(log *slog.Logger, now time.Time, msg string, attrs ...any) {
-	f.mu.Lock()
-	if !f.last.IsZero() && now.Sub(f.last) < failLogEvery {
-		f.suppressed++
-		f.mu.Unlock()
-		return
-	}
-	n := f.suppressed
-	f.last, f.suppressed = now, 0
-	f.mu.Unlock()
-	log.Warn(msg, append(attrs, "suppressed_since_last", n)...)
 }
 
 // TokenStore wraps the store of API-created tokens so that a revocation made through it is applied at once by
