@@ -81,11 +81,20 @@ func trimEventsJob(bus *event.PGBus, log *slog.Logger) leader.Job {
 // writer (ingest.Writer) and the log writer (otlp.Server).
 type committerSetter interface{ SetCommitters(n int) }
 
+// committerSetters bounds several writers that commit to the same database alike.
+type committerSetters []committerSetter
+
+func (cs committerSetters) SetCommitters(n int) {
+	for _, c := range cs {
+		c.SetCommitters(n)
+	}
+}
+
 // followReplicas, on PostgreSQL, gives the writer one committer while other replicas share the database and two
 // while this one is alone: every replica's transactions in flight add up on the one server, and beyond a few they
 // only split the work into smaller groups (bench/scale.sh: three replicas ingest 7–17% more with one committer
 // each; one replica alone does better with two). It returns when ctx ends.
-func followReplicas(ctx context.Context, b lodestone.EventBus, w committerSetter, log *slog.Logger) {
+func followReplicas(ctx context.Context, b eventBus, w committerSetter, log *slog.Logger) {
 	bus, ok := b.(*event.PGBus)
 	if !ok {
 		return // alone on SQLite

@@ -109,15 +109,6 @@ func startOTLP(ctx context.Context, c OTLPConfig, guard listenGuard, db lodeston
 	}
 	done := make(chan error, 1)
 	fail := make(chan error, 1)
-	// The log writer commits to the same database as the telemetry writer and follows the same replica count
-	// (see followReplicas). batches is the shared bus exactly when replicas share a PostgreSQL database.
-	followed := make(chan struct{})
-	go func() {
-		defer close(followed)
-		if bus, ok := batches.(lodestone.EventBus); ok {
-			followReplicas(ctx, bus, srv, log.With("writer", "logs"))
-		}
-	}()
 	go func() {
 		err := srv.Serve(ctx, lns...)
 		if err != nil && ctx.Err() == nil {
@@ -125,11 +116,7 @@ func startOTLP(ctx context.Context, c OTLPConfig, guard listenGuard, db lodeston
 		}
 		done <- err
 	}()
-	return func() error {
-		err := <-done
-		<-followed
-		return err
-	}, fail, nil
+	return func() error { return <-done }, fail, nil
 }
 
 func days(n int) time.Duration {
