@@ -128,6 +128,16 @@ func TestReportCommandsLocalAndRemote(t *testing.T) {
 		if lj != rj {
 			t.Fatalf("%s --json differs:\nlocal  %s\nremote %s", cmd, lj, rj)
 		}
+		// Equal is not enough: two empty or broken answers are equal too.
+		var v map[string][]json.RawMessage
+		if err := json.Unmarshal([]byte(lj), &v); err != nil || len(v) == 0 {
+			t.Fatalf("%s --json: %v\n%s", cmd, err, lj)
+		}
+		for k, rows := range v {
+			if len(rows) == 0 {
+				t.Fatalf("%s --json: no %s on a fleet of three devices:\n%s", cmd, k, lj)
+			}
+		}
 	}
 
 	var rep struct {
