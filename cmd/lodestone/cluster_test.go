@@ -233,7 +233,7 @@ func TestThreeReplicas(t *testing.T) {
 
 	// Kill the leader outright: the lock dies with its connection and another replica takes the jobs over.
 	ps[first].cmd.Process.Signal(syscall.SIGKILL)
-	<-ps[first].exited
+	ps[first].wait(t, 15*time.Second)
 	ps[first] = nil
 	second := waitOneLeader(t, ps, pass, 15*time.Second)
 	if second == first {

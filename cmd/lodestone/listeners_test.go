@@ -46,7 +46,7 @@ func startGuarded(t *testing.T, args ...string) guardedServe {
 	}
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := receive(t, done, time.Minute, "serve stopped after cancel"); err != nil {
 			t.Errorf("serve: %v\n%s", err, log.String())
 		}
 	})

@@ -202,13 +202,11 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 			}
 		}()
 	}
-	for count.Load() < 400 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 60*time.Second, "400 ingests acknowledged", func() bool { return count.Load() >= 400 })
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-p.exited
+	p.wait(t, 15*time.Second)
 	close(stopCh)
 	wg.Wait()
 

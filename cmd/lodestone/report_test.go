@@ -48,7 +48,7 @@ func serveInProcess(t *testing.T, dataDir string, args ...string) (url string, s
 		}
 		stopped = true
 		cancel()
-		if err := <-done; err != nil {
+		if err := receive(t, done, time.Minute, "serve stopped after cancel"); err != nil {
 			t.Errorf("serve: %v\n%s", err, log.String())
 		}
 	}
