@@ -177,14 +177,16 @@ func TestBrokerConcurrent(t *testing.T) {
 		}()
 	}
 	results := make([][]lodestone.Event, len(subs))
+	errs := make([]error, len(subs))
 	for i, ch := range subs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = recv(t, ch, pubs*per)
-		}()
+		wg.Go(func() { results[i], errs[i] = take(ch, pubs*per, 10*time.Second) }) // not recv: no t.Fatal here
 	}
 	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("subscriber %d: %v", i, err)
+		}
+	}
 	for i, r := range results {
 		for j := 1; j < len(r); j++ {
 			if r[j].ID != r[j-1].ID+1 || r[j].ID != results[0][j].ID || r[j].DeviceID != results[0][j].DeviceID {

@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -50,4 +51,22 @@ func drain(t *testing.T, ch <-chan lodestone.Event, timeout time.Duration) int {
 			t.Fatalf("subscription still open after %v (%d events read)", timeout, n)
 		}
 	}
+}
+
+// take reads n events from ch, for goroutines that must not fail the test themselves: it returns an error if ch
+// closes or stays silent for timeout.
+func take(ch <-chan lodestone.Event, n int, timeout time.Duration) ([]lodestone.Event, error) {
+	var out []lodestone.Event
+	for len(out) < n {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return out, fmt.Errorf("channel closed after %d of %d events", len(out), n)
+			}
+			out = append(out, e)
+		case <-time.After(timeout):
+			return out, fmt.Errorf("got %d of %d events", len(out), n)
+		}
+	}
+	return out, nil
 }

@@ -374,7 +374,16 @@ func TestIngestOverloadAnswers503(t *testing.T) {
 		return h
 	}})
 	first := make(chan int, 1)
-	go func() { s, _, _ := e.post(&http.Client{}, v("V1")); first <- s }()
+	go func() { // not e.post, which may t.Fatal: only the test's goroutine may
+		resp, err := http.Post(e.srv.URL+"/ingest/chunks", "application/octet-stream", bytes.NewReader(v("V1")))
+		if err != nil {
+			t.Error(err)
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
 	receive(t, h.entered, 10*time.Second, "the first request in the writer") // held there
 	// The first probe lands in the queue and times out on the client; the next finds the queue full.
 	probe := &http.Client{Timeout: 300 * time.Millisecond}

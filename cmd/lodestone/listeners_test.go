@@ -32,9 +32,10 @@ func startGuarded(t *testing.T, args ...string) guardedServe {
 		ready: ready}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	tokens := writeTokens(t, dir) // here: it may t.Fatal, which the goroutine below must not
 	go func() {
 		done <- c.Run(ctx, append([]string{"--http", "127.0.0.1:0", "--data-dir", dir,
-			"--tokens-config", writeTokens(t, dir), "--otlp-grpc", g.grpc, "--otlp-http", g.http,
+			"--tokens-config", tokens, "--otlp-grpc", g.grpc, "--otlp-http", g.http,
 			"--fuota-addr", g.fuota}, args...))
 	}()
 	select {
