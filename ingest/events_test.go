@@ -103,13 +103,16 @@ func TestWriterPublishesAfterCommitOnly(t *testing.T) {
 	br := event.NewBroker(event.BrokerConfig{FirstID: first})
 	cc := &committedCheck{TelemetryWriter: db, b: br}
 	st := &observed{TelemetryWriter: cc, hold: make(chan struct{}), fail: "poison"}
-	w := ingest.NewWriter(st, ingest.WriterConfig{Events: br}, quiet)
+	w := startWriter(t, st, ingest.WriterConfig{Events: br})
 	var wg sync.WaitGroup
-	for _, dev := range []string{"a", "poison", "b"} {
+	for i, dev := range []string{"a", "poison", "b"} {
 		wg.Go(func() { w.Write(context.Background(), batch(dev)) })
+		if i == 0 {
+			held(t, w, st, 1, 0)
+		}
 	}
-	held(t, w, st, 1, 2) // one write in the store, two queued behind it
-	close(st.hold)
+	held(t, w, st, 1, 2) // a in the store, the other two queued behind it
+	st.release()
 	wg.Wait()
 	w.Close() // publishes everything pending
 	if cc.seen[0] != first-1 {

@@ -33,7 +33,8 @@ type observed struct {
 	lodestone.TelemetryWriter
 	calls atomic.Int64
 	hold  chan struct{} // when non-nil, each write waits until it is closed
-	fail  string        // a device id that makes any write containing it fail
+	once  sync.Once
+	fail  string // a device id that makes any write containing it fail
 }
 
 func (o *observed) WriteTelemetry(ctx context.Context, b []*lodestone.DeviceBatch) error {
@@ -47,6 +48,20 @@ func (o *observed) WriteTelemetry(ctx context.Context, b []*lodestone.DeviceBatc
 		}
 	}
 	return o.TelemetryWriter.WriteTelemetry(ctx, b)
+}
+
+// release lets every held write through, now and later.
+func (o *observed) release() { o.once.Do(func() { close(o.hold) }) }
+
+// startWriter starts a writer on st whose writes are released and which is closed when the test ends, also
+// when it fails while writes are held.
+func startWriter(t *testing.T, st *observed, cfg ingest.WriterConfig) *ingest.Writer {
+	w := ingest.NewWriter(st, cfg, quiet)
+	t.Cleanup(func() {
+		st.release()
+		w.Close()
+	})
+	return w
 }
 
 // waitFor fails the test unless cond holds within timeout.
@@ -78,22 +93,18 @@ func batch(dev string) []*lodestone.DeviceBatch {
 func TestWriterGroupCommits(t *testing.T) {
 	db := openDB(t)
 	st := &observed{TelemetryWriter: db, hold: make(chan struct{})}
-	w := ingest.NewWriter(st, ingest.WriterConfig{}, quiet)
-	defer w.Close()
+	w := startWriter(t, st, ingest.WriterConfig{})
 	const n = 50
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- w.Write(context.Background(), batch(fmt.Sprintf("d%d", i)))
-		}()
+		wg.Go(func() { errs <- w.Write(context.Background(), batch(fmt.Sprintf("d%d", i))) })
+		if i == 0 {
+			held(t, w, st, 1, 0) // the first transaction starts, and the rest queue behind it
+		}
 	}
-	// The first transaction starts and the rest queue behind it; then everything is released.
-	waitFor(t, 10*time.Second, "the first write did not reach the store", func() bool { return st.calls.Load() == 1 })
 	held(t, w, st, 1, n-1)
-	close(st.hold)
+	st.release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -119,25 +130,25 @@ func TestWriterGroupCommits(t *testing.T) {
 func TestWriterIsolatesAFailingRequest(t *testing.T) {
 	db := openDB(t)
 	st := &observed{TelemetryWriter: db, hold: make(chan struct{}), fail: "poison"}
-	w := ingest.NewWriter(st, ingest.WriterConfig{}, quiet)
-	defer w.Close()
+	w := startWriter(t, st, ingest.WriterConfig{})
 	results := make(map[string]error)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, dev := range []string{"a", "poison", "b", "c"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for i, dev := range []string{"a", "poison", "b", "c"} {
+		wg.Go(func() {
 			err := w.Write(context.Background(), batch(dev))
 			mu.Lock()
 			results[dev] = err
 			mu.Unlock()
-		}()
+		})
+		if i == 0 {
+			held(t, w, st, 1, 0)
+		}
 	}
-	// One write is held in the store, the other three queue behind it and are committed as one group, which
-	// fails because of the poison and is retried one by one.
+	// a is held in the store, the other three queue behind it and are committed as one group, which fails
+	// because of the poison and is retried one by one.
 	held(t, w, st, 1, 3)
-	close(st.hold)
+	st.release()
 	wg.Wait()
 	if results["poison"] == nil {
 		t.Fatal("the failing request was acknowledged")
@@ -158,7 +169,7 @@ func TestWriterIsolatesAFailingRequest(t *testing.T) {
 func TestWriterOverloadAndClose(t *testing.T) {
 	db := openDB(t)
 	st := &observed{TelemetryWriter: db, hold: make(chan struct{})}
-	w := ingest.NewWriter(st, ingest.WriterConfig{QueueSize: 1}, quiet)
+	w := startWriter(t, st, ingest.WriterConfig{QueueSize: 1})
 	done := make(chan error, 2)
 	go func() { done <- w.Write(context.Background(), batch("first")) }() // taken by the writer, held
 	held(t, w, st, 1, 0)
@@ -173,7 +184,7 @@ func TestWriterOverloadAndClose(t *testing.T) {
 		w.Close()
 		close(closed)
 	}()
-	close(st.hold)
+	st.release()
 	for range 2 {
 		select {
 		case err := <-done:
@@ -202,7 +213,7 @@ func TestWriterOverloadAndClose(t *testing.T) {
 func TestWriterCommittersRunInParallel(t *testing.T) {
 	db := openDB(t)
 	st := &observed{TelemetryWriter: db, hold: make(chan struct{})}
-	w := ingest.NewWriter(st, ingest.WriterConfig{Committers: 3}, quiet)
+	w := startWriter(t, st, ingest.WriterConfig{Committers: 3})
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	for i := range 3 {
@@ -216,7 +227,7 @@ func TestWriterCommittersRunInParallel(t *testing.T) {
 		waitFor(t, 10*time.Second, fmt.Sprintf("write %d did not start while %d were in flight", i+1, i),
 			func() bool { return st.calls.Load() == int64(i+1) })
 	}
-	close(st.hold)
+	st.release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -262,7 +273,13 @@ func (g *gauge) state() (in, peak int) {
 func TestWriterSetCommitters(t *testing.T) {
 	st := &gauge{release: make(chan struct{})}
 	w := ingest.NewWriter(st, ingest.WriterConfig{Committers: 2}, quiet)
-	defer w.Close()
+	released := false
+	defer func() {
+		if !released { // a failure above: let the held writes go, or Close would wait for them forever
+			close(st.release)
+		}
+		w.Close()
+	}()
 	errs := make(chan error, 3)
 	write := func(dev string) { errs <- w.Write(context.Background(), batch(dev)) }
 	inFlight := func(n int) func() bool { return func() bool { in, _ := st.state(); return in == n } }
@@ -280,6 +297,7 @@ func TestWriterSetCommitters(t *testing.T) {
 	go write("c")
 	waitFor(t, 10*time.Second, "c did not queue behind two commits", func() bool { return ingest.Queued(w) == 1 })
 	close(st.release)
+	released = true
 	for range 3 {
 		select {
 		case err := <-errs:
