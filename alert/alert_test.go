@@ -214,7 +214,13 @@ func testAlerts(t *testing.T, open backend) {
 	if b := rc.bodies()[2]; b.AlertType != "device_online" || b.DeviceID != "pump-7" {
 		t.Fatalf("online alert %+v", b)
 	}
-	for e := range online {
+	for deadline := time.After(20 * time.Second); ; {
+		var e lodestone.Event
+		select {
+		case e = <-online:
+		case <-deadline:
+			t.Fatal("no device_online event for pump-7 within 20s")
+		}
 		if e.Type == lodestone.EventDeviceOnline && e.DeviceID == "pump-7" {
 			break
 		}

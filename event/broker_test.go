@@ -51,8 +51,8 @@ func inOrder(t *testing.T, got []lodestone.Event, base int) {
 func TestBrokerOrderAndFanOut(t *testing.T) {
 	b := event.NewBroker(event.BrokerConfig{FirstID: 1})
 	ctx := t.Context()
-	a, _ := b.Subscribe(ctx, 0)
-	c, _ := b.Subscribe(ctx, 0)
+	a := subscribe(t, b, ctx, 0)
+	c := subscribe(t, b, ctx, 0)
 	for i := range 100 {
 		if err := b.Publish(ctx, ev(i)); err != nil {
 			t.Fatal(err)
@@ -77,7 +77,7 @@ func TestBrokerResume(t *testing.T) {
 		b.Publish(ctx, ev(i))
 	}
 	// Within the ring: exactly the events after the id, then live ones.
-	ch, _ := b.Subscribe(ctx, 70)
+	ch := subscribe(t, b, ctx, 70)
 	b.Publish(ctx, ev(80))
 	got := recv(t, ch, 11)
 	inOrder(t, got, 70)
@@ -85,7 +85,7 @@ func TestBrokerResume(t *testing.T) {
 		t.Fatalf("resumed at %d, want 71", got[0].ID)
 	}
 	// Older than the ring: everything the ring holds (ids 32..81).
-	old, _ := b.Subscribe(ctx, 5)
+	old := subscribe(t, b, ctx, 5)
 	got = recv(t, old, 50)
 	inOrder(t, got, 31)
 	if got[0].ID != 32 {
@@ -93,7 +93,7 @@ func TestBrokerResume(t *testing.T) {
 	}
 	// No resume point, or one at or past the newest event: live events only.
 	for _, after := range []int64{0, 81, 1000} {
-		live, _ := b.Subscribe(ctx, after)
+		live := subscribe(t, b, ctx, after)
 		b.Publish(ctx, ev(200))
 		if e := recv(t, live, 1)[0]; e.DeviceID != "d200" {
 			t.Fatalf("after=%d: first event %s, want the live d200", after, e.DeviceID)
@@ -114,18 +114,15 @@ func TestBrokerIDsIncreaseAcrossRestarts(t *testing.T) {
 func TestBrokerSlowSubscriberIsDropped(t *testing.T) {
 	b := event.NewBroker(event.BrokerConfig{Buffer: 8})
 	ctx := t.Context()
-	slow, _ := b.Subscribe(ctx, 0)
-	fast, _ := b.Subscribe(ctx, 0)
+	slow := subscribe(t, b, ctx, 0)
+	fast := subscribe(t, b, ctx, 0)
 	var got []lodestone.Event
 	for i := range 1000 {
 		b.Publish(ctx, ev(i)) // never blocks, although slow reads nothing
 		got = append(got, recv(t, fast, 1)...)
 	}
 	inOrder(t, got, 0)
-	n := 0
-	for range slow {
-		n++
-	}
+	n := drain(t, slow, 10*time.Second)
 	if n == 0 || n >= 1000 {
 		t.Fatalf("slow subscriber got %d events before its channel closed", n)
 	}
@@ -137,13 +134,10 @@ func TestBrokerSlowSubscriberIsDropped(t *testing.T) {
 func TestBrokerUnsubscribeOnCancel(t *testing.T) {
 	b := event.NewBroker(event.BrokerConfig{})
 	ctx, cancel := context.WithCancel(t.Context())
-	ch, _ := b.Subscribe(ctx, 0)
+	ch := subscribe(t, b, ctx, 0)
 	cancel()
-	for range ch {
-	}
-	for b.Subscribers() != 0 {
-		time.Sleep(time.Millisecond)
-	}
+	drain(t, ch, 10*time.Second)
+	waitFor(t, 10*time.Second, "the cancelled subscriber was not removed", func() bool { return b.Subscribers() == 0 })
 	b.Close()
 	if err := b.Publish(t.Context(), ev(1)); err == nil {
 		t.Fatal("publish after close succeeded")
@@ -169,7 +163,7 @@ func TestBrokerConcurrent(t *testing.T) {
 	const pubs, per = 4, 500
 	var subs []<-chan lodestone.Event
 	for range 3 {
-		ch, _ := b.Subscribe(ctx, 0)
+		ch := subscribe(t, b, ctx, 0)
 		subs = append(subs, ch)
 	}
 	var wg sync.WaitGroup
@@ -183,14 +177,16 @@ func TestBrokerConcurrent(t *testing.T) {
 		}()
 	}
 	results := make([][]lodestone.Event, len(subs))
+	errs := make([]error, len(subs))
 	for i, ch := range subs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = recv(t, ch, pubs*per)
-		}()
+		wg.Go(func() { results[i], errs[i] = take(ch, pubs*per, 10*time.Second) }) // not recv: no t.Fatal here
 	}
 	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("subscriber %d: %v", i, err)
+		}
+	}
 	for i, r := range results {
 		for j := 1; j < len(r); j++ {
 			if r[j].ID != r[j-1].ID+1 || r[j].ID != results[0][j].ID || r[j].DeviceID != results[0][j].DeviceID {
@@ -209,7 +205,7 @@ func BenchmarkBrokerPublish(b *testing.B) {
 			defer cancel()
 			var wg sync.WaitGroup
 			for range nsub {
-				ch, _ := br.Subscribe(ctx, 0)
+				ch := subscribe(b, br, ctx, 0)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()

@@ -96,7 +96,7 @@ func TestPGBusOrderAndResume(t *testing.T) {
 		}
 	}
 	// An id never issued: live events only.
-	ch, _ := b.Subscribe(ctx, all[99].ID+1_000_000)
+	ch := subscribe(t, b, ctx, all[99].ID+1_000_000)
 	b.Publish(ctx, ev(2000))
 	if e := recv(t, ch, 1)[0]; e.DeviceID != "d2000" {
 		t.Fatalf("subscriber with a future id got %s first", e.DeviceID)
@@ -110,8 +110,8 @@ func TestPGBusTwoReplicas(t *testing.T) {
 	a := openPG(t, url, event.PGConfig{})
 	b := openPG(t, url, event.PGConfig{})
 	ctx := t.Context()
-	subA, _ := a.Subscribe(ctx, 0)
-	subB, _ := b.Subscribe(ctx, 0)
+	subA := subscribe(t, a, ctx, 0)
+	subB := subscribe(t, b, ctx, 0)
 	for i := range 200 {
 		bus := a
 		if i%3 == 0 {
@@ -154,7 +154,7 @@ func TestPGBusListenerReconnectCatchesUp(t *testing.T) {
 	url := migrated(t)
 	b := openPG(t, url, event.PGConfig{Backoff: 300 * time.Millisecond})
 	ctx := t.Context()
-	sub, _ := b.Subscribe(ctx, 0)
+	sub := subscribe(t, b, ctx, 0)
 	b.Publish(ctx, ev(0))
 	recv(t, sub, 1)
 
@@ -211,8 +211,8 @@ func TestPGBusBatchRow(t *testing.T) {
 	pub := openPG(t, url, event.PGConfig{MaxBatch: 10000, RingSize: 10, Buffer: 4096}) // capped at event.MaxBatch
 	other := openPG(t, url, event.PGConfig{Buffer: 4096, RingSize: 10})
 	ctx := t.Context()
-	subPub, _ := pub.Subscribe(ctx, 0)
-	subOther, _ := other.Subscribe(ctx, 0)
+	subPub := subscribe(t, pub, ctx, 0)
+	subOther := subscribe(t, other, ctx, 0)
 
 	// Holding the table lock stalls the writer, so the events queue up and go into one row when it is released.
 	c := sqlConn(t, url)
@@ -268,7 +268,7 @@ func TestPGBusManyRows(t *testing.T) {
 	url := migrated(t)
 	b := openPG(t, url, event.PGConfig{RingSize: 10, Buffer: 4096})
 	ctx := t.Context()
-	sub, _ := b.Subscribe(ctx, 0)
+	sub := subscribe(t, b, ctx, 0)
 	c := sqlConn(t, url)
 	const rows = 300
 	if _, err := c.Exec(ctx, `INSERT INTO events (time, count, data)
@@ -283,7 +283,7 @@ func TestPGBusManyRows(t *testing.T) {
 	if want := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC); !all[0].Time.Equal(want) {
 		t.Fatalf("time %v, want %v", all[0].Time, want)
 	}
-	ch, _ := b.Subscribe(ctx, all[3].ID)
+	ch := subscribe(t, b, ctx, all[3].ID)
 	inOrder(t, recv(t, ch, rows-3), 4)
 }
 
@@ -329,7 +329,7 @@ func BenchmarkPGBusPublish(b *testing.B) {
 	pub := openPG(b, url, event.PGConfig{})
 	other := openPG(b, url, event.PGConfig{Buffer: 4096})
 	ctx := context.Background()
-	sub, _ := other.Subscribe(ctx, 0)
+	sub := subscribe(b, other, ctx, 0)
 	e := ev(1)
 	const per = 1000
 	n := 0
@@ -361,7 +361,7 @@ func TestPGBusIdleReplicaSkipsAndReplays(t *testing.T) {
 	pub := openPG(t, url, event.PGConfig{})
 	idle := openPG(t, url, event.PGConfig{RingSize: 16})
 	ctx := t.Context()
-	mine, _ := pub.Subscribe(ctx, 0)
+	mine := subscribe(t, pub, ctx, 0)
 	for i := range 50 {
 		pub.Publish(ctx, ev(i))
 	}
@@ -373,8 +373,8 @@ func TestPGBusIdleReplicaSkipsAndReplays(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	resumed, _ := idle.Subscribe(ctx, got[19].ID)
-	fresh, _ := idle.Subscribe(ctx, 0)
+	resumed := subscribe(t, idle, ctx, got[19].ID)
+	fresh := subscribe(t, idle, ctx, 0)
 	pub.Publish(ctx, ev(50))
 	rest := recv(t, resumed, 31)
 	for i := range 30 {
@@ -446,9 +446,7 @@ func TestPGBusStoresOnlyWhileWanted(t *testing.T) {
 	// The subscriber leaves; within the grace period events are still stored, and a client resuming from its
 	// last id gets them.
 	cancel()
-	for b.Subscribers() != 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "the subscriber on B was not removed", func() bool { return b.Subscribers() == 0 })
 	a.Publish(ctx, ev(101))
 	a.Publish(ctx, ev(102))
 	rctx, rcancel := context.WithCancel(ctx)
@@ -474,9 +472,7 @@ func TestPGBusStoresOnlyWhileWanted(t *testing.T) {
 
 	// Once every subscriber is gone and the grace period has passed, nothing is stored.
 	rcancel()
-	for a.Subscribers() != 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "the subscriber on A was not removed", func() bool { return a.Subscribers() == 0 })
 	time.Sleep(grace + time.Second)
 	declined := c2.Unwanted()
 	c2.Publish(ctx, ev(104))

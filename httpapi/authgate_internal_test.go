@@ -36,8 +36,10 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 			waiting <- err
 		}()
 	}
-	for a.queued.Load() != 3 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); a.queued.Load() != 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d checks queued after 10s, want 3", a.queued.Load())
+		}
 	}
 	if _, err := a.slot(ctx); lodestone.ErrorCode(err) != lodestone.EUNAVAILABLE {
 		t.Fatalf("a check past the queue: %v, want unavailable", err)
@@ -46,8 +48,13 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 		release()
 	}
 	for range 3 {
-		if err := <-waiting; err != nil {
-			t.Fatalf("a queued check: %v", err)
+		select {
+		case err := <-waiting:
+			if err != nil {
+				t.Fatalf("a queued check: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a queued check still waits after every slot was released")
 		}
 	}
 }

@@ -52,9 +52,7 @@ func TestBackupWhileIngesting(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
-	for acked.Load() < 50 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, 30*time.Second, "50 ingests acknowledged before the backup", func() bool { return acked.Load() >= 50 })
 
 	before := acked.Load()
 	req, _ := http.NewRequest("GET", e.srv.URL+"/admin/backup", nil)

@@ -57,7 +57,7 @@ func newCrashEnv(t *testing.T, store lodestone.Store) *crashEnv {
 		srv.Close()
 		w.Close()
 		cancel()
-		<-done
+		receive(t, done, time.Minute, "the symbolicator's stop")
 		store.Close()
 	})
 	return &crashEnv{env: &env{t: t, srv: srv}, store: store}

@@ -88,7 +88,7 @@ func newFerriteEnv(t *testing.T, store lodestone.Store, o authOpts) *authEnv {
 		authn.Close()
 		w.Close()
 		cancel()
-		<-done
+		receive(t, done, time.Minute, "the symbolicator's stop")
 		store.Close()
 	})
 	return &authEnv{t: t, srv: srv, db: sq, authn: authn, api: api}

@@ -374,8 +374,17 @@ func TestIngestOverloadAnswers503(t *testing.T) {
 		return h
 	}})
 	first := make(chan int, 1)
-	go func() { s, _, _ := e.post(&http.Client{}, v("V1")); first <- s }()
-	<-h.entered // the first request is in the writer, held
+	go func() { // not e.post, which may t.Fatal: only the test's goroutine may
+		resp, err := http.Post(e.srv.URL+"/ingest/chunks", "application/octet-stream", bytes.NewReader(v("V1")))
+		if err != nil {
+			t.Error(err)
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	receive(t, h.entered, 10*time.Second, "the first request in the writer") // held there
 	// The first probe lands in the queue and times out on the client; the next finds the queue full.
 	probe := &http.Client{Timeout: 300 * time.Millisecond}
 	deadline := time.Now().Add(5 * time.Second)
@@ -395,7 +404,7 @@ func TestIngestOverloadAnswers503(t *testing.T) {
 		}
 	}
 	close(h.release)
-	if s := <-first; s != 200 {
+	if s := receive(t, first, 10*time.Second, "the held request's answer"); s != 200 {
 		t.Fatalf("held request answered %d", s)
 	}
 	var l listResp

@@ -103,13 +103,16 @@ func TestWriterPublishesAfterCommitOnly(t *testing.T) {
 	br := event.NewBroker(event.BrokerConfig{FirstID: first})
 	cc := &committedCheck{TelemetryWriter: db, b: br}
 	st := &observed{TelemetryWriter: cc, hold: make(chan struct{}), fail: "poison"}
-	w := ingest.NewWriter(st, ingest.WriterConfig{Events: br}, quiet)
+	w := startWriter(t, st, ingest.WriterConfig{Events: br})
 	var wg sync.WaitGroup
-	for _, dev := range []string{"a", "poison", "b"} {
+	for i, dev := range []string{"a", "poison", "b"} {
 		wg.Go(func() { w.Write(context.Background(), batch(dev)) })
+		if i == 0 {
+			held(t, w, st, 1, 0)
+		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	go releaseAll(st.hold)
+	held(t, w, st, 1, 2) // a in the store, the other two queued behind it
+	st.release()
 	wg.Wait()
 	w.Close() // publishes everything pending
 	if cc.seen[0] != first-1 {
@@ -117,10 +120,13 @@ func TestWriterPublishesAfterCommitOnly(t *testing.T) {
 	}
 	// Replay the whole ring: every event published.
 	n := int(br.LastID() - first + 1)
-	ch, _ := br.Subscribe(t.Context(), first-1)
+	ch, err := br.Subscribe(t.Context(), first-1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := map[string]int{}
 	for range n {
-		e := <-ch
+		e := recv(t, ch)
 		got[e.DeviceID]++
 		if e.Type != lodestone.EventMetric {
 			t.Fatalf("unexpected event %s", e.Type)
@@ -152,13 +158,8 @@ func TestWriterSkipsUnwantedEvents(t *testing.T) {
 	if err := w.Write(context.Background(), batch("unwanted")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for br.asked.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the writer never asked whether events are wanted")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "the writer never asked whether events are wanted",
+		func() bool { return br.asked.Load() > 0 })
 	br.wanted.Store(true)
 	if err := w.Write(context.Background(), batch("wanted")); err != nil {
 		t.Fatal(err)
@@ -168,8 +169,26 @@ func TestWriterSkipsUnwantedEvents(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d events published, want 1 (the wanted commit's metric)", n)
 	}
-	ch, _ := br.Subscribe(t.Context(), first-1)
-	if e := <-ch; e.DeviceID != "wanted" {
+	ch, err := br.Subscribe(t.Context(), first-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := recv(t, ch); e.DeviceID != "wanted" {
 		t.Fatalf("published an event of %s", e.DeviceID)
 	}
+}
+
+// recv returns the next event on ch, failing the test if none comes within 10 seconds or ch is closed.
+func recv(t *testing.T, ch <-chan lodestone.Event) lodestone.Event {
+	t.Helper()
+	select {
+	case e, ok := <-ch:
+		if !ok {
+			t.Fatal("the subscription ended")
+		}
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10s")
+	}
+	panic("unreachable")
 }

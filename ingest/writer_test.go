@@ -32,8 +32,9 @@ func openDB(tb testing.TB) *sqlite.DB {
 type observed struct {
 	lodestone.TelemetryWriter
 	calls atomic.Int64
-	hold  chan struct{} // when non-nil, each write waits for a receive
-	fail  string        // a device id that makes any write containing it fail
+	hold  chan struct{} // when non-nil, each write waits until it is closed
+	once  sync.Once
+	fail  string // a device id that makes any write containing it fail
 }
 
 func (o *observed) WriteTelemetry(ctx context.Context, b []*lodestone.DeviceBatch) error {
@@ -49,15 +50,39 @@ func (o *observed) WriteTelemetry(ctx context.Context, b []*lodestone.DeviceBatc
 	return o.TelemetryWriter.WriteTelemetry(ctx, b)
 }
 
-// releaseAll lets every held write through until none has come for two seconds.
-func releaseAll(hold chan struct{}) {
-	for {
-		select {
-		case hold <- struct{}{}:
-		case <-time.After(2 * time.Second):
-			return
+// release lets every held write through, now and later.
+func (o *observed) release() { o.once.Do(func() { close(o.hold) }) }
+
+// startWriter starts a writer on st whose writes are released and which is closed when the test ends, also
+// when it fails while writes are held.
+func startWriter(t *testing.T, st *observed, cfg ingest.WriterConfig) *ingest.Writer {
+	w := ingest.NewWriter(st, cfg, quiet)
+	t.Cleanup(func() {
+		st.release()
+		w.Close()
+	})
+	return w
+}
+
+// waitFor fails the test unless cond holds within timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, what)
 		}
+		time.Sleep(time.Millisecond)
 	}
+}
+
+// held waits until n writes have reached the store (and are held there) and queued requests wait behind them.
+func held(t *testing.T, w *ingest.Writer, st *observed, n int64, queued int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("%d writes in the store (have %d), %d queued (have %d)", n,
+		st.calls.Load(), queued, ingest.Queued(w)), func() bool {
+		return st.calls.Load() == n && ingest.Queued(w) == queued
+	})
 }
 
 func batch(dev string) []*lodestone.DeviceBatch {
@@ -68,21 +93,18 @@ func batch(dev string) []*lodestone.DeviceBatch {
 func TestWriterGroupCommits(t *testing.T) {
 	db := openDB(t)
 	st := &observed{TelemetryWriter: db, hold: make(chan struct{})}
-	w := ingest.NewWriter(st, ingest.WriterConfig{}, quiet)
-	defer w.Close()
+	w := startWriter(t, st, ingest.WriterConfig{})
 	const n = 50
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- w.Write(context.Background(), batch(fmt.Sprintf("d%d", i)))
-		}()
+		wg.Go(func() { errs <- w.Write(context.Background(), batch(fmt.Sprintf("d%d", i))) })
+		if i == 0 {
+			held(t, w, st, 1, 0) // the first transaction starts, and the rest queue behind it
+		}
 	}
-	// Let the first transaction start and the rest queue behind it, then release everything.
-	time.Sleep(100 * time.Millisecond)
-	go releaseAll(st.hold)
+	held(t, w, st, 1, n-1)
+	st.release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -90,10 +112,13 @@ func TestWriterGroupCommits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c := st.calls.Load(); c >= n/2 {
-		t.Fatalf("%d writes took %d transactions: not group-committed", n, c)
+	if c := st.calls.Load(); c != 2 {
+		t.Fatalf("%d writes took %d transactions, want 2: one, then the %d queued behind it", n, c, n-1)
 	}
-	devs, _ := db.FindDevices(context.Background(), lodestone.DeviceFilter{Limit: 1000})
+	devs, err := db.FindDevices(context.Background(), lodestone.DeviceFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(devs) != n {
 		t.Fatalf("%d devices stored, want %d", len(devs), n)
 	}
@@ -105,23 +130,25 @@ func TestWriterGroupCommits(t *testing.T) {
 func TestWriterIsolatesAFailingRequest(t *testing.T) {
 	db := openDB(t)
 	st := &observed{TelemetryWriter: db, hold: make(chan struct{}), fail: "poison"}
-	w := ingest.NewWriter(st, ingest.WriterConfig{}, quiet)
-	defer w.Close()
+	w := startWriter(t, st, ingest.WriterConfig{})
 	results := make(map[string]error)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, dev := range []string{"a", "poison", "b", "c"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for i, dev := range []string{"a", "poison", "b", "c"} {
+		wg.Go(func() {
 			err := w.Write(context.Background(), batch(dev))
 			mu.Lock()
 			results[dev] = err
 			mu.Unlock()
-		}()
+		})
+		if i == 0 {
+			held(t, w, st, 1, 0)
+		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	go releaseAll(st.hold)
+	// a is held in the store, the other three queue behind it and are committed as one group, which fails
+	// because of the poison and is retried one by one.
+	held(t, w, st, 1, 3)
+	st.release()
 	wg.Wait()
 	if results["poison"] == nil {
 		t.Fatal("the failing request was acknowledged")
@@ -142,26 +169,37 @@ func TestWriterIsolatesAFailingRequest(t *testing.T) {
 func TestWriterOverloadAndClose(t *testing.T) {
 	db := openDB(t)
 	st := &observed{TelemetryWriter: db, hold: make(chan struct{})}
-	w := ingest.NewWriter(st, ingest.WriterConfig{QueueSize: 1}, quiet)
+	w := startWriter(t, st, ingest.WriterConfig{QueueSize: 1})
 	done := make(chan error, 2)
 	go func() { done <- w.Write(context.Background(), batch("first")) }() // taken by the writer, held
-	time.Sleep(50 * time.Millisecond)
+	held(t, w, st, 1, 0)
 	go func() { done <- w.Write(context.Background(), batch("second")) }() // fills the queue
-	time.Sleep(50 * time.Millisecond)
+	held(t, w, st, 1, 1)
 	if err := w.Write(context.Background(), batch("third")); !errors.Is(err, ingest.ErrOverloaded) {
 		t.Fatalf("full queue: %v, want ErrOverloaded", err)
 	}
 	// Close commits what is queued before returning.
+	closed := make(chan struct{})
 	go func() {
-		st.hold <- struct{}{}
-		st.hold <- struct{}{}
+		w.Close()
+		close(closed)
 	}()
+	st.release()
 	for range 2 {
-		if err := <-done; err != nil {
-			t.Fatal(err)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a queued write was not answered")
 		}
 	}
-	w.Close()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
 	if err := w.Write(context.Background(), batch("late")); !errors.Is(err, ingest.ErrClosed) {
 		t.Fatalf("write after close: %v", err)
 	}
@@ -175,7 +213,7 @@ func TestWriterOverloadAndClose(t *testing.T) {
 func TestWriterCommittersRunInParallel(t *testing.T) {
 	db := openDB(t)
 	st := &observed{TelemetryWriter: db, hold: make(chan struct{})}
-	w := ingest.NewWriter(st, ingest.WriterConfig{Committers: 3}, quiet)
+	w := startWriter(t, st, ingest.WriterConfig{Committers: 3})
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	for i := range 3 {
@@ -186,15 +224,10 @@ func TestWriterCommittersRunInParallel(t *testing.T) {
 		}()
 		// Each write must reach the store while the earlier ones are still held: three committers, three
 		// transactions in flight.
-		deadline := time.Now().Add(5 * time.Second)
-		for st.calls.Load() != int64(i+1) {
-			if time.Now().After(deadline) {
-				t.Fatalf("write %d did not start while %d were in flight", i+1, i)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitFor(t, 10*time.Second, fmt.Sprintf("write %d did not start while %d were in flight", i+1, i),
+			func() bool { return st.calls.Load() == int64(i+1) })
 	}
-	go releaseAll(st.hold)
+	st.release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -210,59 +243,72 @@ func TestWriterCommittersRunInParallel(t *testing.T) {
 	}
 }
 
-// concurrency is a telemetry writer that records the most writes it saw in flight at once.
-type concurrency struct {
+// gauge is a telemetry writer that holds every write until release is closed and records the most writes it saw
+// in flight at once.
+type gauge struct {
+	release  chan struct{}
 	mu       sync.Mutex
 	in, peak int
 }
 
-func (c *concurrency) WriteTelemetry(ctx context.Context, _ []*lodestone.DeviceBatch) error {
-	c.mu.Lock()
-	c.in++
-	c.peak = max(c.peak, c.in)
-	c.mu.Unlock()
-	time.Sleep(20 * time.Millisecond)
-	c.mu.Lock()
-	c.in--
-	c.mu.Unlock()
+func (g *gauge) WriteTelemetry(ctx context.Context, _ []*lodestone.DeviceBatch) error {
+	g.mu.Lock()
+	g.in++
+	g.peak = max(g.peak, g.in)
+	g.mu.Unlock()
+	<-g.release
+	g.mu.Lock()
+	g.in--
+	g.mu.Unlock()
 	return nil
 }
 
-func (c *concurrency) reset() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p := c.peak
-	c.peak = 0
-	return p
+func (g *gauge) state() (in, peak int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.in, g.peak
 }
 
 // SetCommitters bounds the transactions in flight while the writer runs, and raises the bound back.
 func TestWriterSetCommitters(t *testing.T) {
-	st := &concurrency{}
+	st := &gauge{release: make(chan struct{})}
 	w := ingest.NewWriter(st, ingest.WriterConfig{Committers: 2}, quiet)
-	defer w.Close()
-	burst := func() int {
-		var wg sync.WaitGroup
-		for i := range 12 {
-			wg.Go(func() {
-				if err := w.Write(context.Background(), batch(fmt.Sprint("d", i))); err != nil {
-					t.Error(err)
-				}
-			})
-			time.Sleep(5 * time.Millisecond) // spread out, so that groups do not swallow every request
+	released := false
+	defer func() {
+		if !released { // a failure above: let the held writes go, or Close would wait for them forever
+			close(st.release)
 		}
-		wg.Wait()
-		return st.reset()
-	}
-	if p := burst(); p != 2 {
-		t.Fatalf("%d transactions in flight at most, want 2", p)
-	}
+		w.Close()
+	}()
+	errs := make(chan error, 3)
+	write := func(dev string) { errs <- w.Write(context.Background(), batch(dev)) }
+	inFlight := func(n int) func() bool { return func() bool { in, _ := st.state(); return in == n } }
+
 	w.SetCommitters(1)
-	if p := burst(); p != 1 {
-		t.Fatalf("after SetCommitters(1): %d in flight at most, want 1", p)
+	go write("a")
+	waitFor(t, 10*time.Second, "a did not reach the store", inFlight(1))
+	go write("b")
+	waitFor(t, 10*time.Second, "b's committer did not wait for its turn", func() bool { return ingest.Waiting(w) == 1 })
+	if in, _ := st.state(); in != 1 {
+		t.Fatalf("after SetCommitters(1): %d in flight, want 1", in)
 	}
 	w.SetCommitters(5) // clamped to the 2 started
-	if p := burst(); p != 2 {
-		t.Fatalf("after SetCommitters(5): %d in flight at most, want 2", p)
+	waitFor(t, 10*time.Second, "b did not start once the bound was raised", inFlight(2))
+	go write("c")
+	waitFor(t, 10*time.Second, "c did not queue behind two commits", func() bool { return ingest.Queued(w) == 1 })
+	close(st.release)
+	released = true
+	for range 3 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a write was not answered")
+		}
+	}
+	if _, peak := st.state(); peak != 2 {
+		t.Fatalf("%d transactions in flight at most, want 2", peak)
 	}
 }

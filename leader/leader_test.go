@@ -20,6 +20,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // contender is one replica in an election, with a job that counts its runs and a job that stays running until
 // its context ends, so the test can see where jobs run and that they stop.
 type contender struct {
+	t       *testing.T
 	el      *leader.PG
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -34,7 +35,7 @@ func start(t *testing.T, url, name string) *contender {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &contender{el: el, cancel: cancel, done: make(chan struct{})}
+	c := &contender{t: t, el: el, cancel: cancel, done: make(chan struct{})}
 	count := leader.Job{Name: "count", Every: 10 * time.Millisecond, Run: func(ctx context.Context) error {
 		c.runs.Add(1)
 		return nil
@@ -53,9 +54,21 @@ func start(t *testing.T, url, name string) *contender {
 	return c
 }
 
+// stop ends the contender's Run and waits for it, failing the test if Run does not return.
 func (c *contender) stop() {
+	c.t.Helper()
 	c.cancel()
-	<-c.done
+	stopped(c.t, c.done)
+}
+
+// stopped waits for done, failing the test if it is not closed within 30 seconds.
+func stopped(t *testing.T, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of its context ending")
+	}
 }
 
 // waitFor polls cond until it holds, failing after a generous deadline.
@@ -202,7 +215,7 @@ func TestSingleAlwaysLeads(t *testing.T) {
 	}()
 	waitFor(t, "runs", func() bool { return s.IsLeader() && runs.Load() > 3 })
 	cancel()
-	<-done
+	stopped(t, done)
 	if s.IsLeader() {
 		t.Fatal("still leader after Run returned")
 	}

@@ -114,7 +114,9 @@ func TestCrashUploadDedupAndIndex(t *testing.T) {
 		t.Fatalf("second upload: %d %v", st, m)
 	}
 	n := 0
-	e.blobs.Walk(context.Background(), func(lodestone.BlobRef) error { n++; return nil })
+	if err := e.blobs.Walk(context.Background(), func(lodestone.BlobRef) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
 	if n != 2 { // one dump, one attachment
 		t.Fatalf("%d blobs stored", n)
 	}
@@ -226,7 +228,9 @@ func TestCrashUploadErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	e.blobs.Walk(context.Background(), func(lodestone.BlobRef) error { n++; return nil })
+	if err := e.blobs.Walk(context.Background(), func(lodestone.BlobRef) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
 	if n != 0 {
 		t.Fatalf("%d blobs left after failed uploads", n)
 	}

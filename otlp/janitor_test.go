@@ -92,7 +92,7 @@ func TestJanitorRetentionAndInFlightUpload(t *testing.T) {
 		resp.Body.Close()
 		upload <- resp.StatusCode
 	}()
-	<-blobs.reached
+	receive(t, blobs.reached, 10*time.Second, "the second upload's blob put")
 	janitor := make(chan otlp.JanitorStats, 1)
 	go func() {
 		st, err := srv.RunJanitor(context.Background())
@@ -107,10 +107,10 @@ func TestJanitorRetentionAndInFlightUpload(t *testing.T) {
 	case <-time.After(300 * time.Millisecond): // the janitor must be waiting for the upload
 	}
 	close(blobs.gate)
-	if st := <-upload; st != 201 {
+	if st := receive(t, upload, 10*time.Second, "the second upload's answer"); st != 201 {
 		t.Fatalf("second upload: %d", st)
 	}
-	st := <-janitor
+	st := receive(t, janitor, 10*time.Second, "the janitor's run once the upload committed")
 	if st.LogsDeleted != 1 || st.UploadsDeleted != 1 || st.BlobsDeleted != 0 {
 		t.Fatalf("janitor stats %+v", st)
 	}

@@ -278,13 +278,16 @@ func TestCommittedRecordsArePublished(t *testing.T) {
 	e := newEnv(t, tokenTOML, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	events, _ := e.events.Subscribe(ctx, 0)
+	events, err := e.events.Subscribe(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := dial(t, e.addr)
 	md := withMD("authorization", "Bearer secret-token")
 	if _, err := c.Export(md, request(detritusResource("detritus", "live"), 3, "tail")); err != nil {
 		t.Fatal(err)
 	}
-	ev := <-events
+	ev := receive(t, events, 10*time.Second, "the committed records' event")
 	var recs []lodestone.LogRecordJSON
 	if err := json.Unmarshal(ev.Data, &recs); err != nil || ev.Type != lodestone.EventLogs || ev.DeviceID != "live" ||
 		len(recs) != 3 || string(recs[2].Body) != `"tail 2"` || recs[0].Project != "detritus" {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone/blob/disk"
 	"github.com/lodestone-fleet/lodestone/otlp"
@@ -82,7 +83,7 @@ func newEnv(t testing.TB, tomlText string, mod func(*otlp.Config)) *env {
 	go func() { e.done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-e.done; err != nil {
+		if err := receive(t, e.done, time.Minute, "Serve's return after cancel"); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 		db.Close()

@@ -313,6 +313,14 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 	return err
 }
 
+// SetCommitters bounds the log writer's transactions in flight (see Writer.SetCommitters). On a nil Server (the
+// receiver is off) it does nothing, so that callers can hand it over without checking.
+func (s *Server) SetCommitters(n int) {
+	if s != nil {
+		s.writer.SetCommitters(n)
+	}
+}
+
 // Close commits every queued log record and stops the writer; Serve calls it on the way out.
 func (s *Server) Close() { s.closeW.Do(s.writer.Close) }
 

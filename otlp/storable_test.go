@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -78,7 +79,7 @@ func serveOn(t testing.TB, db logBackend) string {
 	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		receive(t, done, time.Minute, "Serve's return after cancel")
 		db.Close()
 	})
 	return ln.Addr().String()

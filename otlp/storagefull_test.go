@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/blob/disk"
@@ -107,7 +108,7 @@ func TestCrashUploadOnFullDiskIsUnavailable(t *testing.T) {
 			go func() { done <- srv.Serve(ctx, ln) }()
 			t.Cleanup(func() {
 				cancel()
-				<-done
+				receive(t, done, time.Minute, "Serve's return after cancel")
 				db.Close()
 			})
 			e := &env{addr: ln.Addr().String(), srv: srv}

@@ -131,15 +131,12 @@ func TestValidTokenDoesNotWaitBehindUnknownOnes(t *testing.T) {
 					}
 				}()
 			}
-			for {
+			waitFor(t, 30*time.Second, "the Argon2 queue did not fill and refuse the rest", func() bool {
 				mu.Lock()
 				n := busy
 				mu.Unlock()
-				if n == 400-maxArgon2Queue && v.queued.Load() == maxArgon2Queue {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				return n == 400-maxArgon2Queue && v.queued.Load() == maxArgon2Queue
+			})
 
 			if tok, err := within(t, "an API token", func() (*Token, error) { return v.Check(ctx, api) }); tok == nil ||
 				tok.ID != "api/gw" || err != nil {

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/groupcommit"
 )
 
 // errQueueFull and errClosed are what callers see when the writer cannot take more.
@@ -24,138 +24,55 @@ type WriterConfig struct {
 	Committers int // transactions in flight; default 1 (SQLite has one writer)
 }
 
-// Writer group-commits log records: each committer takes every export waiting in the queue and stores them in one
-// transaction, then answers them all, so an export is acknowledged only once its records are durable and many
-// concurrent exports share one commit. Committed records are then published as events for live tails.
+// Writer group-commits log records (see package groupcommit): each committer takes every export waiting in the
+// queue and stores them in one transaction, then answers them all, so an export is acknowledged only once its
+// records are durable and many concurrent exports share one commit. Committed records are then published as
+// events for live tails.
 type Writer struct {
+	gc     *groupcommit.Writer[*lodestone.LogRecord]
 	store  lodestone.LogStore
 	events lodestone.EventPublisher
 	// batches, when set, is the bus shared by replicas: each commit is announced there as one EventLogBatch
 	// instead of being published to events, and a Relay on every replica feeds its tails from the store.
 	batches lodestone.EventPublisher
 	log     *slog.Logger
-	cfg     WriterConfig
-	queue   chan *logReq
-	mu      sync.RWMutex
-	closed  bool
-	done    chan struct{}
 	stats   *metrics
-}
-
-type logReq struct {
-	recs []*lodestone.LogRecord
-	done chan error
 }
 
 // NewWriter starts the committers. events may be nil.
 func NewWriter(store lodestone.LogStore, events lodestone.EventPublisher, cfg WriterConfig, log *slog.Logger) *Writer {
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 1024
-	}
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = 50000
-	}
-	if cfg.Committers <= 0 {
-		cfg.Committers = 1
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Writer{store: store, events: events, log: log, cfg: cfg, queue: make(chan *logReq, cfg.QueueSize),
-		done: make(chan struct{})}
-	var wg sync.WaitGroup
-	for range cfg.Committers {
-		wg.Go(w.run)
-	}
-	go func() {
-		wg.Wait()
-		close(w.done)
-	}()
+	w := &Writer{store: store, events: events, log: log}
+	w.gc = groupcommit.New(groupcommit.Config[*lodestone.LogRecord]{Name: "log", QueueSize: cfg.QueueSize,
+		MaxRecords: cfg.MaxRecords, Committers: cfg.Committers, Commit: w.commit, Committed: w.publish,
+		Full: errQueueFull, Closed: errClosed, Logger: log})
 	return w
 }
 
 // Write stores recs and returns once they are committed.
 func (w *Writer) Write(ctx context.Context, recs []*lodestone.LogRecord) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	req := &logReq{recs: recs, done: make(chan error, 1)}
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
-		return errClosed
-	}
-	select {
-	case w.queue <- req:
-	default:
-		w.mu.RUnlock()
-		return errQueueFull
-	}
-	w.mu.RUnlock()
+	w.queueDepth()
+	defer w.queueDepth()
+	return w.gc.Write(ctx, recs)
+}
+
+// SetCommitters sets how many transactions may be in flight at once, between 1 and WriterConfig.Committers, as
+// ingest.Writer.SetCommitters does for telemetry: replicas sharing one database share its commit capacity.
+func (w *Writer) SetCommitters(n int) { w.gc.SetCommitters(n) }
+
+func (w *Writer) queueDepth() {
 	if w.stats != nil {
-		w.stats.queueDepth.Set(float64(len(w.queue)))
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+		w.stats.queueDepth.Set(float64(w.gc.Len()))
 	}
 }
 
-func (w *Writer) run() {
-	var group []*logReq
-	var all []*lodestone.LogRecord
-	for first := range w.queue {
-		group = append(group[:0], first)
-		n := len(first.recs)
-	drain:
-		for n < w.cfg.MaxRecords {
-			select {
-			case r, ok := <-w.queue:
-				if !ok {
-					break drain
-				}
-				group = append(group, r)
-				n += len(r.recs)
-			default:
-				break drain
-			}
-		}
-		all = all[:0]
-		for _, r := range group {
-			all = append(all, r.recs...)
-		}
-		err := w.commit(all)
-		if err != nil && len(group) > 1 {
-			if !lodestone.StorageFull(err) {
-				w.log.Warn("log group commit failed, retrying exports one by one", "exports", len(group), "err", err)
-			}
-			for _, r := range group {
-				e := w.commit(r.recs)
-				r.done <- e
-				if e == nil {
-					w.publish(r.recs)
-				}
-			}
-			continue
-		}
-		for _, r := range group {
-			r.done <- err
-		}
-		if w.stats != nil {
-			w.stats.queueDepth.Set(float64(len(w.queue)))
-		}
-		if err == nil {
-			w.publish(all)
-		}
-	}
-}
-
-func (w *Writer) commit(recs []*lodestone.LogRecord) error {
-	// The write must finish even if the export that started it is gone; shutdown waits for it.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+// commit stores one group; its error is what the group's exporters get.
+func (w *Writer) commit(ctx context.Context, recs []*lodestone.LogRecord) error {
 	start := time.Now()
 	err := w.store.WriteLogs(ctx, recs)
 	if err != nil {
@@ -227,12 +144,4 @@ func publishLogs(events lodestone.EventPublisher, recs []*lodestone.LogRecord, l
 }
 
 // Close stops accepting writes, commits everything queued and waits for the committers.
-func (w *Writer) Close() {
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.queue)
-	}
-	w.mu.Unlock()
-	<-w.done
-}
+func (w *Writer) Close() { w.gc.Close() }

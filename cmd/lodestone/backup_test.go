@@ -53,9 +53,7 @@ func TestBackupAndRestore(t *testing.T) {
 			acked.Add(1)
 		}
 	}()
-	for acked.Load() < 30 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, 30*time.Second, "30 ingests acknowledged before the backup", func() bool { return acked.Load() >= 30 })
 	file := filepath.Join(t.TempDir(), "fleet.db")
 	before := acked.Load()
 	out, _ := runCLI(t, "backup", file, "--server", urlA, "--json")

@@ -153,7 +153,7 @@ func TestServeOpensBlobs(t *testing.T) {
 		t.Fatal("serve did not start")
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := receive(t, done, time.Minute, "serve stopped after cancel"); err != nil {
 		t.Fatal(err)
 	}
 	if out := stderr.String(); !strings.Contains(out, `blob store opened`) || strings.Contains(out, srv.SecretKey) {

@@ -140,19 +140,20 @@ func TestThreeReplicas(t *testing.T) {
 	env := []string{"LODESTONE_DB=" + db, "LODESTONE_BLOBS=" + s3.URL("cluster"), "BASIC_AUTH_PASS=" + pass}
 	args := []string{"--offline-after", "1500ms", "--jobs-interval", "200ms", "--leader-retry", "200ms"}
 	ps := make([]*proc, 3)
+	errs := make([]error, len(ps))
 	var wg sync.WaitGroup
-	var mu sync.Mutex
 	for i := range ps {
-		wg.Add(1)
-		go func() { // replicas start together: their migrations must take turns
-			defer wg.Done()
-			p := startWith(t, bin, t.TempDir(), args, env...)
-			mu.Lock()
-			ps[i] = p
-			mu.Unlock()
-		}()
+		addr, dir := freeAddr(t), t.TempDir()
+		wg.Go(func() { // replicas start together: their migrations must take turns
+			ps[i], errs[i] = tryStart(t, addr, bin, dir, args, env...)
+		})
 	}
 	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+	}
 	a, b, c := ps[0], ps[1], ps[2]
 
 	// A live subscriber on B sees what A ingests.
@@ -233,7 +234,7 @@ func TestThreeReplicas(t *testing.T) {
 
 	// Kill the leader outright: the lock dies with its connection and another replica takes the jobs over.
 	ps[first].cmd.Process.Signal(syscall.SIGKILL)
-	<-ps[first].exited
+	ps[first].wait(t, 15*time.Second)
 	ps[first] = nil
 	second := waitOneLeader(t, ps, pass, 15*time.Second)
 	if second == first {

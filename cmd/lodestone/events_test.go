@@ -99,7 +99,7 @@ func TestOfflineJobPublishesDeviceOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus.Publish(ctx, lodestone.Event{Type: "sentinel"})
-	if e := <-sub; e.Type != "sentinel" {
+	if e := receive(t, sub, 10*time.Second, "the sentinel event"); e.Type != "sentinel" {
 		t.Fatalf("second sweep published %s %s", e.Type, e.DeviceID)
 	}
 }

@@ -77,11 +77,24 @@ func trimEventsJob(bus *event.PGBus, log *slog.Logger) leader.Job {
 	}}
 }
 
+// committerSetter is a group-commit writer whose transactions in flight can be bounded while it runs: the telemetry
+// writer (ingest.Writer) and the log writer (otlp.Server).
+type committerSetter interface{ SetCommitters(n int) }
+
+// committerSetters bounds several writers that commit to the same database alike.
+type committerSetters []committerSetter
+
+func (cs committerSetters) SetCommitters(n int) {
+	for _, c := range cs {
+		c.SetCommitters(n)
+	}
+}
+
 // followReplicas, on PostgreSQL, gives the writer one committer while other replicas share the database and two
 // while this one is alone: every replica's transactions in flight add up on the one server, and beyond a few they
 // only split the work into smaller groups (bench/scale.sh: three replicas ingest 7–17% more with one committer
-// each; one replica alone does better with two).
-func followReplicas(ctx context.Context, b eventBus, w *ingest.Writer, log *slog.Logger) {
+// each; one replica alone does better with two). It returns when ctx ends.
+func followReplicas(ctx context.Context, b eventBus, w committerSetter, log *slog.Logger) {
 	bus, ok := b.(*event.PGBus)
 	if !ok {
 		return // alone on SQLite

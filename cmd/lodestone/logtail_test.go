@@ -152,7 +152,18 @@ func TestLogTailAcrossReplicas(t *testing.T) {
 	exportTo(t, grpcB, 0, 1, n)
 	collectTail(t, "tail on A", tailA, n, "0 1")
 	post(t, a.addr, session("dev-x", 1))
-	for e := range events {
+	deadline := time.After(20 * time.Second)
+	for {
+		var e sseEvent
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("/events/stream ended before its heartbeat")
+			}
+			e = ev
+		case <-deadline:
+			t.Fatal("no heartbeat on /events/stream within 20s")
+		}
 		if e.typ == lodestone.EventLogBatch {
 			t.Fatalf("/events/stream sent %s: %s", e.typ, e.data)
 		}

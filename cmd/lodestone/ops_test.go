@@ -55,7 +55,7 @@ func TestAlertsOnTheBinary(t *testing.T) {
 		t.Fatalf("while the receiver is down: %+v", d)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-p.exited; err != nil {
+	if err := p.wait(t, 30*time.Second); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
 
@@ -103,5 +103,7 @@ func TestAlertsOnTheBinary(t *testing.T) {
 		t.Fatalf("return: %+v", g[1])
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	<-p.exited
+	if err := p.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
 }

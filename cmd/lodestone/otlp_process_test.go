@@ -130,19 +130,17 @@ func TestKillNineLosesNoAcknowledgedLogs(t *testing.T) {
 			}
 		})
 	}
-	for count.Load() < 150 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 60*time.Second, "150 exports acknowledged", func() bool { return count.Load() >= 150 })
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-p.exited
+	p.wait(t, 15*time.Second)
 	wg.Wait()
 
 	// Restart on the same data, then stop cleanly and count what the database holds.
 	p2, _ := startOTLPProc(t, bin, dir, tokens)
 	p2.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-p2.exited; err != nil {
+	if err := p2.wait(t, 30*time.Second); err != nil {
 		t.Fatalf("restarted server: %v\n%s", err, p2.stderr.String())
 	}
 	db, err := sql.Open("sqlite3", filepath.Join(dir, "lodestone.db"))

@@ -91,14 +91,23 @@ func start(t *testing.T, bin, dataDir string, env ...string) *proc {
 // startWith starts serve with extra flags.
 func startWith(t *testing.T, bin, dataDir string, args []string, env ...string) *proc {
 	t.Helper()
-	addr := freeAddr(t)
+	p, err := tryStart(t, freeAddr(t), bin, dataDir, args, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tryStart is startWith for goroutines other than the test's own, which must not call t.Fatal: it returns what
+// went wrong instead. The process is killed when the test ends.
+func tryStart(t *testing.T, addr, bin, dataDir string, args []string, env ...string) (*proc, error) {
 	cmd := exec.Command(bin, append([]string{"serve", "--http", addr, "--data-dir", dataDir}, args...)...)
 	cmd.Dir = dataDir // no stray .env from the developer's tree
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	p := &proc{cmd: cmd, addr: addr, stderr: &syncBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go func() { p.exited <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill() })
@@ -108,17 +117,16 @@ func startWith(t *testing.T, bin, dataDir string, args []string, env ...string) 
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return p, nil
 			}
 		}
 		select {
 		case err := <-p.exited:
-			t.Fatalf("lodestone exited during start: %v\n%s", err, p.stderr.String())
+			return nil, fmt.Errorf("lodestone exited during start: %v\n%s", err, p.stderr.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	t.Fatalf("lodestone did not become healthy\n%s", p.stderr.String())
-	return nil
+	return nil, fmt.Errorf("lodestone did not become healthy\n%s", p.stderr.String())
 }
 
 var passwordLine = regexp.MustCompile(`(?m)^\s+password: (\S+)$`)
@@ -202,13 +210,11 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 			}
 		}()
 	}
-	for count.Load() < 400 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 60*time.Second, "400 ingests acknowledged", func() bool { return count.Load() >= 400 })
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-p.exited
+	p.wait(t, 15*time.Second)
 	close(stopCh)
 	wg.Wait()
 

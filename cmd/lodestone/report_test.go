@@ -48,7 +48,7 @@ func serveInProcess(t *testing.T, dataDir string, args ...string) (url string, s
 		}
 		stopped = true
 		cancel()
-		if err := <-done; err != nil {
+		if err := receive(t, done, time.Minute, "serve stopped after cancel"); err != nil {
 			t.Errorf("serve: %v\n%s", err, log.String())
 		}
 	}
@@ -127,6 +127,16 @@ func TestReportCommandsLocalAndRemote(t *testing.T) {
 		rj, _ := runCLI(t, append([]string{cmd, "--json"}, remote...)...)
 		if lj != rj {
 			t.Fatalf("%s --json differs:\nlocal  %s\nremote %s", cmd, lj, rj)
+		}
+		// Equal is not enough: two empty or broken answers are equal too.
+		var v map[string][]json.RawMessage
+		if err := json.Unmarshal([]byte(lj), &v); err != nil || len(v) == 0 {
+			t.Fatalf("%s --json: %v\n%s", cmd, err, lj)
+		}
+		for k, rows := range v {
+			if len(rows) == 0 {
+				t.Fatalf("%s --json: no %s on a fleet of three devices:\n%s", cmd, k, lj)
+			}
 		}
 	}
 

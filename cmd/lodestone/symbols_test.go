@@ -53,7 +53,7 @@ func testSymbolsUpload(t *testing.T, serveArgs []string) {
 	}
 	defer func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := receive(t, done, time.Minute, "serve stopped after cancel"); err != nil {
 			t.Error(err)
 		}
 	}()

@@ -50,9 +50,9 @@ func TestBackupWhileWriting(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 
 	for round := range 3 {
-		for acked.Load() < int64(200*(round+1)) {
-			time.Sleep(time.Millisecond)
-		}
+		want := int64(200 * (round + 1))
+		waitFor(t, 30*time.Second, fmt.Sprintf("%d batches acknowledged while backing up", want),
+			func() bool { return acked.Load() >= want })
 		before := acked.Load()
 		snap, err := db.Backup(ctx)
 		if err != nil {
@@ -131,5 +131,17 @@ func TestBackupCanceled(t *testing.T) {
 	// The pool still refuses writes after the backup's connection went back.
 	if _, err := db.ReadDB().Exec(`DELETE FROM devices`); err == nil {
 		t.Fatal("read pool writable after a backup")
+	}
+}
+
+// waitFor fails the test unless cond holds within timeout; what says what did not happen.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -91,9 +91,7 @@ func TestPostgresBackupWhileWriting(t *testing.T) {
 			acked.Add(1)
 		}
 	}()
-	for acked.Load() < 30 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, 30*time.Second, "30 batches acknowledged before the snapshot", func() bool { return acked.Load() >= 30 })
 	before := acked.Load()
 	path := saveSnapshot(t, &transfer.PostgresBackup{Pool: pg.Pool(), Dir: t.TempDir()})
 	after := acked.Load() + 1
@@ -112,5 +110,17 @@ func TestPostgresBackupWhileWriting(t *testing.T) {
 	if hb < before || hb > after || metrics != 2*hb || faults != hb {
 		t.Fatalf("backup holds %d batches (%d metrics, %d faults); %d acknowledged before, %d after", hb, metrics,
 			faults, before, after)
+	}
+}
+
+// waitFor fails the test unless cond holds within timeout; what says what did not happen.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

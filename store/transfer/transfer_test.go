@@ -111,7 +111,10 @@ func TestCopyMovesEveryRowAndKeepsWorking(t *testing.T) {
 	if err != nil || len(ms) != 6 || ms[0].Value != 99 || ms[0].ID <= ms[1].ID {
 		t.Fatalf("metrics after a new write: %v %v", ms, err)
 	}
-	devs, _ := dst.FindDevices(ctx, lodestone.DeviceFilter{})
+	devs, err := dst.FindDevices(ctx, lodestone.DeviceFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(devs) != 12 {
 		t.Fatalf("%d devices after a new write", len(devs))
 	}
@@ -125,19 +128,20 @@ func TestCopyMovesEveryRowAndKeepsWorking(t *testing.T) {
 func compare(t *testing.T, a, b lodestone.Store) {
 	t.Helper()
 	ctx := context.Background()
-	da, _ := a.FindDevices(ctx, lodestone.DeviceFilter{Limit: 1000})
-	db, _ := b.FindDevices(ctx, lodestone.DeviceFilter{Limit: 1000})
-	if fmt.Sprint(deref(da)) != fmt.Sprint(deref(db)) {
+	da := must(t, "devices", func() ([]*lodestone.Device, error) { return a.FindDevices(ctx, lodestone.DeviceFilter{Limit: 1000}) })
+	db := must(t, "devices", func() ([]*lodestone.Device, error) { return b.FindDevices(ctx, lodestone.DeviceFilter{Limit: 1000}) })
+	if len(da) == 0 || fmt.Sprint(deref(da)) != fmt.Sprint(deref(db)) {
 		t.Fatalf("devices differ:\n%v\n%v", deref(da), deref(db))
 	}
 	f := lodestone.TelemetryFilter{Limit: 1000}
-	fa, _ := a.FindFaults(ctx, f)
-	fb, _ := b.FindFaults(ctx, f)
+	fa := must(t, "faults", func() ([]*lodestone.Fault, error) { return a.FindFaults(ctx, f) })
+	fb := must(t, "faults", func() ([]*lodestone.Fault, error) { return b.FindFaults(ctx, f) })
 	if len(fa) == 0 || fmt.Sprint(deref(fa)) != fmt.Sprint(deref(fb)) {
 		t.Fatalf("faults differ: %d vs %d", len(fa), len(fb))
 	}
-	ma, _ := a.FindMetrics(ctx, lodestone.MetricFilter{TelemetryFilter: f})
-	mb, _ := b.FindMetrics(ctx, lodestone.MetricFilter{TelemetryFilter: f})
+	mf := lodestone.MetricFilter{TelemetryFilter: f}
+	ma := must(t, "metrics", func() ([]*lodestone.Metric, error) { return a.FindMetrics(ctx, mf) })
+	mb := must(t, "metrics", func() ([]*lodestone.Metric, error) { return b.FindMetrics(ctx, mf) })
 	if len(ma) == 0 || len(ma) != len(mb) {
 		t.Fatalf("metrics: %d vs %d", len(ma), len(mb))
 	}
@@ -149,22 +153,52 @@ func compare(t *testing.T, a, b lodestone.Store) {
 			t.Fatalf("metric %d differs: %+v vs %+v", i, x, y)
 		}
 	}
-	for name, pair := range map[string][2]func() (int, string){
-		"reboots": {func() (int, string) { v, _ := a.FindReboots(ctx, f); return len(v), fmt.Sprint(deref(v)) },
-			func() (int, string) { v, _ := b.FindReboots(ctx, f); return len(v), fmt.Sprint(deref(v)) }},
-		"heartbeats": {func() (int, string) { v, _ := a.FindHeartbeats(ctx, f); return len(v), fmt.Sprint(deref(v)) },
-			func() (int, string) { v, _ := b.FindHeartbeats(ctx, f); return len(v), fmt.Sprint(deref(v)) }},
-		"traces": {func() (int, string) { v, _ := a.FindTraces(ctx, f); return len(v), fmt.Sprint(deref(v)) },
-			func() (int, string) { v, _ := b.FindTraces(ctx, f); return len(v), fmt.Sprint(deref(v)) }},
-		"ota": {func() (int, string) { v, _ := a.FindOtaRequests(ctx, f); return len(v), fmt.Sprint(deref(v)) },
-			func() (int, string) { v, _ := b.FindOtaRequests(ctx, f); return len(v), fmt.Sprint(deref(v)) }},
+	// Each pair of listings renders the same and is not empty; a lookup that fails fails the test.
+	list := func(name string, find func() (int, string, error)) (int, string) {
+		n, s, err := find()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return n, s
+	}
+	for name, pair := range map[string][2]func() (int, string, error){
+		"reboots": {func() (int, string, error) { v, err := a.FindReboots(ctx, f); return len(v), fmt.Sprint(deref(v)), err },
+			func() (int, string, error) { v, err := b.FindReboots(ctx, f); return len(v), fmt.Sprint(deref(v)), err }},
+		"heartbeats": {func() (int, string, error) {
+			v, err := a.FindHeartbeats(ctx, f)
+			return len(v), fmt.Sprint(deref(v)), err
+		},
+			func() (int, string, error) {
+				v, err := b.FindHeartbeats(ctx, f)
+				return len(v), fmt.Sprint(deref(v)), err
+			}},
+		"traces": {func() (int, string, error) { v, err := a.FindTraces(ctx, f); return len(v), fmt.Sprint(deref(v)), err },
+			func() (int, string, error) { v, err := b.FindTraces(ctx, f); return len(v), fmt.Sprint(deref(v)), err }},
+		"ota": {func() (int, string, error) {
+			v, err := a.FindOtaRequests(ctx, f)
+			return len(v), fmt.Sprint(deref(v)), err
+		},
+			func() (int, string, error) {
+				v, err := b.FindOtaRequests(ctx, f)
+				return len(v), fmt.Sprint(deref(v)), err
+			}},
 	} {
-		na, sa := pair[0]()
-		nb, sb := pair[1]()
+		na, sa := list(name, pair[0])
+		nb, sb := list(name, pair[1])
 		if na == 0 || sa != sb || na != nb {
 			t.Fatalf("%s differ (%d vs %d)", name, na, nb)
 		}
 	}
+}
+
+// must returns find's result, failing the test with what on an error.
+func must[T any](t *testing.T, what string, find func() (T, error)) T {
+	t.Helper()
+	v, err := find()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
 }
 
 func deref[T any](ps []*T) []T {
