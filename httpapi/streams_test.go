@@ -88,18 +88,6 @@ func (e *streamEnv) rawStream(path, user, pass string) (net.Conn, io.Reader) {
 	return c, resp.Body
 }
 
-// waitUntil fails the test unless cond holds within 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10 s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // hugeLogEvent is one log batch far larger than the socket buffers between server and client.
 func hugeLogEvent(size int) lodestone.Event {
 	rec := (&lodestone.LogRecord{Project: "p", DeviceID: "d1", Severity: 17,
@@ -118,7 +106,7 @@ func TestStalledStreamClientEnds(t *testing.T) {
 				e := newStreamEnv(t, b.open(t), httpapi.Config{Streams: httpapi.StreamLimits{
 					WriteTimeout: 300 * time.Millisecond}})
 				e.rawStream(path, "admin", adminPass)
-				waitUntil(t, "stream open", func() bool { return e.api.OpenStreams() == 1 })
+				waitUntil(t, 10*time.Second, "stream open", func() bool { return e.api.OpenStreams() == 1 })
 				ev := hugeLogEvent(16 << 20) // the client reads none of it
 				if path == "/events/stream" {
 					ev.Type = lodestone.EventHeartbeat
@@ -127,7 +115,7 @@ func TestStalledStreamClientEnds(t *testing.T) {
 					e.logs.Publish(context.Background(), ev)
 				}
 				start := time.Now()
-				waitUntil(t, "stalled stream's handler ending", func() bool { return e.api.OpenStreams() == 0 })
+				waitUntil(t, 10*time.Second, "stalled stream's handler ending", func() bool { return e.api.OpenStreams() == 0 })
 				t.Logf("handler ended %v after the event", time.Since(start).Round(time.Millisecond))
 			})
 		}
@@ -141,7 +129,7 @@ func TestStreamDroppedSignal(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			e := newStreamEnv(t, b.open(t), httpapi.Config{})
 			c, rd := e.rawStream("/events/stream", "admin", adminPass)
-			waitUntil(t, "subscribed", func() bool { return e.events.Subscribers() == 1 })
+			waitUntil(t, 10*time.Second, "subscribed", func() bool { return e.events.Subscribers() == 1 })
 			big := hugeLogEvent(16 << 20)
 			big.Type = lodestone.EventHeartbeat
 			e.events.Publish(context.Background(), big) // the handler blocks writing this
@@ -224,7 +212,7 @@ func TestStreamCaps(t *testing.T) {
 			r, _ := open("/events/stream", "bob", "bob-pass")
 			refused(r, http.StatusServiceUnavailable, "this server")
 			closeA1()
-			waitUntil(t, "closed stream released", func() bool { return e.api.OpenStreams() == 2 })
+			waitUntil(t, 10*time.Second, "closed stream released", func() bool { return e.api.OpenStreams() == 2 })
 			if r, _ := open("/events/stream", "bob", "bob-pass"); r.StatusCode != 200 {
 				t.Fatalf("bob's stream after one closed: %d", r.StatusCode)
 			}

@@ -231,7 +231,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	jobs.Go(func(ctx context.Context) error { return s.elector.Run(ctx, s.jobs...) })
 	jobs.Go(func(ctx context.Context) error {
-		followReplicas(ctx, s.bus, s.writer, s.log)
+		followReplicas(ctx, s.bus, committerSetters{s.writer, s.otlpSrv}, s.log)
 		return nil
 	})
 	jobs.Go(func(ctx context.Context) error {
