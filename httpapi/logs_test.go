@@ -111,9 +111,7 @@ func TestLogsStream(t *testing.T) {
 	rd := bufio.NewReader(resp.Body)
 	rd.ReadString('\n') // the opening comment
 	rd.ReadString('\n')
-	for bus.Subscribers() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, "the log tail subscribed", func() bool { return bus.Subscribers() > 0 })
 	ev := func(dev string, sevs ...int32) {
 		var recs []lodestone.LogRecordJSON
 		for _, s := range sevs {
