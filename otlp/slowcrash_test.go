@@ -11,46 +11,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/blob/disk"
 	"github.com/lodestone-fleet/lodestone/netguard"
 	"github.com/lodestone-fleet/lodestone/otlp"
-	"github.com/lodestone-fleet/lodestone/store/postgres"
-	"github.com/lodestone-fleet/lodestone/store/postgres/pgtest"
-	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
-
-type crashDB interface {
-	lodestone.LogStore
-	lodestone.CrashUploadStore
-	Close() error
-}
-
-var crashBackends = []struct {
-	name string
-	open func(t *testing.T) crashDB
-}{
-	{"sqlite", func(t *testing.T) crashDB {
-		db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "l.db"), sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}},
-	{"postgres", func(t *testing.T) crashDB {
-		db, err := postgres.Open(context.Background(), pgtest.URL(t), postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}},
-}
 
 // slowEnv is a receiver on db with a settable clock and a spool directory of its own.
 type slowEnv struct {
@@ -59,7 +28,7 @@ type slowEnv struct {
 	clock atomic.Pointer[time.Time]
 }
 
-func newSlowEnv(t *testing.T, db crashDB, to netguard.Timeouts) *slowEnv {
+func newSlowEnv(t *testing.T, db logBackend, to netguard.Timeouts) *slowEnv {
 	t.Helper()
 	d, err := disk.Open(t.TempDir())
 	if err != nil {
@@ -132,7 +101,7 @@ func within[T any](t *testing.T, ch <-chan T, what string) T {
 // dump held the janitor's read lock, so the janitor waited for it and, queued behind the janitor's writer lock,
 // so did every other upload. Now the body is spooled first and the lock taken only to store it.
 func TestStalledCrashUploadBlocksNobody(t *testing.T) {
-	for _, tc := range crashBackends {
+	for _, tc := range backends {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newSlowEnv(t, tc.open(t), netguard.Timeouts{Read: time.Minute})
 			// An upload that will have expired, so that the janitor has a blob to sweep and needs the lock.
@@ -202,7 +171,7 @@ func TestStalledCrashUploadBlocksNobody(t *testing.T) {
 // TestStalledCrashUploadIsCutOff: the crash route's body reads are bounded by the listener's read timeout. A dump
 // that stops arriving is answered 408, and its spooled bytes are removed.
 func TestStalledCrashUploadIsCutOff(t *testing.T) {
-	for _, tc := range crashBackends {
+	for _, tc := range backends {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newSlowEnv(t, tc.open(t), netguard.Timeouts{Read: 700 * time.Millisecond})
 			spooled := make(chan struct{}, 1)
@@ -233,7 +202,7 @@ func TestStalledCrashUploadIsCutOff(t *testing.T) {
 // TestStalledCrashUploadIsCutOffOverH2C: on HTTP/2 (h2c, the gRPC port's protocol) the read timeout bounds each
 // stream, so a crash upload whose body stalls is answered 408 there too.
 func TestStalledCrashUploadIsCutOffOverH2C(t *testing.T) {
-	e := newSlowEnv(t, crashBackends[0].open(t), netguard.Timeouts{Read: 700 * time.Millisecond})
+	e := newSlowEnv(t, backends[0].open(t), netguard.Timeouts{Read: 700 * time.Millisecond})
 	ct, body := envelope(part{"metadata", "", "", []byte(metadataJSON("detritus", installID, 1))},
 		part{"dump", "", "", bytes.Repeat([]byte("S"), 1<<20)})
 	pr, pw := io.Pipe()
@@ -258,7 +227,7 @@ func TestStalledCrashUploadIsCutOffOverH2C(t *testing.T) {
 // TestLargeCrashUploadSpooled: parts past the in-memory share of the spool go through temporary files and are
 // stored byte for byte; the files are gone once the upload is answered.
 func TestLargeCrashUploadSpooled(t *testing.T) {
-	e := newSlowEnv(t, crashBackends[0].open(t), netguard.Timeouts{})
+	e := newSlowEnv(t, backends[0].open(t), netguard.Timeouts{})
 	parts := []part{{"metadata", "", "", []byte(metadataJSON("detritus", installID, 1))},
 		{"dump", "", "", bytes.Repeat([]byte("D"), 300<<10)}}
 	for i := range 5 {

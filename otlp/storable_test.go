@@ -62,11 +62,19 @@ func serveOn(t testing.TB, db logBackend) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveWith(t, db, otlp.Deps{Blobs: blobs})
+}
+
+// serveWith runs a receiver on db, with the blob store and logger of deps, and returns its address; the store is
+// closed after the receiver when the test ends.
+func serveWith(t testing.TB, db logBackend, deps otlp.Deps) string {
+	t.Helper()
 	tf, err := otlp.ParseTokenFile([]byte(tokenTOML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := otlp.New(otlp.Config{Tokens: tf}, otlp.Deps{Logs: db, Crashes: db, Blobs: blobs})
+	deps.Logs, deps.Crashes = db, db
+	srv, err := otlp.New(otlp.Config{Tokens: tf}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
