@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -37,7 +38,7 @@ func URL(tb testing.TB) string {
 	base := BaseURL(tb)
 	var b [6]byte
 	rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
+	schema := fmt.Sprintf("t_%d_%s", time.Now().Unix(), hex.EncodeToString(b[:]))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -46,6 +47,7 @@ func URL(tb testing.TB) string {
 		tb.Fatalf("pgtest: connect %s: %v", base, err)
 	}
 	defer conn.Close(ctx)
+	dropStale(ctx, tb, conn, time.Now().Add(-StaleAfter))
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		tb.Fatalf("pgtest: create schema: %v", err)
 	}
@@ -76,4 +78,33 @@ func WithSchema(tb testing.TB, base, schema string) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// StaleAfter is the age past which a test schema is taken as left behind: a process killed before its cleanup ran
+// (a fuzzing worker, which the fuzzing engine stops without running cleanups, or a test binary that timed out).
+// No test runs that long.
+const StaleAfter = 6 * time.Hour
+
+// dropStale drops the test schemas created before cutoff, so leftovers do not pile up run after run.
+func dropStale(ctx context.Context, tb testing.TB, conn *pgx.Conn, cutoff time.Time) {
+	rows, err := conn.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9]+_[0-9a-f]+$'`)
+	if err != nil {
+		tb.Logf("pgtest: list schemas: %v", err)
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		tb.Logf("pgtest: list schemas: %v", err)
+		return
+	}
+	for _, name := range names {
+		var created int64
+		if _, err := fmt.Sscanf(name, "t_%d_", &created); err != nil || time.Unix(created, 0).After(cutoff) {
+			continue
+		}
+		// Another test's cleanup may drop it at the same moment: IF EXISTS, and a failure is only logged.
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+			tb.Logf("pgtest: drop stale schema %s: %v", name, err)
+		}
+	}
 }
