@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/doctor"
 	"github.com/lodestone-fleet/lodestone/ingest"
 	"github.com/lodestone-fleet/lodestone/ota"
 )
@@ -72,6 +73,8 @@ type Deps struct {
 	Counts    lodestone.FleetCounter
 	Alerts    lodestone.AlertStore
 	Retention Retention
+	// Doctor runs the health checks for GET /admin/doctor (doctor.go); nil answers 503.
+	Doctor func(ctx context.Context) doctor.Report
 
 	// Registry provisions devices and Groups keeps device groups; when nil they are taken from Devices if it
 	// implements them (a lodestone.Store does), else their routes answer 503.
@@ -185,6 +188,7 @@ func (s *Server) routes() {
 	s.routesBackup()
 	s.routesOps()
 	s.routesFleet()
+	s.routesDoctor()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

@@ -39,6 +39,7 @@ Commands:
   report    devices with their record counts (faults, metrics: the latest of each), as a table or JSON
   backup    download a consistent snapshot of a server's database, or take one of the local database
   restore   put a backup in place of the local database (with the server stopped)
+  doctor    check an installation (configuration, database, disk, blobs, certificates, backups); --json
   import-ferrite  import a ferrite-server database (devices, groups, history)
   version   print the version
   help      show this help, or 'lodestone help COMMAND'
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &restoreCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "import-ferrite":
 		c = &importFerriteCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "doctor":
+		c = &doctorCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
 		fmt.Fprintln(stdout, "lodestone", version)
 		return 0
@@ -104,7 +107,7 @@ var version = "dev"
 func isCommand(s string) bool {
 	switch s {
 	case "serve", "loadgen", "migrate", "copy", "symbols", "logs", "version", "help",
-		"report", "faults", "metrics", "backup", "restore", "import-ferrite":
+		"report", "faults", "metrics", "backup", "restore", "import-ferrite", "doctor":
 		return true
 	}
 	return false
@@ -137,6 +140,8 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 		fmt.Fprint(stdout, backupUsage)
 	case "restore":
 		fmt.Fprint(stdout, restoreUsage)
+	case "doctor":
+		fmt.Fprint(stdout, doctorUsage)
 	case "import-ferrite":
 		c := &importFerriteCmd{stdout: stdout, stderr: stdout, getenv: getenv}
 		c.Run(context.Background(), []string{"-h"})

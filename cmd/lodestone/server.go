@@ -163,8 +163,9 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 		Events: s.bus, Leader: s.elector, ELFs: db, Crashes: db, Symbols: s.symbolicator,
 		OTA: otaSvc, Campaigns: campaigns,
 		Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore, OTLPTokens: apiTokens(db.Store),
-		Backup: db.backupService(cfg.DataDir), Reports: db.reporter(),
+		Backup: recordBackups(db.backupService(cfg.DataDir), db.Store), Reports: db.reporter(),
 		Counts: ops, Alerts: ops, Retention: purge,
+		Doctor: s.doctorReport(blobs, ops),
 	})
 
 	// Every port is bound before anything is served: a port already taken stops the start, not a running server.

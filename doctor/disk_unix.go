@@ -1,0 +1,14 @@
+//go:build unix
+
+package doctor
+
+import "syscall"
+
+// freeSpace returns the bytes available to an unprivileged writer and the file system's size.
+func freeSpace(dir string) (free, total uint64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+}
