@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -271,4 +272,24 @@ func TestDoctorServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDoctorDatabaseNewerThanBinary: a database a newer lodestone migrated is an error, not "up to date".
+func TestDoctorDatabaseNewerThanBinary(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := serveInProcess(t, dir)
+	stop()
+	db, err := sql.Open("sqlite3", filepath.Join(dir, "lodestone.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES (99999, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	code, rep, _ := doctorJSON(t, cliEnv, "--data-dir", dir)
+	if code == 0 {
+		t.Fatal("exit 0 on a database newer than the binary")
+	}
+	wantStatus(t, rep, "migrations", "error", "newer than this binary")
 }
