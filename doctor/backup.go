@@ -13,9 +13,15 @@ const backupKeyPrefix = "backup.completed."
 
 func backupKey(t time.Time) string { return backupKeyPrefix + t.UTC().Format(time.DateOnly) }
 
+// BackupSetting is the settings row that records a backup completed at t, for writers without a Settings store.
+func BackupSetting(t time.Time) (key, value string) {
+	return backupKey(t), t.UTC().Format(time.RFC3339Nano)
+}
+
 // RecordBackup notes that a backup completed at t. Later backups the same day keep the first one's time.
 func RecordBackup(ctx context.Context, s lodestone.Settings, t time.Time) error {
-	_, err := s.SetSettingIfAbsent(ctx, backupKey(t), t.UTC().Format(time.RFC3339Nano))
+	k, v := BackupSetting(t)
+	_, err := s.SetSettingIfAbsent(ctx, k, v)
 	return err
 }
 

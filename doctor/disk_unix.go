@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux || darwin
 
 package doctor
 
@@ -10,5 +10,5 @@ func freeSpace(dir string) (free, total uint64, err error) {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, 0, err
 	}
-	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+	return uint64(st.Bavail) * uint64(st.Bsize), uint64(st.Blocks) * uint64(st.Bsize), nil
 }

@@ -152,6 +152,13 @@ func (c *backupCmd) Run(ctx context.Context, args []string) error {
 	if err := syncDir(filepath.Dir(file)); err != nil {
 		return fmt.Errorf("backup: %s is written but may not survive a power loss: %w", file, err)
 	}
+	if *server == "" { // a server records the backups it serves
+		if spec, err := parseDB(cfg.DB); err == nil {
+			if err := recordLocalBackup(ctx, spec, time.Now()); err != nil {
+				fmt.Fprintf(c.stderr, "lodestone: backup saved, but not recorded for 'lodestone doctor': %v\n", err)
+			}
+		}
+	}
 	info.Bytes = n
 	if asJSON {
 		return jsonOut(c.stdout, info)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,8 +234,13 @@ func localDoctorDeps(ctx context.Context, cfg Config, findings []doctor.Finding)
 			return t, err
 		}
 		d.Replicas = func(ctx context.Context) (n int, err error) {
+			var schema string
+			if err = pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+				return 0, err
+			}
+			// Each running replica holds one event-bus listener connection (event.PGBus.Replicas).
 			err = pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-				AND application_name = 'lodestone events listener ' || current_schema()`).Scan(&n)
+				AND application_name = $1`, event.ListenerName(schema)).Scan(&n)
 			return n, err
 		}
 		d.Settings = pg
@@ -386,4 +392,28 @@ func (r *recordAtEOF) Read(p []byte) (int, error) {
 		doctor.RecordBackup(r.ctx, r.b.settings, time.Now()) // a lost note only makes doctor warn
 	}
 	return n, err
+}
+
+// recordLocalBackup notes a backup that 'lodestone backup' took of the local database, for doctor's backup check.
+// The command reads through a read-only store, so the note is written on its own short connection; failing to
+// write it only makes doctor warn.
+func recordLocalBackup(ctx context.Context, spec dbSpec, taken time.Time) error {
+	key, value := doctor.BackupSetting(taken)
+	if spec.dialect == schema.Postgres {
+		db, err := postgres.Open(ctx, spec.target, postgres.Options{NoMigrate: true, MaxConns: 1})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		_, err = db.SetSettingIfAbsent(ctx, key, value)
+		return err
+	}
+	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: spec.target}).EscapedPath()+"?_busy_timeout=10000")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`,
+		key, value)
+	return err
 }

@@ -293,3 +293,47 @@ func TestDoctorDatabaseNewerThanBinary(t *testing.T) {
 	}
 	wantStatus(t, rep, "migrations", "error", "newer than this binary")
 }
+
+// TestDoctorText: one line per check, no colour when stdout is not a terminal, and 'lodestone help' lists it.
+func TestDoctorText(t *testing.T) {
+	out, _ := runCLI(t, "doctor", "--data-dir", t.TempDir())
+	if strings.Contains(out, "\x1b[") {
+		t.Fatalf("colour on a pipe: %q", out)
+	}
+	for _, name := range doctorCheckNames {
+		if !strings.Contains(out, " "+name+" ") {
+			t.Errorf("no line for %s:\n%s", name, out)
+		}
+	}
+	help, _ := runCLI(t, "help")
+	if !strings.Contains(help, "doctor") {
+		t.Error("lodestone help does not list doctor")
+	}
+	usage, _ := runCLI(t, "help", "doctor")
+	if !strings.Contains(usage, "--server") {
+		t.Errorf("help doctor: %q", usage)
+	}
+}
+
+// TestDoctorSeesLocalBackup: 'lodestone backup' of the local database is recorded too, on both backends.
+func TestDoctorSeesLocalBackup(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		db   func(t *testing.T, dir string) string
+	}{
+		{"sqlite", func(t *testing.T, dir string) string { return filepath.Join(dir, "lodestone.db") }},
+		{"postgres", func(t *testing.T, dir string) string { return pgtest.URL(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := tc.db(t, dir)
+			_, stop := serveInProcess(t, dir, "--db", db)
+			stop()
+			_, rep, _ := doctorJSON(t, cliEnv, "--data-dir", dir, "--db", db)
+			wantStatus(t, rep, "backup", "warn", "no backup")
+			runCLI(t, "backup", filepath.Join(t.TempDir(), "b.db"), "--data-dir", dir, "--db", db, "--json")
+			_, rep, _ = doctorJSON(t, cliEnv, "--data-dir", dir, "--db", db)
+			wantStatus(t, rep, "backup", "ok", "last backup")
+		})
+	}
+}
