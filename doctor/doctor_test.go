@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +108,32 @@ func TestChecksOnDeps(t *testing.T) {
 	}
 	if m := find(t, r, "migrations"); m.Status != Warn {
 		t.Errorf("behind: %+v", m)
+	}
+}
+
+func TestOIDCDiscovery(t *testing.T) {
+	var issuer string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":"%s/jwks"}`, issuer, issuer)
+	}))
+	defer srv.Close()
+	issuer = srv.URL
+	ctx := context.Background()
+	if r := (Deps{OIDCIssuer: srv.URL}).oidc(ctx); r.Status != OK {
+		t.Fatalf("%+v", r)
+	}
+	if r := (Deps{OIDCIssuer: srv.URL + "/other"}).oidc(ctx); r.Status != Error {
+		t.Fatalf("wrong path: %+v", r)
+	}
+	issuer = "https://elsewhere.example"
+	if r := (Deps{OIDCIssuer: srv.URL}).oidc(ctx); r.Status != Error || !strings.Contains(r.Message, "names issuer") {
+		t.Fatalf("issuer mismatch: %+v", r)
+	}
+	if r := (Deps{}).oidc(ctx); r.Status != NotChecked {
+		t.Fatalf("unset: %+v", r)
 	}
 }

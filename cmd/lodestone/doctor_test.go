@@ -337,3 +337,16 @@ func TestDoctorSeesLocalBackup(t *testing.T) {
 		})
 	}
 }
+
+func TestDoctorOTLPTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "tokens.toml")
+	if err := os.WriteFile(bad, []byte("this is = not [ toml"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, rep, _ := doctorJSON(t, cliEnv, "--data-dir", dir, "--tokens-config", bad)
+	if code == 0 {
+		t.Fatal("exit 0 with a broken token file")
+	}
+	wantStatus(t, rep, "otlp_tokens", "error", "does not load")
+}
