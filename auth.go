@@ -1,5 +1,7 @@
 package lodestone
 
+import "context"
+
 // Role is what a user or API token may do. Roles are ordered: each includes the ones below it.
 type Role int
 
@@ -40,6 +42,20 @@ type Principal struct {
 	Name     string // user name, token name or device id
 	Role     Role
 	DeviceID string // set when a device authenticated with its own key
+}
+
+type principalKey struct{}
+
+// NewContextWithPrincipal returns ctx carrying p, the authenticated caller of the work ctx belongs to. Every entry
+// point (API, console, MCP) sets it, so what acts on the caller's behalf (audit, authorization) reads one value.
+func NewContextWithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFromContext returns the caller ctx carries, or nil.
+func PrincipalFromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
 }
 
 // Allows reports whether p holds at least role need.

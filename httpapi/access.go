@@ -53,12 +53,9 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (*lodestone.Principal, error)
 }
 
-type principalKey struct{}
-
 // PrincipalFrom returns the authenticated caller of a request, or nil.
 func PrincipalFrom(ctx context.Context) *lodestone.Principal {
-	p, _ := ctx.Value(principalKey{}).(*lodestone.Principal)
-	return p
+	return lodestone.PrincipalFromContext(ctx)
 }
 
 // handle registers h on pattern behind the access check.
@@ -200,7 +197,7 @@ func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 					"Insufficient permissions: provisioner or admin role required")
 			}
 		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		return h(w, r.WithContext(lodestone.NewContextWithPrincipal(r.Context(), p)))
 	}
 }
 
@@ -257,5 +254,5 @@ func (s *Server) guardDevice(w http.ResponseWriter, r *http.Request, h handlerFu
 		return lodestone.Errorf(lodestone.EFORBIDDEN, "this device key belongs to device %q, not %q", p.DeviceID, hd)
 	}
 	r.Header.Set("X-Device-Id", p.DeviceID)
-	return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	return h(w, r.WithContext(lodestone.NewContextWithPrincipal(r.Context(), p)))
 }
