@@ -62,6 +62,7 @@ type DeviceFilter struct {
 	GroupID         int64        // 0: any; otherwise only members of this group
 	Tag             string       // empty: any; otherwise devices carrying this tag (see SplitTags)
 	FirmwareVersion string       // empty: any; otherwise exactly this version
+	Search          string       // empty: any; otherwise a case-insensitive substring of device_id or name
 	Sort            DeviceSort   // empty: SortLastSeen
 	Ascending       bool         // the zero value sorts descending
 	Limit           int          // 0: backend default
