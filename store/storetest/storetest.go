@@ -64,6 +64,10 @@ func Run(t *testing.T, open Opener) {
 		{"AlertQueue", testAlertQueue},
 		{"AlertBackOnline", testAlertBackOnline},
 		{"Retention", testRetention},
+		{"SeriesDevices", testSeriesDevices},
+		{"SeriesFleet", testSeriesFleet},
+		{"SeriesStep", testSeriesStep},
+		{"SeriesInvalid", testSeriesInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
