@@ -80,6 +80,9 @@ type Deps struct {
 	// implements them (a lodestone.Store does), else their routes answer 503.
 	Registry lodestone.DeviceRegistry
 	Groups   lodestone.GroupService
+	// Series computes metric series for the charts (series.go); nil: taken from Telemetry or Devices when they
+	// implement it (a lodestone.Store does), else GET /series answers 503.
+	Series lodestone.SeriesReader
 }
 
 // Server is the HTTP API.
@@ -126,6 +129,11 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if deps.Groups == nil {
 		deps.Groups, _ = deps.Devices.(lodestone.GroupService)
+	}
+	if deps.Series == nil {
+		if deps.Series, _ = deps.Telemetry.(lodestone.SeriesReader); deps.Series == nil {
+			deps.Series, _ = deps.Devices.(lodestone.SeriesReader)
+		}
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	s.initLimits()
@@ -189,6 +197,7 @@ func (s *Server) routes() {
 	s.routesOps()
 	s.routesFleet()
 	s.routesDoctor()
+	s.routesSeries()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
