@@ -163,3 +163,30 @@ func TestSeriesRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceListSearch: ?search= matches a substring of the device_id or the name, ASCII case ignored, and
+// combines with the other filters.
+func TestDeviceListSearch(t *testing.T) {
+	e, gid := seriesEnv(t, openSQLite(t))
+	ids := func(path string) []string {
+		a := e.do("GET", path, asViewer, nil).must(t, 200)
+		var out []string
+		for _, d := range a.body["devices"].([]any) {
+			out = append(out, d.(map[string]any)["device_id"].(string))
+		}
+		return out
+	}
+	e.do("PUT", "/devices/b", asAdmin, map[string]any{"name": "Boiler ROOM"}).must(t, 200)
+	for path, want := range map[string]string{
+		"/devices?search=room":                            "b",
+		"/devices?search=C":                               "c",
+		"/devices?search=o&sort=device_id":                "b",
+		"/devices?search=&sort=device_id":                 "a b c",
+		"/devices?search=c&group_id=" + gid:               "c",
+		"/devices?search=b&group_id=" + gid + "&tag=roof": "",
+	} {
+		if got := strings.Join(ids(path), " "); got != want {
+			t.Errorf("%s: %q, want %q", path, got, want)
+		}
+	}
+}

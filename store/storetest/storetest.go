@@ -64,6 +64,7 @@ func Run(t *testing.T, open Opener) {
 		{"AlertQueue", testAlertQueue},
 		{"AlertBackOnline", testAlertBackOnline},
 		{"Retention", testRetention},
+		{"DeviceSearch", testDeviceSearch},
 		{"SeriesDevices", testSeriesDevices},
 		{"SeriesFleet", testSeriesFleet},
 		{"SeriesStep", testSeriesStep},
