@@ -67,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeviceSearch", testDeviceSearch},
 		{"SeriesDevices", testSeriesDevices},
 		{"SeriesFleet", testSeriesFleet},
+		{"SeriesFleetHours", testSeriesFleetHours},
 		{"SeriesStep", testSeriesStep},
 		{"SeriesInvalid", testSeriesInvalid},
 	}
