@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -43,22 +44,34 @@ func BenchmarkFleetSQLite(b *testing.B) {
 	benchFleet(b, db, c)
 }
 
-// BenchmarkFleetPostgres is BenchmarkFleetSQLite on PostgreSQL (LODESTONE_TEST_POSTGRES), with a smaller fleet
-// filled on every run into a fresh schema: 100,000 devices and 2,000,000 samples.
+// BenchmarkFleetPostgres is BenchmarkFleetSQLite on PostgreSQL with a smaller fleet: 100,000 devices and 2,000,000
+// samples. It fills a fresh schema of LODESTONE_TEST_POSTGRES on every run, or, when LODESTONE_BENCH_POSTGRES
+// names a database (add ?search_path=<schema> to use a schema), fills it once and reuses it:
+//
+//	LODESTONE_BENCH_POSTGRES='postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=bench' \
+//	  go test ./httpapi/ -run '^$' -bench BenchmarkFleetPostgres -benchtime 50x
 func BenchmarkFleetPostgres(b *testing.B) {
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, pgtest.URL(b), postgres.Options{})
+	url := os.Getenv("LODESTONE_BENCH_POSTGRES")
+	if url == "" {
+		url = pgtest.URL(b)
+	}
+	db, err := postgres.Open(ctx, url, postgres.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
 	c := fleetfill.Default()
 	c.Points = 2_000_000
-	if err := fleetfill.Fill(ctx, db, c, fillProgress(b, c)); err != nil {
+	if devs, err := db.FindDevices(ctx, lodestone.DeviceFilter{Limit: 1}); err != nil {
 		b.Fatal(err)
-	}
-	if _, err := db.Pool().Exec(ctx, "VACUUM ANALYZE"); err != nil {
-		b.Fatal(err)
+	} else if len(devs) == 0 {
+		if err := fleetfill.Fill(ctx, db, c, fillProgress(b, c)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.Pool().Exec(ctx, "VACUUM ANALYZE"); err != nil {
+			b.Fatal(err)
+		}
 	}
 	benchFleet(b, db, c)
 }

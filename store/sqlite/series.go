@@ -120,8 +120,9 @@ func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lod
 				}
 			}
 			if len(dirty) > 0 {
-				if err := db.refreshRollups(ctx, p.key, dirty); err != nil {
-					return nil, err
+				// The answer is whole without it; a failed refresh only means the next read scans again.
+				if err := db.refreshRollups(ctx, p.key, dirty); err != nil && db.log != nil {
+					db.log.Warn("sqlite: refresh metric rollups", "key", q.Key, "err", err)
 				}
 			}
 			return fillSeries(out, p, parts), nil
@@ -248,8 +249,8 @@ func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
 func (db *DB) refreshRollups(ctx context.Context, key int64, ranges [][2]int64) error {
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
-	if db.stmts == nil {
-		return lodestone.Errorf(lodestone.EUNAVAILABLE, "store is closed")
+	if db.stmts == nil || db.w == nil {
+		return nil // closed, or opened read-only
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {

@@ -9,8 +9,8 @@ CREATE INDEX metrics_series_fleet ON metrics (key_id, received_at, device_id, ty
 -- key's samples are also summed per 5 minutes as they are written (these triggers). A fleet series whose step is
 -- a multiple of 5 minutes reads these rows, and the samples only for the partial rollups at its ends. total and
 -- nv are the sum and count of the series values (a histogram's midpoint; NULL for NaN), mn and mx the minimum and
--- maximum, last_* the latest sample by time then row id. A deleted sample marks its rollup dirty: store/sqlite
--- reads that rollup's samples instead, and recomputes it.
+-- maximum, last_* the latest sample by time then row id. A deleted sample removes its rollup when it was the last
+-- one, and otherwise marks it dirty: store/sqlite reads that rollup's samples instead, and recomputes it.
 CREATE TABLE metric_rollups (
     key_id     INTEGER NOT NULL,
     bucket     INTEGER NOT NULL, -- Unix ms, a multiple of 300,000 (5 minutes)
@@ -64,6 +64,13 @@ END;
 -- +goose StatementBegin
 CREATE TRIGGER metrics_rollup_delete AFTER DELETE ON metrics WHEN OLD.type IN (0, 1, 2)
 BEGIN
+    -- A rollup with no samples left goes (retention empties old ones this way); one with some left is stale.
+    DELETE FROM metric_rollups
+    WHERE key_id = OLD.key_id AND bucket = OLD.received_at - OLD.received_at % 300000
+      AND NOT EXISTS (SELECT 1 FROM metrics m WHERE m.key_id = OLD.key_id
+                      AND m.received_at >= OLD.received_at - OLD.received_at % 300000
+                      AND m.received_at < OLD.received_at - OLD.received_at % 300000 + 300000
+                      AND m.type IN (0, 1, 2));
     UPDATE metric_rollups SET dirty = 1
     WHERE key_id = OLD.key_id AND bucket = OLD.received_at - OLD.received_at % 300000 AND dirty = 0;
 END;
