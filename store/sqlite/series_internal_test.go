@@ -19,7 +19,9 @@ func TestRollupsFollowDeletes(t *testing.T) {
 	}
 	defer db.Close()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	g := func(v float64) []lodestone.Metric { return []lodestone.Metric{{Key: "k", Type: lodestone.MetricGauge, Value: v}} }
+	g := func(v float64) []lodestone.Metric {
+		return []lodestone.Metric{{Key: "k", Type: lodestone.MetricGauge, Value: v}}
+	}
 	// Bucket 12:00 holds a and b, bucket 12:05 only b.
 	if err := db.WriteTelemetry(ctx, []*lodestone.DeviceBatch{
 		{DeviceID: "a", ReceivedAt: t0, Metrics: g(1)},
