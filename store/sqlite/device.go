@@ -72,9 +72,34 @@ func (db *DB) FindDeviceByKey(ctx context.Context, key uint32) (*lodestone.Devic
 
 // FindDevices implements lodestone.DeviceService.
 func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lodestone.Device, error) {
-	order, err := deviceOrder(f)
+	q, args, err := deviceListQuery(f)
 	if err != nil {
 		return nil, err
+	}
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list devices: %w", err)
+	}
+	defer rows.Close()
+	out := []*lodestone.Device{}
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: scan device: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list devices: %w", err)
+	}
+	return out, nil
+}
+
+// deviceListQuery is the statement of FindDevices.
+func deviceListQuery(f lodestone.DeviceFilter) (string, []any, error) {
+	order, err := deviceOrder(f)
+	if err != nil {
+		return "", nil, err
 	}
 	var conds []string
 	var args []any
@@ -105,24 +130,7 @@ func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lod
 		q += ` WHERE ` + strings.Join(conds, ` AND `)
 	}
 	q += ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
-	args = append(args, lodestone.ClampLimit(f.Limit), max(f.Offset, 0))
-	rows, err := db.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list devices: %w", err)
-	}
-	defer rows.Close()
-	out := []*lodestone.Device{}
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: scan device: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list devices: %w", err)
-	}
-	return out, nil
+	return q, append(args, lodestone.ClampLimit(f.Limit), max(f.Offset, 0)), nil
 }
 
 // MarkOffline implements lodestone.DeviceService.

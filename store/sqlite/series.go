@@ -154,6 +154,33 @@ func fillSeries(out []*lodestone.Series, p *seriesPlan, parts map[int64]map[int6
 
 // seriesRaw aggregates the samples of [from, to) into partial buckets per device (or for the fleet).
 func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add func(dev, b int64, v *partial)) error {
+	stmt, args := seriesRawQuery(p, from, to)
+	res, err := db.r.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: series %q: %w", p.q.Key, err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var d, b int64
+		var v partial
+		if err := res.Scan(&d, &b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID, &v.last); err != nil {
+			return fmt.Errorf("sqlite: series %q: scan: %w", p.q.Key, err)
+		}
+		add(d, b, &v)
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("sqlite: series %q: %w", p.q.Key, err)
+	}
+	return nil
+}
+
+// rollupQuery reads the rollups of a key in a range, for seriesRollups.
+const rollupQuery = `SELECT bucket, n, nv, total, mn, mx, last_at, last_id, last_value, dirty
+		FROM metric_rollups WHERE key_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`
+
+// seriesRawQuery is the statement of seriesRaw: partial buckets of the samples in [from, to), with the row id
+// and value of each bucket's last sample.
+func seriesRawQuery(p *seriesPlan, from, to int64) (string, []any) {
 	q := p.q
 	scope := func(a string) (string, []any) {
 		c := []string{a + "key_id = ?", a + "type IN (0, 1, 2)"}
@@ -191,32 +218,14 @@ func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add 
 		  FROM metrics WHERE ` + innerScope + ` AND received_at >= ? AND received_at < ?
 		  GROUP BY ` + group + `) x) y`
 	args := append(lastArgs, p.origin, p.origin, p.step, p.step)
-	args = append(append(append(args, innerArgs...), devArgs...), from, to)
-	res, err := db.r.QueryContext(ctx, stmt, args...)
-	if err != nil {
-		return fmt.Errorf("sqlite: series %q: %w", q.Key, err)
-	}
-	defer res.Close()
-	for res.Next() {
-		var d, b int64
-		var v partial
-		if err := res.Scan(&d, &b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID, &v.last); err != nil {
-			return fmt.Errorf("sqlite: series %q: scan: %w", q.Key, err)
-		}
-		add(d, b, &v)
-	}
-	if err := res.Err(); err != nil {
-		return fmt.Errorf("sqlite: series %q: %w", q.Key, err)
-	}
-	return nil
+	return stmt, append(append(append(args, innerArgs...), devArgs...), from, to)
 }
 
 // seriesRollups adds the rollups of [h0, h1) to the fleet's buckets and returns the stale ones' ranges, merged
 // into ranges, which the caller reads from the samples.
 func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
 	add func(dev, b int64, v *partial)) ([][2]int64, error) {
-	res, err := db.r.QueryContext(ctx, `SELECT bucket, n, nv, total, mn, mx, last_at, last_id, last_value, dirty
-		FROM metric_rollups WHERE key_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`, p.key, h0, h1)
+	res, err := db.r.QueryContext(ctx, rollupQuery, p.key, h0, h1)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
 	}
