@@ -21,20 +21,13 @@ const version = 1
 // file is named by a hash of the SQLite migrations, c and the fill's version, so a schema change makes a new one;
 // the first call fills it (minutes), later ones return at once. Open it read-only, or accept that it changes.
 func CachedSQLite(ctx context.Context, c Config, progress func(points int)) (string, error) {
-	c = c.withDefaults()
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("fleetfill: cache directory: %w", err)
-	}
-	dir = filepath.Join(dir, "lodestone-bench")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("fleetfill: cache directory: %w", err)
-	}
-	key, err := cacheKey(c)
+	path, err := CachePath(c)
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "fleet-"+key+".db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("fleetfill: cache directory: %w", err)
+	}
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
@@ -64,6 +57,19 @@ func CachedSQLite(ctx context.Context, c Config, progress func(points int)) (str
 		return "", err
 	}
 	return path, nil
+}
+
+// CachePath is where CachedSQLite keeps the database filled with c, whether it is there yet or not.
+func CachePath(c Config) (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("fleetfill: cache directory: %w", err)
+	}
+	key, err := cacheKey(c.withDefaults())
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "lodestone-bench", "fleet-"+key+".db"), nil
 }
 
 func cacheKey(c Config) (string, error) {

@@ -2,7 +2,9 @@ package fleetfill_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +63,20 @@ func TestFillSmallFleet(t *testing.T) {
 		From: fleetfill.Default().End.Add(-24 * time.Hour), To: fleetfill.Default().End, Step: time.Hour})
 	if err != nil || len(busy[0].Buckets) != 24 || busy[0].Buckets[0].Max <= busy[0].Buckets[0].Min {
 		t.Fatalf("a busy device's last day: %+v, %v", busy, err)
+	}
+}
+
+// TestCachePathFollowsTheFleet: another fleet, or another schema, is another file.
+func TestCachePathFollowsTheFleet(t *testing.T) {
+	a, err := fleetfill.CachePath(fleetfill.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := fleetfill.CachePath(fleetfill.Config{Devices: 10})
+	if a == b || !strings.HasPrefix(filepath.Base(a), "fleet-") || filepath.Base(filepath.Dir(a)) != "lodestone-bench" {
+		t.Fatalf("cache paths %q and %q", a, b)
+	}
+	if os.Getenv("FLEETFILL_PRINT_PATH") != "" {
+		t.Log(a)
 	}
 }

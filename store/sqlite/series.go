@@ -163,7 +163,7 @@ func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add 
 	for res.Next() {
 		var d, b int64
 		var v partial
-		if err := res.Scan(&d, &b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID, &v.last); err != nil {
+		if err := res.Scan(&d, &b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.last); err != nil {
 			return fmt.Errorf("sqlite: series %q: scan: %w", p.q.Key, err)
 		}
 		add(d, b, &v)
@@ -178,8 +178,9 @@ func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add 
 const rollupQuery = `SELECT bucket, n, nv, total, mn, mx, last_at, last_id, last_value, dirty
 		FROM metric_rollups WHERE key_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`
 
-// seriesRawQuery is the statement of seriesRaw: partial buckets of the samples in [from, to), with the row id
-// and value of each bucket's last sample.
+// seriesRawQuery is the statement of seriesRaw: partial buckets of the samples in [from, to), with the time and
+// value of each bucket's last sample. Partials of one bucket always cover disjoint times, so merging them by the
+// time of their last sample needs no row id.
 func seriesRawQuery(p *seriesPlan, from, to int64) (string, []any) {
 	q := p.q
 	scope := func(a string) (string, []any) {
@@ -208,15 +209,20 @@ func seriesRawQuery(p *seriesPlan, from, to int64) (string, []any) {
 		lastScope += " AND l.device_id = x.dev"
 	}
 	v := fmt.Sprintf(seriesValue, "")
-	stmt := `SELECT y.dev, y.b, y.n, y.nv, y.total, y.mn, y.mx, y.la, y.lid,
-		(SELECT ` + fmt.Sprintf(seriesValue, "m.") + ` FROM metrics m WHERE m.id = y.lid)
-		FROM (SELECT x.*, (SELECT l.id FROM metrics l WHERE ` + lastScope + ` AND l.received_at = x.la
-		  ORDER BY l.id DESC LIMIT 1) AS lid
+	// The last sample of a bucket is the one with the highest row id at the bucket's latest time: one lookup in
+	// the covering index of the series' kind (the planner would pick metrics_device_time and read table rows).
+	index := "metrics_series_fleet"
+	if !q.Fleet {
+		index = "metrics_series_device"
+	}
+	stmt := `SELECT x.dev, x.b, x.n, x.nv, x.total, x.mn, x.mx, x.la,
+		(SELECT ` + fmt.Sprintf(seriesValue, "m.") + ` FROM metrics m WHERE m.id =
+		  (SELECT max(l.id) FROM metrics l INDEXED BY ` + index + ` WHERE ` + lastScope + ` AND l.received_at = x.la))
 		FROM (SELECT ` + dev + ` AS dev, ? + (received_at - ?) / ? * ? AS b, count(*) AS n, count(` + v + `) AS nv,
 			sum(` + v + `) AS total, min(value) AS mn, max(CASE WHEN type = 2 THEN max ELSE value END) AS mx,
 			max(received_at) AS la
 		  FROM metrics WHERE ` + innerScope + ` AND received_at >= ? AND received_at < ?
-		  GROUP BY ` + group + `) x) y`
+		  GROUP BY ` + group + `) x`
 	args := append(lastArgs, p.origin, p.origin, p.step, p.step)
 	return stmt, append(append(append(args, innerArgs...), devArgs...), from, to)
 }
