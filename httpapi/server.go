@@ -102,6 +102,7 @@ type Server struct {
 	prom      *promMetrics // prometheus.go
 	readiness readiness    // ready.go
 	streams   streamCount  // open event and log streams (streams.go)
+	mcp       http.Handler // POST /mcp (mcp.go); nil answers 503
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -189,6 +190,7 @@ func (s *Server) routes() {
 	s.routesOps()
 	s.routesFleet()
 	s.routesDoctor()
+	s.routesMCP()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
