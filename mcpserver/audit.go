@@ -28,7 +28,7 @@ func (s *Server) record(ctx context.Context, p *lodestone.Principal, t bound, ar
 	ar := lodestone.AuditRequestFromContext(ctx)
 	e.ClientAddr, e.RequestID = ar.ClientAddr, ar.RequestID
 	for _, name := range []string{"id", "device_id", "device"} {
-		if v, ok := args[name]; ok && t.Tool.Params != nil {
+		if v, ok := args[name]; ok {
 			e.Target = fmt.Sprint(v)
 			break
 		}

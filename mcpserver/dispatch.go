@@ -37,7 +37,7 @@ func (c InProcess) Call(ctx context.Context, method, target string, body []byte)
 		req.Header.Set("Content-Type", "application/json")
 	}
 	ar := lodestone.AuditRequestFromContext(ctx)
-	req.RemoteAddr = "127.0.0.1:0"
+	req.RemoteAddr = "127.0.0.1:0" // this process; the audit request in ctx names the MCP client
 	if ar.RequestID != "" {
 		req.Header.Set("X-Request-Id", ar.RequestID) // the inner request logs under the MCP request's id
 	}

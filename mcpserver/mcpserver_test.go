@@ -167,6 +167,10 @@ func TestEveryCallIsAuditedWithoutSecrets(t *testing.T) {
 		t.Fatalf("fleet_summary: %v", out)
 	}
 	call(t, vic, "get_device", map[string]any{"id": "dev-7"}) // 404, still recorded
+	if _, err := vic.CallTool(t.Context(), &mcp.CallToolParams{Name: "pause_campaign",
+		Arguments: map[string]any{"id": 1}}); err == nil {
+		t.Fatal("a viewer called pause_campaign")
+	}
 	pat := e.connect(t, "pat", "prov-pass")
 	target := map[string]any{"device_id": "dev-7", "target_version": "2.0.0"}
 	prep, _ := call(t, pat, "set_ota_target", target)
@@ -197,6 +201,7 @@ func TestEveryCallIsAuditedWithoutSecrets(t *testing.T) {
 	want := []row{
 		{"vic", "mcp.fleet_summary", "", "called"},
 		{"vic", "mcp.get_device", "dev-7", "called"},
+		{"vic", "mcp.pause_campaign", "", "refused"},
 		{"pat", "mcp.set_ota_target", "dev-7", "confirmation_requested"},
 		{"pat", "mcp.set_ota_target", "dev-7", "confirmed"},
 		{"pat", "mcp.set_ota_target", "dev-7", "refused"},

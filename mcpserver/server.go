@@ -136,12 +136,35 @@ func (s *Server) build(role lodestone.Role) *mcp.Server {
 		}
 		srv.AddTool(tool, s.handler(t))
 	}
+	srv.AddReceivingMiddleware(s.auditUnknown(role))
 	if s.writes(role) {
 		srv.AddTool(&mcp.Tool{Name: ConfirmTool, Title: "Confirm a prepared write", Description: confirmDescription,
 			InputSchema: confirmSchema, Annotations: &mcp.ToolAnnotations{Title: "Confirm a prepared write",
 				OpenWorldHint: new(bool)}}, s.confirm)
 	}
 	return srv
+}
+
+// auditUnknown records calls of tools the role does not have (a viewer trying pause_campaign) before the SDK
+// refuses them: a refused attempt is worth as much in the audit log as a refused confirmation.
+func (s *Server) auditUnknown(role lodestone.Role) mcp.Middleware {
+	names := s.ToolNames(role)
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if c, ok := req.(*mcp.CallToolRequest); ok && c.Params != nil && !slices.Contains(names, c.Params.Name) {
+				name := c.Params.Name
+				if len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r < '!' || r > '~' }) {
+					name = "unknown"
+				}
+				ctx, p := s.caller(ctx)
+				if _, err := s.refuse(ctx, p, bound{Tool: &Tool{Name: name}}, nil, lodestone.EFORBIDDEN,
+					"no such tool for the "+role.String()+" role"); err != nil {
+					return nil, err
+				}
+			}
+			return next(ctx, method, req)
+		}
+	}
 }
 
 var confirmSchema = map[string]any{"type": "object", "additionalProperties": false,
