@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/lodestone-fleet/lodestone/chunk"
+	"github.com/lodestone-fleet/lodestone/store/postgres/pgtest"
 )
 
 // bearer adds an Authorization header to every request of an MCP client.
@@ -108,14 +109,17 @@ type mcpFleet struct {
 	bin, dataDir, server string
 	admin                string // Authorization header value
 	tokens               map[string]string
-	crashID, campaignID  float64
+	campaignID           float64
+	local                []string // the flags that open its database locally
 }
 
-func newMCPFleet(t *testing.T) *mcpFleet {
+// newMCPFleet starts serve with serveArgs (the database) on a fresh data directory.
+func newMCPFleet(t *testing.T, serveArgs ...string) *mcpFleet {
 	const pass = "mcp-test-pass"
 	f := &mcpFleet{bin: buildBinary(t), dataDir: t.TempDir(), admin: basicAuth("admin", pass),
 		tokens: map[string]string{}}
-	p := start(t, f.bin, f.dataDir, "BASIC_AUTH_PASS="+pass)
+	f.local = append([]string{"--data-dir", f.dataDir}, serveArgs...)
+	p := startWith(t, f.bin, f.dataDir, serveArgs, "BASIC_AUTH_PASS="+pass)
 	f.server = "http://" + p.addr
 	for _, role := range []string{"viewer", "provisioner", "admin"} {
 		st, ans := apiCall(t, "POST", f.server+"/admin/tokens", f.admin,
@@ -352,9 +356,13 @@ func TestMCPOverStreamableHTTP(t *testing.T) {
 }
 
 // lodestone mcp over stdio, started by the SDK's CommandTransport: against a running server with a token, and
-// over the local data directory read-only.
+// over the local database read-only, on both backends.
 func TestMCPOverStdio(t *testing.T) {
-	f := newMCPFleet(t)
+	t.Run("sqlite", func(t *testing.T) { testMCPOverStdio(t, newMCPFleet(t)) })
+	t.Run("postgres", func(t *testing.T) { testMCPOverStdio(t, newMCPFleet(t, "--db", pgtest.URL(t))) })
+}
+
+func testMCPOverStdio(t *testing.T, f *mcpFleet) {
 	connect := func(args ...string) *mcp.ClientSession {
 		cmd := exec.Command(f.bin, append([]string{"mcp"}, args...)...)
 		cmd.Dir = f.dataDir
@@ -391,7 +399,7 @@ func TestMCPOverStdio(t *testing.T) {
 		t.Errorf("viewer over stdio sees writes: %v", names)
 	}
 
-	local := connect("--data-dir", f.dataDir)
+	local := connect(f.local...)
 	names := toolNames(t, local)
 	for _, w := range []string{"resolve_crash_issue", "set_ota_target", "pause_campaign", "confirm"} {
 		if slices.Contains(names, w) {
