@@ -163,6 +163,11 @@ func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 		case AccessDevice:
 			return s.guardDevice(w, r, h, ip, now)
 		}
+		if p := lodestone.PrincipalFromContext(r.Context()); p != nil && p.DeviceID == "" {
+			// Dispatched in-process by an entry point that authenticated its caller (an MCP tool call): no
+			// request from the network carries a principal before this guard sets one. The role still counts.
+			return s.authorize(w, r, access, p, h)
+		}
 		g := &authGate{s: s, w: w, ip: ip, now: now}
 		if s.expensiveUnlessGated(r) {
 			// A JWT whose key is unknown makes the verifier fetch the provider's keys: refuse a blocked address first.
@@ -185,20 +190,26 @@ func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 			}
 			return lodestone.Errorf(lodestone.EUNAUTHORIZED, "Authentication required")
 		}
-		if !p.Allows(access.Role()) {
-			switch {
-			case p.DeviceID != "":
-				return lodestone.Errorf(lodestone.EFORBIDDEN,
-					"Insufficient permissions: a device key only posts that device's data")
-			case access == AccessAdmin:
-				return lodestone.Errorf(lodestone.EFORBIDDEN, "Insufficient permissions: admin role required")
-			default:
-				return lodestone.Errorf(lodestone.EFORBIDDEN,
-					"Insufficient permissions: provisioner or admin role required")
-			}
-		}
-		return h(w, r.WithContext(lodestone.NewContextWithPrincipal(r.Context(), p)))
+		return s.authorize(w, r, access, p, h)
 	}
+}
+
+// authorize runs h for p when p's role satisfies access.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, access Access, p *lodestone.Principal,
+	h handlerFunc) error {
+	if !p.Allows(access.Role()) {
+		switch {
+		case p.DeviceID != "":
+			return lodestone.Errorf(lodestone.EFORBIDDEN,
+				"Insufficient permissions: a device key only posts that device's data")
+		case access == AccessAdmin:
+			return lodestone.Errorf(lodestone.EFORBIDDEN, "Insufficient permissions: admin role required")
+		default:
+			return lodestone.Errorf(lodestone.EFORBIDDEN,
+				"Insufficient permissions: provisioner or admin role required")
+		}
+	}
+	return h(w, r.WithContext(lodestone.NewContextWithPrincipal(r.Context(), p)))
 }
 
 // expensiveUnlessGated reports whether checking r's credentials may cost real work that the authenticator does

@@ -107,6 +107,8 @@ var policy = map[string]httpapi.Access{
 	"POST /ota/campaigns/{id}/pause":    httpapi.AccessProvisioner,
 	"POST /ota/campaigns/{id}/abort":    httpapi.AccessProvisioner,
 	"POST /ota/campaigns/{id}/rollback": httpapi.AccessProvisioner,
+	"POST /mcp":                         httpapi.AccessViewer, // each tool call is checked again against its route
+	"GET /fleet/summary":                httpapi.AccessViewer,
 }
 
 // caller is one column of the matrix.

@@ -105,6 +105,7 @@ type Server struct {
 	prom      *promMetrics // prometheus.go
 	readiness readiness    // ready.go
 	streams   streamCount  // open event and log streams (streams.go)
+	mcp       http.Handler // POST /mcp (mcp.go); nil answers 503
 }
 
 // DefaultMaxBody is ferrite-server's effective body limit.
@@ -198,6 +199,7 @@ func (s *Server) routes() {
 	s.routesFleet()
 	s.routesDoctor()
 	s.routesSeries()
+	s.routesMCP()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

@@ -39,6 +39,7 @@ Commands:
   report    devices with their record counts (faults, metrics: the latest of each), as a table or JSON
   backup    download a consistent snapshot of a server's database, or take one of the local database
   restore   put a backup in place of the local database (with the server stopped)
+  mcp       MCP tools for AI agents over stdio: a server's API (--server, --token) or the local data, read-only
   doctor    check an installation (configuration, database, disk, blobs, certificates, backups); --json
   import-ferrite  import a ferrite-server database (devices, groups, history)
   version   print the version
@@ -86,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &importFerriteCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "doctor":
 		c = &doctorCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "mcp":
+		c = &mcpCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
 		fmt.Fprintln(stdout, "lodestone", version)
 		return 0
@@ -107,7 +110,7 @@ var version = "dev"
 func isCommand(s string) bool {
 	switch s {
 	case "serve", "loadgen", "migrate", "copy", "symbols", "logs", "version", "help",
-		"report", "faults", "metrics", "backup", "restore", "import-ferrite", "doctor":
+		"report", "faults", "metrics", "backup", "restore", "import-ferrite", "doctor", "mcp":
 		return true
 	}
 	return false
@@ -136,6 +139,8 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 		fmt.Fprint(stdout, logsUsage)
 	case "report", "faults", "metrics":
 		fmt.Fprint(stdout, reportUsage)
+	case "mcp":
+		fmt.Fprint(stdout, mcpUsage)
 	case "backup":
 		fmt.Fprint(stdout, backupUsage)
 	case "restore":

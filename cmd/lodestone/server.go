@@ -167,6 +167,9 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 		Counts: ops, Alerts: ops, Retention: purge,
 		Doctor: s.doctorReport(blobs, ops),
 	})
+	if err := mountMCP(s.api, db.Store, log); err != nil {
+		return nil, err
+	}
 
 	// Every port is bound before anything is served: a port already taken stops the start, not a running server.
 	guard := listenGuard{cfg: cfg, exempt: proxies, log: log}
