@@ -68,11 +68,13 @@ var Tools = []Tool{
 	{Name: "list_devices", Route: "GET /devices", Title: "List devices", TargetKind: "device",
 		Description: `Lists devices as {"devices":[...]}, each with device_id, name, firmware_version, build_id, ` +
 			"status (unknown, provisioned, online, offline), tags, first_seen and last_seen (UTC, " +
-			"'YYYY-MM-DD HH:MM:SS'). Filter by status, tag, firmware version or group; newest contact first " +
+			"'YYYY-MM-DD HH:MM:SS'). Search by id or name; filter by status, tag, firmware version or group; newest contact first " +
 			"unless sort says otherwise. Use it to find devices, then get_device or the device_* tools for one.",
 		Params: []Param{
 			{Name: "status", In: "query", Type: "string", Enum: []string{"unknown", "provisioned", "online", "offline"},
 				Description: "Only devices in this state."},
+			{Name: "search", In: "query", Type: "string",
+				Description: "Only devices whose device_id or name contains this text (case-insensitive)."},
 			{Name: "tag", In: "query", Type: "string", Description: "Only devices carrying this tag."},
 			{Name: "firmware_version", In: "query", Type: "string", Description: "Only devices running this firmware version."},
 			{Name: "group_id", In: "query", Type: "integer", Description: "Only members of this device group (its numeric id)."},
