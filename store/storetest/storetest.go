@@ -64,6 +64,11 @@ func Run(t *testing.T, open Opener) {
 		{"AlertQueue", testAlertQueue},
 		{"AlertBackOnline", testAlertBackOnline},
 		{"Retention", testRetention},
+		{"AuditAppendFind", testAuditAppendFind},
+		{"AuditStoreWrites", testAuditStoreWrites},
+		{"AuditRollsBackWithChange", testAuditRollsBackWithChange},
+		{"AuditConcurrentAppends", testAuditConcurrentAppends},
+		{"AuditPrune", testAuditPrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
