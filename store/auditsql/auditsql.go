@@ -105,9 +105,13 @@ func Append(ctx context.Context, tx Tx, d schema.Dialect, e *lodestone.AuditEntr
 	if d == schema.Postgres {
 		lock = " FOR UPDATE"
 	}
+	if err := tx.Exec(ctx, `INSERT INTO audit_head (id, last_id, last_hash) VALUES (1, 0, '')
+		ON CONFLICT (id) DO NOTHING`); err != nil {
+		return fmt.Errorf("audit: make the chain head: %w", err)
+	}
 	var lastID int64
 	var lastHash string
-	if err := tx.QueryRow(ctx, `SELECT last_id, last_hash FROM audit_head WHERE one = 1`+lock).
+	if err := tx.QueryRow(ctx, `SELECT last_id, last_hash FROM audit_head WHERE id = 1`+lock).
 		Scan(&lastID, &lastHash); err != nil {
 		return fmt.Errorf("audit: read the chain head: %w", err)
 	}
@@ -124,7 +128,7 @@ func Append(ctx context.Context, tx Tx, d schema.Dialect, e *lodestone.AuditEntr
 		e.Via, e.PrevHash, e.Hash); err != nil {
 		return fmt.Errorf("audit: append %s: %w", e.Action, err)
 	}
-	if err := tx.Exec(ctx, schema.Rebind(d, `UPDATE audit_head SET last_id = ?, last_hash = ? WHERE one = 1`),
+	if err := tx.Exec(ctx, schema.Rebind(d, `UPDATE audit_head SET last_id = ?, last_hash = ? WHERE id = 1`),
 		e.ID, e.Hash); err != nil {
 		return fmt.Errorf("audit: move the chain head: %w", err)
 	}
@@ -244,7 +248,8 @@ func (l *Log) FindAudit(ctx context.Context, f lodestone.AuditFilter) ([]*lodest
 // AuditHead implements lodestone.AuditStore.
 func (l *Log) AuditHead(ctx context.Context) (lodestone.AuditHead, error) {
 	var h lodestone.AuditHead
-	if err := l.r.QueryRowContext(ctx, `SELECT last_id, last_hash FROM audit_head WHERE one = 1`).
+	if err := l.r.QueryRowContext(ctx, `SELECT coalesce(max(last_id), 0), coalesce(max(last_hash), '')
+		FROM audit_head`).
 		Scan(&h.ID, &h.Hash); err != nil {
 		return h, fmt.Errorf("%s: read the audit chain head: %w", l.d, err)
 	}

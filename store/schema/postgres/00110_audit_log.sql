@@ -22,12 +22,12 @@ CREATE INDEX audit_log_time ON audit_log (time);
 CREATE INDEX audit_log_actor ON audit_log (actor, id);
 CREATE INDEX audit_log_target ON audit_log (target, id);
 
+-- The head row: made by the first append, read FOR UPDATE by every later one.
 CREATE TABLE audit_head (
-    one       integer PRIMARY KEY CHECK (one = 1),
+    id        bigint  PRIMARY KEY CHECK (id = 1),
     last_id   bigint  NOT NULL,
     last_hash text    NOT NULL
 );
-INSERT INTO audit_head (one, last_id, last_hash) VALUES (1, 0, '');
 
 -- +goose Down
 DROP TABLE audit_head;

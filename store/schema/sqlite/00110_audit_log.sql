@@ -23,14 +23,13 @@ CREATE INDEX audit_log_time ON audit_log (time);
 CREATE INDEX audit_log_actor ON audit_log (actor, id);
 CREATE INDEX audit_log_target ON audit_log (target, id);
 
--- The chain head: one row naming the newest entry. Appenders read and update it in their transaction, which
+-- The chain head: one row naming the newest entry, made by the first append (so a copy finds the table empty). Appenders read and update it in their transaction, which
 -- serialises them, and a deleted newest entry shows against it.
 CREATE TABLE audit_head (
-    one       INTEGER PRIMARY KEY CHECK (one = 1),
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
     last_id   INTEGER NOT NULL,
     last_hash TEXT    NOT NULL
 );
-INSERT INTO audit_head (one, last_id, last_hash) VALUES (1, 0, '');
 
 -- +goose Down
 DROP TABLE audit_head;
