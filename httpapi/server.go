@@ -80,6 +80,10 @@ type Deps struct {
 	// implements them (a lodestone.Store does), else their routes answer 503.
 	Registry lodestone.DeviceRegistry
 	Groups   lodestone.GroupService
+	// Audit is the audit log behind GET /admin/audit, where actions that change no row (a backup download, a
+	// retention run) are recorded; nil: taken from Devices if it implements it, else the route answers 503.
+	// Changes to rows are recorded by the store itself.
+	Audit lodestone.AuditStore
 }
 
 // Server is the HTTP API.
@@ -126,6 +130,9 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if deps.Groups == nil {
 		deps.Groups, _ = deps.Devices.(lodestone.GroupService)
+	}
+	if deps.Audit == nil {
+		deps.Audit, _ = deps.Devices.(lodestone.AuditStore)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	s.initLimits()
@@ -189,6 +196,7 @@ func (s *Server) routes() {
 	s.routesOps()
 	s.routesFleet()
 	s.routesDoctor()
+	s.routesAudit()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

@@ -7,6 +7,7 @@ package auditsql
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -119,6 +120,19 @@ func Append(ctx context.Context, tx Tx, d schema.Dialect, e *lodestone.AuditEntr
 		e.Time = time.Now()
 	}
 	e.Time = time.UnixMilli(e.Time.UnixMilli()).UTC()
+	// Images are kept in encoding/json's own form (compact, HTML escaped), so the text an API client reads back
+	// inside a JSON answer is the text that was hashed, whatever the database's JSON functions wrote.
+	for _, img := range []*json.RawMessage{&e.Before, &e.After} {
+		if len(*img) == 0 {
+			*img = nil
+			continue
+		}
+		b, err := json.Marshal(*img)
+		if err != nil {
+			return fmt.Errorf("audit: %s image: %w", e.Action, err)
+		}
+		*img = b
+	}
 	e.ID, e.PrevHash = lastID+1, lastHash
 	e.Hash = e.ComputeHash()
 	if err := tx.Exec(ctx, schema.Rebind(d, `INSERT INTO audit_log (id, time, actor_kind, actor, actor_id, action,
