@@ -132,8 +132,8 @@ func AuditPruneAfter(throughID int64, lastHash string) json.RawMessage {
 
 // VerifyAuditChain reads the whole log newest first, page by page, and checks that every entry's hash matches its
 // content, that ids run without a gap, that each entry names its predecessor's hash, that the oldest retained
-// entry is the first ever or one a prune entry accounts for, and, when head is given, that the newest entry is
-// the one the head names. It reports the oldest entry found wrong.
+// entry is the first ever or one a prune entry accounts for, and, when head is given (read before the walk), that
+// the entry it names is there with its hash. It reports the oldest entry found wrong.
 func VerifyAuditChain(ctx context.Context, log AuditLog, head *AuditHead) (*AuditVerification, error) {
 	v := &AuditVerification{}
 	bad := func(id int64, format string, args ...any) {
@@ -151,9 +151,9 @@ func VerifyAuditChain(ctx context.Context, log AuditLog, head *AuditHead) (*Audi
 			v.Checked++
 			if newer == nil {
 				v.LastID = e.ID
-				if head != nil && (head.ID != e.ID || head.Hash != e.Hash) {
-					bad(e.ID, "the chain head names entry %d, but the newest entry is %d (newer entries deleted "+
-						"or the entry changed)", head.ID, e.ID)
+				if head != nil && e.ID < head.ID {
+					bad(e.ID, "the chain head names entry %d, but the newest entry is %d (newer entries deleted)",
+						head.ID, e.ID)
 				}
 			} else {
 				switch {
@@ -162,6 +162,10 @@ func VerifyAuditChain(ctx context.Context, log AuditLog, head *AuditHead) (*Audi
 				case newer.PrevHash != e.Hash:
 					bad(newer.ID, "its prev_hash does not match the hash of entry %d", e.ID)
 				}
+			}
+			// Entries appended after the head was read are newer than it; the head's own entry must match it.
+			if head != nil && e.ID == head.ID && e.Hash != head.Hash {
+				bad(e.ID, "its hash is not the one the chain head names")
 			}
 			if e.ComputeHash() != e.Hash {
 				bad(e.ID, "its content does not match its hash (the row was edited)")

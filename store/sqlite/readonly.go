@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone/internal/lru"
+	"github.com/lodestone-fleet/lodestone/store/auditsql"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 )
@@ -43,5 +44,6 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 	db := &DB{path: path, r: r, keys: lru.New[string, int64](KeyCacheSize), now: time.Now,
 		log: slog.Default()}
 	db.Store = otasql.NewSQLite(nil, r, &db.wmu)
+	db.Log = auditsql.NewSQLite(nil, r, &db.wmu)
 	return db, nil
 }
