@@ -310,3 +310,39 @@ func (r *recorder) Write(b []byte) (int, error) {
 func (r *recorder) WriteHeader(code int) { r.status = code }
 
 var _ io.Writer = (*recorder)(nil)
+
+// TestAuditFUOTALogin: what the FUOTA login changes (an upload, a device's target and its removal) is audited
+// with the login as the actor; its reads are not. On both backends.
+func TestAuditFUOTALogin(t *testing.T) {
+	bothBackends(t, func(t *testing.T, e *fuotaEnv) {
+		if st, body := e.esp("PUT", "/files/app.bin", "version one"); st != 200 {
+			t.Fatalf("PUT /files: %d %s", st, body)
+		}
+		if st, body := e.esp("PUT", "/devices/esp-1", `"esp-1","2.0","app.bin"`); st != 200 {
+			t.Fatalf("PUT /devices: %d %s", st, body)
+		}
+		if st, body := e.esp("GET", "/devices", ""); st != 200 {
+			t.Fatalf("GET /devices: %d %s", st, body)
+		}
+		if st, body := e.esp("DELETE", "/devices/esp-1", ""); st != 200 {
+			t.Fatalf("DELETE /devices: %d %s", st, body)
+		}
+		p := apiAuditLog{e.authEnv, asAdmin}.page("/admin/audit")
+		want := []string{"ota_target.fuota_delete", "ota_target.fuota_set", "firmware.fuota_put"}
+		if len(p.Entries) != len(want) {
+			t.Fatalf("%d entries, want %d: %+v", len(p.Entries), len(want), p.Entries)
+		}
+		for i, en := range p.Entries {
+			if en.Action != want[i] || en.ActorKind != lodestone.ActorFUOTA || en.Actor != fuotaUser ||
+				en.ClientAddr != "127.0.0.1" || en.RequestID == "" {
+				t.Errorf("entry %d: %+v", i, en)
+			}
+			if strings.Contains(en.Actor+string(en.Before)+string(en.After), fuotaPass) {
+				t.Errorf("entry %d holds the FUOTA password", i)
+			}
+		}
+		if p.Entries[1].Target != "esp-1" || !strings.Contains(string(p.Entries[1].After), `"2.0"`) {
+			t.Errorf("target entry: %+v after %s", p.Entries[1], p.Entries[1].After)
+		}
+	})
+}

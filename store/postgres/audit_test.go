@@ -12,3 +12,12 @@ func TestAuditTamper(t *testing.T) {
 	db := MustOpenDB(t)
 	storetest.AuditTamper(t, db, func(q string) error { _, err := db.Pool().Exec(context.Background(), q); return err })
 }
+
+// TestAuditFailureRollsBack plants a row where the next entry goes: the change that cannot be audited fails.
+func TestAuditFailureRollsBack(t *testing.T) {
+	db := MustOpenDB(t)
+	storetest.AuditFailureRollsBack(t, db, func(q string) error {
+		_, err := db.Pool().Exec(context.Background(), q)
+		return err
+	})
+}

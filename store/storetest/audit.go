@@ -400,3 +400,33 @@ func AuditTamper(t *testing.T, s lodestone.Store, exec func(query string) error)
 		}
 	}
 }
+
+// AuditFailureRollsBack checks the other half of "together": a change whose entry cannot be written does not
+// happen. exec plants a row where the next entry must go, so the append fails inside the change's transaction.
+func AuditFailureRollsBack(t *testing.T, s lodestone.Store, exec func(query string) error) {
+	ctx := operator("ann")
+	if err := s.CreateGroup(ctx, &lodestone.Group{Name: "first", CreatedAt: at(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(`INSERT INTO audit_log (id, time, actor_kind, actor, actor_id, action, target_kind, target,
+		before_json, after_json, client_addr, request_id, via, prev_hash, hash)
+		VALUES (2, 0, 'user', 'x', '', 'planted', '', '', '', '', '', '', '', '', '')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateGroup(ctx, &lodestone.Group{Name: "second", CreatedAt: at(1)}); err == nil {
+		t.Fatal("a group was created although its audit entry could not be written")
+	}
+	gs, err := s.FindGroups(context.Background())
+	if err != nil || len(gs) != 1 || gs[0].Name != "first" {
+		t.Fatalf("groups after the failed append: %+v %v", gs, err)
+	}
+	if err := exec(`DELETE FROM audit_log WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateGroup(ctx, &lodestone.Group{Name: "second", CreatedAt: at(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if v := mustVerify(t, auditStore(t, s)); !v.OK || v.Checked != 2 {
+		t.Fatalf("verify: %+v", v)
+	}
+}
