@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/httpapi"
+	"github.com/lodestone-fleet/lodestone/store/postgres"
+	"github.com/lodestone-fleet/lodestone/store/schema"
+	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
 // auditCmd lists the audit log, or checks its hash chain (audit verify), from the local database or a server.
@@ -233,4 +239,34 @@ func (s remoteAudit) AuditHead(ctx context.Context) (lodestone.AuditHead, error)
 		return lodestone.AuditHead{}, err
 	}
 	return p.Head, nil
+}
+
+// auditLocal records an action a command takes on the local database (db, as --db names it) without a server: the
+// actor is the operating-system user, the channel the CLI, the client this host.
+func auditLocal(ctx context.Context, db, action, kind string, after any) error {
+	spec, err := parseDB(db)
+	if err != nil {
+		return err
+	}
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	e := &lodestone.AuditEntry{ActorKind: lodestone.ActorUser, Actor: "os:" + name, Action: action,
+		TargetKind: kind, ClientAddr: host, Via: lodestone.ViaCLI}
+	if after != nil {
+		if e.After, err = json.Marshal(after); err != nil {
+			return err
+		}
+	}
+	if spec.dialect == schema.Postgres {
+		pg, err := postgres.Open(ctx, spec.target, postgres.Options{NoMigrate: true, MaxConns: 1})
+		if err != nil {
+			return err
+		}
+		defer pg.Close()
+		return pg.AppendAudit(ctx, e)
+	}
+	return sqlite.AppendAuditFile(ctx, spec.target, e)
 }

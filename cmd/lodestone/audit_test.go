@@ -60,11 +60,24 @@ func TestAuditCommand(t *testing.T) {
 	}
 	stop()
 
+	// A local backup is recorded in the database it copies, as the operating-system user through the CLI.
+	var bout bytes.Buffer
+	bc := &backupCmd{stdout: &bout, stderr: &bout, getenv: cliEnv}
+	if err := bc.Run(context.Background(), []string{filepath.Join(t.TempDir(), "b.db"), "--data-dir", dir,
+		"--json"}); err != nil {
+		t.Fatalf("local backup: %v %s", err, bout.String())
+	}
+	out, err = cli("--data-dir", dir, "--action", "backup.*", "--json")
+	if err != nil || !strings.Contains(out, `"action":"backup.local"`) || !strings.Contains(out, `"via":"cli"`) ||
+		!strings.Contains(out, `"actor":"os:`) {
+		t.Fatalf("local backup entry: %v %s", err, out)
+	}
+
 	out, err = cli("--data-dir", dir, "--action", "group.*")
 	if err != nil || strings.Count(out, "group.create") != 2 || !strings.Contains(out, "127.0.0.1") {
 		t.Fatalf("audit --data-dir: %v\n%s", err, out)
 	}
-	if out, err := cli("verify", "--data-dir", dir); err != nil || !strings.Contains(out, "verified: 2 entries") {
+	if out, err := cli("verify", "--data-dir", dir); err != nil || !strings.Contains(out, "verified: 3 entries") {
 		t.Fatalf("audit verify: %v %s", err, out)
 	}
 

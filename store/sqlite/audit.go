@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/store/auditsql"
@@ -27,4 +28,28 @@ func (db *DB) audited(ctx context.Context, what, action, kind, target string,
 		}
 		return a.Done(ctx, auditsql.SQL(tx), id)
 	})
+}
+
+// AppendAuditFile appends e to the audit log of the database file at path from a process other than the server
+// (a CLI command that read the database with OpenReadOnly). Its write transaction waits for the server's writer,
+// so the chain stays one.
+func AppendAuditFile(ctx context.Context, path string, e *lodestone.AuditEntry) error {
+	w, err := sql.Open(driverName, dsn(path, "FULL", false))
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s to append an audit entry: %w", path, err)
+	}
+	defer w.Close()
+	w.SetMaxOpenConns(1)
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: append audit entry to %s: %w", path, err)
+	}
+	defer tx.Rollback()
+	if err := auditsql.Append(ctx, auditsql.SQL(tx), schema.SQLite, e); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: append audit entry to %s: %w", path, err)
+	}
+	return nil
 }
