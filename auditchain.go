@@ -87,6 +87,29 @@ func AuditFor(ctx context.Context, def string) *AuditEntry {
 	return e
 }
 
+// RecordAudit appends an entry for an action that changes no database row (a backup download, an MCP read, the
+// start of a retention run) to log, for the caller ctx carries; after, when not nil, is marshalled as the after
+// image and must hold no secret. It records nothing when ctx carries no operator (see AuditFor) or log is nil.
+// Changes to rows need no call: the store records them in their own transaction.
+func RecordAudit(ctx context.Context, log AuditLog, action, targetKind, target string, after any) error {
+	if log == nil {
+		return nil
+	}
+	e := AuditFor(ctx, action)
+	if e == nil {
+		return nil
+	}
+	e.TargetKind, e.Target = targetKind, target
+	if after != nil {
+		b, err := json.Marshal(after)
+		if err != nil {
+			return fmt.Errorf("audit %s: %w", action, err)
+		}
+		e.After = b
+	}
+	return log.AppendAudit(ctx, e)
+}
+
 // SystemContext returns ctx acting as lodestone itself (ActorSystem) for the job named name ("retention"), so
 // what a scheduled job changes is audited like an operator's change.
 func SystemContext(ctx context.Context, name string) context.Context {

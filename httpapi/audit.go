@@ -136,22 +136,10 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 }
 
 // audit records an action that changes no row (a backup download, the start of a retention run) for the caller
-// ctx carries. after must hold no secret. Without an audit log nothing is recorded.
+// ctx carries; after must hold no secret. Without an audit log nothing is recorded.
 func (s *Server) audit(ctx context.Context, action, kind, target string, after any) error {
 	if s.deps.Audit == nil {
 		return nil
 	}
-	e := lodestone.AuditFor(ctx, action)
-	if e == nil {
-		return nil
-	}
-	e.TargetKind, e.Target = kind, target
-	if after != nil {
-		b, err := json.Marshal(after)
-		if err != nil {
-			return err
-		}
-		e.After = b
-	}
-	return s.deps.Audit.AppendAudit(ctx, e)
+	return lodestone.RecordAudit(ctx, s.deps.Audit, action, kind, target, after)
 }

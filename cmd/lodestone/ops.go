@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,11 +88,5 @@ func auditRetentionRun(ctx context.Context, a lodestone.AuditStore, run *lodesto
 	if n == 0 && run.Error == "" {
 		return nil
 	}
-	e := lodestone.AuditFor(ctx, "retention.run")
-	if e == nil {
-		return nil
-	}
-	e.TargetKind = lodestone.AuditRetention
-	e.After, _ = json.Marshal(run)
-	return a.AppendAudit(ctx, e)
+	return lodestone.RecordAudit(ctx, a, "retention.run", lodestone.AuditRetention, "", run)
 }
