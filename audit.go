@@ -45,13 +45,15 @@ type AuditEntry struct {
 
 // AuditFilter selects audit entries, newest first.
 type AuditFilter struct {
-	Actor    string // empty: any
-	Action   string // empty: any; a trailing ".*" matches a prefix ("campaign.*")
-	Target   string // empty: any
-	Since    time.Time
-	Until    time.Time
-	BeforeID int64 // keyset pagination: entries with ID < BeforeID; 0: from the newest
-	Limit    int   // 0: backend default
+	Actor  string // empty: any
+	Action string // empty: any; a trailing ".*" matches a prefix ("campaign.*")
+	Target string // empty: any
+	// TargetKind narrows Target to one kind of target ("group"); empty: any.
+	TargetKind string
+	Since      time.Time
+	Until      time.Time
+	BeforeID   int64 // keyset pagination: entries with ID < BeforeID; 0: from the newest
+	Limit      int   // 0: backend default
 }
 
 // AuditLog records operator actions. Stores record the entries a change carries in its context (see

@@ -42,6 +42,21 @@ type Principal struct {
 	Name     string // user name, token name or device id
 	Role     Role
 	DeviceID string // set when a device authenticated with its own key
+	// Kind names the caller for the audit log: ActorUser, ActorToken, ActorFUOTA, ActorDevice or ActorSystem.
+	// Empty is read as ActorDevice when DeviceID is set, else ActorUser.
+	Kind    string
+	TokenID int64 // the API token's id when Kind is ActorToken
+}
+
+// ActorKind is p's Kind, defaulted as the field says.
+func (p *Principal) ActorKind() string {
+	switch {
+	case p.Kind != "":
+		return p.Kind
+	case p.DeviceID != "":
+		return ActorDevice
+	}
+	return ActorUser
 }
 
 type principalKey struct{}

@@ -16,12 +16,15 @@ package fuota
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -116,6 +119,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sw.WriteHeader(http.StatusForbidden)
 		return
 	}
+	// What the login changes is audited like an operator's change, in the same transaction (see lodestone.AuditFor).
+	user, _, _ := r.BasicAuth()
+	ctx := lodestone.NewContextWithPrincipal(r.Context(), &lodestone.Principal{Name: user, Kind: lodestone.ActorFUOTA})
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	id := make([]byte, 8)
+	rand.Read(id)
+	ctx = lodestone.NewContextWithAuditRequest(ctx, lodestone.AuditRequest{ClientAddr: host,
+		RequestID: hex.EncodeToString(id), Via: lodestone.ViaAPI})
+	r = r.WithContext(ctx)
 	if err := h.route(sw, r); err != nil {
 		h.fail(sw, r, err)
 	}

@@ -61,6 +61,7 @@ var policy = map[string]httpapi.Access{
 	"GET /admin/backup":                httpapi.AccessAdmin, // ferrite: any user; hardened (spec §8.7)
 	"GET /admin/retention":             httpapi.AccessAdmin, // ferrite: any user
 	"GET /admin/doctor":                httpapi.AccessAdmin,
+	"GET /admin/audit":                 httpapi.AccessAdmin,
 	"POST /admin/retention":            httpapi.AccessAdmin, // lodestone: purge now
 	"GET /admin/alerts/deliveries":     httpapi.AccessAdmin,
 	"POST /ingest/elf":                 httpapi.AccessProvisioner, // ferrite: key or any user; hardened

@@ -482,9 +482,9 @@ func (a *Authn) token(ctx context.Context, secret string) (*lodestone.Principal,
 	}
 	a.touch(t.ID, now)
 	if t.Kind == lodestone.TokenDevice {
-		return &lodestone.Principal{Name: t.DeviceID, DeviceID: t.DeviceID}, nil
+		return &lodestone.Principal{Name: t.DeviceID, DeviceID: t.DeviceID, Kind: lodestone.ActorDevice}, nil
 	}
-	return &lodestone.Principal{Name: "token:" + t.Name, Role: t.Role}, nil
+	return &lodestone.Principal{Name: "token:" + t.Name, Role: t.Role, Kind: lodestone.ActorToken, TokenID: t.ID}, nil
 }
 
 // touch records a token's use in the background, at most once per touchEvery, so that authentication stays a

@@ -32,6 +32,10 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {
 	rc := http.NewResponseController(w)
 	// Taking the snapshot of a large database outlasts the server's write timeout; lift it until bytes flow.
 	rc.SetWriteDeadline(time.Time{})
+	// Recorded before the snapshot, so no copy of the database leaves unrecorded (and the copy holds its entry).
+	if err := s.audit(r.Context(), "backup.download", lodestone.AuditBackup, "", nil); err != nil {
+		return err
+	}
 	start := time.Now()
 	snap, err := s.deps.Backup.Backup(r.Context())
 	if err != nil {

@@ -70,7 +70,21 @@ func (s *Server) requests(next http.Handler) http.Handler {
 		ri := &requestInfo{id: id, clientIP: s.clientIP(r)}
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestKey{}, ri)))
+		ctx := context.WithValue(r.Context(), requestKey{}, ri)
+		// The audit log names where an action came from. An in-process caller (the MCP server) has said so
+		// already; what it left out is this request's.
+		ar := lodestone.AuditRequestFromContext(ctx)
+		if ar.ClientAddr == "" {
+			ar.ClientAddr = ri.clientIP
+		}
+		if ar.RequestID == "" {
+			ar.RequestID = id
+		}
+		if ar.Via == "" {
+			ar.Via = lodestone.ViaAPI
+		}
+		ctx = lodestone.NewContextWithAuditRequest(ctx, ar)
+		next.ServeHTTP(rec, r.WithContext(ctx))
 		if s.log.Enabled(r.Context(), slog.LevelDebug) {
 			s.log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", rec.code(),
 				"client", ri.clientIP, "duration", time.Since(start))

@@ -75,6 +75,11 @@ func (s *Server) runRetention(w http.ResponseWriter, r *http.Request) error {
 	if s.deps.Retention == nil {
 		return lodestone.Errorf(lodestone.EUNAVAILABLE, "retention is not wired on this server")
 	}
+	// Recorded before the purge, so no row goes unrecorded even when the purge fails part-way.
+	if err := s.audit(r.Context(), "retention.run", lodestone.AuditRetention, "",
+		map[string]int{"retention_days": s.deps.Retention.Days()}); err != nil {
+		return err
+	}
 	run, err := s.deps.Retention.Purge(r.Context())
 	if err != nil {
 		return err

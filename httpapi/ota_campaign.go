@@ -166,6 +166,7 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cs := r.Context(), s.deps.Campaigns
 	action := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	ctx = lodestone.WithAudit(ctx, "campaign."+action) // resume and activate are one call; the log tells them apart
 	out := map[string]any{"ok": true}
 	switch action {
 	case "activate", "resume":

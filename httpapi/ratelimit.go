@@ -154,7 +154,9 @@ func (b *buckets) reserve(w http.ResponseWriter, key string, now time.Time) (und
 		res.CancelAt(now)
 		return nil, tooMany(w, lim, now)
 	}
-	return func() { res.CancelAt(time.Now()) }, nil
+	// Cancelled as of the reservation: x/time/rate gives nothing back for a reservation whose time to act has
+	// passed, and an admitted one acts at once.
+	return func() { res.CancelAt(now) }, nil
 }
 
 func setRateHeaders(w http.ResponseWriter, b *buckets, lim *rate.Limiter, now time.Time) {

@@ -28,3 +28,17 @@ func TestIdleBucketsAreEvicted(t *testing.T) {
 		t.Fatal("RPS 0 must disable limiting")
 	}
 }
+
+// A reservation given back (a password that passed) leaves the bucket as it was, however many pass in a row: an
+// admin whose every change makes the authenticator check the password again is not locked out.
+func TestReserveUndoRestores(t *testing.T) {
+	b := newBuckets(0.2, 5)
+	t0 := time.Now()
+	for i := range 20 {
+		undo, err := b.reserve(httptest.NewRecorder(), "10.0.0.1\x00admin", t0.Add(time.Duration(i)*time.Millisecond))
+		if err != nil {
+			t.Fatalf("check %d refused: %v", i, err)
+		}
+		undo()
+	}
+}

@@ -83,6 +83,10 @@ type Deps struct {
 	// Series computes metric series for the charts (series.go); nil: taken from Telemetry or Devices when they
 	// implement it (a lodestone.Store does), else GET /series answers 503.
 	Series lodestone.SeriesReader
+	// Audit is the audit log behind GET /admin/audit, where actions that change no row (a backup download, a
+	// retention run) are recorded; nil: taken from Devices if it implements it, else the route answers 503.
+	// Changes to rows are recorded by the store itself.
+	Audit lodestone.AuditStore
 }
 
 // Server is the HTTP API.
@@ -135,6 +139,9 @@ func New(cfg Config, deps Deps) *Server {
 		if deps.Series, _ = deps.Telemetry.(lodestone.SeriesReader); deps.Series == nil {
 			deps.Series, _ = deps.Devices.(lodestone.SeriesReader)
 		}
+	}
+	if deps.Audit == nil {
+		deps.Audit, _ = deps.Devices.(lodestone.AuditStore)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	s.initLimits()
@@ -200,6 +207,7 @@ func (s *Server) routes() {
 	s.routesDoctor()
 	s.routesSeries()
 	s.routesMCP()
+	s.routesAudit()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

@@ -203,6 +203,7 @@ func hasAnyTag(have, want []string) bool {
 // Activate starts a created campaign or resumes a paused or halted one; a campaign that has offered nothing yet
 // offers its first wave at once. It returns how many targets were set.
 func (c *Campaigns) Activate(ctx context.Context, id int64) (int, error) {
+	ctx = lodestone.WithAudit(ctx, "campaign.activate")
 	now := c.svc.now().UTC()
 	camp, err := c.svc.store.SetCampaignStatus(ctx, id, []string{lodestone.CampaignCreated,
 		lodestone.CampaignPaused, lodestone.CampaignHalted}, lodestone.CampaignActive, "", now)
@@ -217,6 +218,7 @@ func (c *Campaigns) Activate(ctx context.Context, id int64) (int, error) {
 
 // Pause stops an active campaign from advancing; devices already offered keep their targets.
 func (c *Campaigns) Pause(ctx context.Context, id int64) error {
+	ctx = lodestone.WithAudit(ctx, "campaign.pause")
 	_, err := c.svc.store.SetCampaignStatus(ctx, id, []string{lodestone.CampaignActive}, lodestone.CampaignPaused, "",
 		c.svc.now().UTC())
 	return err
@@ -224,6 +226,7 @@ func (c *Campaigns) Pause(ctx context.Context, id int64) error {
 
 // Abort ends a campaign: devices not yet installed get their previous targets back; installed ones keep theirs.
 func (c *Campaigns) Abort(ctx context.Context, id int64) (int, error) {
+	ctx = lodestone.WithAudit(ctx, "campaign.abort")
 	return c.svc.store.EndCampaign(ctx, id, []string{lodestone.CampaignCreated, lodestone.CampaignActive,
 		lodestone.CampaignPaused, lodestone.CampaignHalted}, lodestone.CampaignAborted, false, c.svc.now().UTC())
 }
@@ -231,6 +234,7 @@ func (c *Campaigns) Abort(ctx context.Context, id int64) (int, error) {
 // Rollback ends a campaign and gives every device it offered firmware to its previous target back. Devices
 // outside the campaign, and targets changed since by someone else, are not touched.
 func (c *Campaigns) Rollback(ctx context.Context, id int64) (int, error) {
+	ctx = lodestone.WithAudit(ctx, "campaign.rollback")
 	return c.svc.store.EndCampaign(ctx, id, []string{lodestone.CampaignActive, lodestone.CampaignPaused,
 		lodestone.CampaignHalted, lodestone.CampaignCompleted}, lodestone.CampaignRolledBack, true, c.svc.now().UTC())
 }

@@ -106,6 +106,11 @@ func (c *backupCmd) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("backup: %w", err)
 		}
 		defer store.Close()
+		// Recorded before the snapshot, as a download is: the copy holds its own entry.
+		if err := auditLocal(ctx, spec.target, "backup.local", lodestone.AuditBackup,
+			map[string]string{"file": file}); err != nil {
+			return fmt.Errorf("backup: record it in the audit log: %w", err)
+		}
 		var b lodestone.BackupService
 		if pg, ok := store.(*postgres.DB); ok {
 			b = &transfer.PostgresBackup{Pool: pg.Pool(), Dir: filepath.Dir(file)}

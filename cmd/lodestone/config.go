@@ -40,6 +40,7 @@ type Config struct {
 	IngestAPIKey        string
 	ChunkEncryptionKey  string
 	RetentionDays       int
+	AuditRetentionDays  int // days of audit log to keep; 0 keeps everything
 	BasicAuthUser       string
 	BasicAuthPass       string
 	BasicAuthUsers      string
@@ -99,6 +100,7 @@ func defaultConfig() Config {
 		LogLevel:            "info",
 		LogFormat:           "text",
 		RetentionDays:       90,
+		AuditRetentionDays:  365,
 		AlertOfflineMinutes: 10,
 		JobsInterval:        time.Minute,
 		LeaderRetry:         5 * time.Second,
@@ -165,6 +167,14 @@ var envVars = []envVar{
 		c.RetentionDays = n
 		return nil
 	}, "days of telemetry to keep; 0 keeps everything (default 90)"},
+	{"AUDIT_RETENTION_DAYS", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("must be a whole number of days, got %q", v)
+		}
+		c.AuditRetentionDays = n
+		return nil
+	}, "days of audit log to keep; 0 keeps everything (default 365)"},
 	{"BASIC_AUTH_USER", str(func(c *Config) *string { return &c.BasicAuthUser }), "admin user name (default admin)"},
 	{"BASIC_AUTH_PASS", str(func(c *Config) *string { return &c.BasicAuthPass }), "admin password; unset: generated on first start and printed once"},
 	{"BASIC_AUTH_USERS", str(func(c *Config) *string { return &c.BasicAuthUsers }), "extra users u:p:role,... (role admin, provisioner or viewer)"},

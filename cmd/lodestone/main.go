@@ -41,6 +41,7 @@ Commands:
   restore   put a backup in place of the local database (with the server stopped)
   mcp       MCP tools for AI agents over stdio: a server's API (--server, --token) or the local data, read-only
   doctor    check an installation (configuration, database, disk, blobs, certificates, backups); --json
+  audit     list the audit log of operator actions, or check its hash chain (audit verify)
   import-ferrite  import a ferrite-server database (devices, groups, history)
   version   print the version
   help      show this help, or 'lodestone help COMMAND'
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &doctorCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "mcp":
 		c = &mcpCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "audit":
+		c = &auditCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
 		fmt.Fprintln(stdout, "lodestone", version)
 		return 0
@@ -110,7 +113,7 @@ var version = "dev"
 func isCommand(s string) bool {
 	switch s {
 	case "serve", "loadgen", "migrate", "copy", "symbols", "logs", "version", "help",
-		"report", "faults", "metrics", "backup", "restore", "import-ferrite", "doctor", "mcp":
+		"report", "faults", "metrics", "backup", "restore", "import-ferrite", "doctor", "mcp", "audit":
 		return true
 	}
 	return false
@@ -147,6 +150,8 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 		fmt.Fprint(stdout, restoreUsage)
 	case "doctor":
 		fmt.Fprint(stdout, doctorUsage)
+	case "audit":
+		fmt.Fprint(stdout, auditUsage)
 	case "import-ferrite":
 		c := &importFerriteCmd{stdout: stdout, stderr: stdout, getenv: getenv}
 		c.Run(context.Background(), []string{"-h"})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -42,13 +43,23 @@ func opsServices(db *openedStore, cfg Config, bus lodestone.EventBus, log *slog.
 	alerts := alert.New(alert.Config{URLs: urls, Secret: cfg.AlertWebhookSecret, OfflineMinutes: minutes,
 		Backoff: cfg.AlertRetry, Every: min(5*time.Second, cfg.JobsInterval), Logger: log}, st, db, bus)
 	purge := retention.New(st, cfg.RetentionDays, 0, log)
+	audit := auditStore(db.Store)
 	jobs := []leader.Job{{Name: "retention", Every: retentionEvery, Run: func(ctx context.Context) error {
 		if purge.Days() == 0 {
 			return nil
 		}
-		_, err := purge.Purge(ctx)
-		return err
+		run, err := purge.Purge(ctx)
+		return errors.Join(err, auditRetentionRun(lodestone.SystemContext(ctx, "retention"), audit, run))
 	}}}
+	if audit != nil && cfg.AuditRetentionDays > 0 {
+		days := cfg.AuditRetentionDays
+		jobs = append(jobs, leader.Job{Name: "audit-retention", Every: retentionEvery,
+			Run: func(ctx context.Context) error {
+				_, err := audit.PruneAudit(lodestone.SystemContext(ctx, "audit-retention"),
+					time.Now().Add(-time.Duration(days)*24*time.Hour))
+				return err
+			}})
+	}
 	if alerts.Enabled() {
 		// Run loops until leadership ends; the elector calls it again if it returns early.
 		jobs = append(jobs, leader.Job{Name: "alerts", Every: 5 * time.Second, Run: alerts.Run})
@@ -56,4 +67,26 @@ func opsServices(db *openedStore, cfg Config, bus lodestone.EventBus, log *slog.
 		log.Warn("ALERT_WEBHOOK_SECRET is set but ALERT_WEBHOOK_URL is not: no alerts are sent")
 	}
 	return st, alerts, purge, jobs, nil
+}
+
+// auditStore is the store's audit log, or nil for a backend without one.
+func auditStore(s lodestone.Store) lodestone.AuditStore {
+	a, _ := s.(lodestone.AuditStore)
+	return a
+}
+
+// auditRetentionRun records a scheduled purge that deleted rows or failed, as lodestone's own action (ctx carries
+// the system actor); an hourly run that found nothing to delete is not worth an entry.
+func auditRetentionRun(ctx context.Context, a lodestone.AuditStore, run *lodestone.PurgeResult) error {
+	if a == nil || run == nil {
+		return nil
+	}
+	var n int64
+	for _, d := range run.Deleted {
+		n += d
+	}
+	if n == 0 && run.Error == "" {
+		return nil
+	}
+	return lodestone.RecordAudit(ctx, a, "retention.run", lodestone.AuditRetention, "", run)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -60,7 +61,10 @@ func newOTA(cfg Config, db lodestone.Store, events lodestone.EventPublisher, log
 // campaignJob advances campaigns on the replica that runs the periodic jobs; Tick keeps all state in the database,
 // so leadership can move between ticks.
 func campaignJob(c *ota.Campaigns) leader.Job {
-	return leader.Job{Name: "ota-campaigns", Every: otaTickInterval, Run: c.Tick}
+	// As lodestone itself: the waves it offers and the campaigns its health gate halts are audited.
+	return leader.Job{Name: "ota-campaigns", Every: otaTickInterval, Run: func(ctx context.Context) error {
+		return c.Tick(lodestone.SystemContext(ctx, "ota-campaigns"))
+	}}
 }
 
 // fuotaServer returns the ESP32 FUOTA listener's server, or nil when US_AUTH_USERNAME/US_AUTH_PASSWORD are unset

@@ -166,6 +166,7 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 		Backup: recordBackups(db.backupService(cfg.DataDir), db.Store), Reports: db.reporter(),
 		Counts: ops, Alerts: ops, Retention: purge,
 		Doctor: s.doctorReport(blobs, ops),
+		Audit:  auditStore(db.Store),
 	})
 	if err := mountMCP(s.api, db.Store, log); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package otasql
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,14 +51,14 @@ func joinWaves(w []int) string {
 
 // CreateCampaign implements lodestone.CampaignStore.
 func (s *Store) CreateCampaign(ctx context.Context, c *lodestone.Campaign, deviceIDs []string) error {
-	return s.tx(ctx, "create campaign", func(tx *sql.Tx) error {
+	return s.audited(ctx, "create campaign", "campaign.create", lodestone.AuditCampaign, "", func(tx *sql.Tx) (string, error) {
 		var n int
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT count(*) FROM firmware_artifacts WHERE id = ?`),
 			c.FirmwareID).Scan(&n); err != nil {
-			return err
+			return "", err
 		}
 		if n == 0 {
-			return lodestone.Errorf(lodestone.ENOTFOUND, "firmware artifact not found")
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "firmware artifact not found")
 		}
 		if c.Status == "" {
 			c.Status = lodestone.CampaignCreated
@@ -71,21 +72,21 @@ func (s *Store) CreateCampaign(ctx context.Context, c *lodestone.Campaign, devic
 			c.RolloutPercent, c.FailureThreshold, joinWaves(c.Waves), c.SoakTime.Milliseconds(), c.HealthRatio,
 			c.MinDeviceHours, c.OfferTimeout.Milliseconds(), c.InstallTimeout.Milliseconds(), c.Status,
 			ms(c.CreatedAt), ms(c.UpdatedAt)).Scan(&c.ID); err != nil {
-			return err
+			return "", err
 		}
 		ins := s.q(`INSERT INTO ota_campaign_devices (campaign_id, device_id, status, updated_at)
 			VALUES (?, ?, 'pending', ?) ON CONFLICT (campaign_id, device_id) DO NOTHING`)
 		stmt, err := tx.PrepareContext(ctx, ins)
 		if err != nil {
-			return err
+			return "", err
 		}
 		defer stmt.Close()
 		for _, d := range deviceIDs {
 			if _, err := stmt.ExecContext(ctx, c.ID, d, ms(c.CreatedAt)); err != nil {
-				return err
+				return "", err
 			}
 		}
-		return nil
+		return fmt.Sprint(c.ID), nil
 	})
 }
 
@@ -185,13 +186,13 @@ func (s *Store) lockCampaign(ctx context.Context, tx *sql.Tx, id int64) (*lodest
 func (s *Store) SetCampaignStatus(ctx context.Context, id int64, from []string, to, reason string,
 	now time.Time) (*lodestone.Campaign, error) {
 	var c *lodestone.Campaign
-	err := s.tx(ctx, "set campaign status", func(tx *sql.Tx) error {
+	err := s.audited(ctx, "set campaign status", "campaign.status", lodestone.AuditCampaign, fmt.Sprint(id), func(tx *sql.Tx) (string, error) {
 		var err error
 		if c, err = s.lockCampaign(ctx, tx, id); err != nil {
-			return err
+			return "", err
 		}
 		if !slices.Contains(from, c.Status) {
-			return lodestone.Errorf(lodestone.EINVALID, "cannot move campaign from '%s' to '%s' status", c.Status, to)
+			return "", lodestone.Errorf(lodestone.EINVALID, "cannot move campaign from '%s' to '%s' status", c.Status, to)
 		}
 		c.Status, c.HaltReason, c.UpdatedAt = to, reason, now
 		if to == lodestone.CampaignActive && c.StartedAt == nil {
@@ -199,7 +200,7 @@ func (s *Store) SetCampaignStatus(ctx context.Context, id int64, from []string, 
 		}
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE ota_campaigns SET status = ?, halt_reason = ?, updated_at = ?,
 			started_at = ? WHERE id = ?`), to, reason, ms(now), nullMS(c.StartedAt), id)
-		return err
+		return "", err
 	})
 	if err != nil {
 		return nil, err
@@ -210,34 +211,34 @@ func (s *Store) SetCampaignStatus(ctx context.Context, id int64, from []string, 
 // OfferWave implements lodestone.CampaignStore.
 func (s *Store) OfferWave(ctx context.Context, id int64, wave, n int, now time.Time) (int, error) {
 	offered := 0
-	err := s.tx(ctx, "offer wave", func(tx *sql.Tx) error {
+	err := s.audited(ctx, "offer wave", "campaign.offer_wave", lodestone.AuditCampaign, fmt.Sprint(id), func(tx *sql.Tx) (string, error) {
 		c, err := s.lockCampaign(ctx, tx, id)
 		if err != nil {
-			return err
+			return "", err
 		}
 		fw, err := scanFirmware(tx.QueryRowContext(ctx, s.q(`SELECT `+firmwareColumns+
 			` FROM firmware_artifacts WHERE id = ?`), c.FirmwareID))
 		if err != nil {
-			return notFound(err, "campaign firmware artifact not found")
+			return "", notFound(err, "campaign firmware artifact not found")
 		}
 		var ids []string
 		if n > 0 {
 			rows, err := tx.QueryContext(ctx, s.q(`SELECT device_id FROM ota_campaign_devices
 				WHERE campaign_id = ? AND status = 'pending' ORDER BY device_id LIMIT ?`), id, n)
 			if err != nil {
-				return err
+				return "", err
 			}
 			for rows.Next() {
 				var d string
 				if err := rows.Scan(&d); err != nil {
 					rows.Close()
-					return err
+					return "", err
 				}
 				ids = append(ids, d)
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
-				return err
+				return "", err
 			}
 		}
 		url := "/ota/firmware/" + strconv.FormatInt(fw.ID, 10) + "/download"
@@ -248,7 +249,7 @@ func (s *Store) OfferWave(ctx context.Context, id int64, wave, n int, now time.T
 			if err == sql.ErrNoRows {
 				had, prev = 0, &lodestone.OTATarget{}
 			} else if err != nil {
-				return err
+				return "", err
 			}
 			var prevVer any
 			if had == 1 {
@@ -260,19 +261,19 @@ func (s *Store) OfferWave(ctx context.Context, id int64, wave, n int, now time.T
 				prev_origin = ? WHERE campaign_id = ? AND device_id = ?`), wave, ms(now), ms(now), had, prevVer,
 				int64(prev.TargetBuildID), ptr(prev.FirmwareURL), ptr(prev.FirmwareID), ptr(prev.FromVersion),
 				ptr(prev.CampaignID), prevOrigin(had, prev), id, d); err != nil {
-				return err
+				return "", err
 			}
 			fwID, campID := fw.ID, id
 			if err := s.setTarget(ctx, tx, &lodestone.OTATarget{DeviceID: d, TargetVersion: c.TargetVersion,
 				TargetBuildID: fw.BuildID, FirmwareURL: &url, FirmwareID: &fwID, CampaignID: &campID,
 				CreatedAt: now}); err != nil {
-				return err
+				return "", err
 			}
 		}
 		offered = len(ids)
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE ota_campaigns SET wave = ?, wave_started_at = ?, updated_at = ?
 			WHERE id = ?`), wave, ms(now), ms(now), id)
-		return err
+		return "", err
 	})
 	return offered, err
 }
@@ -298,13 +299,13 @@ func (s *Store) ExpireCampaignDevices(ctx context.Context, id int64, offeredBefo
 func (s *Store) EndCampaign(ctx context.Context, id int64, from []string, to string, restoreInstalled bool,
 	now time.Time) (int, error) {
 	restored := 0
-	err := s.tx(ctx, "end campaign", func(tx *sql.Tx) error {
+	err := s.audited(ctx, "end campaign", "campaign.end", lodestone.AuditCampaign, fmt.Sprint(id), func(tx *sql.Tx) (string, error) {
 		c, err := s.lockCampaign(ctx, tx, id)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if !slices.Contains(from, c.Status) {
-			return lodestone.Errorf(lodestone.EINVALID, "cannot move campaign from '%s' to '%s' status", c.Status, to)
+			return "", lodestone.Errorf(lodestone.EINVALID, "cannot move campaign from '%s' to '%s' status", c.Status, to)
 		}
 		q := `SELECT ` + campaignDeviceColumns + ` FROM ota_campaign_devices WHERE campaign_id = ? AND status <> 'pending'`
 		if !restoreInstalled {
@@ -313,7 +314,7 @@ func (s *Store) EndCampaign(ctx context.Context, id int64, from []string, to str
 		rows, err := tx.QueryContext(ctx, s.q(q), id)
 		devs, err := collect(rows, err, scanCampaignDevice)
 		if err != nil {
-			return err
+			return "", err
 		}
 		for _, d := range devs {
 			// Only a target this campaign still owns goes back; one set since by hand or by another campaign stays.
@@ -332,7 +333,7 @@ func (s *Store) EndCampaign(ctx context.Context, id int64, from []string, to str
 					ms(now), d.DeviceID, id)
 			}
 			if err != nil {
-				return err
+				return "", err
 			}
 			if k, _ := res.RowsAffected(); k > 0 {
 				restored++
@@ -340,7 +341,7 @@ func (s *Store) EndCampaign(ctx context.Context, id int64, from []string, to str
 		}
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE ota_campaigns SET status = ?, updated_at = ? WHERE id = ?`), to,
 			ms(now), id)
-		return err
+		return "", err
 	})
 	return restored, err
 }

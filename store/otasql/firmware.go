@@ -36,8 +36,9 @@ func origin(o string) string {
 
 // CreateFirmware implements lodestone.FirmwareService.
 func (s *Store) CreateFirmware(ctx context.Context, f *lodestone.Firmware) error {
-	return s.tx(ctx, "create firmware", func(tx *sql.Tx) error {
-		return s.insertFirmware(ctx, tx, f)
+	return s.audited(ctx, "create firmware", "firmware.create", lodestone.AuditFirmware, "", func(tx *sql.Tx) (string, error) {
+		err := s.insertFirmware(ctx, tx, f)
+		return fmt.Sprint(f.ID), err
 	})
 }
 
@@ -63,39 +64,39 @@ func (s *Store) insertFirmware(ctx context.Context, tx *sql.Tx, f *lodestone.Fir
 func (s *Store) PutFUOTAFirmware(ctx context.Context, f *lodestone.Firmware) (bool, error) {
 	path := f.Filename
 	created := false
-	err := s.tx(ctx, "put FUOTA firmware", func(tx *sql.Tx) error {
+	err := s.audited(ctx, "put FUOTA firmware", "firmware.fuota_put", lodestone.AuditFirmware, "", func(tx *sql.Tx) (string, error) {
 		cur, err := s.newestByPath(ctx, tx, path, true)
 		if err != nil && err != sql.ErrNoRows {
-			return err
+			return "", err
 		}
 		if cur == nil {
 			// A path nobody uploaded through FUOTA yet: it must not be another artifact's name.
 			var n int
 			if err := tx.QueryRowContext(ctx, s.q(`SELECT count(*) FROM firmware_artifacts WHERE filename = ?`),
 				path).Scan(&n); err != nil {
-				return err
+				return "", err
 			}
 			if n > 0 {
-				return lodestone.Errorf(lodestone.ECONFLICT, "%q names an artifact that was not uploaded through "+
+				return "", lodestone.Errorf(lodestone.ECONFLICT, "%q names an artifact that was not uploaded through "+
 					"FUOTA; it is read-only here", path)
 			}
 		} else if cur.SHA256 == f.SHA256 && cur.Version == f.Version && cur.BuildID == f.BuildID {
 			*f = *cur // the same upload again
-			return nil
+			return fmt.Sprint(f.ID), nil
 		}
 		f.Origin, f.FUOTAPath, f.ApprovedAt, f.ApprovedBy, f.Filename = lodestone.OriginFUOTA, &path, nil, "", path
 		if cur != nil {
 			// The path keeps naming the newest upload; older ones keep their own unique names.
 			if f.Filename, err = s.freeName(ctx, tx, path+"~"+f.SHA256[:min(8, len(f.SHA256))]); err != nil {
-				return err
+				return "", err
 			}
 		}
 		if err := s.insertFirmware(ctx, tx, f); err != nil {
-			return err
+			return "", err
 		}
 		created = true
 		if cur == nil {
-			return nil
+			return fmt.Sprint(f.ID), nil
 		}
 		// FUOTA's own targets name the path, so they follow it; operators' and campaigns' keep their artifact,
 		// and so does a FUOTA row whose device lodestone manages since (what PUT /devices may not write).
@@ -103,7 +104,7 @@ func (s *Store) PutFUOTAFirmware(ctx context.Context, f *lodestone.Firmware) (bo
 			target_build_id = ? WHERE origin = 'fuota' AND campaign_id IS NULL AND firmware_id IN
 			(SELECT id FROM firmware_artifacts WHERE fuota_path = ? AND origin = 'fuota')
 			AND `+fuotaDevice), f.ID, f.Version, int64(f.BuildID), path)
-		return err
+		return fmt.Sprint(f.ID), err
 	})
 	return created, err
 }
@@ -150,15 +151,15 @@ func (s *Store) FindFirmwareByFUOTAPath(ctx context.Context, path string) (*lode
 func (s *Store) ApproveFirmware(ctx context.Context, id int64, by string, at time.Time) (*lodestone.Firmware,
 	error) {
 	var f *lodestone.Firmware
-	err := s.tx(ctx, "approve firmware", func(tx *sql.Tx) error {
+	err := s.audited(ctx, "approve firmware", "firmware.approve", lodestone.AuditFirmware, fmt.Sprint(id), func(tx *sql.Tx) (string, error) {
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE firmware_artifacts SET approved_at = ?, approved_by = ?
 			WHERE id = ? AND approved_at IS NULL`), ms(at), by, id); err != nil {
-			return err
+			return "", err
 		}
 		var err error
 		f, err = scanFirmware(tx.QueryRowContext(ctx, s.q(`SELECT `+firmwareColumns+
 			` FROM firmware_artifacts WHERE id = ?`), id))
-		return notFound(err, "firmware artifact not found")
+		return "", notFound(err, "firmware artifact not found")
 	})
 	return f, err
 }
@@ -194,18 +195,18 @@ func (s *Store) FindFirmware(ctx context.Context) ([]*lodestone.Firmware, error)
 // DeleteFirmware implements lodestone.FirmwareService.
 func (s *Store) DeleteFirmware(ctx context.Context, id int64) (*lodestone.Firmware, error) {
 	var f *lodestone.Firmware
-	err := s.tx(ctx, "delete firmware", func(tx *sql.Tx) error {
+	err := s.audited(ctx, "delete firmware", "firmware.delete", lodestone.AuditFirmware, fmt.Sprint(id), func(tx *sql.Tx) (string, error) {
 		var err error
 		f, err = scanFirmware(tx.QueryRowContext(ctx, s.q(`SELECT `+firmwareColumns+
 			` FROM firmware_artifacts WHERE id = ?`+s.forUpdate()), id))
 		if err != nil {
-			return notFound(err, "firmware artifact not found")
+			return "", notFound(err, "firmware artifact not found")
 		}
 		if err := s.refuseUsed(ctx, tx, id); err != nil {
-			return err
+			return "", err
 		}
 		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM firmware_artifacts WHERE id = ?`), id)
-		return err
+		return "", err
 	})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/auditsql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 )
 
@@ -203,4 +204,26 @@ func collect[T any](rows *sql.Rows, err error, scan func(scanner) (*T, error)) (
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// audited runs fn in one write transaction that also records the operator's action on the target of kind kind
+// (see auditsql.Begin): the change and its entry commit or roll back together. fn returns the target's id when
+// it created it, else "".
+func (s *Store) audited(ctx context.Context, what, action, kind, target string,
+	fn func(tx *sql.Tx) (string, error)) error {
+	d := schema.SQLite
+	if s.postgres {
+		d = schema.Postgres
+	}
+	return s.tx(ctx, what, func(tx *sql.Tx) error {
+		a, err := auditsql.Begin(ctx, auditsql.SQL(tx), d, action, kind, target)
+		if err != nil {
+			return err
+		}
+		id, err := fn(tx)
+		if err != nil {
+			return err
+		}
+		return a.Done(ctx, auditsql.SQL(tx), id)
+	})
 }

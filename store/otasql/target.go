@@ -28,7 +28,8 @@ func scanTarget(s scanner) (*lodestone.OTATarget, error) {
 
 // SetTarget implements lodestone.OTATargetService.
 func (s *Store) SetTarget(ctx context.Context, t *lodestone.OTATarget) error {
-	return s.tx(ctx, "set target", func(tx *sql.Tx) error { return s.setTarget(ctx, tx, t) })
+	return s.audited(ctx, "set target", "ota_target.set", lodestone.AuditOTATarget, t.DeviceID,
+		func(tx *sql.Tx) (string, error) { return "", s.setTarget(ctx, tx, t) })
 }
 
 func (s *Store) setTarget(ctx context.Context, tx *sql.Tx, t *lodestone.OTATarget) error {
@@ -70,31 +71,31 @@ func (s *Store) setTarget(ctx context.Context, tx *sql.Tx, t *lodestone.OTATarge
 
 // SetFUOTATarget implements lodestone.OTATargetService.
 func (s *Store) SetFUOTATarget(ctx context.Context, t *lodestone.OTATarget) error {
-	return s.tx(ctx, "set FUOTA target", func(tx *sql.Tx) error {
+	return s.audited(ctx, "set FUOTA target", "ota_target.fuota_set", lodestone.AuditOTATarget, t.DeviceID, func(tx *sql.Tx) (string, error) {
 		if err := s.fuotaMayWrite(ctx, tx, t.DeviceID, true); err != nil {
-			return err
+			return "", err
 		}
 		t.Origin, t.CampaignID = lodestone.OriginFUOTA, nil
-		return s.setTarget(ctx, tx, t)
+		return "", s.setTarget(ctx, tx, t)
 	})
 }
 
 // DeleteFUOTATarget implements lodestone.OTATargetService.
 func (s *Store) DeleteFUOTATarget(ctx context.Context, deviceID string) error {
-	return s.tx(ctx, "delete FUOTA target", func(tx *sql.Tx) error {
+	return s.audited(ctx, "delete FUOTA target", "ota_target.fuota_delete", lodestone.AuditOTATarget, deviceID, func(tx *sql.Tx) (string, error) {
 		if err := s.fuotaMayWrite(ctx, tx, deviceID, false); err != nil {
-			return err
+			return "", err
 		}
 		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM ota_targets WHERE device_id = ? AND origin = 'fuota'
 			AND campaign_id IS NULL`), deviceID)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return lodestone.Errorf(lodestone.EFORBIDDEN, "the target of device %q changed hands; it is "+
+			return "", lodestone.Errorf(lodestone.EFORBIDDEN, "the target of device %q changed hands; it is "+
 				"read-only to the FUOTA login", deviceID)
 		}
-		return nil
+		return "", nil
 	})
 }
 
@@ -193,14 +194,14 @@ func (s *Store) FindTargets(ctx context.Context) ([]*lodestone.OTATarget, error)
 
 // DeleteTarget implements lodestone.OTATargetService.
 func (s *Store) DeleteTarget(ctx context.Context, deviceID string) error {
-	return s.tx(ctx, "delete target", func(tx *sql.Tx) error {
+	return s.audited(ctx, "delete target", "ota_target.delete", lodestone.AuditOTATarget, deviceID, func(tx *sql.Tx) (string, error) {
 		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM ota_targets WHERE device_id = ?`), deviceID)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return lodestone.Errorf(lodestone.ENOTFOUND, "no OTA target for this device")
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "no OTA target for this device")
 		}
-		return nil
+		return "", nil
 	})
 }

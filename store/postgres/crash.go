@@ -289,23 +289,23 @@ func (db *DB) SetCrashGroupState(ctx context.Context, id int64, state lodestone.
 	default:
 		return nil, lodestone.Errorf(lodestone.EINVALID, "state must be open, resolved or muted, got %q", state)
 	}
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := db.audited(ctx, "crash_issue set_state", "crash_issue.set_state", lodestone.AuditCrashIssue, fmt.Sprint(id), func(tx pgx.Tx) (string, error) {
 		if err := lockGroup(ctx, tx, id); err != nil {
-			return err
+			return "", err
 		}
 		var resolved *string
 		if state == lodestone.CrashResolved {
 			v, err := newestVersion(ctx, tx, id)
 			if err != nil {
-				return err
+				return "", err
 			}
 			resolved = &v
 		}
 		if _, err := tx.Exec(ctx, `UPDATE crash_groups SET state = $1, regression = 0, resolved_version = $2
 			WHERE id = $3`, string(state), resolved, id); err != nil {
-			return fmt.Errorf("postgres: set crash group state: %w", err)
+			return "", fmt.Errorf("postgres: set crash group state: %w", err)
 		}
-		return nil
+		return "", nil
 	})
 	if err != nil {
 		return nil, err
@@ -353,11 +353,11 @@ func (db *DB) MergeCrashGroups(ctx context.Context, from, into int64) (*lodeston
 	if from == into {
 		return nil, lodestone.Errorf(lodestone.EINVALID, "cannot merge crash group %d into itself", from)
 	}
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := db.audited(ctx, "crash_issue merge", "crash_issue.merge", lodestone.AuditCrashIssue, fmt.Sprint(from), func(tx pgx.Tx) (string, error) {
 		// Lock in id order so two opposite merges cannot deadlock.
 		for _, id := range []int64{min(from, into), max(from, into)} {
 			if err := lockGroup(ctx, tx, id); err != nil {
-				return err
+				return "", err
 			}
 		}
 		for _, q := range []string{
@@ -367,10 +367,10 @@ func (db *DB) MergeCrashGroups(ctx context.Context, from, into int64) (*lodeston
 				affected_device_count = 0 WHERE id = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, from, into); err != nil {
-				return fmt.Errorf("postgres: merge crash groups: %w", err)
+				return "", fmt.Errorf("postgres: merge crash groups: %w", err)
 			}
 		}
-		return refreshGroup(ctx, tx, into)
+		return "", refreshGroup(ctx, tx, into)
 	})
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/auditsql"
 )
 
 var _ lodestone.CredentialStore = (*DB)(nil)
@@ -35,15 +36,17 @@ func scanUser(row pgx.Row) (*lodestone.User, error) {
 
 // CreateUser implements lodestone.CredentialStore.
 func (db *DB) CreateUser(ctx context.Context, u *lodestone.User) error {
-	err := db.pool.QueryRow(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
-		ms(u.UpdatedAt)).Scan(&u.ID)
-	if isUnique(err) {
-		return lodestone.Errorf(lodestone.ECONFLICT, "user %q already exists", u.Name)
-	} else if err != nil {
-		return fmt.Errorf("postgres: create user %q: %w", u.Name, err)
-	}
-	return nil
+	return db.audited(ctx, "user create", "user.create", lodestone.AuditUser, "", func(tx pgx.Tx) (string, error) {
+		err := tx.QueryRow(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
+			ms(u.UpdatedAt)).Scan(&u.ID)
+		if isUnique(err) {
+			return "", lodestone.Errorf(lodestone.ECONFLICT, "user %q already exists", u.Name)
+		} else if err != nil {
+			return "", fmt.Errorf("postgres: create user %q: %w", u.Name, err)
+		}
+		return u.Name, nil
+	})
 }
 
 // FindUser implements lodestone.CredentialStore.
@@ -80,27 +83,31 @@ func (db *DB) FindUsers(ctx context.Context) ([]*lodestone.User, error) {
 
 // UpdateUser implements lodestone.CredentialStore.
 func (db *DB) UpdateUser(ctx context.Context, u *lodestone.User) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE users SET role = $1, password_hash = $2, updated_at = $3 WHERE name = $4`,
-		u.Role.String(), u.PasswordHash, ms(u.UpdatedAt), u.Name)
-	if err != nil {
-		return fmt.Errorf("postgres: update user %q: %w", u.Name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
-	}
-	return nil
+	return db.audited(ctx, "user update", "user.update", lodestone.AuditUser, u.Name, func(tx pgx.Tx) (string, error) {
+		tag, err := tx.Exec(ctx, `UPDATE users SET role = $1, password_hash = $2, updated_at = $3 WHERE name = $4`,
+			u.Role.String(), u.PasswordHash, ms(u.UpdatedAt), u.Name)
+		if err != nil {
+			return "", fmt.Errorf("postgres: update user %q: %w", u.Name, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
+		}
+		return "", nil
+	})
 }
 
 // DeleteUser implements lodestone.CredentialStore.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM users WHERE name = $1`, name)
-	if err != nil {
-		return fmt.Errorf("postgres: delete user %q: %w", name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
-	}
-	return nil
+	return db.audited(ctx, "user delete", "user.delete", lodestone.AuditUser, name, func(tx pgx.Tx) (string, error) {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE name = $1`, name)
+		if err != nil {
+			return "", fmt.Errorf("postgres: delete user %q: %w", name, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
+		}
+		return "", nil
+	})
 }
 
 const tokenColumns = `id, kind, name, role, device_id, hint, hash, created_by, created_at, last_used_at, revoked_at`
@@ -134,19 +141,22 @@ func scanToken(row pgx.Row) (*lodestone.Token, error) {
 
 // CreateToken implements lodestone.CredentialStore.
 func (db *DB) CreateToken(ctx context.Context, t *lodestone.Token) error {
-	var device *string
-	if t.DeviceID != "" {
-		device = &t.DeviceID
-	}
-	err := db.pool.QueryRow(ctx, `INSERT INTO tokens (kind, name, role, device_id, hint, hash, created_by,
-		created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`, string(t.Kind), t.Name, t.Role.String(),
-		device, t.Hint, t.Hash, t.CreatedBy, ms(t.CreatedAt)).Scan(&t.ID)
-	if isUnique(err) {
-		return lodestone.Errorf(lodestone.ECONFLICT, "token already exists")
-	} else if err != nil {
-		return fmt.Errorf("postgres: create token %q: %w", t.Name, err)
-	}
-	return nil
+	action, kind := auditsql.TokenAction(t.Kind, "create")
+	return db.audited(ctx, action, action, kind, "", func(tx pgx.Tx) (string, error) {
+		var device *string
+		if t.DeviceID != "" {
+			device = &t.DeviceID
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO tokens (kind, name, role, device_id, hint, hash, created_by,
+			created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`, string(t.Kind), t.Name, t.Role.String(),
+			device, t.Hint, t.Hash, t.CreatedBy, ms(t.CreatedAt)).Scan(&t.ID)
+		if isUnique(err) {
+			return "", lodestone.Errorf(lodestone.ECONFLICT, "token already exists")
+		} else if err != nil {
+			return "", fmt.Errorf("postgres: create token %q: %w", t.Name, err)
+		}
+		return fmt.Sprint(t.ID), nil
+	})
 }
 
 // FindTokenByHash implements lodestone.CredentialStore.
@@ -184,16 +194,19 @@ func (db *DB) FindTokens(ctx context.Context, f lodestone.TokenFilter) ([]*lodes
 
 // RevokeToken implements lodestone.CredentialStore.
 func (db *DB) RevokeToken(ctx context.Context, id int64, f lodestone.TokenFilter, at time.Time) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, $1)
-		WHERE id = $2 AND ($3 = '' OR kind = $3) AND ($4 = '' OR device_id = $4)`,
-		ms(at), id, string(f.Kind), f.DeviceID)
-	if err != nil {
-		return fmt.Errorf("postgres: revoke token %d: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return lodestone.Errorf(lodestone.ENOTFOUND, "token not found")
-	}
-	return nil
+	action, kind := auditsql.TokenAction(f.Kind, "revoke")
+	return db.audited(ctx, action, action, kind, fmt.Sprint(id), func(tx pgx.Tx) (string, error) {
+		tag, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, $1)
+			WHERE id = $2 AND ($3 = '' OR kind = $3) AND ($4 = '' OR device_id = $4)`,
+			ms(at), id, string(f.Kind), f.DeviceID)
+		if err != nil {
+			return "", fmt.Errorf("postgres: revoke token %d: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "token not found")
+		}
+		return "", nil
+	})
 }
 
 // TouchToken implements lodestone.CredentialStore.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/internal/lru"
+	"github.com/lodestone-fleet/lodestone/store/auditsql"
 	"github.com/lodestone-fleet/lodestone/store/opsql"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
@@ -39,6 +40,7 @@ type Options struct {
 type DB struct {
 	*otasql.Store // firmware, targets and campaigns, through database/sql over the same pool
 	*opsql.Ops    // alert queue, retention and counts, through database/sql over the same pool
+	*auditsql.Log // the audit log (every audited write also appends in its own transaction)
 
 	pool *pgxpool.Pool
 	url  string
@@ -84,6 +86,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	db.sqldb = stdlib.OpenDBFromPool(pool)
 	db.Store = otasql.NewPostgres(db.sqldb)
 	db.Ops = opsql.NewPostgres(db.sqldb)
+	db.Log = auditsql.NewPostgres(db.sqldb)
 	if !opts.NoMigrate {
 		if err := db.Migrate(ctx); err != nil {
 			pool.Close()

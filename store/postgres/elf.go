@@ -27,19 +27,19 @@ func scanELF(s pgx.Row) (*lodestone.ELF, error) {
 // CreateELF implements lodestone.ELFService.
 func (db *DB) CreateELF(ctx context.Context, e *lodestone.ELF) error {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := db.audited(ctx, "elf upload", "elf.upload", lodestone.AuditELF, "", func(tx pgx.Tx) (string, error) {
 		if err := tx.QueryRow(ctx, `INSERT INTO elfs (version, build_id, build_id64, sha256, size, filename,
 			created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, e.Version, e.BuildID, int64(e.BuildID64),
 			e.Blob.SHA256, e.Blob.Size, e.Filename, ms(now)).Scan(&e.ID); err != nil {
-			return fmt.Errorf("postgres: insert ELF: %w", err)
+			return "", fmt.Errorf("postgres: insert ELF: %w", err)
 		}
 		// Late symbols: faults of this firmware that found no ELF go back to the workers.
 		if _, err := tx.Exec(ctx, `UPDATE faults SET sym_state = 0, sym_claim = NULL
 			WHERE sym_state = 2 AND (firmware_version = $1 OR ($2::int8 <> 0 AND build_id = $2::int8))`,
 			e.Version, int64(e.BuildID64)); err != nil {
-			return fmt.Errorf("postgres: queue faults for late symbols: %w", err)
+			return "", fmt.Errorf("postgres: queue faults for late symbols: %w", err)
 		}
-		return nil
+		return fmt.Sprint(e.ID), nil
 	})
 	if err != nil {
 		return err
@@ -96,19 +96,19 @@ func (db *DB) MatchELF(ctx context.Context, version string, buildID uint64) (*lo
 func (db *DB) DeleteELF(ctx context.Context, id int64) (*lodestone.ELF, bool, error) {
 	var e *lodestone.ELF
 	var shared bool
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := db.audited(ctx, "elf delete", "elf.delete", lodestone.AuditELF, fmt.Sprint(id), func(tx pgx.Tx) (string, error) {
 		var err error
 		e, err = scanELF(tx.QueryRow(ctx, `DELETE FROM elfs WHERE id = $1 RETURNING `+elfColumns, id))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return lodestone.Errorf(lodestone.ENOTFOUND, "ELF %d not found", id)
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "ELF %d not found", id)
 		} else if err != nil {
-			return fmt.Errorf("postgres: delete ELF %d: %w", id, err)
+			return "", fmt.Errorf("postgres: delete ELF %d: %w", id, err)
 		}
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM elfs WHERE sha256 = $1)`,
 			e.Blob.SHA256).Scan(&shared); err != nil {
-			return fmt.Errorf("postgres: check ELF blob use: %w", err)
+			return "", fmt.Errorf("postgres: check ELF blob use: %w", err)
 		}
-		return nil
+		return "", nil
 	})
 	if err != nil {
 		return nil, false, err

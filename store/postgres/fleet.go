@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/auditsql"
+	"github.com/lodestone-fleet/lodestone/store/schema"
 )
 
 var _ lodestone.DeviceRegistry = (*DB)(nil)
@@ -48,6 +50,14 @@ func (db *DB) RegisterDevices(ctx context.Context, regs []lodestone.DeviceRegist
 	error) {
 	out := make([]lodestone.RegisterResult, len(regs))
 	err := db.inTx(ctx, "register devices", func(tx pgx.Tx) error {
+		target := ""
+		if len(regs) == 1 {
+			target = auditsql.RegisteredID(regs[0])
+		}
+		a, err := auditsql.Begin(ctx, pgTx{tx}, schema.Postgres, "device.register", lodestone.AuditDevice, target)
+		if err != nil {
+			return err
+		}
 		for i, r := range regs {
 			var d *lodestone.Device
 			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
@@ -63,7 +73,10 @@ func (db *DB) RegisterDevices(ctx context.Context, regs []lodestone.DeviceRegist
 			}
 			out[i] = lodestone.RegisterResult{Device: d, Err: err}
 		}
-		return nil
+		if len(regs) != 1 {
+			a.SetAfter(auditsql.RegisteredAfter(out))
+		}
+		return a.Done(ctx, pgTx{tx}, "")
 	})
 	if err != nil {
 		return nil, err
@@ -112,20 +125,20 @@ func register(ctx context.Context, tx pgx.Tx, r lodestone.DeviceRegistration) (*
 // UpdateDevice implements lodestone.DeviceRegistry.
 func (db *DB) UpdateDevice(ctx context.Context, deviceID string, u lodestone.DeviceUpdate) (*lodestone.Device, error) {
 	var d *lodestone.Device
-	err := db.inTx(ctx, "update device", func(tx pgx.Tx) error {
+	err := db.audited(ctx, "update device", "device.update", lodestone.AuditDevice, deviceID, func(tx pgx.Tx) (string, error) {
 		var dev int64
 		err := tx.QueryRow(ctx, `UPDATE devices SET name = coalesce($1, name), tags = coalesce($2, tags)
 			WHERE device_id = $3 RETURNING id`, u.Name, u.Tags, deviceID).Scan(&dev)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
 		} else if err != nil {
-			return err
+			return "", err
 		}
 		if err := setTags(ctx, tx, dev, u.Tags); err != nil {
-			return err
+			return "", err
 		}
 		d, err = scanDevice(tx.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = $1`, dev))
-		return err
+		return "", err
 	})
 	return d, err
 }
@@ -134,28 +147,28 @@ func (db *DB) UpdateDevice(ctx context.Context, deviceID string, u lodestone.Dev
 // 00001_init.sql), so their rows are deleted here; the rest follow the device by ON DELETE CASCADE. The OTA target
 // and device keys name the device by device_id.
 func (db *DB) DeleteDevice(ctx context.Context, deviceID string) error {
-	return db.inTx(ctx, "delete device", func(tx pgx.Tx) error {
+	return db.audited(ctx, "delete device", "device.delete", lodestone.AuditDevice, deviceID, func(tx pgx.Tx) (string, error) {
 		var dev int64
 		err := tx.QueryRow(ctx, `DELETE FROM devices WHERE device_id = $1 RETURNING id`, deviceID).Scan(&dev)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
 		} else if err != nil {
-			return err
+			return "", err
 		}
 		for _, q := range []string{`DELETE FROM metrics WHERE device_id = $1`,
 			`DELETE FROM heartbeats WHERE device_id = $1`} {
 			if _, err := tx.Exec(ctx, q, dev); err != nil {
-				return fmt.Errorf("%s: %w", q, err)
+				return "", fmt.Errorf("%s: %w", q, err)
 			}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE kind = $1 AND device_id = $2`,
 			string(lodestone.TokenDevice), deviceID); err != nil {
-			return fmt.Errorf("delete device keys: %w", err)
+			return "", fmt.Errorf("delete device keys: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM ota_targets WHERE device_id = $1`, deviceID); err != nil {
-			return fmt.Errorf("delete OTA target: %w", err)
+			return "", fmt.Errorf("delete OTA target: %w", err)
 		}
-		return nil
+		return "", nil
 	})
 }
 

@@ -32,14 +32,16 @@ func groupNameTaken(name string) error {
 
 // CreateGroup implements lodestone.GroupService.
 func (db *DB) CreateGroup(ctx context.Context, g *lodestone.Group) error {
-	err := db.pool.QueryRow(ctx, `INSERT INTO device_groups (name, description, created_at) VALUES ($1, $2, $3)
-		RETURNING id`, g.Name, g.Description, ms(g.CreatedAt)).Scan(&g.ID)
-	if isUnique(err) {
-		return groupNameTaken(g.Name)
-	} else if err != nil {
-		return fmt.Errorf("postgres: create group %q: %w", g.Name, err)
-	}
-	return nil
+	return db.audited(ctx, "group create", "group.create", lodestone.AuditGroup, "", func(tx pgx.Tx) (string, error) {
+		err := tx.QueryRow(ctx, `INSERT INTO device_groups (name, description, created_at) VALUES ($1, $2, $3)
+			RETURNING id`, g.Name, g.Description, ms(g.CreatedAt)).Scan(&g.ID)
+		if isUnique(err) {
+			return "", groupNameTaken(g.Name)
+		} else if err != nil {
+			return "", fmt.Errorf("postgres: create group %q: %w", g.Name, err)
+		}
+		return fmt.Sprint(g.ID), nil
+	})
 }
 
 // FindGroup implements lodestone.GroupService.
@@ -65,72 +67,76 @@ func (db *DB) FindGroups(ctx context.Context) ([]*lodestone.Group, error) {
 // UpdateGroup implements lodestone.GroupService.
 func (db *DB) UpdateGroup(ctx context.Context, id int64, u lodestone.GroupUpdate) (*lodestone.Group, error) {
 	var g *lodestone.Group
-	err := db.inTx(ctx, "update group", func(tx pgx.Tx) error {
+	err := db.audited(ctx, "update group", "group.update", lodestone.AuditGroup, fmt.Sprint(id), func(tx pgx.Tx) (string, error) {
 		tag, err := tx.Exec(ctx, `UPDATE device_groups SET name = coalesce($1, name),
 			description = coalesce($2, description) WHERE id = $3`, u.Name, u.Description, id)
 		if isUnique(err) {
-			return groupNameTaken(*u.Name)
+			return "", groupNameTaken(*u.Name)
 		} else if err != nil {
-			return err
+			return "", err
 		}
 		if tag.RowsAffected() == 0 {
-			return lodestone.ErrGroupNotFound
+			return "", lodestone.ErrGroupNotFound
 		}
 		g, err = scanDeviceGroup(tx.QueryRow(ctx, groupSelect+` WHERE g.id = $1`, id))
-		return err
+		return "", err
 	})
 	return g, err
 }
 
 // DeleteGroup implements lodestone.GroupService.
 func (db *DB) DeleteGroup(ctx context.Context, id int64) error {
-	return db.inTx(ctx, "delete group", func(tx pgx.Tx) error {
+	return db.audited(ctx, "delete group", "group.delete", lodestone.AuditGroup, fmt.Sprint(id), func(tx pgx.Tx) (string, error) {
 		// The lock keeps a campaign from being created for the group while it goes.
 		tag, err := tx.Exec(ctx, `SELECT 1 FROM device_groups WHERE id = $1 FOR UPDATE`, id)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if tag.RowsAffected() == 0 {
-			return lodestone.ErrGroupNotFound
+			return "", lodestone.ErrGroupNotFound
 		}
 		var camp int64
 		err = tx.QueryRow(ctx, `SELECT id FROM ota_campaigns WHERE target_group_id = $1
 			AND status IN ('created', 'active', 'paused', 'halted') ORDER BY id LIMIT 1`, id).Scan(&camp)
 		if err == nil {
-			return lodestone.Errorf(lodestone.ECONFLICT, "group is the target of campaign %d, which has not ended", camp)
+			return "", lodestone.Errorf(lodestone.ECONFLICT, "group is the target of campaign %d, which has not ended", camp)
 		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return err
+			return "", err
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM device_groups WHERE id = $1`, id)
-		return err
+		return "", err
 	})
 }
 
 // AddGroupDevice implements lodestone.GroupService.
 func (db *DB) AddGroupDevice(ctx context.Context, groupID int64, deviceID string, at time.Time) error {
-	tag, err := db.pool.Exec(ctx, `INSERT INTO device_group_members (group_id, device_id, added_at)
-		SELECT g.id, d.id, $1 FROM device_groups g, devices d WHERE g.id = $2 AND d.device_id = $3`,
-		ms(at), groupID, deviceID)
-	if isUnique(err) {
-		return lodestone.ErrAlreadyInGroup
-	} else if err != nil {
-		return fmt.Errorf("postgres: add device %q to group %d: %w", deviceID, groupID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return lodestone.ErrGroupOrDevice
-	}
-	return nil
+	return db.audited(ctx, "group add_device", "group.add_device", lodestone.AuditGroupMember, fmt.Sprint(groupID, "/", deviceID), func(tx pgx.Tx) (string, error) {
+		tag, err := tx.Exec(ctx, `INSERT INTO device_group_members (group_id, device_id, added_at)
+			SELECT g.id, d.id, $1 FROM device_groups g, devices d WHERE g.id = $2 AND d.device_id = $3`,
+			ms(at), groupID, deviceID)
+		if isUnique(err) {
+			return "", lodestone.ErrAlreadyInGroup
+		} else if err != nil {
+			return "", fmt.Errorf("postgres: add device %q to group %d: %w", deviceID, groupID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return "", lodestone.ErrGroupOrDevice
+		}
+		return "", nil
+	})
 }
 
 // RemoveGroupDevice implements lodestone.GroupService.
 func (db *DB) RemoveGroupDevice(ctx context.Context, groupID int64, deviceID string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM device_group_members WHERE group_id = $1
-		AND device_id = (SELECT id FROM devices WHERE device_id = $2)`, groupID, deviceID)
-	if err != nil {
-		return fmt.Errorf("postgres: remove device %q from group %d: %w", deviceID, groupID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return lodestone.ErrMembershipNotFound
-	}
-	return nil
+	return db.audited(ctx, "group remove_device", "group.remove_device", lodestone.AuditGroupMember, fmt.Sprint(groupID, "/", deviceID), func(tx pgx.Tx) (string, error) {
+		tag, err := tx.Exec(ctx, `DELETE FROM device_group_members WHERE group_id = $1
+			AND device_id = (SELECT id FROM devices WHERE device_id = $2)`, groupID, deviceID)
+		if err != nil {
+			return "", fmt.Errorf("postgres: remove device %q from group %d: %w", deviceID, groupID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return "", lodestone.ErrMembershipNotFound
+		}
+		return "", nil
+	})
 }

@@ -36,15 +36,17 @@ func scanOTLPToken(row pgx.Row) (*lodestone.OTLPToken, error) {
 
 // CreateOTLPToken implements lodestone.OTLPTokenStore.
 func (db *DB) CreateOTLPToken(ctx context.Context, t *lodestone.OTLPToken) error {
-	err := db.pool.QueryRow(ctx, `INSERT INTO otlp_tokens (name, project, source_prefix, hint, hash, created_by,
-		created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, t.Name, t.Project, t.SourcePrefix, t.Hint,
-		t.Hash, t.CreatedBy, ms(t.CreatedAt)).Scan(&t.ID)
-	if isUnique(err) {
-		return lodestone.Errorf(lodestone.ECONFLICT, "an OTLP token named %q already exists", t.Name)
-	} else if err != nil {
-		return fmt.Errorf("postgres: create OTLP token %q: %w", t.Name, err)
-	}
-	return nil
+	return db.audited(ctx, "otlp_token create", "otlp_token.create", lodestone.AuditOTLPToken, "", func(tx pgx.Tx) (string, error) {
+		err := tx.QueryRow(ctx, `INSERT INTO otlp_tokens (name, project, source_prefix, hint, hash, created_by,
+			created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, t.Name, t.Project, t.SourcePrefix, t.Hint,
+			t.Hash, t.CreatedBy, ms(t.CreatedAt)).Scan(&t.ID)
+		if isUnique(err) {
+			return "", lodestone.Errorf(lodestone.ECONFLICT, "an OTLP token named %q already exists", t.Name)
+		} else if err != nil {
+			return "", fmt.Errorf("postgres: create OTLP token %q: %w", t.Name, err)
+		}
+		return fmt.Sprint(t.ID), nil
+	})
 }
 
 // FindOTLPTokenByHash implements lodestone.OTLPTokenStore.
@@ -82,15 +84,17 @@ func (db *DB) FindOTLPTokens(ctx context.Context) ([]*lodestone.OTLPToken, error
 
 // RevokeOTLPToken implements lodestone.OTLPTokenStore.
 func (db *DB) RevokeOTLPToken(ctx context.Context, id int64, at time.Time) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE otlp_tokens SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2`,
-		ms(at), id)
-	if err != nil {
-		return fmt.Errorf("postgres: revoke OTLP token %d: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return lodestone.Errorf(lodestone.ENOTFOUND, "OTLP token not found")
-	}
-	return nil
+	return db.audited(ctx, "otlp_token revoke", "otlp_token.revoke", lodestone.AuditOTLPToken, fmt.Sprint(id), func(tx pgx.Tx) (string, error) {
+		tag, err := tx.Exec(ctx, `UPDATE otlp_tokens SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2`,
+			ms(at), id)
+		if err != nil {
+			return "", fmt.Errorf("postgres: revoke OTLP token %d: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "OTLP token not found")
+		}
+		return "", nil
+	})
 }
 
 // ScanLogs implements lodestone.LogScanner: by primary key, so a scan of the whole table reads it once.

@@ -299,21 +299,21 @@ func (db *DB) SetCrashGroupState(ctx context.Context, id int64, state lodestone.
 	default:
 		return nil, lodestone.Errorf(lodestone.EINVALID, "state must be open, resolved or muted, got %q", state)
 	}
-	if err := db.inWriteTx(ctx, func(tx *sql.Tx) error {
+	if err := db.audited(ctx, "crash_issue set_state", "crash_issue.set_state", lodestone.AuditCrashIssue, fmt.Sprint(id), func(tx *sql.Tx) (string, error) {
 		if _, err := lockGroup(ctx, tx, id); err != nil {
-			return err
+			return "", err
 		}
 		var resolved sql.NullString
 		if state == lodestone.CrashResolved {
 			v, err := newestVersion(ctx, tx, id)
 			if err != nil {
-				return err
+				return "", err
 			}
 			resolved = sql.NullString{String: v, Valid: true}
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE crash_groups SET state = ?, regression = 0, resolved_version = ?
 			WHERE id = ?`, string(state), resolved, id)
-		return err
+		return "", err
 	}); err != nil {
 		return nil, err
 	}
@@ -360,10 +360,10 @@ func (db *DB) MergeCrashGroups(ctx context.Context, from, into int64) (*lodeston
 	if from == into {
 		return nil, lodestone.Errorf(lodestone.EINVALID, "cannot merge crash group %d into itself", from)
 	}
-	if err := db.inWriteTx(ctx, func(tx *sql.Tx) error {
+	if err := db.audited(ctx, "crash_issue merge", "crash_issue.merge", lodestone.AuditCrashIssue, fmt.Sprint(from), func(tx *sql.Tx) (string, error) {
 		for _, id := range []int64{from, into} {
 			if _, err := lockGroup(ctx, tx, id); err != nil {
-				return err
+				return "", err
 			}
 		}
 		for _, q := range []string{
@@ -373,10 +373,10 @@ func (db *DB) MergeCrashGroups(ctx context.Context, from, into int64) (*lodeston
 				affected_device_count = 0 WHERE id = ?1`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, from, into); err != nil {
-				return fmt.Errorf("merge crash groups: %w", err)
+				return "", fmt.Errorf("merge crash groups: %w", err)
 			}
 		}
-		return refreshGroup(ctx, tx, into)
+		return "", refreshGroup(ctx, tx, into)
 	}); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	sqlite3 "github.com/mattn/go-sqlite3"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/auditsql"
 )
 
 var _ lodestone.CredentialStore = (*DB)(nil)
@@ -35,9 +36,13 @@ func scanUser(s scanner) (*lodestone.User, error) {
 
 // CreateUser implements lodestone.CredentialStore.
 func (db *DB) CreateUser(ctx context.Context, u *lodestone.User) error {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	err := db.w.QueryRowContext(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at)
+	return db.audited(ctx, "create user", "user.create", lodestone.AuditUser, "", func(tx *sql.Tx) (string, error) {
+		return u.Name, db.createUser(ctx, tx, u)
+	})
+}
+
+func (db *DB) createUser(ctx context.Context, tx *sql.Tx, u *lodestone.User) error {
+	err := tx.QueryRowContext(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
 		ms(u.UpdatedAt)).Scan(&u.ID)
 	if isUnique(err) {
@@ -82,31 +87,31 @@ func (db *DB) FindUsers(ctx context.Context) ([]*lodestone.User, error) {
 
 // UpdateUser implements lodestone.CredentialStore.
 func (db *DB) UpdateUser(ctx context.Context, u *lodestone.User) error {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	res, err := db.w.ExecContext(ctx, `UPDATE users SET role = ?, password_hash = ?, updated_at = ? WHERE name = ?`,
-		u.Role.String(), u.PasswordHash, ms(u.UpdatedAt), u.Name)
-	if err != nil {
-		return fmt.Errorf("sqlite: update user %q: %w", u.Name, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
-	}
-	return nil
+	return db.audited(ctx, "update user", "user.update", lodestone.AuditUser, u.Name, func(tx *sql.Tx) (string, error) {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, password_hash = ?, updated_at = ? WHERE name = ?`,
+			u.Role.String(), u.PasswordHash, ms(u.UpdatedAt), u.Name)
+		if err != nil {
+			return "", fmt.Errorf("sqlite: update user %q: %w", u.Name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
+		}
+		return "", nil
+	})
 }
 
 // DeleteUser implements lodestone.CredentialStore.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	res, err := db.w.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
-	if err != nil {
-		return fmt.Errorf("sqlite: delete user %q: %w", name, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
-	}
-	return nil
+	return db.audited(ctx, "delete user", "user.delete", lodestone.AuditUser, name, func(tx *sql.Tx) (string, error) {
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+		if err != nil {
+			return "", fmt.Errorf("sqlite: delete user %q: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
+		}
+		return "", nil
+	})
 }
 
 const tokenColumns = `id, kind, name, role, device_id, hint, hash, created_by, created_at, last_used_at, revoked_at`
@@ -145,9 +150,15 @@ func nullIfEmpty(s string) any {
 
 // CreateToken implements lodestone.CredentialStore.
 func (db *DB) CreateToken(ctx context.Context, t *lodestone.Token) error {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	err := db.w.QueryRowContext(ctx, `INSERT INTO tokens (kind, name, role, device_id, hint, hash, created_by,
+	action, kind := auditsql.TokenAction(t.Kind, "create")
+	return db.audited(ctx, "create token", action, kind, "", func(tx *sql.Tx) (string, error) {
+		err := db.createToken(ctx, tx, t)
+		return fmt.Sprint(t.ID), err
+	})
+}
+
+func (db *DB) createToken(ctx context.Context, tx *sql.Tx, t *lodestone.Token) error {
+	err := tx.QueryRowContext(ctx, `INSERT INTO tokens (kind, name, role, device_id, hint, hash, created_by,
 		created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, string(t.Kind), t.Name, t.Role.String(),
 		nullIfEmpty(t.DeviceID), t.Hint, t.Hash, t.CreatedBy, ms(t.CreatedAt)).Scan(&t.ID)
 	if isUnique(err) {
@@ -194,18 +205,19 @@ func (db *DB) FindTokens(ctx context.Context, f lodestone.TokenFilter) ([]*lodes
 
 // RevokeToken implements lodestone.CredentialStore.
 func (db *DB) RevokeToken(ctx context.Context, id int64, f lodestone.TokenFilter, at time.Time) error {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	res, err := db.w.ExecContext(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?)
-		WHERE id = ? AND (? = '' OR kind = ?) AND (? = '' OR device_id = ?)`,
-		ms(at), id, string(f.Kind), string(f.Kind), f.DeviceID, f.DeviceID)
-	if err != nil {
-		return fmt.Errorf("sqlite: revoke token %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return lodestone.Errorf(lodestone.ENOTFOUND, "token not found")
-	}
-	return nil
+	action, kind := auditsql.TokenAction(f.Kind, "revoke")
+	return db.audited(ctx, "revoke token", action, kind, fmt.Sprint(id), func(tx *sql.Tx) (string, error) {
+		res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?)
+			WHERE id = ? AND (? = '' OR kind = ?) AND (? = '' OR device_id = ?)`,
+			ms(at), id, string(f.Kind), string(f.Kind), f.DeviceID, f.DeviceID)
+		if err != nil {
+			return "", fmt.Errorf("sqlite: revoke token %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "token not found")
+		}
+		return "", nil
+	})
 }
 
 // TouchToken implements lodestone.CredentialStore.

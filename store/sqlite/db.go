@@ -18,6 +18,7 @@ import (
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/internal/lru"
+	"github.com/lodestone-fleet/lodestone/store/auditsql"
 	"github.com/lodestone-fleet/lodestone/store/opsql"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
@@ -42,6 +43,7 @@ type Options struct {
 type DB struct {
 	*otasql.Store // firmware, targets and campaigns, written through w under wmu
 	*opsql.Ops    // alert queue, retention and counts, written through w under wmu
+	*auditsql.Log // the audit log, written through w under wmu (and by every audited write in its transaction)
 
 	path string
 	w    *sql.DB // exactly one connection: SQLite allows one writer, and one connection means no lock waits
@@ -158,6 +160,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.r = r
 	db.Store = otasql.NewSQLite(w, r, &db.wmu)
 	db.Ops = opsql.NewSQLite(w, r, &db.wmu)
+	db.Log = auditsql.NewSQLite(w, r, &db.wmu)
 	if db.ckpt, err = sql.Open(driverName, dsn(path, sync, false)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open checkpointer %s: %w", path, err)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/auditsql"
+	"github.com/lodestone-fleet/lodestone/store/schema"
 )
 
 const elfColumns = `id, version, build_id, build_id64, sha256, size, filename, created_at`
@@ -32,6 +34,10 @@ func (db *DB) CreateELF(ctx context.Context, e *lodestone.ELF) error {
 		return fmt.Errorf("sqlite: begin ELF insert: %w", err)
 	}
 	defer tx.Rollback()
+	a, err := auditsql.Begin(ctx, auditsql.SQL(tx), schema.SQLite, "elf.upload", lodestone.AuditELF, "")
+	if err != nil {
+		return err
+	}
 	now := db.now().UTC().Truncate(time.Millisecond)
 	if err := tx.QueryRowContext(ctx, `INSERT INTO elfs (version, build_id, build_id64, sha256, size, filename,
 		created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.Version, e.BuildID, int64(e.BuildID64),
@@ -44,6 +50,9 @@ func (db *DB) CreateELF(ctx context.Context, e *lodestone.ELF) error {
 		WHERE sym_state = 2 AND (firmware_version = ?1 OR (?2 <> 0 AND build_id = ?2))`,
 		e.Version, int64(e.BuildID64)); err != nil {
 		return fmt.Errorf("sqlite: queue faults for late symbols: %w", err)
+	}
+	if err := a.Done(ctx, auditsql.SQL(tx), fmt.Sprint(e.ID)); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit ELF: %w", err)
@@ -101,6 +110,10 @@ func (db *DB) DeleteELF(ctx context.Context, id int64) (*lodestone.ELF, bool, er
 		return nil, false, fmt.Errorf("sqlite: begin ELF delete: %w", err)
 	}
 	defer tx.Rollback()
+	a, err := auditsql.Begin(ctx, auditsql.SQL(tx), schema.SQLite, "elf.delete", lodestone.AuditELF, fmt.Sprint(id))
+	if err != nil {
+		return nil, false, err
+	}
 	e, err := scanELF(tx.QueryRowContext(ctx, `DELETE FROM elfs WHERE id = ? RETURNING `+elfColumns, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, lodestone.Errorf(lodestone.ENOTFOUND, "ELF %d not found", id)
@@ -111,6 +124,9 @@ func (db *DB) DeleteELF(ctx context.Context, id int64) (*lodestone.ELF, bool, er
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM elfs WHERE sha256 = ?)`,
 		e.Blob.SHA256).Scan(&shared); err != nil {
 		return nil, false, fmt.Errorf("sqlite: check ELF blob use: %w", err)
+	}
+	if err := a.Done(ctx, auditsql.SQL(tx), ""); err != nil {
+		return nil, false, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, false, fmt.Errorf("sqlite: commit ELF delete: %w", err)

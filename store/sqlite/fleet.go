@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/auditsql"
+	"github.com/lodestone-fleet/lodestone/store/schema"
 )
 
 var _ lodestone.DeviceRegistry = (*DB)(nil)
@@ -59,6 +61,14 @@ func (db *DB) RegisterDevices(ctx context.Context, regs []lodestone.DeviceRegist
 	error) {
 	out := make([]lodestone.RegisterResult, len(regs))
 	err := db.inTx(ctx, "register devices", func(tx *sql.Tx) error {
+		target := ""
+		if len(regs) == 1 {
+			target = auditsql.RegisteredID(regs[0])
+		}
+		a, err := auditsql.Begin(ctx, auditsql.SQL(tx), schema.SQLite, "device.register", lodestone.AuditDevice, target)
+		if err != nil {
+			return err
+		}
 		for i, r := range regs {
 			d, err := register(ctx, tx, r)
 			if lodestone.ErrorCode(err) == lodestone.EINTERNAL {
@@ -66,7 +76,10 @@ func (db *DB) RegisterDevices(ctx context.Context, regs []lodestone.DeviceRegist
 			}
 			out[i] = lodestone.RegisterResult{Device: d, Err: err}
 		}
-		return nil
+		if len(regs) != 1 {
+			a.SetAfter(auditsql.RegisteredAfter(out))
+		}
+		return a.Done(ctx, auditsql.SQL(tx), "")
 	})
 	if err != nil {
 		return nil, err
@@ -115,20 +128,20 @@ func register(ctx context.Context, tx *sql.Tx, r lodestone.DeviceRegistration) (
 // UpdateDevice implements lodestone.DeviceRegistry.
 func (db *DB) UpdateDevice(ctx context.Context, deviceID string, u lodestone.DeviceUpdate) (*lodestone.Device, error) {
 	var d *lodestone.Device
-	err := db.inTx(ctx, "update device", func(tx *sql.Tx) error {
+	err := db.audited(ctx, "update device", "device.update", lodestone.AuditDevice, deviceID, func(tx *sql.Tx) (string, error) {
 		var dev int64
 		err := tx.QueryRowContext(ctx, `UPDATE devices SET name = coalesce(?, name), tags = coalesce(?, tags)
 			WHERE device_id = ? RETURNING id`, u.Name, u.Tags, deviceID).Scan(&dev)
 		if errors.Is(err, sql.ErrNoRows) {
-			return lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
 		} else if err != nil {
-			return err
+			return "", err
 		}
 		if err := setTags(ctx, tx, dev, u.Tags); err != nil {
-			return err
+			return "", err
 		}
 		d, err = scanDevice(tx.QueryRowContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ?`, dev))
-		return err
+		return "", err
 	})
 	return d, err
 }
@@ -136,22 +149,22 @@ func (db *DB) UpdateDevice(ctx context.Context, deviceID string, u lodestone.Dev
 // DeleteDevice implements lodestone.DeviceRegistry. Telemetry and memberships go by their foreign keys; the OTA
 // target and device keys name the device by device_id and are deleted here.
 func (db *DB) DeleteDevice(ctx context.Context, deviceID string) error {
-	return db.inTx(ctx, "delete device", func(tx *sql.Tx) error {
+	return db.audited(ctx, "delete device", "device.delete", lodestone.AuditDevice, deviceID, func(tx *sql.Tx) (string, error) {
 		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE device_id = ?`, deviceID)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE kind = ? AND device_id = ?`,
 			string(lodestone.TokenDevice), deviceID); err != nil {
-			return fmt.Errorf("delete device keys: %w", err)
+			return "", fmt.Errorf("delete device keys: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM ota_targets WHERE device_id = ?`, deviceID); err != nil {
-			return fmt.Errorf("delete OTA target: %w", err)
+			return "", fmt.Errorf("delete OTA target: %w", err)
 		}
-		return nil
+		return "", nil
 	})
 }
 

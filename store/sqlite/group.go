@@ -32,16 +32,16 @@ func groupNameTaken(name string) error {
 
 // CreateGroup implements lodestone.GroupService.
 func (db *DB) CreateGroup(ctx context.Context, g *lodestone.Group) error {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	err := db.w.QueryRowContext(ctx, `INSERT INTO device_groups (name, description, created_at) VALUES (?, ?, ?)
-		RETURNING id`, g.Name, g.Description, ms(g.CreatedAt)).Scan(&g.ID)
-	if isUnique(err) {
-		return groupNameTaken(g.Name)
-	} else if err != nil {
-		return fmt.Errorf("sqlite: create group %q: %w", g.Name, err)
-	}
-	return nil
+	return db.audited(ctx, "group create", "group.create", lodestone.AuditGroup, "", func(tx *sql.Tx) (string, error) {
+		err := tx.QueryRowContext(ctx, `INSERT INTO device_groups (name, description, created_at) VALUES (?, ?, ?)
+			RETURNING id`, g.Name, g.Description, ms(g.CreatedAt)).Scan(&g.ID)
+		if isUnique(err) {
+			return "", groupNameTaken(g.Name)
+		} else if err != nil {
+			return "", fmt.Errorf("sqlite: create group %q: %w", g.Name, err)
+		}
+		return fmt.Sprint(g.ID), nil
+	})
 }
 
 // FindGroup implements lodestone.GroupService.
@@ -83,74 +83,74 @@ func (db *DB) FindGroups(ctx context.Context) ([]*lodestone.Group, error) {
 // UpdateGroup implements lodestone.GroupService.
 func (db *DB) UpdateGroup(ctx context.Context, id int64, u lodestone.GroupUpdate) (*lodestone.Group, error) {
 	var g *lodestone.Group
-	err := db.inTx(ctx, "update group", func(tx *sql.Tx) error {
+	err := db.audited(ctx, "update group", "group.update", lodestone.AuditGroup, fmt.Sprint(id), func(tx *sql.Tx) (string, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE device_groups SET name = coalesce(?, name),
 			description = coalesce(?, description) WHERE id = ?`, u.Name, u.Description, id)
 		if isUnique(err) {
-			return groupNameTaken(*u.Name)
+			return "", groupNameTaken(*u.Name)
 		} else if err != nil {
-			return err
+			return "", err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return lodestone.ErrGroupNotFound
+			return "", lodestone.ErrGroupNotFound
 		}
 		g, err = findGroup(ctx, tx, id)
-		return err
+		return "", err
 	})
 	return g, err
 }
 
 // DeleteGroup implements lodestone.GroupService.
 func (db *DB) DeleteGroup(ctx context.Context, id int64) error {
-	return db.inTx(ctx, "delete group", func(tx *sql.Tx) error {
+	return db.audited(ctx, "delete group", "group.delete", lodestone.AuditGroup, fmt.Sprint(id), func(tx *sql.Tx) (string, error) {
 		var camp int64
 		err := tx.QueryRowContext(ctx, `SELECT id FROM ota_campaigns WHERE target_group_id = ?
 			AND status IN ('created', 'active', 'paused', 'halted') ORDER BY id LIMIT 1`, id).Scan(&camp)
 		if err == nil {
-			return lodestone.Errorf(lodestone.ECONFLICT, "group is the target of campaign %d, which has not ended", camp)
+			return "", lodestone.Errorf(lodestone.ECONFLICT, "group is the target of campaign %d, which has not ended", camp)
 		} else if !errors.Is(err, sql.ErrNoRows) {
-			return err
+			return "", err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM device_groups WHERE id = ?`, id)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return lodestone.ErrGroupNotFound
+			return "", lodestone.ErrGroupNotFound
 		}
-		return nil
+		return "", nil
 	})
 }
 
 // AddGroupDevice implements lodestone.GroupService.
 func (db *DB) AddGroupDevice(ctx context.Context, groupID int64, deviceID string, at time.Time) error {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	res, err := db.w.ExecContext(ctx, `INSERT INTO device_group_members (group_id, device_id, added_at)
-		SELECT g.id, d.id, ? FROM device_groups g, devices d WHERE g.id = ? AND d.device_id = ?`,
-		ms(at), groupID, deviceID)
-	if isUnique(err) {
-		return lodestone.ErrAlreadyInGroup
-	} else if err != nil {
-		return fmt.Errorf("sqlite: add device %q to group %d: %w", deviceID, groupID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return lodestone.ErrGroupOrDevice
-	}
-	return nil
+	return db.audited(ctx, "group add_device", "group.add_device", lodestone.AuditGroupMember, fmt.Sprint(groupID, "/", deviceID), func(tx *sql.Tx) (string, error) {
+		res, err := tx.ExecContext(ctx, `INSERT INTO device_group_members (group_id, device_id, added_at)
+			SELECT g.id, d.id, ? FROM device_groups g, devices d WHERE g.id = ? AND d.device_id = ?`,
+			ms(at), groupID, deviceID)
+		if isUnique(err) {
+			return "", lodestone.ErrAlreadyInGroup
+		} else if err != nil {
+			return "", fmt.Errorf("sqlite: add device %q to group %d: %w", deviceID, groupID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return "", lodestone.ErrGroupOrDevice
+		}
+		return "", nil
+	})
 }
 
 // RemoveGroupDevice implements lodestone.GroupService.
 func (db *DB) RemoveGroupDevice(ctx context.Context, groupID int64, deviceID string) error {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	res, err := db.w.ExecContext(ctx, `DELETE FROM device_group_members WHERE group_id = ?
-		AND device_id = (SELECT id FROM devices WHERE device_id = ?)`, groupID, deviceID)
-	if err != nil {
-		return fmt.Errorf("sqlite: remove device %q from group %d: %w", deviceID, groupID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return lodestone.ErrMembershipNotFound
-	}
-	return nil
+	return db.audited(ctx, "group remove_device", "group.remove_device", lodestone.AuditGroupMember, fmt.Sprint(groupID, "/", deviceID), func(tx *sql.Tx) (string, error) {
+		res, err := tx.ExecContext(ctx, `DELETE FROM device_group_members WHERE group_id = ?
+			AND device_id = (SELECT id FROM devices WHERE device_id = ?)`, groupID, deviceID)
+		if err != nil {
+			return "", fmt.Errorf("sqlite: remove device %q from group %d: %w", deviceID, groupID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return "", lodestone.ErrMembershipNotFound
+		}
+		return "", nil
+	})
 }

@@ -35,17 +35,17 @@ func scanOTLPToken(row interface{ Scan(...any) error }) (*lodestone.OTLPToken, e
 
 // CreateOTLPToken implements lodestone.OTLPTokenStore.
 func (db *DB) CreateOTLPToken(ctx context.Context, t *lodestone.OTLPToken) error {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	err := db.w.QueryRowContext(ctx, `INSERT INTO otlp_tokens (name, project, source_prefix, hint, hash,
-		created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, t.Name, t.Project, t.SourcePrefix,
-		t.Hint, t.Hash, t.CreatedBy, ms(t.CreatedAt)).Scan(&t.ID)
-	if isUnique(err) {
-		return lodestone.Errorf(lodestone.ECONFLICT, "an OTLP token named %q already exists", t.Name)
-	} else if err != nil {
-		return fmt.Errorf("sqlite: create OTLP token %q: %w", t.Name, err)
-	}
-	return nil
+	return db.audited(ctx, "otlp_token create", "otlp_token.create", lodestone.AuditOTLPToken, "", func(tx *sql.Tx) (string, error) {
+		err := tx.QueryRowContext(ctx, `INSERT INTO otlp_tokens (name, project, source_prefix, hint, hash,
+			created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, t.Name, t.Project, t.SourcePrefix,
+			t.Hint, t.Hash, t.CreatedBy, ms(t.CreatedAt)).Scan(&t.ID)
+		if isUnique(err) {
+			return "", lodestone.Errorf(lodestone.ECONFLICT, "an OTLP token named %q already exists", t.Name)
+		} else if err != nil {
+			return "", fmt.Errorf("sqlite: create OTLP token %q: %w", t.Name, err)
+		}
+		return fmt.Sprint(t.ID), nil
+	})
 }
 
 // FindOTLPTokenByHash implements lodestone.OTLPTokenStore.
@@ -83,17 +83,17 @@ func (db *DB) FindOTLPTokens(ctx context.Context) ([]*lodestone.OTLPToken, error
 
 // RevokeOTLPToken implements lodestone.OTLPTokenStore.
 func (db *DB) RevokeOTLPToken(ctx context.Context, id int64, at time.Time) error {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	res, err := db.w.ExecContext(ctx, `UPDATE otlp_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`,
-		ms(at), id)
-	if err != nil {
-		return fmt.Errorf("sqlite: revoke OTLP token %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return lodestone.Errorf(lodestone.ENOTFOUND, "OTLP token not found")
-	}
-	return nil
+	return db.audited(ctx, "otlp_token revoke", "otlp_token.revoke", lodestone.AuditOTLPToken, fmt.Sprint(id), func(tx *sql.Tx) (string, error) {
+		res, err := tx.ExecContext(ctx, `UPDATE otlp_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`,
+			ms(at), id)
+		if err != nil {
+			return "", fmt.Errorf("sqlite: revoke OTLP token %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "OTLP token not found")
+		}
+		return "", nil
+	})
 }
 
 // ScanLogs implements lodestone.LogScanner: by primary key, so a scan of the whole table reads it once.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone/internal/lru"
+	"github.com/lodestone-fleet/lodestone/store/auditsql"
 	"github.com/lodestone-fleet/lodestone/store/opsql"
 	"github.com/lodestone-fleet/lodestone/store/otasql"
 	"github.com/lodestone-fleet/lodestone/store/schema"
@@ -45,5 +46,6 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 		log: slog.Default()}
 	db.Store = otasql.NewSQLite(nil, r, &db.wmu)
 	db.Ops = opsql.NewSQLite(nil, r, &db.wmu) // counts and alert history read; a write would fail on the nil writer
+	db.Log = auditsql.NewSQLite(nil, r, &db.wmu)
 	return db, nil
 }

@@ -70,6 +70,11 @@ func Run(t *testing.T, open Opener) {
 		{"SeriesFleetHours", testSeriesFleetHours},
 		{"SeriesStep", testSeriesStep},
 		{"SeriesInvalid", testSeriesInvalid},
+		{"AuditAppendFind", testAuditAppendFind},
+		{"AuditStoreWrites", testAuditStoreWrites},
+		{"AuditRollsBackWithChange", testAuditRollsBackWithChange},
+		{"AuditConcurrentAppends", testAuditConcurrentAppends},
+		{"AuditPrune", testAuditPrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -70,6 +70,9 @@ var Tables = []Table{
 	{"alert_deliveries", "id", []string{"id", "kind", "device_id", "url", "body", "dedup_key", "status", "attempts",
 		"last_status", "last_error", "created_at", "next_attempt", "claimed_until", "delivered_at"}},
 	{"alert_watch", "device_id", []string{"device_id", "offline_at"}},
+	{"audit_log", "id", []string{"id", "time", "actor_kind", "actor", "actor_id", "action", "target_kind", "target",
+		"before_json", "after_json", "client_addr", "request_id", "via", "prev_hash", "hash"}},
+	{"audit_head", "id", []string{"id", "last_id", "last_hash"}},
 }
 
 // Progress is reported as rows move.
