@@ -105,6 +105,18 @@ var policy = map[string]httpapi.Access{
 	"POST /ota/campaigns/{id}/pause":    httpapi.AccessProvisioner,
 	"POST /ota/campaigns/{id}/abort":    httpapi.AccessProvisioner,
 	"POST /ota/campaigns/{id}/rollback": httpapi.AccessProvisioner,
+
+	// hawkBit DDI: TargetToken (a device key), GatewayToken, or anonymous when enabled; none of the matrix's
+	// callers sends one of those, so all are refused.
+	"GET /{tenant}/controller/v1/{controllerId}":                                                 httpapi.AccessController,
+	"GET /{tenant}/controller/v1/{controllerId}/deploymentBase/{actionId}":                       httpapi.AccessController,
+	"POST /{tenant}/controller/v1/{controllerId}/deploymentBase/{actionId}/feedback":             httpapi.AccessController,
+	"GET /{tenant}/controller/v1/{controllerId}/cancelAction/{actionId}":                         httpapi.AccessController,
+	"POST /{tenant}/controller/v1/{controllerId}/cancelAction/{actionId}/feedback":               httpapi.AccessController,
+	"PUT /{tenant}/controller/v1/{controllerId}/configData":                                      httpapi.AccessController,
+	"GET /{tenant}/controller/v1/{controllerId}/softwaremodules/{moduleId}/artifacts":            httpapi.AccessController,
+	"GET /{tenant}/controller/v1/{controllerId}/softwaremodules/{moduleId}/artifacts/{fileName}": httpapi.AccessController,
+	"GET /devices/{id}/attributes":                                                               httpapi.AccessViewer,
 }
 
 // caller is one column of the matrix.
@@ -124,6 +136,8 @@ func expect(access httpapi.Access, c string) int {
 			return 0
 		}
 		return http.StatusUnauthorized
+	case httpapi.AccessController:
+		return http.StatusUnauthorized // DDI credentials are TargetToken or GatewayToken (ddi_test.go)
 	}
 	switch c {
 	case "no credentials", "bad credentials":

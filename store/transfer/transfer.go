@@ -70,6 +70,10 @@ var Tables = []Table{
 	{"alert_deliveries", "id", []string{"id", "kind", "device_id", "url", "body", "dedup_key", "status", "attempts",
 		"last_status", "last_error", "created_at", "next_attempt", "claimed_until", "delivered_at"}},
 	{"alert_watch", "device_id", []string{"device_id", "offline_at"}},
+	{"ddi_actions", "id", []string{"id", "device_id", "target_id", "target_created_at", "firmware_id", "campaign_id",
+		"version", "status", "result", "execution", "detail", "retrieved_at", "created_at", "updated_at"}},
+	{"blob_hashes", "sha256", []string{"sha256", "md5", "sha1", "kind"}},
+	{"device_attributes", "id", []string{"id", "device_id", "name", "value", "updated_at"}},
 }
 
 // Progress is reported as rows move.
