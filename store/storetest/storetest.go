@@ -64,6 +64,8 @@ func Run(t *testing.T, open Opener) {
 		{"AlertQueue", testAlertQueue},
 		{"AlertBackOnline", testAlertBackOnline},
 		{"Retention", testRetention},
+		{"DDIActions", testDDIActions},
+		{"DDIBlobsAndAttributes", testDDIBlobsAndAttributes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
