@@ -21,7 +21,7 @@ type Link struct {
 // Root is the answer to a poll of GET /{tenant}/controller/v1/{controllerId}.
 type Root struct {
 	Config Config          `json:"config"`
-	Links  map[string]Link `json:"_links,omitempty"`
+	Links  map[string]Link `json:"_links"`
 }
 
 // Config carries the polling interval the server suggests.
