@@ -22,7 +22,7 @@ func TestFeedbackAsClientsSendIt(t *testing.T) {
 		"swupdate": `{"id": 7, "time": "20260101T101010", "status": {"result": {"progress": {"cnt": 1, "of": 1},
 			"finished": "none"}, "execution": "proceeding", "details": ["All Chunks Installed."]}}`,
 		// Zephyr and hawkBit's examples: a string id, no details.
-		"zephyr": `{"id":"7","status":{"execution":"closed","result":{"finished":"success"}}}`,
+		"zephyr":      `{"id":"7","status":{"execution":"closed","result":{"finished":"success"}}}`,
 		"downloading": `{"id":null,"status":{"execution":"downloading","result":{}}}`,
 	} {
 		var f Feedback
