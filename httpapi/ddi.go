@@ -134,13 +134,19 @@ func (s *Server) ddiDeployment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	art, err := s.ddiArtifact(w, r, f)
+	art, kind, err := s.ddiArtifact(w, r, f)
 	if err != nil {
 		return err
 	}
+	// hawkBit's module types: "os" for an operating system image, "bApp" for an application; Zephyr's client
+	// accepts only bApp, which an MCU image (neither a .swu nor a RAUC bundle) is.
+	part := "os"
+	if kind == "" {
+		part = "bApp"
+	}
 	writeJSON(w, http.StatusOK, ddi.DeploymentBase{ID: strconv.FormatInt(a.ID, 10), Deployment: ddi.Deployment{
 		Download: ddi.Forced, Update: ddi.Forced,
-		Chunks: []ddi.Chunk{{Part: "os", Version: a.Version, Name: strings.TrimSuffix(art.Filename,
+		Chunks: []ddi.Chunk{{Part: part, Version: a.Version, Name: strings.TrimSuffix(art.Filename,
 			"."+extOf(art.Filename)), Artifacts: []ddi.Artifact{art}}},
 	}})
 	return nil
@@ -153,11 +159,13 @@ func extOf(name string) string {
 	return ""
 }
 
-// ddiArtifact describes artifact f to the controller, computing its MD5 and SHA-1 on first use.
-func (s *Server) ddiArtifact(w http.ResponseWriter, r *http.Request, f *lodestone.Firmware) (ddi.Artifact, error) {
+// ddiArtifact describes artifact f to the controller, computing its MD5 and SHA-1 on first use, and returns the
+// kind of image it holds.
+func (s *Server) ddiArtifact(w http.ResponseWriter, r *http.Request, f *lodestone.Firmware) (ddi.Artifact, string,
+	error) {
 	h, err := s.blobHashes(w, r.Context(), f)
 	if err != nil {
-		return ddi.Artifact{}, err
+		return ddi.Artifact{}, "", err
 	}
 	name := ddiFilename(f, h.Kind)
 	path := "/softwaremodules/" + strconv.FormatInt(f.ID, 10) + "/artifacts/" + url.PathEscape(name)
@@ -166,7 +174,7 @@ func (s *Server) ddiArtifact(w http.ResponseWriter, r *http.Request, f *lodeston
 		links[k] = v
 	}
 	return ddi.Artifact{Filename: name, Size: f.Size, Hashes: ddi.Hashes{SHA1: h.SHA1, MD5: h.MD5, SHA256: f.SHA256},
-		Links: links}, nil
+		Links: links}, h.Kind, nil
 }
 
 // ddiFilename is the file name a controller sees for an artifact: its stored name when that is one path segment
@@ -362,7 +370,7 @@ func (s *Server) ddiArtifacts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	art, err := s.ddiArtifact(w, r, f)
+	art, _, err := s.ddiArtifact(w, r, f)
 	if err != nil {
 		return err
 	}

@@ -161,7 +161,7 @@ func TestDDIDeploymentAndFeedback(t *testing.T) {
 	m, s1, s256 := md5.Sum(image), sha1.Sum(image), sha256.Sum256(image)
 	if hashes["md5"] != hex.EncodeToString(m[:]) || hashes["sha1"] != hex.EncodeToString(s1[:]) ||
 		hashes["sha256"] != hex.EncodeToString(s256[:]) || art["size"] != float64(len(image)) ||
-		chunk["version"] != "x" {
+		chunk["version"] != "x" || chunk["part"] != "bApp" || !strings.HasSuffix(art["filename"].(string), ".bin") {
 		t.Fatalf("artifact %s", a.raw)
 	}
 	alinks := art["_links"].(map[string]any)
