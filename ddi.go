@@ -56,6 +56,8 @@ type DDIStore interface {
 	// assignment has none. It returns the action to offer and the one awaiting a cancel, either nil; while a
 	// cancel is pending nothing new is offered.
 	SyncDDIAction(ctx context.Context, deviceID string, now time.Time) (offer, cancel *DDIAction, err error)
+	// FindDDIActions lists the device's actions, newest first, at most limit.
+	FindDDIActions(ctx context.Context, deviceID string, limit int) ([]*DDIAction, error)
 	// FindDDIAction returns the device's action id, or ENOTFOUND (also for another device's action).
 	FindDDIAction(ctx context.Context, deviceID string, id int64) (*DDIAction, error)
 	// RetrieveDDIAction records that the controller fetched the action (first time only).

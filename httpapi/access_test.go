@@ -117,6 +117,7 @@ var policy = map[string]httpapi.Access{
 	"GET /{tenant}/controller/v1/{controllerId}/softwaremodules/{moduleId}/artifacts":            httpapi.AccessController,
 	"GET /{tenant}/controller/v1/{controllerId}/softwaremodules/{moduleId}/artifacts/{fileName}": httpapi.AccessController,
 	"GET /devices/{id}/attributes":                                                               httpapi.AccessViewer,
+	"GET /devices/{id}/ddi-actions":                                                              httpapi.AccessViewer,
 }
 
 // caller is one column of the matrix.

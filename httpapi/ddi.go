@@ -36,6 +36,7 @@ func (s *Server) routesDDI() {
 	s.handleDDI("GET "+base+"/softwaremodules/{moduleId}/artifacts/{fileName}", s.ddiDownload)
 
 	s.handle("GET /devices/{id}/attributes", AccessViewer, s.deviceAttributes)
+	s.handle("GET /devices/{id}/ddi-actions", AccessViewer, s.deviceDDIActions)
 }
 
 // ddiBase is the absolute URL of the controller's resources, for links: clients follow them as given.
@@ -416,14 +417,67 @@ func (s *Server) ddiDownload(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+type ddiActionJSON struct {
+	ID          int64   `json:"id"`
+	FirmwareID  int64   `json:"firmware_id"`
+	Version     string  `json:"version"`
+	CampaignID  *int64  `json:"campaign_id"`
+	Status      string  `json:"status"`
+	Result      string  `json:"result"`
+	Execution   string  `json:"execution"`
+	Detail      string  `json:"detail"`
+	RetrievedAt *string `json:"retrieved_at"`
+	CreatedAt   string  `json:"created_at"`
+	UpdatedAt   string  `json:"updated_at"`
+}
+
+// deviceDDIActions answers GET /devices/{id}/ddi-actions: the deployments offered to a DDI controller and what
+// it reported, newest first.
+func (s *Server) deviceDDIActions(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.ddiSide()
+	if err != nil {
+		return err
+	}
+	limit, err := uintParam(r.URL.Query(), "limit")
+	if err != nil {
+		return err
+	}
+	if limit == 0 || limit > lodestone.MaxListLimit {
+		limit = min(max(limit, 100), lodestone.MaxListLimit)
+	}
+	list, err := d.Store().FindDDIActions(r.Context(), r.PathValue("id"), limit)
+	if err != nil {
+		return err
+	}
+	out := make([]ddiActionJSON, len(list))
+	for i, a := range list {
+		out[i] = ddiActionJSON{ID: a.ID, FirmwareID: a.FirmwareID, Version: a.Version, CampaignID: a.CampaignID,
+			Status: a.Status, Result: a.Result, Execution: a.Execution, Detail: a.Detail, CreatedAt: ts(a.CreatedAt),
+			UpdatedAt: ts(a.UpdatedAt)}
+		if a.RetrievedAt != nil {
+			t := ts(*a.RetrievedAt)
+			out[i].RetrievedAt = &t
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"actions": out})
+	return nil
+}
+
+// ddiSide is the OTA service's DDI side, or a 503 when it is not wired.
+func (s *Server) ddiSide() (*ota.DDI, error) {
+	if s.deps.OTA != nil {
+		if d := s.deps.OTA.DDI(); d != nil {
+			return d, nil
+		}
+	}
+	return nil, lodestone.Errorf(lodestone.EUNAVAILABLE, "hawkBit DDI is not enabled on this server")
+}
+
 // deviceAttributes answers GET /devices/{id}/attributes: what the device reported about itself (DDI configData).
 func (s *Server) deviceAttributes(w http.ResponseWriter, r *http.Request) error {
-	var d *ota.DDI
-	if s.deps.OTA != nil {
-		d = s.deps.OTA.DDI()
-	}
-	if d == nil {
-		return lodestone.Errorf(lodestone.EUNAVAILABLE, "device attributes are not kept on this server")
+	d, err := s.ddiSide()
+	if err != nil {
+		return err
 	}
 	attrs, err := d.Store().DeviceAttributes(r.Context(), r.PathValue("id"))
 	if err != nil {

@@ -208,6 +208,13 @@ func TestDDIDeploymentAndFeedback(t *testing.T) {
 		t.Fatalf("the device record after success: %s", dev.raw)
 	}
 
+	acts := e.do("GET", "/devices/lin-1/ddi-actions", root, nil).must(t, 200)
+	first := acts.body["actions"].([]any)[0].(map[string]any)
+	if first["status"] != "closed" || first["result"] != "success" || first["detail"] != "done" ||
+		first["retrieved_at"] == nil || first["firmware_id"] != float64(fw) {
+		t.Fatalf("actions %s", acts.raw)
+	}
+
 	// configData lands in the device's attributes; the link then stops being offered.
 	cfgURL := "/DEFAULT/controller/v1/lin-1/configData"
 	e.do("PUT", cfgURL, tok, `{"id":"","mode":"merge","data":{"hwRevision":"2","VIN":"JH4"}}`).must(t, 200)

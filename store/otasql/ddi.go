@@ -166,6 +166,14 @@ func (s *Store) FindDDIAction(ctx context.Context, deviceID string, id int64) (*
 	return a, nil
 }
 
+// FindDDIActions implements lodestone.DDIStore.
+func (s *Store) FindDDIActions(ctx context.Context, deviceID string, limit int) ([]*lodestone.DDIAction, error) {
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+ddiActionColumns+` FROM ddi_actions WHERE device_id = ?
+		ORDER BY id DESC LIMIT ?`), deviceID, limit)
+	out, err := collect(rows, err, scanDDIAction)
+	return out, s.wrap(err, "list DDI actions")
+}
+
 // RetrieveDDIAction implements lodestone.DDIStore.
 func (s *Store) RetrieveDDIAction(ctx context.Context, deviceID string, id int64, now time.Time) error {
 	return s.tx(ctx, "retrieve DDI action", func(tx *sql.Tx) error {

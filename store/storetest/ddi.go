@@ -105,6 +105,10 @@ func testDDIActions(t *testing.T, s lodestone.Store) {
 	if old, err := d.FindDDIAction(ctx, "c1", a3.ID); err != nil || old.Status != lodestone.DDICanceled {
 		t.Fatalf("the replaced action: %+v %v", old, err)
 	}
+	if list, err := d.FindDDIActions(ctx, "c1", 2); err != nil || len(list) != 2 || list[0].ID != a4.ID ||
+		list[1].ID != a3.ID {
+		t.Fatalf("FindDDIActions: %v %v", list, err)
+	}
 	// from_version: only while the device is recorded on that version.
 	from := "9.9"
 	if err := s.SetTarget(ctx, &lodestone.OTATarget{DeviceID: "c2", TargetVersion: "2.0", FirmwareID: &fw.ID,
