@@ -71,14 +71,18 @@ func (s *Server) links(r *http.Request, name, path string) map[string]ddi.Link {
 	return out
 }
 
-// contact records the poll as the device's contact (created on first poll, online, last seen), and info, when
-// given, as the firmware it now runs. A failure is logged: the answer does not depend on it.
+// contact records the poll as the device's contact (created on first poll, online, last seen; at most every
+// contactEvery), and info, when given, as the firmware it now runs (always). A failure is logged: the answer does
+// not depend on it.
 func (s *Server) contact(r *http.Request, info *lodestone.DeviceInfo) {
 	if s.deps.Ingest == nil {
 		return
 	}
-	dev := r.PathValue("controllerId")
-	if err := s.deps.Ingest.Contact(r.Context(), dev, info, time.Now().UTC()); err != nil {
+	dev, now := r.PathValue("controllerId"), time.Now().UTC()
+	if s.ddi.recent(dev, now) && info == nil {
+		return
+	}
+	if err := s.deps.Ingest.Contact(r.Context(), dev, info, now); err != nil {
 		s.logFor(r).Warn("record DDI contact", "device", dev, "err", err)
 	}
 }

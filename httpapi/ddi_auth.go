@@ -5,9 +5,11 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/internal/lru"
 )
 
 // DDIConfig sets up the hawkBit DDI API.
@@ -30,6 +32,24 @@ const DefaultDDITenant = "DEFAULT"
 type ddiState struct {
 	gateway    [sha256.Size]byte // SHA-256 of the gateway token: compared in constant time, the token not kept
 	hasGateway bool
+
+	mu   sync.Mutex
+	seen *lru.Cache[string, time.Time] // when each controller's contact was last written (ddi.go: contact)
+}
+
+// contactEvery is how often a polling controller's contact is written: last_seen serves offline detection, which
+// counts in minutes, and a write per poll would make the poll cost a transaction.
+const contactEvery = 30 * time.Second
+
+// recent reports whether the controller's contact was written less than contactEvery ago, and if not, notes now.
+func (d *ddiState) recent(device string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t, ok := d.seen.Get(device); ok && now.Sub(t) < contactEvery && !now.Before(t) {
+		return true
+	}
+	d.seen.Add(device, now)
+	return false
 }
 
 func (s *Server) initDDI() {
@@ -40,6 +60,7 @@ func (s *Server) initDDI() {
 	if c.PollInterval <= 0 {
 		c.PollInterval = 5 * time.Minute
 	}
+	s.ddi.seen = lru.New[string, time.Time](100_000)
 	if c.GatewayToken != "" {
 		s.ddi.gateway, s.ddi.hasGateway = sha256.Sum256([]byte(c.GatewayToken)), true
 		c.GatewayToken = ""

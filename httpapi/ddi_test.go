@@ -33,24 +33,32 @@ type ddiEnv struct {
 
 func newDDIEnv(t *testing.T, cfg httpapi.DDIConfig) *ddiEnv {
 	t.Helper()
+	srv, db, authn, api, camps := newDDIServer(t, cfg)
+	return &ddiEnv{authEnv: &authEnv{t: t, srv: srv, db: db, authn: authn, api: api}, camps: camps}
+}
+
+// newDDIServer starts the server of a ddiEnv; benchmarks use it directly.
+func newDDIServer(tb testing.TB, cfg httpapi.DDIConfig) (*httptest.Server, *sqlite.DB, *httpapi.Authn,
+	*httpapi.Server, *ota.Campaigns) {
+	tb.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"), sqlite.Options{})
+	db, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "l.db"), sqlite.Options{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
 	admin, _, err := httpapi.NewBasicAuth(ctx, db, "admin", adminPass)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	authn, err := httpapi.NewAuthn(httpapi.AuthConfig{Admin: admin, Store: db, Logger: log,
 		BcryptCost: bcrypt.MinCost})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	blobs, err := disk.Open(filepath.Join(t.TempDir(), "blobs"))
+	blobs, err := disk.Open(filepath.Join(tb.TempDir(), "blobs"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	w := ingest.NewWriter(db, ingest.WriterConfig{}, log)
 	svc := ingest.NewService(w, ingest.Config{}, log)
@@ -63,13 +71,13 @@ func newDDIEnv(t *testing.T, cfg httpapi.DDIConfig) *ddiEnv {
 	srv := httptest.NewUnstartedServer(hs.Handler)
 	srv.Config = hs
 	srv.Start()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		srv.Close()
 		authn.Close()
 		w.Close()
 		db.Close()
 	})
-	return &ddiEnv{authEnv: &authEnv{t: t, srv: srv, db: db, authn: authn, api: api}, camps: camps}
+	return srv, db, authn, api, camps
 }
 
 var root = basic("admin", adminPass)
