@@ -18,7 +18,7 @@ import (
 //
 //	go test ./httpapi -run '^$' -bench DDIPoll -benchtime 3s
 func BenchmarkDDIPoll(b *testing.B) {
-	srv, _, _, _, _ := newDDIServer(b, httpapi.DDIConfig{GatewayToken: "bench-gateway-token"})
+	srv, _, _, _, _ := newDDIServer(b, httpapi.DDIConfig{GatewayToken: "bench-gateway-token"}, false)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	send := func(method, path string, body []byte, hdr ...string) []byte {
 		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))

@@ -60,7 +60,11 @@ func (e *ddiEnv) ferriteReport(device, status string) {
 // either kind installs, a failure of either kind halts the campaign with the same reason, and an abort turns a
 // DDI deployment under way into a cancel request.
 func TestDDICampaignSameRulesAsFerrite(t *testing.T) {
-	e := newDDIEnv(t, httpapi.DDIConfig{PollInterval: 1e9})
+	ddiBackends(t, testDDICampaignSameRulesAsFerrite)
+}
+
+func testDDICampaignSameRulesAsFerrite(t *testing.T, pg bool) {
+	e := newDDIEnvOn(t, httpapi.DDIConfig{PollInterval: 1e9}, pg)
 	fw := e.upload([]byte("campaign image"), "3.0.0")
 
 	// Advance: fer-1 (wave 1, ferrite) installs, then lin-1 (wave 2, DDI) does; the campaign completes.

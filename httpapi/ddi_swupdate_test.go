@@ -168,7 +168,7 @@ func (e *ddiEnv) waitAction(t *testing.T, device string, id int64, what string,
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		a, err := e.db.FindDDIAction(context.Background(), device, id)
+		a, err := e.store.FindDDIAction(context.Background(), device, id)
 		if err == nil && ok(a) {
 			return a
 		}
@@ -181,7 +181,11 @@ func (e *ddiEnv) waitAction(t *testing.T, device string, id int64, what string,
 
 func TestSWUpdateInstallsFromLodestone(t *testing.T) {
 	needSWUpdate(t)
-	e := newDDIEnv(t, httpapi.DDIConfig{PollInterval: time.Second})
+	ddiBackends(t, testSWUpdateInstallsFromLodestone)
+}
+
+func testSWUpdateInstallsFromLodestone(t *testing.T, pg bool) {
+	e := newDDIEnvOn(t, httpapi.DDIConfig{PollInterval: time.Second}, pg)
 	signer := newSWUSigner(t)
 	ctx := context.Background()
 
@@ -191,7 +195,7 @@ func TestSWUpdateInstallsFromLodestone(t *testing.T) {
 	fw := e.upload(signer.image(t, "2.0.0", out, []byte("hello from lodestone\n")), "2.0.0")
 	key := e.deviceKey("swu-ok")
 	e.target("swu-ok", fw)
-	offer, _, err := e.db.SyncDDIAction(ctx, "swu-ok", time.Now())
+	offer, _, err := e.store.SyncDDIAction(ctx, "swu-ok", time.Now())
 	if err != nil || offer == nil {
 		t.Fatalf("no action for the target: %v", err)
 	}
@@ -227,7 +231,7 @@ func TestSWUpdateInstallsFromLodestone(t *testing.T) {
 		must(t, 201)
 	path := fmt.Sprintf("/ota/campaigns/%d", int(camp.body["campaign"].(map[string]any)["id"].(float64)))
 	e.do("POST", path+"/activate", root, nil).must(t, 200)
-	offer, _, err = e.db.SyncDDIAction(ctx, "swu-bad", time.Now())
+	offer, _, err = e.store.SyncDDIAction(ctx, "swu-bad", time.Now())
 	if err != nil || offer == nil {
 		t.Fatalf("no action for the campaign: %v", err)
 	}

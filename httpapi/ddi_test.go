@@ -18,33 +18,63 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/blob/disk"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
 	"github.com/lodestone-fleet/lodestone/ota"
+	"github.com/lodestone-fleet/lodestone/store/postgres"
+	"github.com/lodestone-fleet/lodestone/store/postgres/pgtest"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
 // ddiEnv is a server with users, device keys, blobs, OTA and the DDI API configured by cfg.
 type ddiEnv struct {
 	*authEnv
+	store ddiDB
 	camps *ota.Campaigns
 }
 
-func newDDIEnv(t *testing.T, cfg httpapi.DDIConfig) *ddiEnv {
+// ddiDB is a backend: both keep DDI actions with their OTA tables.
+type ddiDB interface {
+	lodestone.Store
+	lodestone.DDIStore
+	lodestone.CredentialStore
+}
+
+// ddiBackends runs fn on SQLite and on PostgreSQL (skipped without LODESTONE_TEST_POSTGRES unless required).
+func ddiBackends(t *testing.T, fn func(t *testing.T, pg bool)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, false) })
+	t.Run("postgres", func(t *testing.T) { fn(t, true) })
+}
+
+func newDDIEnv(t *testing.T, cfg httpapi.DDIConfig) *ddiEnv { return newDDIEnvOn(t, cfg, false) }
+
+func newDDIEnvOn(t *testing.T, cfg httpapi.DDIConfig, pg bool) *ddiEnv {
 	t.Helper()
-	srv, db, authn, api, camps := newDDIServer(t, cfg)
-	return &ddiEnv{authEnv: &authEnv{t: t, srv: srv, db: db, authn: authn, api: api}, camps: camps}
+	srv, db, authn, api, camps := newDDIServer(t, cfg, pg)
+	lite, _ := db.(*sqlite.DB)
+	return &ddiEnv{authEnv: &authEnv{t: t, srv: srv, db: lite, authn: authn, api: api}, store: db, camps: camps}
 }
 
 // newDDIServer starts the server of a ddiEnv; benchmarks use it directly.
-func newDDIServer(tb testing.TB, cfg httpapi.DDIConfig) (*httptest.Server, *sqlite.DB, *httpapi.Authn,
+func newDDIServer(tb testing.TB, cfg httpapi.DDIConfig, pg bool) (*httptest.Server, ddiDB, *httpapi.Authn,
 	*httpapi.Server, *ota.Campaigns) {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "l.db"), sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
+	var db ddiDB
+	if pg {
+		p, err := postgres.Open(ctx, pgtest.URL(tb), postgres.Options{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		db = p
+	} else {
+		l, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "l.db"), sqlite.Options{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		db = l
 	}
 	log := slog.New(slog.DiscardHandler)
 	admin, _, err := httpapi.NewBasicAuth(ctx, db, "admin", adminPass)
@@ -139,8 +169,10 @@ func feedback(execution, finished string, details ...string) string {
 	return string(b)
 }
 
-func TestDDIDeploymentAndFeedback(t *testing.T) {
-	e := newDDIEnv(t, httpapi.DDIConfig{PollInterval: 1e9})
+func TestDDIDeploymentAndFeedback(t *testing.T) { ddiBackends(t, testDDIDeploymentAndFeedback) }
+
+func testDDIDeploymentAndFeedback(t *testing.T, pg bool) {
+	e := newDDIEnvOn(t, httpapi.DDIConfig{PollInterval: 1e9}, pg)
 	key := e.deviceKey("lin-1")
 	tok := targetToken(key)
 	image := bytes.Repeat([]byte("0123456789abcdef"), 4096)
