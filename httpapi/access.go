@@ -19,10 +19,11 @@ const (
 	AccessViewer                    // a user or token with at least the viewer role
 	AccessProvisioner               // at least provisioner
 	AccessAdmin                     // admin only
+	AccessController                // a hawkBit DDI controller: TargetToken (its device key), GatewayToken, or anonymous when enabled
 )
 
 func (a Access) String() string {
-	return [...]string{"public", "device", "viewer", "provisioner", "admin"}[a]
+	return [...]string{"public", "device", "viewer", "provisioner", "admin", "controller"}[a]
 }
 
 // Role is the least role that satisfies a user-level access.
@@ -152,7 +153,7 @@ func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 		if ip == "" {
 			ip = s.clientIP(r)
 		}
-		if access == AccessDevice || strings.HasPrefix(r.URL.Path, "/auth/") {
+		if access == AccessDevice || access == AccessController || strings.HasPrefix(r.URL.Path, "/auth/") {
 			if err := s.ingestIPs.allow(w, ip, now); err != nil {
 				return err
 			}
@@ -162,6 +163,8 @@ func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 			return h(w, r)
 		case AccessDevice:
 			return s.guardDevice(w, r, h, ip, now)
+		case AccessController:
+			return s.guardController(w, r, h, ip, now)
 		}
 		if p := lodestone.PrincipalFromContext(r.Context()); p != nil && p.DeviceID == "" {
 			// Dispatched in-process by an entry point that authenticated its caller (an MCP tool call): no

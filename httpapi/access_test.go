@@ -110,6 +110,19 @@ var policy = map[string]httpapi.Access{
 	"POST /ota/campaigns/{id}/rollback": httpapi.AccessProvisioner,
 	"POST /mcp":                         httpapi.AccessViewer, // each tool call is checked again against its route
 	"GET /fleet/summary":                httpapi.AccessViewer,
+
+	// hawkBit DDI: TargetToken (a device key), GatewayToken, or anonymous when enabled; none of the matrix's
+	// callers sends one of those, so all are refused.
+	"GET /{tenant}/controller/v1/{controllerId}":                                                 httpapi.AccessController,
+	"GET /{tenant}/controller/v1/{controllerId}/deploymentBase/{actionId}":                       httpapi.AccessController,
+	"POST /{tenant}/controller/v1/{controllerId}/deploymentBase/{actionId}/feedback":             httpapi.AccessController,
+	"GET /{tenant}/controller/v1/{controllerId}/cancelAction/{actionId}":                         httpapi.AccessController,
+	"POST /{tenant}/controller/v1/{controllerId}/cancelAction/{actionId}/feedback":               httpapi.AccessController,
+	"PUT /{tenant}/controller/v1/{controllerId}/configData":                                      httpapi.AccessController,
+	"GET /{tenant}/controller/v1/{controllerId}/softwaremodules/{moduleId}/artifacts":            httpapi.AccessController,
+	"GET /{tenant}/controller/v1/{controllerId}/softwaremodules/{moduleId}/artifacts/{fileName}": httpapi.AccessController,
+	"GET /devices/{id}/attributes":                                                               httpapi.AccessViewer,
+	"GET /devices/{id}/ddi-actions":                                                              httpapi.AccessViewer,
 }
 
 // caller is one column of the matrix.
@@ -129,6 +142,8 @@ func expect(access httpapi.Access, c string) int {
 			return 0
 		}
 		return http.StatusUnauthorized
+	case httpapi.AccessController:
+		return http.StatusUnauthorized // DDI credentials are TargetToken or GatewayToken (ddi_test.go)
 	}
 	switch c {
 	case "no credentials", "bad credentials":

@@ -35,6 +35,8 @@ type Config struct {
 
 	MaxFirmwareBytes int64 // largest firmware upload; default DefaultMaxFirmware
 
+	DDI DDIConfig // the hawkBit DDI API (ddi.go)
+
 	// ReadyCacheTTL is how long one storage check answers /readyz; default 2 s, negative checks every time.
 	ReadyCacheTTL time.Duration
 }
@@ -95,6 +97,8 @@ type Server struct {
 	deps     Deps
 	log      *slog.Logger
 	mux      *http.ServeMux
+	ddiMux   *http.ServeMux // /{tenant}/controller/v1/...: kept apart, as its leading wildcard overlaps other trees
+	ddi      ddiState       // ddi_auth.go
 	table    []Route
 	draining atomic.Bool
 	bufs     sync.Pool
@@ -143,7 +147,9 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.Audit == nil {
 		deps.Audit, _ = deps.Devices.(lodestone.AuditStore)
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), ddiMux: http.NewServeMux(),
+		stopping: make(chan struct{})}
+	s.initDDI()
 	s.initLimits()
 	s.initMetrics()
 	s.initReadiness()
@@ -208,6 +214,7 @@ func (s *Server) routes() {
 	s.routesSeries()
 	s.routesMCP()
 	s.routesAudit()
+	s.routesDDI()
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
@@ -237,12 +244,16 @@ func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
 func (p *statusProbe) WriteHeader(code int)        { p.status = code }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	h, pattern := s.mux.Handler(r)
+	mux := s.mux
+	if isDDIPath(r.URL.Path) {
+		mux = s.ddiMux
+	}
+	h, pattern := mux.Handler(r)
 	if pattern == "" {
 		s.unmatched(w, r, h)
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	mux.ServeHTTP(w, r)
 }
 
 // Handler returns the API with its middleware: request ids, panic recovery, security headers and CORS.

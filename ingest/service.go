@@ -432,3 +432,10 @@ func fault(f chunk.Fault) lodestone.Fault {
 		Stack: f.Stack, CFSR: f.CFSR, HFSR: f.HFSR, MMFAR: f.MMFAR, BFAR: f.BFAR,
 	}
 }
+
+// Contact records that a device made contact outside a chunk upload (a hawkBit DDI poll): it is created on first
+// contact, its last contact is updated, and info, when given, is the firmware it now runs. It goes through the
+// same group-commit writer as telemetry.
+func (s *Service) Contact(ctx context.Context, deviceID string, info *lodestone.DeviceInfo, at time.Time) error {
+	return s.w.Write(ctx, []*lodestone.DeviceBatch{{DeviceID: deviceID, ReceivedAt: at, Info: info}})
+}

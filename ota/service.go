@@ -23,6 +23,8 @@ type Config struct {
 	Logger     *slog.Logger
 	Events     lodestone.EventPublisher // optional: campaign halts and offers are published here
 	Now        func() time.Time
+	// DDI keeps hawkBit DDI actions; nil takes them from the OTA store when it implements lodestone.DDIStore.
+	DDI lodestone.DDIStore
 }
 
 // Service answers devices about updates.
@@ -33,6 +35,7 @@ type Service struct {
 	log     *slog.Logger
 	events  lodestone.EventPublisher
 	now     func() time.Time
+	ddi     lodestone.DDIStore
 }
 
 // NewService returns the service over store.
@@ -44,7 +47,7 @@ func NewService(store lodestone.OTAStore, devices lodestone.DeviceService, cfg C
 		cfg.Now = time.Now
 	}
 	return &Service{store: store, devices: devices, key: cfg.SigningKey, log: cfg.Logger, events: cfg.Events,
-		now: cfg.Now}
+		now: cfg.Now, ddi: cfg.DDI}
 }
 
 // Store is the storage behind the service.

@@ -74,6 +74,11 @@ type Config struct {
 	FUOTAKey      string
 	OTLP          OTLPConfig // the OTLP log and crash receiver (otlp.go)
 
+	DDITenant       string // hawkBit DDI: the tenant answered (default DEFAULT)
+	DDIGatewayToken string // hawkBit DDI gateway token; unset: none accepted
+	DDIAnonymous    bool   // hawkBit DDI without credentials
+	DDIPollSeconds  int    // config.polling.sleep told to DDI controllers; 0: 300
+
 	// Every listener (main API, OTLP gRPC and HTTP, FUOTA) applies these: timeouts for slow and idle clients, and
 	// caps on open connections per listener and per client address, so a flood on one port cannot take the
 	// process's descriptors from the others.
@@ -219,6 +224,17 @@ var envVars = []envVar{
 	{"TRUSTED_PROXIES", str(func(c *Config) *string { return &c.TrustedProxies }), "proxy addresses/CIDRs whose X-Forwarded-For is believed"},
 	{"PUBLIC_EVENTS", boolean(func(c *Config) *bool { return &c.PublicEvents }), "true: /events/stream needs no credentials"},
 	{"PUBLIC_METRICS", boolean(func(c *Config) *bool { return &c.PublicMetrics }), "true: /metrics/prometheus needs no credentials"},
+	{"DDI_TENANT", str(func(c *Config) *string { return &c.DDITenant }), "hawkBit DDI tenant this server answers (default DEFAULT)"},
+	{"DDI_GATEWAY_TOKEN", str(func(c *Config) *string { return &c.DDIGatewayToken }), "hawkBit DDI gateway token (Authorization: GatewayToken ...) for every controller; unset: none"},
+	{"DDI_ANONYMOUS", boolean(func(c *Config) *bool { return &c.DDIAnonymous }), "true: hawkBit DDI controllers need no credentials"},
+	{"DDI_POLL_SECONDS", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 86400 {
+			return fmt.Errorf("must be 1-86400 seconds, got %q", v)
+		}
+		c.DDIPollSeconds = n
+		return nil
+	}, "poll interval told to hawkBit DDI controllers (default 300)"},
 	{"LODESTONE_MAX_CONNS", count(func(c *Config) *int { return &c.MaxConns }), "open connections per listener; 0: no limit (default: a share of the open-file limit)"},
 	{"LODESTONE_MAX_CONNS_PER_ADDR", count(func(c *Config) *int { return &c.MaxConnsPerAddr }), "open connections per client address and listener; 0: no limit (default 256; TRUSTED_PROXIES are exempt)"},
 	{"LODESTONE_MAX_STREAMS", count(func(c *Config) *int { return &c.MaxStreams }), "open event and log streams (SSE) on this server; 0: no limit (default 1024)"},

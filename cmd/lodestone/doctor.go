@@ -148,6 +148,7 @@ func configFindings(cfg Config) []doctor.Finding {
 	weak("INGEST_API_KEY", cfg.IngestAPIKey, 16)
 	weak("ALERT_WEBHOOK_SECRET", cfg.AlertWebhookSecret, 16)
 	weak("US_AUTH_PASSWORD", cfg.FUOTAPass, 12)
+	weak("DDI_GATEWAY_TOKEN", cfg.DDIGatewayToken, 16)
 	if cfg.IngestAPIKey == "" {
 		out = append(out, doctor.Finding{Setting: "INGEST_API_KEY",
 			Problem: "is not set: anyone who can reach the port can post telemetry"})

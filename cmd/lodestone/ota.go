@@ -47,6 +47,16 @@ func parseSigningKey(s string) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
+// ddiStore is the backend's keeper of hawkBit DDI actions (they live with its OTA tables), under the wrapper
+// that serve opens stores in.
+func ddiStore(db lodestone.Store) lodestone.DDIStore {
+	if o, ok := db.(*openedStore); ok {
+		db = o.Store
+	}
+	d, _ := db.(lodestone.DDIStore)
+	return d
+}
+
 // newOTA builds the OTA service and campaign runner over the store; campaign halts are published on events.
 func newOTA(cfg Config, db lodestone.Store, events lodestone.EventPublisher, log *slog.Logger) (*ota.Service,
 	*ota.Campaigns, error) {
@@ -54,7 +64,7 @@ func newOTA(cfg Config, db lodestone.Store, events lodestone.EventPublisher, log
 	if err != nil {
 		return nil, nil, err
 	}
-	svc := ota.NewService(db, db, ota.Config{SigningKey: key, Logger: log, Events: events})
+	svc := ota.NewService(db, db, ota.Config{SigningKey: key, Logger: log, Events: events, DDI: ddiStore(db)})
 	return svc, ota.NewCampaigns(svc), nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/alert"
@@ -157,7 +158,9 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 	s.api = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin,
 		Limits: httpapi.Limits{RPS: cfg.RateLimitRPS}, TrustedProxies: proxies,
 		PublicEvents: cfg.PublicEvents, PublicMetrics: cfg.PublicMetrics,
-		Timeouts: httpapi.Timeouts(cfg.Timeouts), Streams: cfg.streamLimits()}, httpapi.Deps{
+		Timeouts: httpapi.Timeouts(cfg.Timeouts), Streams: cfg.streamLimits(),
+		DDI: httpapi.DDIConfig{Tenant: cfg.DDITenant, GatewayToken: cfg.DDIGatewayToken, Anonymous: cfg.DDIAnonymous,
+			PollInterval: time.Duration(cfg.DDIPollSeconds) * time.Second}}, httpapi.Deps{
 		Ingest: svc, Devices: db, Telemetry: db, Auth: s.authn, IngestKey: apiKey, Logger: log,
 		Blobs: blobs, Credentials: creds,
 		Events: s.bus, Leader: s.elector, ELFs: db, Crashes: db, Symbols: s.symbolicator,

@@ -168,6 +168,11 @@ func (db *DB) DeleteDevice(ctx context.Context, deviceID string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM ota_targets WHERE device_id = $1`, deviceID); err != nil {
 			return "", fmt.Errorf("delete OTA target: %w", err)
 		}
+		for _, table := range []string{"ddi_actions", "device_attributes"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE device_id = $1`, deviceID); err != nil {
+				return "", fmt.Errorf("delete %s: %w", table, err)
+			}
+		}
 		return "", nil
 	})
 }

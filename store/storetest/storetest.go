@@ -75,6 +75,8 @@ func Run(t *testing.T, open Opener) {
 		{"AuditRollsBackWithChange", testAuditRollsBackWithChange},
 		{"AuditConcurrentAppends", testAuditConcurrentAppends},
 		{"AuditPrune", testAuditPrune},
+		{"DDIActions", testDDIActions},
+		{"DDIBlobsAndAttributes", testDDIBlobsAndAttributes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -73,6 +73,10 @@ var Tables = []Table{
 	{"audit_log", "id", []string{"id", "time", "actor_kind", "actor", "actor_id", "action", "target_kind", "target",
 		"before_json", "after_json", "client_addr", "request_id", "via", "prev_hash", "hash"}},
 	{"audit_head", "id", []string{"id", "last_id", "last_hash"}},
+	{"ddi_actions", "id", []string{"id", "device_id", "target_id", "target_created_at", "firmware_id", "campaign_id",
+		"version", "status", "result", "execution", "detail", "retrieved_at", "created_at", "updated_at"}},
+	{"blob_hashes", "sha256", []string{"sha256", "md5", "sha1", "kind"}},
+	{"device_attributes", "id", []string{"id", "device_id", "name", "value", "updated_at"}},
 }
 
 // Progress is reported as rows move.
