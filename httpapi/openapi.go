@@ -120,9 +120,9 @@ func addErrorDocs(g *schemaGen) {
 
 func operation(g *schemaGen, r APIRoute) map[string]any {
 	op := map[string]any{
-		"operationId":        operationID(r),
+		"operationId":        r.OperationID(),
 		"summary":            r.Summary,
-		"tags":               []string{tag(r.Path)},
+		"tags":               []string{r.Tag()},
 		"x-lodestone-access": r.Access.String(),
 		"security":           security(r.Access),
 	}
@@ -230,8 +230,9 @@ func security(a Access) []any {
 	return []any{map[string]any{schemeBasic: []string{}}, map[string]any{schemeBearer: []string{}}}
 }
 
-// operationID is stable and readable: "GET /devices/{id}/faults" is get_devices_id_faults.
-func operationID(r APIRoute) string {
+// OperationID is the route's stable, readable name, also the MCP tool name: "GET /devices/{id}/faults" is
+// get_devices_id_faults.
+func (r APIRoute) OperationID() string {
 	var b strings.Builder
 	b.WriteString(strings.ToLower(r.Method))
 	for _, part := range strings.Split(r.Path, "/") {
@@ -250,9 +251,9 @@ func operationID(r APIRoute) string {
 	return b.String()
 }
 
-// tag groups operations by their first path segment (/admin by its second).
-func tag(path string) string {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
+// Tag groups routes by their first path segment (/admin/... by the first two): devices, ota, admin/users.
+func (r APIRoute) Tag() string {
+	parts := strings.Split(strings.Trim(r.Path, "/"), "/")
 	if parts[0] == "admin" && len(parts) > 1 {
 		return "admin/" + parts[1]
 	}

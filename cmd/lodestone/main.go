@@ -40,6 +40,7 @@ Commands:
   backup    download a consistent snapshot of a server's database, or take one of the local database
   restore   put a backup in place of the local database (with the server stopped)
   doctor    check an installation (configuration, database, disk, blobs, certificates, backups); --json
+  routes    list the HTTP routes with their access and summary; --json
   import-ferrite  import a ferrite-server database (devices, groups, history)
   version   print the version
   help      show this help, or 'lodestone help COMMAND'
@@ -86,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &importFerriteCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "doctor":
 		c = &doctorCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "routes":
+		c = &routesCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
 		fmt.Fprintln(stdout, "lodestone", version)
 		return 0
@@ -107,7 +110,7 @@ var version = "dev"
 func isCommand(s string) bool {
 	switch s {
 	case "serve", "loadgen", "migrate", "copy", "symbols", "logs", "version", "help",
-		"report", "faults", "metrics", "backup", "restore", "import-ferrite", "doctor":
+		"report", "faults", "metrics", "backup", "restore", "import-ferrite", "doctor", "routes":
 		return true
 	}
 	return false
@@ -142,6 +145,8 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 		fmt.Fprint(stdout, restoreUsage)
 	case "doctor":
 		fmt.Fprint(stdout, doctorUsage)
+	case "routes":
+		fmt.Fprint(stdout, routesUsage)
 	case "import-ferrite":
 		c := &importFerriteCmd{stdout: stdout, stderr: stdout, getenv: getenv}
 		c.Run(context.Background(), []string{"-h"})
