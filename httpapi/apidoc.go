@@ -8,6 +8,12 @@ import (
 	"strings"
 )
 
+// Route metadata for tools. The MCP server builds its tools from APIRoutes: per route the tool name
+// (OperationID), title (Summary), description (Description, plus the access level), input schema (InputSchema:
+// parameters and body as one object) and output schema (OutputSchema), and calls the route through the same
+// handler chain, so access checks, audit and validation stay where they are. A route whose Access is above
+// viewer changes state.
+
 // RouteDoc is what lodestone says about one route beyond its pattern and access: the OpenAPI document
 // (GET /openapi.json), `lodestone routes` and the MCP tools are all generated from it and from the Go types it
 // names, so they cannot drift apart. The entries live in routeDocs (openapi_routes.go), keyed by the pattern

@@ -37,6 +37,10 @@ func TestMain(m *testing.M) {
 		code = 1
 	} else if testing.Verbose() {
 		fmt.Fprintf(os.Stderr, "OpenAPI: %d responses checked against the API description\n", rec.checked)
+		if missed := rec.unexercised(); len(missed) > 0 && len(missed) < len(routeDocs) {
+			fmt.Fprintf(os.Stderr, "OpenAPI: no success response of these routes was checked: %s\n",
+				strings.Join(missed, ", "))
+		}
 	}
 	os.Exit(code)
 }
@@ -85,6 +89,24 @@ func (c *responseChecker) run() {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// unexercised lists the described routes that answered no 2xx in this run.
+func (c *responseChecker) unexercised() []string {
+	ok := map[string]bool{}
+	for key := range c.seen {
+		i := strings.LastIndexByte(key, ' ')
+		if key[i+1] == '2' {
+			ok[key[:i]] = true
+		}
+	}
+	var out []string
+	for _, p := range RouteDocPatterns() {
+		if !ok[p] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (c *responseChecker) finish() []string {

@@ -75,13 +75,13 @@ var routeDocs = map[string]RouteDoc{
 			"group, tag or firmware version; page with limit and offset (the order always ends with the row " +
 			"id, so pages are stable).",
 		Params:    deviceListParams,
-		Responses: []Reply{{Status: 200, Type: devicesReply{}}},
+		Responses: []Reply{{Status: 200, Type: devicesReply{}, Example: devicesReply{Devices: []deviceJSON{exampleDevice}}}},
 	},
 	"GET /devices/{id}": {
 		Summary:     "Get a device",
 		Description: "One device by device_id, or by its hex device key as ferrite's clients send it (A300F1B2).",
 		Params:      []Param{deviceIDParam},
-		Responses:   []Reply{{Status: 200, Type: deviceReply{}}},
+		Responses:   []Reply{{Status: 200, Type: deviceReply{}, Example: deviceReply{Device: exampleDevice}}},
 		Errors:      []int{http.StatusNotFound},
 	},
 	"GET /devices/{id}/faults": {
@@ -572,18 +572,30 @@ var routeDocs = map[string]RouteDoc{
 	"POST /ota/campaigns/{id}/resume": campaignAction("Resume a campaign",
 		"Continues a paused campaign where it stopped."),
 	"POST /ota/campaigns/{id}/pause": campaignAction("Pause a campaign",
-		"Stops offering the update to more devices; devices already updating go on."),
+		"Stops offering the update to more devices; devices already updating go on.",
+		campaignActionReply{OK: true, Status: "paused"}),
 	"POST /ota/campaigns/{id}/abort": campaignAction("Abort a campaign",
 		"Ends the campaign and puts the devices' previous targets back. Not reversible."),
 	"POST /ota/campaigns/{id}/rollback": campaignAction("Roll a campaign back",
 		"Ends the campaign and removes the targets it set, so devices are offered their previous firmware."),
 }
 
-func campaignAction(summary, desc string) RouteDoc {
+func campaignAction(summary, desc string, example ...any) RouteDoc {
+	r := Reply{Status: 200, Type: campaignActionReply{}}
+	if len(example) > 0 {
+		r.Example = example[0]
+	}
 	return RouteDoc{Summary: summary, Description: desc, Params: []Param{{Name: "id", Type: int64(0)}},
-		Responses: []Reply{{Status: 200, Type: campaignActionReply{}}},
-		Errors:    []int{http.StatusNotFound, http.StatusConflict}}
+		Responses: []Reply{r}, Errors: []int{http.StatusNotFound, http.StatusConflict}}
 }
+
+var exampleDevice = func() deviceJSON {
+	name, tags := "Pump 7", "site-a,pumps"
+	key := int64(0xA300F1B2)
+	return deviceJSON{ID: 7, DeviceID: "pump-7", FirmwareVersion: "1.4.0", BuildID: 42,
+		FirstSeen: "2026-01-05 09:12:44", LastSeen: "2026-03-01 17:02:10", DeviceKey: &key, Name: &name,
+		Status: "online", Tags: &tags}
+}()
 
 var (
 	deviceIDParam  = Param{Name: "id", Description: "device_id, or the hex device key (A300F1B2)"}
