@@ -4,13 +4,16 @@ import (
 	"net/http"
 
 	"github.com/lodestone-fleet/lodestone/doctor"
-	"github.com/lodestone-fleet/lodestone/ota"
 )
 
 // routeDocs is the metadata of every route, keyed by the pattern exactly as registered with s.handle. The
 // OpenAPI document, `lodestone routes` and the MCP tools come from it.
 //
-// To add a route: register it with s.handle as usual, then add an entry here under the same pattern string:
+// It is merged from one table per area (coreDocs and adminDocs here, otaDocs in openapi_routes_ota.go); a new
+// feature may bring its own table in its own file and add it to mergeDocs below.
+//
+// To add a route: register it with s.handle as usual, then add an entry to its area's table under the same
+// pattern string:
 //
 //	"GET /widgets/{id}": {
 //		Summary:     "Get a widget",                       // one line, imperative
@@ -26,7 +29,24 @@ import (
 // OpenAPI` then checks that every registered route has an entry, and that every response the test suite
 // produces matches it; if the route adds response fields, regenerate the contract snapshot with
 // LODESTONE_UPDATE_CONTRACT=1 go test ./httpapi/ -run TestOpenAPIContract.
-var routeDocs = map[string]RouteDoc{
+var routeDocs = mergeDocs(coreDocs, adminDocs, otaDocs)
+
+// mergeDocs joins the per-area tables; a pattern in two of them is a programming error caught at start.
+func mergeDocs(tables ...map[string]RouteDoc) map[string]RouteDoc {
+	out := map[string]RouteDoc{}
+	for _, t := range tables {
+		for p, d := range t {
+			if _, dup := out[p]; dup {
+				panic("httpapi: route metadata for " + p + " given twice")
+			}
+			out[p] = d
+		}
+	}
+	return out
+}
+
+// coreDocs: health, ingest, the read API, events, ELFs and crashes.
+var coreDocs = map[string]RouteDoc{
 	"GET /health": {
 		Summary:     "Liveness",
 		Description: "Answers while the process runs; it checks nothing else. Use /readyz for readiness.",
@@ -200,7 +220,10 @@ var routeDocs = map[string]RouteDoc{
 		Responses:   []Reply{{Status: 200, Type: crashGroupReply{}}},
 		Errors:      []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
 	},
+}
 
+// adminDocs: users, tokens, device keys, fleet management, groups, logs, OTLP tokens, backups and operations.
+var adminDocs = map[string]RouteDoc{
 	"GET /auth/me": {
 		Summary:   "Who am I",
 		Responses: []Reply{{Status: 200, Type: authMeReply{}}},
@@ -435,160 +458,7 @@ var routeDocs = map[string]RouteDoc{
 			pageParams...),
 		Responses: []Reply{{Status: 200, Type: deliveriesReply{}}},
 	},
-
-	"GET /ota/targets": {
-		Summary:   "List update targets",
-		Responses: []Reply{{Status: 200, Type: targetsReply{}}},
-	},
-	"POST /ota/targets": {
-		Summary:     "Set a device's update target",
-		Description: "The version (or uploaded artifact) the device should run; it is offered on its next check.",
-		Body: &Body{Type: targetRequest{}, Example: map[string]any{"device_id": "pump-7", "target_version": "1.4.0",
-			"target_build_id": 0, "firmware_id": 12}},
-		Responses: []Reply{{Status: 200, Type: targetReply{}}},
-		Errors:    []int{http.StatusNotFound, http.StatusUnprocessableEntity},
-	},
-	"GET /ota/targets/{device_id}": {
-		Summary:   "Get a device's update target",
-		Responses: []Reply{{Status: 200, Type: targetReply{}}},
-		Errors:    []int{http.StatusNotFound},
-	},
-	"DELETE /ota/targets/{device_id}": {
-		Summary:   "Remove a device's update target",
-		Responses: []Reply{{Status: 200, Type: okReply{}}},
-		Errors:    []int{http.StatusNotFound},
-	},
-	"GET /ota/firmware": {
-		Summary:   "List firmware artifacts",
-		Responses: []Reply{{Status: 200, Type: artifactsReply{}}},
-	},
-	"POST /ota/firmware": {
-		Summary: "Upload a firmware artifact",
-		Description: "The image as the raw body, described by headers. Artifacts are immutable: the same " +
-			"upload again answers the stored one, different bytes under the same version and build are 409.",
-		Params: []Param{
-			{Name: "X-Firmware-Version", In: "header", Description: "the version; default unknown"},
-			{Name: "X-Build-Id", In: "header", Description: "the build id, unsigned decimal"},
-			{Name: "X-Signer", In: "header"},
-			{Name: "X-Notes", In: "header", Description: "release notes, up to 4096 bytes"},
-		},
-		Body:      &Body{ContentType: "application/octet-stream", Description: "the firmware image"},
-		Responses: []Reply{{Status: 200, Type: artifactOKReply{}}},
-		Errors:    []int{http.StatusConflict, http.StatusRequestEntityTooLarge},
-	},
-	"GET /ota/firmware/{id}": {
-		Summary:   "Get a firmware artifact's record",
-		Params:    []Param{{Name: "id", Type: int64(0)}},
-		Responses: []Reply{{Status: 200, Type: artifactReply{}}},
-		Errors:    []int{http.StatusNotFound},
-	},
-	"DELETE /ota/firmware/{id}": {
-		Summary:   "Delete a firmware artifact",
-		Params:    []Param{{Name: "id", Type: int64(0)}},
-		Responses: []Reply{{Status: 200, Type: okReply{}}},
-		Errors:    []int{http.StatusNotFound, http.StatusConflict},
-	},
-	"POST /ota/firmware/{id}/approve": {
-		Summary:     "Approve a FUOTA upload for signing",
-		Description: "A FUOTA upload gets a signed manifest only once an operator approves it.",
-		Params:      []Param{{Name: "id", Type: int64(0)}},
-		Responses:   []Reply{{Status: 200, Type: artifactOKReply{}}},
-		Errors:      []int{http.StatusNotFound, http.StatusConflict},
-	},
-	"GET /ota/firmware/{id}/download": {
-		Summary:     "Download a firmware image",
-		Description: "For devices: a device key fetches only its own target's artifact. Supports Range.",
-		Params:      []Param{{Name: "id", Type: int64(0)}},
-		Responses: []Reply{
-			{Status: 200, ContentType: "application/octet-stream", Description: "the image"},
-			{Status: 206, ContentType: "application/octet-stream", Description: "the requested range"},
-			{Status: 304, Description: "not modified (If-None-Match, If-Modified-Since)"},
-			// http.ServeContent's own answer to a range past the end.
-			{Status: 416, ContentType: "text/plain", Description: "the range is not in the image"},
-		},
-		Errors: []int{http.StatusNotFound},
-	},
-	"GET /ota/firmware/{id}/manifest": {
-		Summary:     "Get a firmware manifest",
-		Description: "The signed manifest (version, build, size, sha256) a device verifies before installing.",
-		Params:      []Param{{Name: "id", Type: int64(0)}},
-		Responses:   []Reply{{Status: 200, Type: manifestReply{}}},
-		Errors:      []int{http.StatusNotFound},
-	},
-	"GET /ota/signing-key": {
-		Summary:   "Get the manifest signing key",
-		Responses: []Reply{{Status: 200, Type: signingKeyReply{}}},
-		Errors:    []int{http.StatusNotFound},
-	},
-	"GET /ota/check/{device_id}": {
-		Summary:     "Check for an update",
-		Description: "For devices that send no chunks: the update on offer, or 204 when there is none.",
-		Params: []Param{
-			{Name: "version", Description: "the running firmware version"},
-			{Name: "build_id", Type: uint64(0), Description: "the running build id"},
-		},
-		Responses: []Reply{
-			{Status: 200, Type: offerReply{}, Example: offerReply{OTA: ota.Offer{Version: "1.4.0", BuildID: 42,
-				Size: 182044, SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-				URL: "/ota/firmware/12/download", FirmwareID: 12}}},
-			{Status: 204, Description: "no update"},
-		},
-	},
-	"POST /ota/report": {
-		Summary:     "Report an update's progress",
-		Description: "A device says it is downloading, installed or failed; campaigns count it.",
-		Body:        &Body{Type: otaReportRequest{}, Example: otaReportRequest{DeviceID: "pump-7", Status: "installed", Version: "1.4.0"}},
-		Responses:   []Reply{{Status: 200, Type: otaReportReply{}}},
-		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
-	},
-	"GET /ota/campaigns": {
-		Summary:   "List campaigns",
-		Params:    []Param{{Name: "status", Description: "comma-separated statuses"}},
-		Responses: []Reply{{Status: 200, Type: campaignsReply{}}},
-	},
-	"POST /ota/campaigns": {
-		Summary: "Create a campaign",
-		Description: "A staged rollout of an artifact to a group, tags or listed devices, in waves with a " +
-			"soak time and health checks. It starts as a draft; activate it.",
-		Body: &Body{Type: campaignRequest{}, Example: map[string]any{"name": "1.4 rollout", "firmware_id": 12,
-			"target_group_id": 3, "waves": []int{10, 50, 100}, "soak_seconds": 3600}},
-		Responses: []Reply{{Status: 201, Type: campaignCreated{}}},
-		Errors:    []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
-	},
-	"GET /ota/campaigns/{id}": {
-		Summary:     "Get a campaign's status",
-		Description: "The campaign and how many devices are pending, offered, downloading, installed, failed.",
-		Params:      []Param{{Name: "id", Type: int64(0)}},
-		Responses:   []Reply{{Status: 200, Type: campaignReply{}}},
-		Errors:      []int{http.StatusNotFound},
-	},
-	"GET /ota/campaigns/{id}/devices": {
-		Summary:   "List a campaign's devices",
-		Params:    []Param{{Name: "id", Type: int64(0)}},
-		Responses: []Reply{{Status: 200, Type: campaignDevicesReply{}}},
-	},
-	"POST /ota/campaigns/{id}/activate": campaignAction("Activate a campaign",
-		"Starts a draft campaign: targets are set for its first wave."),
-	"POST /ota/campaigns/{id}/resume": campaignAction("Resume a campaign",
-		"Continues a paused campaign where it stopped."),
-	"POST /ota/campaigns/{id}/pause": campaignAction("Pause a campaign",
-		"Stops offering the update to more devices; devices already updating go on.",
-		campaignActionReply{OK: true, Status: "paused"}),
-	"POST /ota/campaigns/{id}/abort": campaignAction("Abort a campaign",
-		"Ends the campaign and puts the devices' previous targets back. Not reversible."),
-	"POST /ota/campaigns/{id}/rollback": campaignAction("Roll a campaign back",
-		"Ends the campaign and removes the targets it set, so devices are offered their previous firmware."),
 }
-
-func campaignAction(summary, desc string, example ...any) RouteDoc {
-	r := Reply{Status: 200, Type: campaignActionReply{}}
-	if len(example) > 0 {
-		r.Example = example[0]
-	}
-	return RouteDoc{Summary: summary, Description: desc, Params: []Param{{Name: "id", Type: int64(0)}},
-		Responses: []Reply{r}, Errors: []int{http.StatusNotFound, http.StatusConflict}}
-}
-
 var exampleDevice = func() deviceJSON {
 	name, tags := "Pump 7", "site-a,pumps"
 	key := int64(0xA300F1B2)
