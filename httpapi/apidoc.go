@@ -59,7 +59,8 @@ type Body struct {
 	ContentType string // default application/json
 	Type        any    // a Go value of the decoded type (JSON bodies); nil for binary
 	Description string
-	Example     any // a Go value marshalled as the example
+	Example     any  // a Go value marshalled as the example
+	Optional    bool // the route also takes no body at all
 }
 
 // Reply is one successful answer.

@@ -158,7 +158,7 @@ func operation(g *schemaGen, r APIRoute) map[string]any {
 		if b.Example != nil {
 			mt["example"] = b.Example
 		}
-		rb := map[string]any{"required": true, "content": map[string]any{mediaType(b.ContentType): mt}}
+		rb := map[string]any{"required": !b.Optional, "content": map[string]any{mediaType(b.ContentType): mt}}
 		if b.Description != "" {
 			rb["description"] = b.Description
 		}

@@ -278,7 +278,7 @@ var adminDocs = map[string]RouteDoc{
 		Description: "A key (lsd_...) that lets one device post its own data and fetch its updates. The " +
 			"secret is in the answer once. The body is optional (default name \"default\").",
 		Params:    []Param{{Name: "id", Description: "the device_id"}},
-		Body:      &Body{Type: tokenRequest{}},
+		Body:      &Body{Type: tokenRequest{}, Optional: true},
 		Responses: []Reply{{Status: 201, Type: deviceKeyCreated{}}},
 		Errors:    []int{http.StatusUnprocessableEntity},
 	},
