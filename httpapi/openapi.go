@@ -158,7 +158,12 @@ func operation(g *schemaGen, r APIRoute) map[string]any {
 		if b.Example != nil {
 			mt["example"] = b.Example
 		}
-		rb := map[string]any{"required": !b.Optional, "content": map[string]any{mediaType(b.ContentType): mt}}
+		content := map[string]any{mediaType(b.ContentType): mt}
+		if b.Type == nil {
+			// A raw body is read as bytes whatever its Content-Type says (ferrite's clients send several).
+			content["*/*"] = mt
+		}
+		rb := map[string]any{"required": !b.Optional, "content": content}
 		if b.Description != "" {
 			rb["description"] = b.Description
 		}
