@@ -128,6 +128,9 @@ func (r APIRoute) InputSchema() map[string]any {
 	var required []string
 	for _, p := range r.Params {
 		s := paramSchema(p, newSchemaGen(true))
+		if p.Description != "" {
+			s["description"] = p.Description
+		}
 		props[p.Name] = s
 		if p.Required {
 			required = append(required, p.Name)
@@ -172,9 +175,6 @@ func paramSchema(p Param, g *schemaGen) map[string]any {
 	}
 	if len(p.Enum) > 0 {
 		s["enum"] = p.Enum
-	}
-	if p.Description != "" {
-		s["description"] = p.Description
 	}
 	return s
 }

@@ -73,7 +73,6 @@ func (s *Server) OpenAPI() map[string]any {
 				"viewer, provisioner, admin). Errors answer ErrorBody ({\"error\",\"code\"}, plus \"fields\" on " +
 				"422), except POST /ingest/chunks, which keeps ferrite's IngestResponse. Responses only grow: " +
 				"clients must ignore fields they do not know.",
-			"license": map[string]any{"name": "see the repository"},
 		},
 		"paths": paths,
 		"components": map[string]any{

@@ -377,3 +377,38 @@ func TestResponseCheckerCatchesMismatch(t *testing.T) {
 		t.Errorf("a route without metadata: %q", msg)
 	}
 }
+
+// TestAPIRoutesToolSchemas pins what the MCP tools read: self-contained input and output schemas per route.
+func TestAPIRoutesToolSchemas(t *testing.T) {
+	byPattern := map[string]APIRoute{}
+	for _, r := range bareServer(Config{}).APIRoutes() {
+		byPattern[r.Pattern] = r
+		in, _ := json.Marshal(r.InputSchema())
+		out, _ := json.Marshal(r.OutputSchema())
+		if strings.Contains(string(in)+string(out), "$ref") {
+			t.Errorf("%s: tool schemas must be self-contained: %s %s", r.Pattern, in, out)
+		}
+	}
+	r := byPattern["GET /devices/{id}/faults"]
+	if r.OperationID() != "get_devices_id_faults" || r.Tag() != "devices" || r.Access != AccessViewer {
+		t.Errorf("faults route: %s %s %s", r.OperationID(), r.Tag(), r.Access)
+	}
+	in := r.InputSchema()
+	props := in["properties"].(map[string]any)
+	if props["limit"].(map[string]any)["type"] != "integer" || props["id"] == nil ||
+		!slices.Equal(in["required"].([]string), []string{"id"}) {
+		t.Errorf("faults input schema: %v", in)
+	}
+	items := r.OutputSchema()["properties"].(map[string]any)["faults"].(map[string]any)["items"].(map[string]any)
+	if _, ok := items["properties"].(map[string]any)["backtrace"]; !ok {
+		t.Errorf("faults output schema lacks backtrace: %v", items)
+	}
+	patch := byPattern["PATCH /crashes/{id}"].InputSchema()
+	body := patch["properties"].(map[string]any)["body"].(map[string]any)
+	if st := body["properties"].(map[string]any)["state"].(map[string]any); st["type"] == nil || body["required"] != nil {
+		t.Errorf("crash patch body schema: %v", body)
+	}
+	if byPattern["GET /events/stream"].OutputSchema() != nil || byPattern["GET /ota/firmware/{id}/download"].OutputSchema() != nil {
+		t.Error("a stream or a download has no JSON output schema")
+	}
+}
