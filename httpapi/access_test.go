@@ -17,9 +17,10 @@ var policy = map[string]httpapi.Access{
 	"GET /health":    httpapi.AccessPublic,
 	"GET /readyz":    httpapi.AccessPublic,
 	"GET /auth/mode": httpapi.AccessPublic,
+	"GET /auth/me":   httpapi.AccessViewer,
+
 	// The API description lists routes, never data; clients read it before they have credentials.
 	"GET /openapi.json": httpapi.AccessPublic,
-	"GET /auth/me":      httpapi.AccessViewer,
 
 	"POST /ingest/chunks": httpapi.AccessDevice,
 

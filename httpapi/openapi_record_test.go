@@ -145,6 +145,10 @@ func (c *responseChecker) wrap(s *Server, h http.Handler) http.Handler {
 		if rw.status == 0 {
 			rw.status = http.StatusOK
 		}
+		if rw.status == http.StatusMovedPermanently || rw.status == http.StatusTemporaryRedirect ||
+			rw.status == http.StatusPermanentRedirect {
+			return // the mux's redirect to a clean path, not the route's answer
+		}
 		key := pattern + " " + strconv.Itoa(rw.status)
 		c.mu.Lock()
 		c.seen[key]++
