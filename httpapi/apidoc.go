@@ -36,7 +36,7 @@ type RouteDoc struct {
 	// Errors are the error statuses this route answers on purpose (404 for an unknown id, 409, 422, ...), besides
 	// the ones the generator adds: 400 with parameters or a body, 503, and 401, 403 and 429 on routes that need
 	// credentials. Any other status is the "default" error. All use the route's error shape, except that the
-	// access check's 401, 403 and 429 are always ErrorBody.
+	// access check's 401, 403 and 429 are ErrorBody (on a FerriteErrors route: either shape).
 	Errors []int
 	// FerriteErrors marks a route whose errors use ferrite's ingest answer ({"ok":false,...}) rather than
 	// ErrorBody: gateways parse it.
@@ -46,7 +46,7 @@ type RouteDoc struct {
 // Param is one path or query parameter.
 type Param struct {
 	Name        string
-	In          string // "query" or "path"
+	In          string // "query" (default), "path" or "header"
 	Description string
 	Type        any  // a Go value of the parameter's type: "" (default), 0, true
 	Required    bool // path parameters always are
@@ -63,7 +63,7 @@ type Body struct {
 	Optional    bool // the route also takes no body at all
 }
 
-// Reply is one successful answer.
+// Reply is one answer with its own shape (not the error shape).
 type Reply struct {
 	Status      int
 	ContentType string // default application/json; "" with a nil Type and a 204 status means no body
