@@ -412,3 +412,14 @@ func TestAPIRoutesToolSchemas(t *testing.T) {
 		t.Error("a stream or a download has no JSON output schema")
 	}
 }
+
+// BenchmarkOpenAPI measures generating and encoding the whole document (done once per server, on the first
+// GET /openapi.json).
+func BenchmarkOpenAPI(b *testing.B) {
+	s := bareServer(Config{})
+	for b.Loop() {
+		if _, err := json.Marshal(s.OpenAPI()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
