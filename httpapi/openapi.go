@@ -90,6 +90,7 @@ func (s *Server) OpenAPI() map[string]any {
 			},
 			"responses": map[string]any{
 				"Error": map[string]any{"description": "The error shape of every route but ingest.",
+					"headers": errorHeaders(),
 					"content": map[string]any{"application/json": map[string]any{"schema": errSchema,
 						"example": errorBody{Error: "device not found: A300F1B2", Code: "not_found"}}}},
 				"IngestAuthError": map[string]any{"description": "Ingest's 401, 403 and 429: the access " +
@@ -97,10 +98,22 @@ func (s *Server) OpenAPI() map[string]any {
 					"content": map[string]any{"application/json": map[string]any{
 						"schema": map[string]any{"anyOf": []any{errSchema, ingestSchema}}}}},
 				"IngestError": map[string]any{"description": "ferrite's ingest answer.",
+					"headers": errorHeaders(),
 					"content": map[string]any{"application/json": map[string]any{"schema": ingestSchema,
 						"example": ingestResponse{ChunksReceived: 0, Errors: []string{"empty body: send one or more ferrite chunks"}}}}},
 			},
 		},
+	}
+}
+
+// errorHeaders are the headers an error may carry: when to retry (429, 503) and how to authenticate (401).
+func errorHeaders() map[string]any {
+	str := map[string]any{"type": "string"}
+	return map[string]any{
+		"Retry-After": map[string]any{"schema": str,
+			"description": "seconds to wait before retrying (429, 503; 300 when storage is full)"},
+		"WWW-Authenticate": map[string]any{"schema": str,
+			"description": "the challenge of a 401: Basic, Bearer (OIDC) or ApiKey (device routes)"},
 	}
 }
 
