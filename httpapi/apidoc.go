@@ -63,7 +63,8 @@ type Body struct {
 	Optional    bool // the route also takes no body at all
 }
 
-// Reply is one answer with its own shape (not the error shape).
+// Reply is one answer with its own shape (not the error shape). Two Replies with one status and different
+// content types describe a route that answers either (JSON or text/event-stream, say).
 type Reply struct {
 	Status      int
 	ContentType string // default application/json; "" with a nil Type and a 204 status means no body

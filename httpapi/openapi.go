@@ -183,7 +183,12 @@ func operation(g *schemaGen, r APIRoute) map[string]any {
 	}
 	responses := map[string]any{}
 	for _, rep := range r.Responses {
-		resp := map[string]any{"description": cmpOr(rep.Description, http.StatusText(rep.Status))}
+		// Replies with one status and several content types (JSON or an event stream) share one response.
+		resp, _ := responses[strconv.Itoa(rep.Status)].(map[string]any)
+		if resp == nil {
+			resp = map[string]any{"description": cmpOr(rep.Description, http.StatusText(rep.Status))}
+			responses[strconv.Itoa(rep.Status)] = resp
+		}
 		if rep.Type != nil || rep.ContentType != "" {
 			mt := map[string]any{}
 			if rep.Type != nil {
@@ -194,17 +199,23 @@ func operation(g *schemaGen, r APIRoute) map[string]any {
 			if rep.Example != nil {
 				mt["example"] = rep.Example
 			}
-			responses[strconv.Itoa(rep.Status)] = resp
-			resp["content"] = map[string]any{mediaType(rep.ContentType): mt}
+			content, _ := resp["content"].(map[string]any)
+			if content == nil {
+				content = map[string]any{}
+				resp["content"] = content
+			}
+			content[mediaType(rep.ContentType)] = mt
 		}
 		if len(rep.Headers) > 0 {
-			hs := map[string]any{}
+			hs, _ := resp["headers"].(map[string]any)
+			if hs == nil {
+				hs = map[string]any{}
+				resp["headers"] = hs
+			}
 			for name, d := range rep.Headers {
 				hs[name] = map[string]any{"description": d, "schema": map[string]any{"type": "string"}}
 			}
-			resp["headers"] = hs
 		}
-		responses[strconv.Itoa(rep.Status)] = resp
 	}
 	errRef := map[string]any{"$ref": "#/components/responses/Error"}
 	if r.FerriteErrors {

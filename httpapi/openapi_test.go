@@ -423,3 +423,14 @@ func BenchmarkOpenAPI(b *testing.B) {
 		}
 	}
 }
+
+// TestOperationMergesContentTypes: two replies with one status are one response with both content types.
+func TestOperationMergesContentTypes(t *testing.T) {
+	op := operation(newSchemaGen(false), APIRoute{Pattern: "POST /x", Method: "POST", Path: "/x", Access: AccessViewer,
+		RouteDoc: RouteDoc{Summary: "x", Responses: []Reply{{Status: 200, Type: okReply{}},
+			{Status: 200, ContentType: "text/event-stream"}}}})
+	content := op["responses"].(map[string]any)["200"].(map[string]any)["content"].(map[string]any)
+	if len(content) != 2 || content["application/json"] == nil || content["text/event-stream"] == nil {
+		t.Fatalf("content %v", content)
+	}
+}
