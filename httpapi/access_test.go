@@ -19,6 +19,9 @@ var policy = map[string]httpapi.Access{
 	"GET /auth/mode": httpapi.AccessPublic,
 	"GET /auth/me":   httpapi.AccessViewer,
 
+	// The API description lists routes, never data; clients read it before they have credentials.
+	"GET /openapi.json": httpapi.AccessPublic,
+
 	"POST /ingest/chunks": httpapi.AccessDevice,
 
 	"GET /devices":                 httpapi.AccessViewer,

@@ -215,6 +215,7 @@ func (s *Server) routes() {
 	s.routesMCP()
 	s.routesAudit()
 	s.routesDDI()
+	s.routesOpenAPI() // openapi.go
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
@@ -258,7 +259,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 
 // Handler returns the API with its middleware: request ids, panic recovery, security headers and CORS.
 func (s *Server) Handler() http.Handler {
-	return s.requests(s.recoverer(s.headers(http.HandlerFunc(s.route))))
+	h := s.requests(s.recoverer(s.headers(http.HandlerFunc(s.route))))
+	if observeResponses != nil {
+		return observeResponses(s, h) // the tests check every response against the API description
+	}
+	return h
 }
 
 // HTTPServer returns an http.Server with timeouts on every phase and per-connection ingest attribution state.

@@ -42,6 +42,7 @@ Commands:
   mcp       MCP tools for AI agents over stdio: a server's API (--server, --token) or the local data, read-only
   doctor    check an installation (configuration, database, disk, blobs, certificates, backups); --json
   audit     list the audit log of operator actions, or check its hash chain (audit verify)
+  routes    list the HTTP routes with their access and summary; --json
   import-ferrite  import a ferrite-server database (devices, groups, history)
   version   print the version
   help      show this help, or 'lodestone help COMMAND'
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		c = &mcpCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "audit":
 		c = &auditCmd{stdout: stdout, stderr: stderr, getenv: getenv}
+	case "routes":
+		c = &routesCmd{stdout: stdout, stderr: stderr, getenv: getenv}
 	case "version":
 		fmt.Fprintln(stdout, "lodestone", version)
 		return 0
@@ -113,7 +116,7 @@ var version = "dev"
 func isCommand(s string) bool {
 	switch s {
 	case "serve", "loadgen", "migrate", "copy", "symbols", "logs", "version", "help",
-		"report", "faults", "metrics", "backup", "restore", "import-ferrite", "doctor", "mcp", "audit":
+		"report", "faults", "metrics", "backup", "restore", "import-ferrite", "doctor", "mcp", "audit", "routes":
 		return true
 	}
 	return false
@@ -152,6 +155,8 @@ func help(args []string, stdout io.Writer, getenv func(string) string) int {
 		fmt.Fprint(stdout, doctorUsage)
 	case "audit":
 		fmt.Fprint(stdout, auditUsage)
+	case "routes":
+		fmt.Fprint(stdout, routesUsage)
 	case "import-ferrite":
 		c := &importFerriteCmd{stdout: stdout, stderr: stdout, getenv: getenv}
 		c.Run(context.Background(), []string{"-h"})
