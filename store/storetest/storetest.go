@@ -64,6 +64,7 @@ func Run(t *testing.T, open Opener) {
 		{"AlertQueue", testAlertQueue},
 		{"AlertBackOnline", testAlertBackOnline},
 		{"Retention", testRetention},
+		{"Sessions", testSessions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

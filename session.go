@@ -1,0 +1,32 @@
+package lodestone
+
+import (
+	"context"
+	"time"
+)
+
+// Session is a signed-in console user. The cookie holds a random secret; the store keeps only its hex SHA-256,
+// so a copy of the database signs no one in, and every replica sharing the store shares the sessions.
+type Session struct {
+	Hash      string // hex SHA-256 of the cookie secret
+	UserName  string
+	Role      Role
+	Via       string // how the user signed in: "password" or "oidc"
+	CreatedAt time.Time
+	LastSeen  time.Time // the idle timeout counts from here
+	ExpiresAt time.Time // the absolute timeout
+}
+
+// SessionStore keeps console sessions.
+type SessionStore interface {
+	CreateSession(ctx context.Context, s *Session) error
+	// FindSession returns the session with the given hash, or ENOTFOUND.
+	FindSession(ctx context.Context, hash string) (*Session, error)
+	// TouchSession moves a session's LastSeen forward (never back); ENOTFOUND when it is gone.
+	TouchSession(ctx context.Context, hash string, at time.Time) error
+	// DeleteSession ends a session (logout); ending one that is gone is not an error.
+	DeleteSession(ctx context.Context, hash string) error
+	// DeleteExpiredSessions removes sessions past their absolute timeout at now or idle since before idleSince,
+	// and returns how many.
+	DeleteExpiredSessions(ctx context.Context, now, idleSince time.Time) (int, error)
+}
