@@ -30,3 +30,27 @@ type SessionStore interface {
 	// and returns how many.
 	DeleteExpiredSessions(ctx context.Context, now, idleSince time.Time) (int, error)
 }
+
+// DeviceCount is how many devices share a value (a firmware version, a status, a tag or a group's name), and
+// how many of them are online.
+type DeviceCount struct {
+	Value           string
+	GroupID         int64 // for CountByGroup
+	Devices, Online int64
+}
+
+// What DeviceCounter.CountDevicesBy breaks the fleet down by.
+const (
+	CountByFirmware = "firmware_version"
+	CountByStatus   = "status"
+	CountByTag      = "tag"
+	CountByGroup    = "group"
+)
+
+// DeviceCounter breaks the fleet down for the console's overview and fleet pages, in the store: the counts come
+// from indexes, never from listing devices.
+type DeviceCounter interface {
+	// CountDevicesBy counts devices per value of by (a CountBy constant), most devices first, at most limit
+	// values. Groups without members are listed with zero counts.
+	CountDevicesBy(ctx context.Context, by string, limit int) ([]DeviceCount, error)
+}

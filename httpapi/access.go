@@ -19,10 +19,11 @@ const (
 	AccessViewer                    // a user or token with at least the viewer role
 	AccessProvisioner               // at least provisioner
 	AccessAdmin                     // admin only
+	AccessSession                   // the web console: its own session cookie, and a role check on each page
 )
 
 func (a Access) String() string {
-	return [...]string{"public", "device", "viewer", "provisioner", "admin"}[a]
+	return [...]string{"public", "device", "viewer", "provisioner", "admin", "session"}[a]
 }
 
 // Role is the least role that satisfies a user-level access.
@@ -158,7 +159,7 @@ func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 			}
 		}
 		switch access {
-		case AccessPublic:
+		case AccessPublic, AccessSession:
 			return h(w, r)
 		case AccessDevice:
 			return s.guardDevice(w, r, h, ip, now)

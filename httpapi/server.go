@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,10 @@ type Deps struct {
 	// implements them (a lodestone.Store does), else their routes answer 503.
 	Registry lodestone.DeviceRegistry
 	Groups   lodestone.GroupService
+
+	// Console is the web console, served under /ui/ (it checks its own sessions); nil leaves it out, and a
+	// browser opening / then gets the API's 404.
+	Console http.Handler
 }
 
 // Server is the HTTP API.
@@ -189,6 +194,23 @@ func (s *Server) routes() {
 	s.routesOps()
 	s.routesFleet()
 	s.routesDoctor()
+
+	s.handle("GET /{$}", AccessPublic, s.root)
+	if s.deps.Console != nil {
+		s.handle("/ui/", AccessSession, func(w http.ResponseWriter, r *http.Request) error {
+			s.deps.Console.ServeHTTP(w, r)
+			return nil
+		})
+	}
+}
+
+// root sends a browser (one that accepts HTML) to the console; API clients keep the JSON 404 they always got.
+func (s *Server) root(w http.ResponseWriter, r *http.Request) error {
+	if s.deps.Console != nil && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+		return nil
+	}
+	return lodestone.Errorf(lodestone.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -70,5 +71,59 @@ func testSessions(t *testing.T, s lodestone.Store) {
 	}
 	if _, err := ss.FindSession(ctx, "cc"); lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
 		t.Fatalf("logged-out session still found: %v", err)
+	}
+}
+
+func testDeviceCounts(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	dc, ok := s.(lodestone.DeviceCounter)
+	if !ok {
+		t.Fatalf("%T does not implement lodestone.DeviceCounter", s)
+	}
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "a", ReceivedAt: at(1), Info: info("1.0", 1)})
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "b", ReceivedAt: at(2), Info: info("2.0", 2)})
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "c", ReceivedAt: at(2), Info: info("2.0", 2)})
+	register(t, s, lodestone.DeviceRegistration{DeviceID: "Z", Key: 9, Tags: sp("lab,roof"), At: at(3)})
+	s.UpdateDevice(ctx, "b", lodestone.DeviceUpdate{Tags: sp(`["roof"]`)})
+	g := &lodestone.Group{Name: "g", CreatedAt: at(0)}
+	empty := &lodestone.Group{Name: "empty", CreatedAt: at(0)}
+	for _, x := range []*lodestone.Group{g, empty} {
+		if err := s.CreateGroup(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"c", "a"} {
+		if err := s.AddGroupDevice(ctx, g.ID, id, at(4)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.MarkOffline(ctx, at(2)); err != nil { // a goes offline; b and c stay online
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		by    string
+		limit int
+		want  []lodestone.DeviceCount
+	}{
+		{lodestone.CountByFirmware, 0, []lodestone.DeviceCount{{Value: "2.0", Devices: 2, Online: 2},
+			{Value: "", Devices: 1}, {Value: "1.0", Devices: 1}}},
+		{lodestone.CountByFirmware, 1, []lodestone.DeviceCount{{Value: "2.0", Devices: 2, Online: 2}}},
+		{lodestone.CountByStatus, 0, []lodestone.DeviceCount{{Value: "online", Devices: 2, Online: 2},
+			{Value: "offline", Devices: 1}, {Value: "provisioned", Devices: 1}}},
+		{lodestone.CountByTag, 0, []lodestone.DeviceCount{{Value: "roof", Devices: 2, Online: 1},
+			{Value: "lab", Devices: 1}}},
+		{lodestone.CountByGroup, 0, []lodestone.DeviceCount{{Value: "g", GroupID: g.ID, Devices: 2, Online: 1},
+			{Value: "empty", GroupID: empty.ID}}},
+	} {
+		got, err := dc.CountDevicesBy(ctx, c.by, c.limit)
+		if err != nil {
+			t.Fatalf("CountDevicesBy(%s): %v", c.by, err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("CountDevicesBy(%s, %d) = %v, want %v", c.by, c.limit, got, c.want)
+		}
+	}
+	if _, err := dc.CountDevicesBy(ctx, "name; DROP TABLE devices", 0); lodestone.ErrorCode(err) != lodestone.EINVALID {
+		t.Fatalf("unknown breakdown: %v", err)
 	}
 }

@@ -65,6 +65,7 @@ func Run(t *testing.T, open Opener) {
 		{"AlertBackOnline", testAlertBackOnline},
 		{"Retention", testRetention},
 		{"Sessions", testSessions},
+		{"DeviceCounts", testDeviceCounts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
