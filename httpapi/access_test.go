@@ -32,6 +32,8 @@ var policy = map[string]httpapi.Access{
 	"GET /devices/{id}/traces":     httpapi.AccessViewer,
 	"GET /faults":                  httpapi.AccessViewer,
 	"GET /metrics":                 httpapi.AccessViewer,
+	"GET /devices/{id}/series":     httpapi.AccessViewer,
+	"GET /series":                  httpapi.AccessViewer,
 	"GET /reboots":                 httpapi.AccessViewer,
 	"GET /report/devices":          httpapi.AccessViewer,
 

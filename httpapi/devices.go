@@ -36,7 +36,8 @@ func (s *Server) writeDevices(w http.ResponseWriter, r *http.Request, f lodeston
 
 func deviceFilter(q url.Values) (lodestone.DeviceFilter, error) {
 	f := lodestone.DeviceFilter{Status: lodestone.DeviceStatus(q.Get("status")), Tag: q.Get("tag"),
-		FirmwareVersion: q.Get("firmware_version"), Sort: lodestone.DeviceSort(q.Get("sort"))}
+		FirmwareVersion: q.Get("firmware_version"), Sort: lodestone.DeviceSort(q.Get("sort")),
+		Search: q.Get("search")}
 	switch f.Status {
 	case "", lodestone.StatusUnknown, lodestone.StatusProvisioned, lodestone.StatusOnline, lodestone.StatusOffline:
 	default:

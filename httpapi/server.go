@@ -81,6 +81,9 @@ type Deps struct {
 	// implements them (a lodestone.Store does), else their routes answer 503.
 	Registry lodestone.DeviceRegistry
 	Groups   lodestone.GroupService
+	// Series computes metric series for the charts (series.go); nil: taken from Telemetry or Devices when they
+	// implement it (a lodestone.Store does), else GET /series answers 503.
+	Series lodestone.SeriesReader
 
 	// Console is the web console, served under /ui/ (it checks its own sessions); nil leaves it out, and a
 	// browser opening / then gets the API's 404.
@@ -131,6 +134,11 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if deps.Groups == nil {
 		deps.Groups, _ = deps.Devices.(lodestone.GroupService)
+	}
+	if deps.Series == nil {
+		if deps.Series, _ = deps.Telemetry.(lodestone.SeriesReader); deps.Series == nil {
+			deps.Series, _ = deps.Devices.(lodestone.SeriesReader)
+		}
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	s.initLimits()
@@ -194,6 +202,7 @@ func (s *Server) routes() {
 	s.routesOps()
 	s.routesFleet()
 	s.routesDoctor()
+	s.routesSeries()
 
 	s.handle("GET /{$}", AccessPublic, s.root)
 	if s.deps.Console != nil {

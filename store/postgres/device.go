@@ -82,6 +82,12 @@ func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lod
 	if f.FirmwareVersion != "" {
 		conds = append(conds, "firmware_version = "+a.add(f.FirmwareVersion))
 	}
+	if f.Search != "" {
+		// lower() under "C" folds ASCII only, as SQLite's does (lodestone.SearchFold).
+		p := a.add(lodestone.SearchFold(f.Search))
+		conds = append(conds, `(strpos(lower(device_id COLLATE "C"), `+p+`) > 0 OR strpos(lower(name COLLATE "C"), `+
+			p+`) > 0)`)
+	}
 	q := `SELECT ` + deviceColumns + ` FROM devices` + where(conds) +
 		` ORDER BY ` + order + ` LIMIT ` + a.add(lodestone.ClampLimit(f.Limit)) +
 		` OFFSET ` + a.add(max(f.Offset, 0))

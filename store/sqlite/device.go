@@ -93,6 +93,12 @@ func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lod
 	if f.FirmwareVersion != "" {
 		conds, args = append(conds, `firmware_version = ?`), append(args, f.FirmwareVersion)
 	}
+	if f.Search != "" {
+		// A substring cannot use an index; the scan stops once a page is found in the order's index.
+		conds = append(conds, `(instr(lower(device_id), ?) > 0 OR instr(lower(name), ?) > 0)`)
+		needle := lodestone.SearchFold(f.Search)
+		args = append(args, needle, needle)
+	}
 	q := `SELECT ` + deviceColumns + ` FROM devices`
 	if len(conds) > 0 {
 		q += ` WHERE ` + strings.Join(conds, ` AND `)

@@ -66,6 +66,11 @@ func Run(t *testing.T, open Opener) {
 		{"Retention", testRetention},
 		{"Sessions", testSessions},
 		{"DeviceCounts", testDeviceCounts},
+		{"DeviceSearch", testDeviceSearch},
+		{"SeriesDevices", testSeriesDevices},
+		{"SeriesFleet", testSeriesFleet},
+		{"SeriesStep", testSeriesStep},
+		{"SeriesInvalid", testSeriesInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
