@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lodestone-fleet/lodestone/chunk"
+	"github.com/lodestone-fleet/lodestone/internal/glewlwyd"
 )
 
 // browser is one headless chromium shared by a test's steps, with every console error, uncaught exception and
@@ -487,4 +488,83 @@ func symbolAddr(t *testing.T, path, name string) uint32 {
 	}
 	t.Fatalf("%s has no symbol %s", path, name)
 	return 0
+}
+
+// TestConsoleOIDCInBrowser signs in to the console through a real OpenID provider (glewlwyd) with the
+// authorization code flow and PKCE (the provider requires it): the browser holds a session at the provider,
+// follows the console's redirect there and back, and lands signed in with the role the provider's claim gives.
+func TestConsoleOIDCInBrowser(t *testing.T) {
+	chromiumPath(t)
+	g := glewlwyd.Start(t)
+	bin := buildBinary(t)
+	addr := freeAddr(t)
+	base := "http://" + addr
+	g.SetupOIDC("lodestone-console", "console-secret", []string{base + "/ui/oidc/callback"},
+		map[string]string{"olga": "lodestone-provisioner"})
+	if _, err := tryStart(t, addr, bin, t.TempDir(), nil, "OIDC_ISSUER="+g.Issuer(),
+		"OIDC_CLIENT_ID=lodestone-console", "OIDC_CLIENT_SECRET=console-secret"); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, base)
+
+	b.do(chromedp.Navigate(base+"/ui/crashes"), chromedp.WaitVisible(chromedp.ID("oidc")))
+	if b.has("#password") {
+		t.Error("the password form is offered although users sign in at the provider")
+	}
+	b.screenshot("login-oidc")
+	// Sign in at the provider, in the browser, through its API (its own login pages are a separate web app).
+	b.do(chromedp.Navigate(g.Issuer() + "/.well-known/openid-configuration"))
+	login := `fetch('/api/auth/', {method: 'POST', credentials: 'include', headers: {'Content-Type': 'application/json'},
+		body: JSON.stringify({username: 'olga', password: 'olga-password'})}).then(r => r.status)`
+	grant := `fetch('/api/auth/grant/lodestone-console/', {method: 'PUT', credentials: 'include',
+		headers: {'Content-Type': 'application/json'}, body: JSON.stringify({scope: 'openid'})}).then(r => r.status)`
+	for _, js := range []string{login, grant} {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		status, err := chromedp.Run(ctx, chromedp.Evaluate[int](js, chromedp.EvalAwaitPromise))
+		cancel()
+		if err != nil || status != 200 {
+			t.Fatalf("glewlwyd: %d %v", status, err)
+		}
+	}
+	b.do(chromedp.Navigate(base+"/ui/crashes"), chromedp.WaitVisible(chromedp.ID("oidc")),
+		chromedp.Click(chromedp.ID("oidc")))
+	// The provider sends the browser to its login page, a web app this test does not serve; that page, once the
+	// user is signed in and has granted the scope, returns to callback_url with g_continue. Do what it does.
+	deadline := time.Now().Add(15 * time.Second)
+	var at *url.URL
+	for {
+		// Chrome shows its own error page for the provider's empty 404; the history keeps the URL asked for.
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		hist, err := chromedp.Run(ctx, chromedp.NavigationEntries())
+		cancel()
+		if err == nil && len(hist.Entries) > 0 {
+			at, _ = url.Parse(hist.Entries[hist.CurrentIndex].URL)
+		}
+		if at != nil && at.Path == "/login.html" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the provider did not ask for its login page: at %v", at)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.mu.Lock()
+	b.errors = nil // pages of the provider are not the console's
+	b.mu.Unlock()
+	b.do(chromedp.Navigate(at.Query().Get("callback_url")+"&g_continue"),
+		chromedp.WaitVisible(chromedp.CSS("header.top .user")))
+	if u, role := b.text("header.top .user"), b.text("header.top .role"); u != "olga" || role != "provisioner" {
+		t.Fatalf("signed in as %q (%q), want olga (provisioner)", u, role)
+	}
+	if loc := b.location(); loc != base+"/ui/crashes" {
+		t.Errorf("after sign-in the browser is at %s, want the page it asked for", loc)
+	}
+	b.clean("OIDC sign-in")
+
+	// A callback with a state the browser did not start is refused.
+	b.do(chromedp.Navigate(base + "/ui/oidc/callback?code=x&state=forged"))
+	b.expectError("a forged callback", "401")
+	if !strings.Contains(b.text(".flash"), "try again") {
+		t.Errorf("forged callback: %q", b.text("main"))
+	}
 }

@@ -181,7 +181,7 @@ func (g *Provider) SetupOIDC(clientID, secret string, redirectURIs []string, use
 			"cert":                  string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})),
 			"access-token-duration": 3600, "refresh-token-duration": 1209600, "code-duration": 600,
 			"refresh-token-rolling": true, "allow-non-oidc": true, "auth-type-code-enabled": true,
-			"auth-type-password-enabled": true, "auth-type-refresh-enabled": true, "pkce-allowed": true,
+			"auth-type-password-enabled": true, "auth-type-refresh-enabled": true, "pkce-allowed": true, "pkce-required": true,
 			"additional-parameters": []map[string]any{
 				{"user-parameter": "role", "token-parameter": "roles"},
 				{"user-parameter": "username", "token-parameter": "preferred_username"},
