@@ -18,7 +18,6 @@ var policy = map[string]httpapi.Access{
 	"GET /readyz":    httpapi.AccessPublic,
 	"GET /auth/mode": httpapi.AccessPublic,
 	"GET /auth/me":   httpapi.AccessViewer,
-	"GET /{$}":       httpapi.AccessPublic, // a browser is sent to the console, API clients get a 404
 	"/ui/":           httpapi.AccessSession,
 
 	"POST /ingest/chunks": httpapi.AccessDevice,

@@ -204,7 +204,6 @@ func (s *Server) routes() {
 	s.routesDoctor()
 	s.routesSeries()
 
-	s.handle("GET /{$}", AccessPublic, s.root)
 	if s.deps.Console != nil {
 		s.handle("/ui/", AccessSession, func(w http.ResponseWriter, r *http.Request) error {
 			s.deps.Console.ServeHTTP(w, r)
@@ -213,13 +212,11 @@ func (s *Server) routes() {
 	}
 }
 
-// root sends a browser (one that accepts HTML) to the console; API clients keep the JSON 404 they always got.
-func (s *Server) root(w http.ResponseWriter, r *http.Request) error {
-	if s.deps.Console != nil && strings.Contains(r.Header.Get("Accept"), "text/html") {
-		http.Redirect(w, r, "/ui/", http.StatusFound)
-		return nil
-	}
-	return lodestone.Errorf(lodestone.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
+// browserAtRoot reports whether r is a browser (one that accepts HTML) opening /, which goes to the console; API
+// clients keep the JSON 404 they always got there.
+func (s *Server) browserAtRoot(r *http.Request) bool {
+	return s.deps.Console != nil && r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
@@ -250,6 +247,10 @@ func (p *statusProbe) WriteHeader(code int)        { p.status = code }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
+	if pattern == "" && s.browserAtRoot(r) {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+		return
+	}
 	if pattern == "" {
 		s.unmatched(w, r, h)
 		return
