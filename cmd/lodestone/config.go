@@ -297,7 +297,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "ferrite's firmware `directory`: accepted with a warning; firmware is kept in the blob store (--blobs)")
 	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob store `URL`: file:///path or s3://bucket/prefix?endpoint=host:port; default <data-dir>/blobs (env LODESTONE_BLOBS)")
 	fs.StringVar(&c.FUOTAAddr, "fuota-addr", c.FUOTAAddr, "ESP32 FUOTA listener `ip:port`, HTTPS, started when US_AUTH_USERNAME and US_AUTH_PASSWORD are set")
-	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "ferrite's dashboard `directory`: accepted with a warning; lodestone has no dashboard yet")
+	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "ferrite's dashboard `directory`: accepted with a warning; lodestone serves its own console at /ui/")
 	fs.StringVar(&c.Addr2line, "addr2line", c.Addr2line, "ferrite's addr2line `path`: accepted with a warning; symbolication is built in")
 	fs.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest ingest body in `bytes`")
 	fs.StringVar(&c.SQLiteSync, "sqlite-sync", c.SQLiteSync, "SQLite synchronous `mode`: full survives power loss, normal survives a crash")

@@ -377,6 +377,13 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("state after resolving: %q", st)
 		}
 		b.clean("crash")
+		b.open("/ui/")
+		b.waitJS("the live stream", "document.getElementById('live-state').textContent.startsWith('Live')",
+			10*time.Second)
+		if top := b.text("#top-h + table"); !strings.Contains(top, "write_register") {
+			t.Errorf("the overview's top crash issues lack the issue:\n%s", top)
+		}
+		b.screenshot("overview")
 	})
 
 	t.Run("bulk registration from a CSV file", func(t *testing.T) {

@@ -2,7 +2,7 @@
 // One line per device (the bucket average), or for the fleet a min–max band around the average.
 (function () {
   "use strict";
-  var NS = "http://www.w3.org/2000/svg", W = 640, H = 220, L = 56, R = 12, T = 10, B = 26;
+  var NS = "http://www.w3.org/2000/svg", W = 960, H = 260, L = 64, R = 12, T = 10, B = 26;
 
   function el(name, attrs, parent) {
     var e = document.createElementNS(NS, name);
