@@ -54,3 +54,10 @@ type DeviceCounter interface {
 	// values. Groups without members are listed with zero counts.
 	CountDevicesBy(ctx context.Context, by string, limit int) ([]DeviceCount, error)
 }
+
+// GroupMembership lists the groups a device belongs to (the device page), from the membership index.
+type GroupMembership interface {
+	// FindDeviceGroups returns the groups of the device with the given device_id, by name; none for an unknown
+	// device.
+	FindDeviceGroups(ctx context.Context, deviceID string) ([]*Group, error)
+}

@@ -33,7 +33,7 @@ type Config struct {
 	Crashes     lodestone.CrashService
 	Series      lodestone.SeriesReader
 	Counts      lodestone.DeviceCounter
-	Fleet       lodestone.FleetCounter
+	Membership  lodestone.GroupMembership // the device page's groups
 	Credentials lodestone.CredentialStore // device keys on the device page
 	Events      lodestone.EventBus        // live updates; nil: pages do not update live
 	Sessions    lodestone.SessionStore
@@ -58,6 +58,8 @@ type Console struct {
 	pages map[string]*template.Template
 	oidc  *oidcClient
 	now   func() time.Time
+
+	counts breakdownCache
 }
 
 // New builds the console.

@@ -54,7 +54,7 @@ func newEnv(t *testing.T, tls bool) *env {
 	e := &env{t: t, db: db, now: time.Now()}
 	var api *httpapi.Server
 	e.con, err = New(Config{Logger: log, Devices: db, Registry: db, Groups: db, Telemetry: db, Crashes: db,
-		Series: db, Counts: db, Credentials: db, Sessions: db, IdleTimeout: time.Hour, MaxAge: 4 * time.Hour,
+		Series: db, Counts: db, Membership: db, Credentials: db, Sessions: db, IdleTimeout: time.Hour, MaxAge: 4 * time.Hour,
 		SignIn: func(w http.ResponseWriter, r *http.Request, user, pass string) (*lodestone.Principal, error) {
 			return api.SignIn(w, r, user, pass)
 		}})

@@ -42,24 +42,19 @@ const recentWindow = 24 * time.Hour
 func (c *Console) overview(w http.ResponseWriter, r *request) error {
 	ctx := r.ctx()
 	v := overviewView{IngestURL: c.ingestURL(r.Request)}
-	if c.cfg.Fleet != nil {
-		counts, err := c.cfg.Fleet.FleetCounts(ctx)
-		if err != nil {
-			return err
-		}
-		v.Counts = counts
-	}
 	if c.cfg.Counts != nil {
-		byStatus, err := c.cfg.Counts.CountDevicesBy(ctx, lodestone.CountByStatus, 10)
+		byStatus, err := c.breakdown(ctx, lodestone.CountByStatus, 10)
 		if err != nil {
 			return err
 		}
 		for _, s := range byStatus {
+			v.Counts.Devices += s.Devices
+			v.Counts.DevicesOnline += s.Online
 			if s.Value == string(lodestone.StatusOffline) {
 				v.Offline = s.Devices
 			}
 		}
-		if v.Firmware, err = c.cfg.Counts.CountDevicesBy(ctx, lodestone.CountByFirmware, 8); err != nil {
+		if v.Firmware, err = c.breakdown(ctx, lodestone.CountByFirmware, 8); err != nil {
 			return err
 		}
 	}
@@ -180,7 +175,7 @@ func (c *Console) devices(w http.ResponseWriter, r *request) error {
 		}
 	}
 	if c.cfg.Counts != nil {
-		if v.Firmware, err = c.cfg.Counts.CountDevicesBy(ctx, lodestone.CountByFirmware, 50); err != nil {
+		if v.Firmware, err = c.breakdown(ctx, lodestone.CountByFirmware, 50); err != nil {
 			return err
 		}
 	}
@@ -251,21 +246,9 @@ func (c *Console) device(w http.ResponseWriter, r *request) error {
 			return err
 		}
 	}
-	if c.cfg.Groups != nil {
-		groups, err := c.cfg.Groups.FindGroups(ctx)
-		if err != nil {
+	if c.cfg.Membership != nil {
+		if v.Groups, err = c.cfg.Membership.FindDeviceGroups(ctx, d.DeviceID); err != nil {
 			return err
-		}
-		// Fleets have few groups; each membership test is one indexed lookup.
-		for _, g := range groups[:min(len(groups), 100)] {
-			in, err := c.cfg.Devices.FindDevices(ctx, lodestone.DeviceFilter{GroupID: g.ID, Search: d.DeviceID,
-				Limit: 20})
-			if err != nil {
-				return err
-			}
-			if slices.ContainsFunc(in, func(x *lodestone.Device) bool { return x.ID == d.ID }) {
-				v.Groups = append(v.Groups, g)
-			}
 		}
 	}
 	c.page(w, r, "device", d.DeviceID, v, live, chart)
@@ -332,13 +315,13 @@ func (c *Console) fleet(w http.ResponseWriter, r *request) error {
 	}
 	var v fleetView
 	var err error
-	if v.Tags, err = c.cfg.Counts.CountDevicesBy(r.ctx(), lodestone.CountByTag, 200); err != nil {
+	if v.Tags, err = c.breakdown(r.ctx(), lodestone.CountByTag, 200); err != nil {
 		return err
 	}
-	if v.Groups, err = c.cfg.Counts.CountDevicesBy(r.ctx(), lodestone.CountByGroup, 200); err != nil {
+	if v.Groups, err = c.breakdown(r.ctx(), lodestone.CountByGroup, 200); err != nil {
 		return err
 	}
-	if v.Status, err = c.cfg.Counts.CountDevicesBy(r.ctx(), lodestone.CountByStatus, 10); err != nil {
+	if v.Status, err = c.breakdown(r.ctx(), lodestone.CountByStatus, 10); err != nil {
 		return err
 	}
 	for _, s := range v.Status {

@@ -12,12 +12,13 @@ import (
 
 // newConsole wires the web console to the store's services. api returns the HTTP API once it is built: the
 // console checks passwords through it, with the API's failure limits.
-func newConsole(cfg Config, st lodestone.Store, fleet lodestone.FleetCounter, bus lodestone.EventBus,
+func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus,
 	log *slog.Logger, api func() *httpapi.Server) (*console.Console, error) {
 	cc := console.Config{Logger: log, Devices: st, Registry: st, Groups: st, Telemetry: st, Crashes: st,
-		Fleet: fleet, Events: bus, IdleTimeout: cfg.ConsoleIdle, MaxAge: cfg.ConsoleMaxAge}
+		Events: bus, IdleTimeout: cfg.ConsoleIdle, MaxAge: cfg.ConsoleMaxAge}
 	cc.Series, _ = st.(lodestone.SeriesReader)
 	cc.Counts, _ = st.(lodestone.DeviceCounter)
+	cc.Membership, _ = st.(lodestone.GroupMembership)
 	cc.Credentials, _ = st.(lodestone.CredentialStore)
 	cc.Sessions, _ = st.(lodestone.SessionStore)
 	issuer, clientID := cfg.OIDCIssuer, cfg.OIDCClientID

@@ -7,7 +7,10 @@ import (
 	"github.com/lodestone-fleet/lodestone"
 )
 
-var _ lodestone.DeviceCounter = (*DB)(nil)
+var (
+	_ lodestone.DeviceCounter   = (*DB)(nil)
+	_ lodestone.GroupMembership = (*DB)(nil)
+)
 
 // countQueries are CountDevicesBy's queries, by what they count by.
 var countQueries = map[string]string{
@@ -47,6 +50,31 @@ func (db *DB) CountDevicesBy(ctx context.Context, by string, limit int) ([]lodes
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: count devices by %s: %w", by, err)
+	}
+	return out, nil
+}
+
+// FindDeviceGroups implements lodestone.GroupMembership.
+func (db *DB) FindDeviceGroups(ctx context.Context, deviceID string) ([]*lodestone.Group, error) {
+	rows, err := db.pool.Query(ctx, `SELECT g.id, g.name, g.description, g.created_at FROM devices d
+		JOIN device_group_members m ON m.device_id = d.id JOIN device_groups g ON g.id = m.group_id
+		WHERE d.device_id = $1 ORDER BY g.name`, deviceID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: groups of device %q: %w", deviceID, err)
+	}
+	defer rows.Close()
+	out := []*lodestone.Group{}
+	for rows.Next() {
+		var g lodestone.Group
+		var created int64
+		if err := rows.Scan(&g.ID, &g.Name, &g.Description, &created); err != nil {
+			return nil, fmt.Errorf("postgres: groups of device %q: %w", deviceID, err)
+		}
+		g.CreatedAt = fromMS(created)
+		out = append(out, &g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: groups of device %q: %w", deviceID, err)
 	}
 	return out, nil
 }

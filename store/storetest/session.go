@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -121,6 +122,26 @@ func testDeviceCounts(t *testing.T, s lodestone.Store) {
 		}
 		if fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("CountDevicesBy(%s, %d) = %v, want %v", c.by, c.limit, got, c.want)
+		}
+	}
+	gm, ok := s.(lodestone.GroupMembership)
+	if !ok {
+		t.Fatalf("%T does not implement lodestone.GroupMembership", s)
+	}
+	for id, want := range map[string]string{"a": "g", "c": "g", "b": "", "nobody": ""} {
+		gs, err := gm.FindDeviceGroups(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, x := range gs {
+			names = append(names, x.Name)
+			if x.Name == "g" && (x.ID != g.ID || !x.CreatedAt.Equal(at(0))) {
+				t.Errorf("group of %s: %+v", id, x)
+			}
+		}
+		if strings.Join(names, ",") != want {
+			t.Errorf("groups of %s: %v, want %q", id, names, want)
 		}
 	}
 	if _, err := dc.CountDevicesBy(ctx, "name; DROP TABLE devices", 0); lodestone.ErrorCode(err) != lodestone.EINVALID {
