@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/lodestone-fleet/lodestone/chunk"
 	"github.com/lodestone-fleet/lodestone/internal/glewlwyd"
@@ -109,10 +110,44 @@ func (b *browser) location() string {
 	return loc
 }
 
-// open loads a console page and waits for its main heading.
+// open loads a console page, waits for its main heading and checks the basics of an accessible page.
 func (b *browser) open(path string) {
 	b.t.Helper()
 	b.do(chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	b.accessible(path)
+}
+
+// accessible fails when a page lacks a language, has other than one h1, a control without a label, a table
+// without header cells, or a focusable element with no visible focus style.
+func (b *browser) accessible(path string) {
+	b.t.Helper()
+	problems := eval[[]string](b, `(() => {
+		const out = [];
+		if (!document.documentElement.lang) out.push("no lang on <html>");
+		if (document.querySelectorAll("h1").length !== 1) out.push("not exactly one h1");
+		document.querySelectorAll("input:not([type=hidden]), select, textarea").forEach(el => {
+			if (!el.labels || el.labels.length === 0) out.push("unlabelled " + el.outerHTML.slice(0, 80));
+		});
+		document.querySelectorAll("table").forEach(t => {
+			if (!t.querySelector("th")) out.push("table without header cells");
+		});
+		document.querySelectorAll("button, a[href]").forEach(el => {
+			if (!el.textContent.trim() && !el.getAttribute("aria-label")) out.push("control without a name " + el.outerHTML.slice(0, 80));
+		});
+		return out;
+	})()`)
+	// The keyboard reaches the skip link first, then the navigation, each with a visible focus ring.
+	for i, want := range []string{"Skip to content", "lodestone"} {
+		b.do(chromedp.KeyEvent(kb.Tab))
+		got := eval[string](b, `(() => { const el = document.activeElement, st = getComputedStyle(el);
+			return st.outlineStyle !== "none" && parseFloat(st.outlineWidth) >= 2 ? el.textContent.trim() : "no focus ring on " + el.outerHTML.slice(0, 60) })()`)
+		if got != want && !(i == 1 && !strings.HasPrefix(got, "no focus")) {
+			problems = append(problems, fmt.Sprintf("Tab %d: %s (want %q)", i+1, got, want))
+		}
+	}
+	if len(problems) > 0 {
+		b.t.Errorf("%s: %s", path, strings.Join(problems, "; "))
+	}
 }
 
 func (b *browser) text(sel string) string {
@@ -286,8 +321,10 @@ func TestConsoleInBrowser(t *testing.T) {
 			10*time.Second)
 		raw, _ := hex.DecodeString(readmeChunks)
 		postRaw(t, base+"/ingest/chunks", "application/octet-stream", raw, "", "")
-		b.waitJS("test-device in the activity feed",
-			"[...document.querySelectorAll('#activity a')].some(a => a.textContent === 'test-device')", 10*time.Second)
+		b.waitJS("test-device in the activity feed and the recently seen devices",
+			"[...document.querySelectorAll('#activity a')].some(a => a.textContent === 'test-device') && "+
+				"[...document.querySelectorAll('table[data-feed=device] a')].some(a => a.textContent === 'test-device')",
+			10*time.Second)
 		if !eval[bool](b, "window.__noReload === true") {
 			t.Fatal("the page reloaded")
 		}

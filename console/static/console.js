@@ -87,6 +87,34 @@
     if (none) none.remove();
   }
 
+  // seen moves a device to the top of a recently-seen table, adding it when it is new.
+  function seen(table, e) {
+    if (!e.device_id || e.type === "device_offline") return;
+    var tbody = table.tBodies[0], row = null;
+    tbody.querySelectorAll("tr").forEach(function (tr) {
+      var a = tr.querySelector("a");
+      if (a && a.textContent === e.device_id) row = tr;
+    });
+    if (!row) {
+      row = document.createElement("tr");
+      cell(row, link(devURL(e.device_id), e.device_id));
+      var st = document.createElement("span");
+      st.className = "status status-online";
+      st.textContent = "online";
+      cell(row, st);
+      cell(row, (e.data && e.data.firmware_version) || "");
+      cell(row, timeEl(e.time));
+    } else {
+      var last = row.lastElementChild;
+      last.textContent = "";
+      last.appendChild(timeEl(e.time));
+    }
+    row.className = "new";
+    tbody.insertBefore(row, tbody.firstChild);
+    var none = table.parentNode.querySelector(".none");
+    if (none) none.remove();
+  }
+
   function live(url) {
     var state = document.getElementById("live-state");
     var es = new EventSource(url);
@@ -98,6 +126,7 @@
       if (e.type !== "metric") {
         document.querySelectorAll("[data-feed=all]").forEach(function (l) { addFeed(l, e); });
       }
+      document.querySelectorAll("table[data-feed=device]").forEach(function (t) { seen(t, e); });
       document.querySelectorAll("table[data-feed]").forEach(function (t) {
         var dev = t.getAttribute("data-device");
         if (t.getAttribute("data-feed") === e.type && (!dev || dev === e.device_id)) addRow(t, e);
