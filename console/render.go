@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/chunk"
 )
 
 // pageData is what the layout needs around a page's own Data.
@@ -97,9 +98,10 @@ var funcs = template.FuncMap{
 		}
 		return part * 100 / whole
 	},
-	"add":   func(a, b int) int { return a + b },
-	"join":  strings.Join,
-	"bytes": func(b []byte) int { return len(b) },
+	"add":          func(a, b int) int { return a + b },
+	"rebootReason": chunk.RebootReasonName,
+	"join":         strings.Join,
+	"bytes":        func(b []byte) int { return len(b) },
 }
 
 var faultTypes = []string{"HardFault", "MemManage", "BusFault", "UsageFault"}

@@ -145,6 +145,7 @@ func (b *browser) accessible(path string) {
 			problems = append(problems, fmt.Sprintf("Tab %d: %s (want %q)", i+1, got, want))
 		}
 	}
+	eval[bool](b, "(document.activeElement.blur(), true)")
 	if len(problems) > 0 {
 		b.t.Errorf("%s: %s", path, strings.Join(problems, "; "))
 	}
