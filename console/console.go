@@ -59,7 +59,8 @@ type Console struct {
 	oidc  *oidcClient
 	now   func() time.Time
 
-	counts breakdownCache
+	counts  breakdownCache
+	streams streamCount
 }
 
 // New builds the console.

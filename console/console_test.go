@@ -343,3 +343,34 @@ func TestSafeNext(t *testing.T) {
 		}
 	}
 }
+
+func TestLiveStreamsAreCapped(t *testing.T) {
+	e := newEnv(t, false)
+	var s streamCount
+	var releases []func()
+	for i := 0; i < maxStreamsPerSession; i++ {
+		rel, err := s.open("a")
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		releases = append(releases, rel)
+	}
+	if _, err := s.open("a"); lodestone.ErrorCode(err) != lodestone.EUNAVAILABLE {
+		t.Fatalf("stream past the per-session cap: %v", err)
+	}
+	if rel, err := s.open("b"); err != nil {
+		t.Fatalf("another session is refused: %v", err)
+	} else {
+		rel()
+	}
+	releases[0]()
+	if _, err := s.open("a"); err != nil {
+		t.Fatalf("a closed stream's slot is not given back: %v", err)
+	}
+	// Without a bus the stream is a clear 503, not a hung request.
+	c := e.client()
+	e.signIn(c, "admin", "admin-pass")
+	if r := e.get(c, "/ui/events"); r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "live events") {
+		t.Fatalf("events without a bus: %d %s", r.status, r.body)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -28,6 +29,11 @@ func (c *Console) events(w http.ResponseWriter, r *request) error {
 		json.Unmarshal([]byte(v), &after)
 	}
 	device := r.URL.Query().Get("device")
+	release, err := c.streams.open(r.sess.Hash)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx := r.ctx()
 	ch, err := c.cfg.Events.Subscribe(ctx, after)
 	if err != nil {
@@ -77,6 +83,40 @@ func (c *Console) events(w http.ResponseWriter, r *request) error {
 func jsonInt(v int64) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// Limits on open live streams: each holds a connection and a bus subscription.
+const (
+	maxStreams           = 1024 // on this server
+	maxStreamsPerSession = 8    // a user with many tabs open
+)
+
+// streamCount counts the console's open event streams, overall and per session.
+type streamCount struct {
+	mu    sync.Mutex
+	total int
+	per   map[string]int
+}
+
+func (s *streamCount) open(session string) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.total >= maxStreams || s.per[session] >= maxStreamsPerSession {
+		return nil, lodestone.Errorf(lodestone.EUNAVAILABLE, "too many live streams are open; close some tabs")
+	}
+	if s.per == nil {
+		s.per = map[string]int{}
+	}
+	s.total++
+	s.per[session]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.total--
+		if s.per[session]--; s.per[session] == 0 {
+			delete(s.per, session)
+		}
+	}, nil
 }
 
 // ranges are the metric ranges a chart offers.
