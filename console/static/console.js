@@ -117,6 +117,7 @@
 
   function live(url) {
     var state = document.getElementById("live-state");
+    if (state) state.textContent = "Connecting to the live stream…";
     var es = new EventSource(url);
     es.onopen = function () { if (state) state.textContent = "Live: new events appear here as they arrive."; };
     es.onerror = function () { if (state) state.textContent = "Reconnecting to the live stream…"; };
