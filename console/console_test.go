@@ -1,9 +1,12 @@
 package console
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -372,5 +375,89 @@ func TestLiveStreamsAreCapped(t *testing.T) {
 	e.signIn(c, "admin", "admin-pass")
 	if r := e.get(c, "/ui/events"); r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "live events") {
 		t.Fatalf("events without a bus: %d %s", r.status, r.body)
+	}
+}
+
+func TestCrashTriageAndBulkJSON(t *testing.T) {
+	e := newEnv(t, false)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for i, dev := range []string{"a", "b"} {
+		if err := e.db.WriteTelemetry(ctx, []*lodestone.DeviceBatch{{DeviceID: dev, ReceivedAt: now,
+			Info:   &lodestone.DeviceInfo{FirmwareVersion: "1.0"},
+			Faults: []lodestone.Fault{{FaultType: 3, Registers: lodestone.Registers{PC: uint32(0x100 + i)}}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	faults, err := e.db.PendingFaults(ctx, 10)
+	if err != nil || len(faults) != 2 {
+		t.Fatalf("pending faults: %d %v", len(faults), err)
+	}
+	var results []lodestone.Symbolication
+	for i, f := range faults {
+		title := fmt.Sprintf("issue-%d", i)
+		results = append(results, lodestone.Symbolication{FaultID: f.ID, Signature: title, Title: &title})
+	}
+	if _, err := e.db.SaveSymbolications(ctx, results); err != nil {
+		t.Fatal(err)
+	}
+	groups, _, err := e.db.FindCrashGroups(ctx, lodestone.CrashFilter{})
+	if err != nil || len(groups) != 2 {
+		t.Fatalf("crash groups: %d %v", len(groups), err)
+	}
+	from, into := groups[0].ID, groups[1].ID
+	c := e.client()
+	tok := e.signIn(c, "admin", "admin-pass")
+	path := fmt.Sprintf("/ui/crashes/%d", from)
+	for _, st := range []string{"muted", "open", "resolved"} {
+		r := e.post(c, path+"/state", url.Values{"csrf": {tok}, "state": {st}})
+		if r.status != http.StatusSeeOther || r.loc != path {
+			t.Fatalf("set %s: %d %q", st, r.status, r.loc)
+		}
+		if g, _ := e.db.FindCrashGroupByID(ctx, from); string(g.State) != st {
+			t.Fatalf("state after %s: %s", st, g.State)
+		}
+	}
+	if r := e.post(c, path+"/state", url.Values{"csrf": {tok}, "state": {"merged"}}); r.status != http.StatusBadRequest {
+		t.Errorf("state merged by hand: %d", r.status)
+	}
+	r := e.post(c, path+"/merge", url.Values{"csrf": {tok}, "into": {fmt.Sprint(into)}})
+	if want := fmt.Sprintf("/ui/crashes/%d", into); r.status != http.StatusSeeOther || r.loc != want {
+		t.Fatalf("merge: %d %q, want %q", r.status, r.loc, want)
+	}
+	if page := e.get(c, r.loc).body; !strings.Contains(page, "Merged issue") || !strings.Contains(page, ">2<") {
+		t.Errorf("merged issue page lacks the flash or the two occurrences")
+	}
+	if g, _ := e.db.FindCrashGroupByID(ctx, from); g.State != lodestone.CrashMerged {
+		t.Fatalf("merged-from state: %s", g.State)
+	}
+
+	// A JSON file registers row by row; a bad row is reported by its number and the rest are stored.
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("csrf", tok)
+	fw, _ := mw.CreateFormFile("file", "devices.json")
+	fw.Write([]byte(`[{"device_key":"00000011","device_id":"j-1","tags":"lab"},{"device_key":"nope"},` +
+		`{"device_key":"00000012","device_id":"j-2"}]`))
+	mw.Close()
+	req, _ := http.NewRequest("POST", e.srv.URL+"/ui/devices/bulk", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("bulk JSON: %d", resp.StatusCode)
+	}
+	page := e.get(c, "/ui/devices").body
+	if !strings.Contains(page, "Registered 2 of 3 devices from devices.json.") || !strings.Contains(page, "<td>2</td>") ||
+		!strings.Contains(page, "not 8 hex digits") {
+		t.Fatalf("bulk JSON result:\n%s", page)
+	}
+	for _, id := range []string{"j-1", "j-2"} {
+		if _, err := e.db.FindDeviceByID(ctx, id); err != nil {
+			t.Errorf("%s not registered: %v", id, err)
+		}
 	}
 }
