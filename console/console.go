@@ -25,15 +25,18 @@ var staticFS embed.FS
 // Config holds the console's services and settings. Nil services leave their pages saying the feature is not
 // available on this server.
 type Config struct {
-	Logger      *slog.Logger
-	Devices     lodestone.DeviceService
-	Registry    lodestone.DeviceRegistry
-	Groups      lodestone.GroupService
-	Telemetry   lodestone.TelemetryService
-	Crashes     lodestone.CrashService
-	Series      lodestone.SeriesReader
-	Counts      lodestone.DeviceCounter
-	Membership  lodestone.GroupMembership // the device page's groups
+	Logger     *slog.Logger
+	Devices    lodestone.DeviceService
+	Registry   lodestone.DeviceRegistry
+	Groups     lodestone.GroupService
+	Telemetry  lodestone.TelemetryService
+	Crashes    lodestone.CrashService
+	Series     lodestone.SeriesReader
+	Counts     lodestone.DeviceCounter
+	Membership lodestone.GroupMembership // the device page's groups
+	Targets    interface {               // the device page's update state (a lodestone.OTAStore)
+		FindTarget(ctx context.Context, deviceID string) (*lodestone.OTATarget, error)
+	}
 	Credentials lodestone.CredentialStore // device keys on the device page
 	Events      lodestone.EventBus        // live updates; nil: pages do not update live
 	Sessions    lodestone.SessionStore

@@ -57,7 +57,7 @@ func newEnv(t *testing.T, tls bool) *env {
 	e := &env{t: t, db: db, now: time.Now()}
 	var api *httpapi.Server
 	e.con, err = New(Config{Logger: log, Devices: db, Registry: db, Groups: db, Telemetry: db, Crashes: db,
-		Series: db, Counts: db, Membership: db, Credentials: db, Sessions: db, IdleTimeout: time.Hour, MaxAge: 4 * time.Hour,
+		Series: db, Counts: db, Membership: db, Targets: db, Credentials: db, Sessions: db, IdleTimeout: time.Hour, MaxAge: 4 * time.Hour,
 		SignIn: func(w http.ResponseWriter, r *http.Request, user, pass string) (*lodestone.Principal, error) {
 			return api.SignIn(w, r, user, pass)
 		}})
@@ -305,6 +305,17 @@ func TestRolesAndCSRFRefuseWrites(t *testing.T) {
 	}
 	if page := e.get(admin, r.loc).body; strings.Contains(page, "Registered device dev-1.") {
 		t.Fatal("the flash shows twice")
+	}
+	// The device page's update state shows its target.
+	if page := e.get(admin, r.loc).body; !strings.Contains(page, "No firmware update is targeted") {
+		t.Error("a device without a target does not say so")
+	}
+	if err := e.db.SetTarget(context.Background(), &lodestone.OTATarget{DeviceID: "dev-1", TargetVersion: "2.0",
+		CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if page := e.get(admin, r.loc).body; !strings.Contains(page, "<strong>2.0</strong>") || !strings.Contains(page, "pending") {
+		t.Errorf("the device page does not show its pending target:\n%s", page)
 	}
 	// A bad row is a flash naming the problem, not a 500.
 	reg.Set("device_key", "zz")

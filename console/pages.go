@@ -203,6 +203,8 @@ type deviceView struct {
 	OTA        []*lodestone.OtaRequest
 	MetricKeys []string
 	Ingest     string
+	Target     *lodestone.OTATarget // the firmware it should run, if one is set
+	UpToDate   bool                 // it runs the target's version
 }
 
 func (c *Console) device(w http.ResponseWriter, r *request) error {
@@ -244,6 +246,15 @@ func (c *Console) device(w http.ResponseWriter, r *request) error {
 		if v.Keys, err = c.cfg.Credentials.FindTokens(ctx, lodestone.TokenFilter{Kind: lodestone.TokenDevice,
 			DeviceID: d.DeviceID}); err != nil {
 			return err
+		}
+	}
+	if c.cfg.Targets != nil {
+		t, err := c.cfg.Targets.FindTarget(ctx, d.DeviceID)
+		if err != nil && lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+			return err
+		}
+		if t != nil {
+			v.Target, v.UpToDate = t, !t.Offers(d.FirmwareVersion, d.BuildID)
 		}
 	}
 	if c.cfg.Membership != nil {

@@ -19,6 +19,7 @@ func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus,
 	cc.Series, _ = st.(lodestone.SeriesReader)
 	cc.Counts, _ = st.(lodestone.DeviceCounter)
 	cc.Membership, _ = st.(lodestone.GroupMembership)
+	cc.Targets = st
 	cc.Credentials, _ = st.(lodestone.CredentialStore)
 	cc.Sessions, _ = st.(lodestone.SessionStore)
 	issuer, clientID := cfg.OIDCIssuer, cfg.OIDCClientID
