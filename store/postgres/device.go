@@ -62,9 +62,22 @@ func (db *DB) FindDeviceByKey(ctx context.Context, key uint32) (*lodestone.Devic
 
 // FindDevices implements lodestone.DeviceService.
 func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lodestone.Device, error) {
-	order, err := deviceOrder(f)
+	q, a, err := deviceListQuery(f)
 	if err != nil {
 		return nil, err
+	}
+	rows, err := db.pool.Query(ctx, q, a...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list devices: %w", err)
+	}
+	return collect(rows, "device", func(r pgx.Rows) (*lodestone.Device, error) { return scanDevice(r) })
+}
+
+// deviceListQuery is the statement of FindDevices.
+func deviceListQuery(f lodestone.DeviceFilter) (string, args, error) {
+	order, err := deviceOrder(f)
+	if err != nil {
+		return "", nil, err
 	}
 	var a args
 	var conds []string
@@ -91,11 +104,7 @@ func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lod
 	q := `SELECT ` + deviceColumns + ` FROM devices` + where(conds) +
 		` ORDER BY ` + order + ` LIMIT ` + a.add(lodestone.ClampLimit(f.Limit)) +
 		` OFFSET ` + a.add(max(f.Offset, 0))
-	rows, err := db.pool.Query(ctx, q, a...)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list devices: %w", err)
-	}
-	return collect(rows, "device", func(r pgx.Rows) (*lodestone.Device, error) { return scanDevice(r) })
+	return q, a, nil
 }
 
 // MarkOffline implements lodestone.DeviceService.

@@ -35,6 +35,39 @@ func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lod
 		return nil, fmt.Errorf("postgres: series: resolve key %q: %w", q.Key, err)
 	}
 
+	stmt, a := seriesQuery(q, key, rows)
+	res, err := db.pool.Query(ctx, stmt, a...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: series %q: %w", q.Key, err)
+	}
+	defer res.Close()
+	byRow := make(map[int64]*lodestone.Series, len(out))
+	for i, r := range rows {
+		byRow[r] = out[i]
+	}
+	for res.Next() {
+		var d, start int64
+		var b lodestone.SeriesBucket
+		var mn, mx, av, last *float64
+		if err := res.Scan(&d, &start, &b.Count, &mn, &mx, &av, &last); err != nil {
+			return nil, fmt.Errorf("postgres: series %q: scan: %w", q.Key, err)
+		}
+		b.Start, b.Min, b.Max, b.Avg, b.Last = fromMS(start), nullToNaN(mn), nullToNaN(mx), nullToNaN(av),
+			nullToNaN(last)
+		s := out[0]
+		if !q.Fleet {
+			s = byRow[d]
+		}
+		s.Buckets = append(s.Buckets, b)
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: series %q: %w", q.Key, err)
+	}
+	return out, nil
+}
+
+// seriesQuery is the statement of MetricSeries for a normalized query, its key id and its devices' row ids.
+func seriesQuery(q lodestone.SeriesQuery, key int64, rows []int64) (string, args) {
 	step := q.Step.Milliseconds()
 	from, to := ms(q.From), ms(q.To)
 	origin := from / step * step // from is not negative (Normalize), so this is the floor
@@ -72,34 +105,7 @@ func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lod
 		  FROM metrics WHERE ` + innerScope + ` AND received_at >= ` + a.add(from) + ` AND received_at < ` + a.add(to) + `
 		  GROUP BY ` + group + `) x
 		ORDER BY x.dev, x.b`
-	res, err := db.pool.Query(ctx, stmt, a...)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: series %q: %w", q.Key, err)
-	}
-	defer res.Close()
-	byRow := make(map[int64]*lodestone.Series, len(out))
-	for i, r := range rows {
-		byRow[r] = out[i]
-	}
-	for res.Next() {
-		var d, start int64
-		var b lodestone.SeriesBucket
-		var mn, mx, av, last *float64
-		if err := res.Scan(&d, &start, &b.Count, &mn, &mx, &av, &last); err != nil {
-			return nil, fmt.Errorf("postgres: series %q: scan: %w", q.Key, err)
-		}
-		b.Start, b.Min, b.Max, b.Avg, b.Last = fromMS(start), nullToNaN(mn), nullToNaN(mx), nullToNaN(av),
-			nullToNaN(last)
-		s := out[0]
-		if !q.Fleet {
-			s = byRow[d]
-		}
-		s.Buckets = append(s.Buckets, b)
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: series %q: %w", q.Key, err)
-	}
-	return out, nil
+	return stmt, a
 }
 
 // seriesDevices returns the empty series of the answer, in the order asked, and the row ids of the devices named

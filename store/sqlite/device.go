@@ -72,9 +72,34 @@ func (db *DB) FindDeviceByKey(ctx context.Context, key uint32) (*lodestone.Devic
 
 // FindDevices implements lodestone.DeviceService.
 func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lodestone.Device, error) {
-	order, err := deviceOrder(f)
+	q, args, err := deviceListQuery(f)
 	if err != nil {
 		return nil, err
+	}
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list devices: %w", err)
+	}
+	defer rows.Close()
+	out := []*lodestone.Device{}
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: scan device: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list devices: %w", err)
+	}
+	return out, nil
+}
+
+// deviceListQuery is the statement of FindDevices.
+func deviceListQuery(f lodestone.DeviceFilter) (string, []any, error) {
+	order, err := deviceOrder(f)
+	if err != nil {
+		return "", nil, err
 	}
 	var conds []string
 	var args []any
@@ -95,33 +120,17 @@ func (db *DB) FindDevices(ctx context.Context, f lodestone.DeviceFilter) ([]*lod
 	}
 	if f.Search != "" {
 		// A substring cannot use an index; the scan stops once a page is found in the order's index.
-		conds = append(conds, `(instr(lower(device_id), ?) > 0 OR instr(lower(name), ?) > 0)`)
-		needle := lodestone.SearchFold(f.Search)
-		args = append(args, needle, needle)
+		// LIKE folds ASCII letters only, as lodestone.SearchFold does; the search's own % and _ are escaped.
+		conds = append(conds, `(device_id LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\')`)
+		pattern := "%" + likeEscaper.Replace(f.Search) + "%"
+		args = append(args, pattern, pattern)
 	}
 	q := `SELECT ` + deviceColumns + ` FROM devices`
 	if len(conds) > 0 {
 		q += ` WHERE ` + strings.Join(conds, ` AND `)
 	}
 	q += ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
-	args = append(args, lodestone.ClampLimit(f.Limit), max(f.Offset, 0))
-	rows, err := db.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list devices: %w", err)
-	}
-	defer rows.Close()
-	out := []*lodestone.Device{}
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: scan device: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list devices: %w", err)
-	}
-	return out, nil
+	return q, append(args, lodestone.ClampLimit(f.Limit), max(f.Offset, 0)), nil
 }
 
 // MarkOffline implements lodestone.DeviceService.
@@ -157,6 +166,8 @@ func (db *DB) MarkOfflineDevices(ctx context.Context, cutoff time.Time) ([]strin
 	return ids, nil
 }
 
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
 // deviceOrder is the ORDER BY of a device list: the chosen column, nulls last, then the row id the same way.
 func deviceOrder(f lodestone.DeviceFilter) (string, error) {
 	dir := " DESC"
@@ -169,7 +180,11 @@ func deviceOrder(f lodestone.DeviceFilter) (string, error) {
 	case lodestone.SortFirstSeen, lodestone.SortDeviceID, lodestone.SortFirmware, lodestone.SortStatus:
 		return string(f.Sort) + dir + ", id" + dir, nil
 	case lodestone.SortName:
-		return "name IS NULL, name" + dir + ", id" + dir, nil
+		// Unnamed devices last either way, in the order of the devices_name_asc and devices_name_desc indexes.
+		if f.Ascending {
+			return "name IS NULL, name ASC, id ASC", nil
+		}
+		return "name IS NOT NULL DESC, name DESC, id DESC", nil
 	case lodestone.SortID:
 		return "id" + dir, nil
 	}

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -15,8 +17,62 @@ var _ lodestone.SeriesReader = (*DB)(nil)
 // seriesValue is what a sample contributes to a bucket's average and last value: a histogram its midpoint.
 const seriesValue = `CASE WHEN %[1]stype = 2 THEN (%[1]svalue + %[1]smax) / 2 ELSE %[1]svalue END`
 
-// MetricSeries implements lodestone.SeriesReader. Buckets are computed by one GROUP BY over the (key_id,
-// device_id, received_at) or (key_id, received_at) index; the last value of each bucket is one index lookup.
+// rollupMS is the width of the rollups in metric_rollups (migration 00140).
+const rollupMS = int64(5 * time.Minute / time.Millisecond)
+
+// partial is a bucket's aggregate in a form that merges: the raw samples of a range and the 5-minute rollups of
+// another add up to the same bucket.
+type partial struct {
+	n, nv          int64
+	total, mn, mx  sql.NullFloat64
+	lastAt, lastID int64
+	last           sql.NullFloat64
+}
+
+func (p *partial) merge(o *partial) {
+	if p.n == 0 {
+		*p = *o
+		return
+	}
+	p.n, p.nv = p.n+o.n, p.nv+o.nv
+	if o.total.Valid {
+		p.total.Float64, p.total.Valid = p.total.Float64+o.total.Float64, true
+	}
+	if o.mn.Valid && (!p.mn.Valid || o.mn.Float64 < p.mn.Float64) {
+		p.mn = o.mn
+	}
+	if o.mx.Valid && (!p.mx.Valid || o.mx.Float64 > p.mx.Float64) {
+		p.mx = o.mx
+	}
+	if o.lastAt > p.lastAt || o.lastAt == p.lastAt && o.lastID > p.lastID {
+		p.lastAt, p.lastID, p.last = o.lastAt, o.lastID, o.last
+	}
+}
+
+func (p *partial) bucket(start int64) lodestone.SeriesBucket {
+	avg := math.NaN()
+	if p.nv > 0 && p.total.Valid {
+		avg = p.total.Float64 / float64(p.nv)
+	}
+	return lodestone.SeriesBucket{Start: fromMS(start), Count: p.n, Min: nullToNaN(p.mn), Max: nullToNaN(p.mx),
+		Avg: avg, Last: nullToNaN(p.last)}
+}
+
+// seriesPlan is a normalized query with its ids resolved.
+type seriesPlan struct {
+	q            lodestone.SeriesQuery
+	key          int64
+	step, origin int64   // ms; origin is the start of the bucket holding From
+	rows         []int64 // device row ids, in q.DeviceIDs' order; none for the fleet
+}
+
+// bucketOf is the start of the bucket holding t (t >= origin).
+func (p *seriesPlan) bucketOf(t int64) int64 { return p.origin + (t-p.origin)/p.step*p.step }
+
+// MetricSeries implements lodestone.SeriesReader. Device series are one GROUP BY over the metrics_series_device
+// index. A fleet series whose step is a multiple of 5 minutes adds up the 5-minute rollups (metric_rollups) and
+// reads samples only for the partial rollups at its ends and for rollups that a delete made stale, which it then
+// recomputes; other fleet series are one GROUP BY over metrics_series_fleet.
 func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lodestone.Series, error) {
 	q, err := q.Normalize()
 	if err != nil {
@@ -26,86 +82,222 @@ func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lod
 	if err != nil {
 		return nil, err
 	}
-	var key int64
-	err = db.r.QueryRowContext(ctx, `SELECT id FROM metric_keys WHERE name = ?`, q.Key).Scan(&key)
+	p := &seriesPlan{q: q, rows: rows, step: q.Step.Milliseconds()}
+	p.origin = ms(q.From) / p.step * p.step // From is not negative (Normalize), so this is the floor
+	err = db.r.QueryRowContext(ctx, `SELECT id FROM metric_keys WHERE name = ?`, q.Key).Scan(&p.key)
 	if errors.Is(err, sql.ErrNoRows) {
 		return out, nil // no device ever sent this key: every series is empty
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: series: resolve key %q: %w", q.Key, err)
 	}
-
-	step := q.Step.Milliseconds()
-	from, to := ms(q.From), ms(q.To)
-	origin := from / step * step // from is not negative (Normalize), so this is the floor
-	// scope selects the samples of the series, in the outer query (alias "") and in the last-value lookup ("l.").
-	scope := func(p string) (string, []any) {
-		c := []string{p + "key_id = ?", p + "type IN (0, 1, 2)"}
-		a := []any{key}
-		if !q.Fleet {
-			return strings.Join(c, " AND "), a
+	// Partial buckets by device row (0 for the fleet) and bucket start.
+	parts := make(map[int64]map[int64]*partial, len(out))
+	add := func(dev, b int64, v *partial) {
+		if parts[dev] == nil {
+			parts[dev] = map[int64]*partial{}
 		}
+		if cur := parts[dev][b]; cur != nil {
+			cur.merge(v)
+		} else {
+			parts[dev][b] = v
+		}
+	}
+	from, to := ms(q.From), ms(q.To)
+	if q.Fleet && q.GroupID == 0 && q.Tag == "" && p.step%rollupMS == 0 {
+		h0, h1 := (from+rollupMS-1)/rollupMS*rollupMS, to/rollupMS*rollupMS
+		if h0 < h1 {
+			dirty, err := db.seriesRollups(ctx, p, h0, h1, add)
+			if err != nil {
+				return nil, err
+			}
+			// The stale rollups and the partial ones at the ends come from the samples.
+			ranges := append(dirty, [2]int64{from, h0}, [2]int64{h1, to})
+			for _, r := range ranges {
+				if r[0] < r[1] {
+					if err := db.seriesRaw(ctx, p, r[0], r[1], add); err != nil {
+						return nil, err
+					}
+				}
+			}
+			if len(dirty) > 0 {
+				// The answer is whole without it; a failed refresh only means the next read scans again.
+				if err := db.refreshRollups(ctx, p.key, dirty); err != nil && db.log != nil {
+					db.log.Warn("sqlite: refresh metric rollups", "key", q.Key, "err", err)
+				}
+			}
+			return fillSeries(out, p, parts), nil
+		}
+	}
+	if err := db.seriesRaw(ctx, p, from, to, add); err != nil {
+		return nil, err
+	}
+	return fillSeries(out, p, parts), nil
+}
+
+// fillSeries puts the merged buckets into the series, oldest first.
+func fillSeries(out []*lodestone.Series, p *seriesPlan, parts map[int64]map[int64]*partial) []*lodestone.Series {
+	for i, s := range out {
+		var dev int64
+		if !p.q.Fleet {
+			dev = p.rows[i]
+		}
+		bs := parts[dev]
+		// Buckets are few (at most MaxSeriesBuckets); walking them in order avoids sorting map keys.
+		for b := p.origin; b < ms(p.q.To) && len(s.Buckets) < len(bs); b += p.step {
+			if v := bs[b]; v != nil {
+				s.Buckets = append(s.Buckets, v.bucket(b))
+			}
+		}
+	}
+	return out
+}
+
+// seriesRaw aggregates the samples of [from, to) into partial buckets per device (or for the fleet).
+func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add func(dev, b int64, v *partial)) error {
+	stmt, args := seriesRawQuery(p, from, to)
+	res, err := db.r.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: series %q: %w", p.q.Key, err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var d, b int64
+		var v partial
+		if err := res.Scan(&d, &b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.last); err != nil {
+			return fmt.Errorf("sqlite: series %q: scan: %w", p.q.Key, err)
+		}
+		add(d, b, &v)
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("sqlite: series %q: %w", p.q.Key, err)
+	}
+	return nil
+}
+
+// rollupQuery reads the rollups of a key in a range, for seriesRollups.
+const rollupQuery = `SELECT bucket, n, nv, total, mn, mx, last_at, last_id, last_value, dirty
+		FROM metric_rollups WHERE key_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`
+
+// seriesRawQuery is the statement of seriesRaw: partial buckets of the samples in [from, to), with the time and
+// value of each bucket's last sample. Partials of one bucket always cover disjoint times, so merging them by the
+// time of their last sample needs no row id.
+func seriesRawQuery(p *seriesPlan, from, to int64) (string, []any) {
+	q := p.q
+	// filter is a prefix for the columns that only filter: in the last-value lookup, a unary + keeps SQLite from
+	// probing the index once per group member and type for each bucket; it is to seek on key and time only.
+	scope := func(a, filter string) (string, []any) {
+		c := []string{a + "key_id = ?", filter + a + "type IN (0, 1, 2)"}
+		args := []any{p.key}
 		if q.GroupID != 0 {
-			c = append(c, p+"device_id IN (SELECT device_id FROM device_group_members WHERE group_id = ?)")
-			a = append(a, q.GroupID)
+			c = append(c, filter+a+"device_id IN (SELECT device_id FROM device_group_members WHERE group_id = ?)")
+			args = append(args, q.GroupID)
 		}
 		if q.Tag != "" {
-			c = append(c, p+"device_id IN (SELECT device_id FROM device_tags WHERE tag = ?)")
-			a = append(a, q.Tag)
+			c = append(c, filter+a+"device_id IN (SELECT device_id FROM device_tags WHERE tag = ?)")
+			args = append(args, q.Tag)
 		}
-		return strings.Join(c, " AND "), a
+		return strings.Join(c, " AND "), args
 	}
-	lastScope, lastArgs := scope("l.")
-	innerScope, innerArgs := scope("")
+	lastScope, lastArgs := scope("l.", "+")
+	innerScope, innerArgs := scope("", "")
 	dev, group := "0", "b"
-	var devCond string
 	var devArgs []any
 	if !q.Fleet {
 		dev, group = "device_id", "device_id, b"
-		devCond = " AND device_id IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(rows)), ", ") + ")"
-		for _, r := range rows {
+		innerScope += " AND device_id IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(p.rows)), ", ") + ")"
+		for _, r := range p.rows {
 			devArgs = append(devArgs, r)
 		}
 		lastScope += " AND l.device_id = x.dev"
 	}
-	stmt := `SELECT x.dev, x.b, x.n, x.mn, x.mx, x.av,
-		(SELECT ` + fmt.Sprintf(seriesValue, "l.") + ` FROM metrics l
-		  WHERE ` + lastScope + ` AND l.received_at = x.la ORDER BY l.id DESC LIMIT 1)
-		FROM (SELECT ` + dev + ` AS dev, ? + (received_at - ?) / ? * ? AS b, count(*) AS n, min(value) AS mn,
-			max(CASE WHEN type = 2 THEN max ELSE value END) AS mx, avg(` + fmt.Sprintf(seriesValue, "") + `) AS av,
+	v := fmt.Sprintf(seriesValue, "")
+	// The last sample of a bucket is the one with the highest row id at the bucket's latest time: one lookup in
+	// the covering index of the series' kind (the planner would pick metrics_device_time and read table rows).
+	index := "metrics_series_fleet"
+	if !q.Fleet {
+		index = "metrics_series_device"
+	}
+	stmt := `SELECT x.dev, x.b, x.n, x.nv, x.total, x.mn, x.mx, x.la,
+		(SELECT ` + fmt.Sprintf(seriesValue, "m.") + ` FROM metrics m WHERE m.id =
+		  (SELECT max(l.id) FROM metrics l INDEXED BY ` + index + ` WHERE ` + lastScope + ` AND l.received_at = x.la))
+		FROM (SELECT ` + dev + ` AS dev, ? + (received_at - ?) / ? * ? AS b, count(*) AS n, count(` + v + `) AS nv,
+			sum(` + v + `) AS total, min(value) AS mn, max(CASE WHEN type = 2 THEN max ELSE value END) AS mx,
 			max(received_at) AS la
-		  FROM metrics WHERE ` + innerScope + devCond + ` AND received_at >= ? AND received_at < ?
-		  GROUP BY ` + group + `) x
-		ORDER BY x.dev, x.b`
-	args := append(lastArgs, origin, origin, step, step)
-	args = append(append(append(args, innerArgs...), devArgs...), from, to)
-	res, err := db.r.QueryContext(ctx, stmt, args...)
+		  FROM metrics WHERE ` + innerScope + ` AND received_at >= ? AND received_at < ?
+		  GROUP BY ` + group + `) x`
+	args := append(lastArgs, p.origin, p.origin, p.step, p.step)
+	return stmt, append(append(append(args, innerArgs...), devArgs...), from, to)
+}
+
+// seriesRollups adds the rollups of [h0, h1) to the fleet's buckets and returns the stale ones' ranges, merged
+// into ranges, which the caller reads from the samples.
+func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
+	add func(dev, b int64, v *partial)) ([][2]int64, error) {
+	res, err := db.r.QueryContext(ctx, rollupQuery, p.key, h0, h1)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: series %q: %w", q.Key, err)
+		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
 	}
 	defer res.Close()
-	byRow := make(map[int64]*lodestone.Series, len(out))
-	for i, r := range rows {
-		byRow[r] = out[i]
-	}
+	var dirty [][2]int64
 	for res.Next() {
-		var d, start int64
-		var b lodestone.SeriesBucket
-		var mn, mx, av, last sql.NullFloat64
-		if err := res.Scan(&d, &start, &b.Count, &mn, &mx, &av, &last); err != nil {
-			return nil, fmt.Errorf("sqlite: series %q: scan: %w", q.Key, err)
+		var h int64
+		var stale bool
+		var v partial
+		if err := res.Scan(&h, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID, &v.last,
+			&stale); err != nil {
+			return nil, fmt.Errorf("sqlite: series %q: scan rollup: %w", p.q.Key, err)
 		}
-		b.Start, b.Min, b.Max, b.Avg, b.Last = fromMS(start), nullToNaN(mn), nullToNaN(mx), nullToNaN(av),
-			nullToNaN(last)
-		s := out[0]
-		if !q.Fleet {
-			s = byRow[d]
+		if !stale {
+			add(0, p.bucketOf(h), &v)
+		} else if n := len(dirty); n > 0 && dirty[n-1][1] == h {
+			dirty[n-1][1] = h + rollupMS
+		} else {
+			dirty = append(dirty, [2]int64{h, h + rollupMS})
 		}
-		s.Buckets = append(s.Buckets, b)
 	}
 	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: series %q: %w", q.Key, err)
+		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
 	}
-	return out, nil
+	return dirty, nil
+}
+
+// refreshRollups recomputes the rollups of key in ranges from the samples, under the writer, so it
+// sees every committed sample and no write runs beside it.
+func (db *DB) refreshRollups(ctx context.Context, key int64, ranges [][2]int64) error {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	if db.stmts == nil || db.w == nil {
+		return nil // closed, or opened read-only
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: refresh rollups: %w", err)
+	}
+	defer tx.Rollback()
+	for _, r := range ranges {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM metric_rollups WHERE key_id = ? AND bucket >= ? AND bucket < ?`,
+			key, r[0], r[1]); err != nil {
+			return fmt.Errorf("sqlite: refresh rollups: %w", err)
+		}
+		v := fmt.Sprintf(seriesValue, "")
+		if _, err := tx.ExecContext(ctx, `INSERT INTO metric_rollups
+			(key_id, bucket, n, nv, total, mn, mx, last_at, last_id, last_value)
+			SELECT g.key_id, g.bucket, g.n, g.nv, g.total, g.mn, g.mx, g.last_at, l.id, `+
+			fmt.Sprintf(seriesValue, "l.")+`
+			FROM (SELECT key_id, received_at - received_at % 300000 AS bucket, count(*) AS n, count(`+v+`) AS nv,
+				sum(`+v+`) AS total, min(value) AS mn, max(CASE WHEN type = 2 THEN max ELSE value END) AS mx,
+				max(received_at) AS last_at
+			  FROM metrics WHERE key_id = ? AND type IN (0, 1, 2) AND received_at >= ? AND received_at < ?
+			  GROUP BY bucket) g
+			JOIN metrics l ON l.id = (SELECT max(id) FROM metrics m WHERE m.key_id = g.key_id
+			  AND m.received_at = g.last_at AND m.type IN (0, 1, 2))`, key, r[0], r[1]); err != nil {
+			return fmt.Errorf("sqlite: refresh rollups: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: refresh rollups: %w", err)
+	}
+	return nil
 }
 
 // seriesDevices returns the empty series of the answer, in the order asked, and the row ids of the devices named

@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -290,4 +292,138 @@ func testSeriesInvalid(t *testing.T, s lodestone.Store) {
 	if _, err := r.MetricSeries(context.Background(), ok); err != nil {
 		t.Fatalf("valid query: %v", err)
 	}
+}
+
+// refSample is a written sample, for the reference aggregate the fleet cases compare with.
+type refSample struct {
+	dev      string
+	at       time.Time
+	typ      lodestone.MetricType
+	val, max float64
+}
+
+// refSeries aggregates samples the way SeriesBucket documents, in Go: the reference for the stores' SQL.
+func refSeries(samples []refSample, from, to time.Time, step time.Duration) []lodestone.SeriesBucket {
+	var out []lodestone.SeriesBucket
+	var sums []float64
+	var nvs []int
+	stepMS := step.Milliseconds()
+	for _, s := range samples { // written in time order, so a later sample is the later one of equal times
+		if s.at.Before(from) || !s.at.Before(to) {
+			continue
+		}
+		start := time.UnixMilli(s.at.UnixMilli() / stepMS * stepMS).UTC()
+		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
+			out = append(out, lodestone.SeriesBucket{Start: start, Min: math.NaN(), Max: math.NaN()})
+			sums, nvs = append(sums, 0), append(nvs, 0)
+		}
+		b, i := &out[len(out)-1], len(out)-1
+		mx, v := s.val, s.val
+		if s.typ == lodestone.MetricHistogram {
+			mx, v = s.max, (s.val+s.max)/2
+		}
+		b.Count++
+		if !math.IsNaN(s.val) && (math.IsNaN(b.Min) || s.val < b.Min) {
+			b.Min = s.val
+		}
+		if !math.IsNaN(mx) && (math.IsNaN(b.Max) || mx > b.Max) {
+			b.Max = mx
+		}
+		if !math.IsNaN(v) {
+			sums[i] += v
+			nvs[i]++
+		}
+		b.Last = v
+	}
+	for i := range out {
+		out[i].Avg = math.NaN()
+		if nvs[i] > 0 {
+			out[i].Avg = sums[i] / float64(nvs[i])
+		}
+	}
+	return out
+}
+
+func sameBuckets(got, want []lodestone.SeriesBucket) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	near := func(a, b float64) bool { return math.IsNaN(a) && math.IsNaN(b) || math.Abs(a-b) < 1e-9 }
+	for i, w := range want {
+		g := got[i]
+		if !g.Start.Equal(w.Start) || g.Count != w.Count || !near(g.Min, w.Min) || !near(g.Max, w.Max) ||
+			!near(g.Avg, w.Avg) || !near(g.Last, w.Last) {
+			return false
+		}
+	}
+	return true
+}
+
+// testSeriesFleetHours: fleet series with steps of whole hours and ranges that cut hours agree with the samples,
+// also after a device and its samples are deleted (a store may keep hourly totals; they must follow).
+func testSeriesFleetHours(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	r := seriesReader(t, s)
+	var samples []refSample
+	var batches []*lodestone.DeviceBatch
+	for i := range 400 {
+		dev := fmt.Sprintf("d%d", i%4)
+		b := &lodestone.DeviceBatch{DeviceID: dev, ReceivedAt: base.Add(time.Duration(i) * 97 * time.Second)}
+		n := 1 + i%3 // several samples of one batch share its time
+		for j := range n {
+			m := lodestone.Metric{Key: "k", Type: lodestone.MetricGauge, Value: float64((i*31+j*7)%101) - 50}
+			switch {
+			case dev == "d3":
+				m.Type, m.Max = lodestone.MetricHistogram, m.Value+float64(i%13)
+			case i%17 == 0:
+				m.Value = math.NaN()
+			case dev == "d2":
+				m.Type = lodestone.MetricCounter
+				m.Value = float64(i)
+			}
+			b.Metrics = append(b.Metrics, m, lodestone.Metric{Key: "other", Type: lodestone.MetricGauge, Value: 1})
+			samples = append(samples, refSample{dev, b.ReceivedAt, m.Type, m.Value, m.Max})
+		}
+		batches = append(batches, b)
+	}
+	write(t, s, batches...)
+	check := func(what string) {
+		t.Helper()
+		for _, c := range []struct {
+			from, to time.Time
+			step     time.Duration
+		}{
+			{base, base.Add(11 * time.Hour), time.Hour},
+			{base.Add(13 * time.Minute), base.Add(9*time.Hour + 5*time.Minute), time.Hour},
+			{base.Add(-3 * time.Hour), base.Add(20 * time.Hour), 2 * time.Hour},
+			{base.Add(30 * time.Minute), base.Add(50 * time.Minute), time.Hour},
+			{base.Add(-24 * time.Hour), base.Add(24 * time.Hour), 24 * time.Hour},
+			{base.Add(time.Hour), base.Add(5 * time.Hour), 30 * time.Minute},
+		} {
+			got, err := r.MetricSeries(ctx, lodestone.SeriesQuery{Key: "k", Fleet: true, From: c.from, To: c.to,
+				Step: c.step})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := refSeries(samples, c.from, c.to, c.step); !sameBuckets(got[0].Buckets, want) {
+				t.Errorf("%s: fleet [%v, %v) step %v:\n got %+v\nwant %+v", what, c.from, c.to, c.step,
+					got[0].Buckets, want)
+			}
+		}
+	}
+	check("written")
+	// More samples in hours that already have some.
+	more := &lodestone.DeviceBatch{DeviceID: "d0", ReceivedAt: base.Add(2*time.Hour + time.Second),
+		Metrics: []lodestone.Metric{gauge("k", 1000), gauge("k", -1000)}}
+	write(t, s, more)
+	samples = append(samples, refSample{"d0", more.ReceivedAt, lodestone.MetricGauge, 1000, 0},
+		refSample{"d0", more.ReceivedAt, lodestone.MetricGauge, -1000, 0})
+	slices.SortStableFunc(samples, func(a, b refSample) int { return a.at.Compare(b.at) })
+	check("added to")
+	if err := s.DeleteDevice(ctx, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	samples = slices.DeleteFunc(samples, func(s refSample) bool { return s.dev == "d1" })
+	check("after a delete")
+	check("again after a delete")
 }

@@ -69,6 +69,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeviceSearch", testDeviceSearch},
 		{"SeriesDevices", testSeriesDevices},
 		{"SeriesFleet", testSeriesFleet},
+		{"SeriesFleetHours", testSeriesFleetHours},
 		{"SeriesStep", testSeriesStep},
 		{"SeriesInvalid", testSeriesInvalid},
 	}

@@ -251,6 +251,9 @@ func TestTablesMatchBothSchemas(t *testing.T) {
 				if tbl == "events" || tbl == "event_listeners" || tbl == "sessions" {
 					continue
 				}
+				if tbl == "metric_rollups" && name == "sqlite" { // derived: triggers rebuild it as metrics are copied in
+					continue
+				}
 				t.Errorf("%s table %s is not copied by transfer.Tables", name, tbl)
 				continue
 			}
