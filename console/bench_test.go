@@ -22,7 +22,7 @@ import (
 const benchDevices = 100_000
 
 // benchFleetVersion names the cached fleet's shape; change it when fillFleet changes.
-const benchFleetVersion = "v2"
+const benchFleetVersion = "v3"
 
 // benchStore returns a copy of a SQLite store holding benchDevices devices, built once through the store API and
 // cached in the user's cache directory (filling takes a while on a small machine).
