@@ -20,10 +20,11 @@ const (
 	AccessProvisioner               // at least provisioner
 	AccessAdmin                     // admin only
 	AccessController                // a hawkBit DDI controller: TargetToken (its device key), GatewayToken, or anonymous when enabled
+	AccessSession                   // the web console: its own session cookie, and a role check on each page
 )
 
 func (a Access) String() string {
-	return [...]string{"public", "device", "viewer", "provisioner", "admin", "controller"}[a]
+	return [...]string{"public", "device", "viewer", "provisioner", "admin", "controller", "session"}[a]
 }
 
 // Role is the least role that satisfies a user-level access.
@@ -159,7 +160,7 @@ func (s *Server) guard(access Access, h handlerFunc) handlerFunc {
 			}
 		}
 		switch access {
-		case AccessPublic:
+		case AccessPublic, AccessSession:
 			return h(w, r)
 		case AccessDevice:
 			return s.guardDevice(w, r, h, ip, now)

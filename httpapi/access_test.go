@@ -18,6 +18,7 @@ var policy = map[string]httpapi.Access{
 	"GET /readyz":    httpapi.AccessPublic,
 	"GET /auth/mode": httpapi.AccessPublic,
 	"GET /auth/me":   httpapi.AccessViewer,
+	"/ui/":           httpapi.AccessSession,
 
 	// The API description lists routes, never data; clients read it before they have credentials.
 	"GET /openapi.json": httpapi.AccessPublic,

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/lograte"
 )
 
@@ -165,4 +166,34 @@ func hint(secret string) string {
 func (s *Server) logFailure(r *http.Request, ip, reason string, now time.Time) {
 	attrs := append([]any{"ip", ip, "method", r.Method, "path", r.URL.Path, "reason", reason}, credentialLabel(r)...)
 	s.authState.failLog.Log(s.log, slog.LevelWarn, now, "authentication failed", attrs...)
+}
+
+// SignIn checks a user name and password exactly as the API checks Basic credentials, behind the same failure
+// limits (per address, and per address and user), for the console's sign-in form. A wrong password is an
+// EUNAUTHORIZED error; past the limits the error is a rate limit and w carries its Retry-After.
+func (s *Server) SignIn(w http.ResponseWriter, r *http.Request, user, pass string) (*lodestone.Principal, error) {
+	now := time.Now()
+	ip := ClientIP(r.Context())
+	if ip == "" {
+		ip = s.clientIP(r)
+	}
+	g := &authGate{s: s, w: w, ip: ip, now: now}
+	req := r.Clone(withGate(r.Context(), g))
+	req.Header = http.Header{}
+	req.SetBasicAuth(user, pass)
+	p, err := s.authenticate(req)
+	if err != nil && lodestone.ErrorCode(err) != lodestone.EUNAUTHORIZED {
+		return nil, err
+	}
+	if err == nil && p != nil && p.DeviceID == "" {
+		return p, nil
+	}
+	reason := "invalid credentials"
+	if err != nil {
+		reason = lodestone.ErrorMessage(err)
+	}
+	if lerr := s.refuse(w, req, g, reason); lerr != nil {
+		return nil, lerr
+	}
+	return nil, errBadCredentials
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/lodestone-fleet/lodestone/event"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
+	"github.com/lodestone-fleet/lodestone/internal/glewlwyd"
 	"github.com/lodestone-fleet/lodestone/ota"
 	"github.com/lodestone-fleet/lodestone/retention"
 	"github.com/lodestone-fleet/lodestone/store/postgres"
@@ -391,11 +392,11 @@ func TestFerriteIntegration(t *testing.T) {
 
 	// The remaining keycloak rows run against a real OpenID provider (glewlwyd; skipped when not installed).
 	t.Run("keycloak", func(t *testing.T) {
-		g := startGlewlwyd(t)
-		g.setupOIDC("ferrite", "ferrite-secret", map[string]string{"testuser": "", "prov": "ferrite-provisioner"})
+		g := glewlwyd.Start(t)
+		g.SetupOIDC("ferrite", "ferrite-secret", nil, map[string]string{"testuser": "", "prov": "ferrite-provisioner"})
 		e := newFerriteEnv(t, openSQLite(t), authOpts{oidc: httpapi.NewOIDC(httpapi.OIDCConfig{
-			Issuer: g.issuer(), ClientID: "ferrite", RoleClaim: "roles"})})
-		viewer, _ := g.login("ferrite", "ferrite-secret", "testuser")
+			Issuer: g.Issuer(), ClientID: "ferrite", RoleClaim: "roles"})})
+		viewer, _ := g.Login("ferrite", "ferrite-secret", "testuser")
 		t.Run("keycloak_bearer_token_grants_access", func(t *testing.T) {
 			e.do("GET", "/devices", bearer(viewer), nil).must(t, 200)
 		})
@@ -405,7 +406,7 @@ func TestFerriteIntegration(t *testing.T) {
 		t.Run("keycloak_elf_upload_with_bearer_token", func(t *testing.T) {
 			// §8.7: ferrite takes the ELF from a viewer's token; here a provisioner's.
 			postELF(e, bearer(viewer), elf).must(t, 403)
-			prov, _ := g.login("ferrite", "ferrite-secret", "prov")
+			prov, _ := g.Login("ferrite", "ferrite-secret", "prov")
 			postELF(e, bearer(prov), elf).must(t, 200)
 		})
 	})

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,6 +90,10 @@ type Deps struct {
 	// retention run) are recorded; nil: taken from Devices if it implements it, else the route answers 503.
 	// Changes to rows are recorded by the store itself.
 	Audit lodestone.AuditStore
+
+	// Console is the web console, served under /ui/ (it checks its own sessions); nil leaves it out, and a
+	// browser opening / then gets the API's 404.
+	Console http.Handler
 }
 
 // Server is the HTTP API.
@@ -216,6 +221,19 @@ func (s *Server) routes() {
 	s.routesAudit()
 	s.routesDDI()
 	s.routesOpenAPI() // openapi.go
+	if s.deps.Console != nil {
+		s.handle("/ui/", AccessSession, func(w http.ResponseWriter, r *http.Request) error {
+			s.deps.Console.ServeHTTP(w, r)
+			return nil
+		})
+	}
+}
+
+// browserAtRoot reports whether r is a browser (one that accepts HTML) opening /, which goes to the console; API
+// clients keep the JSON 404 they always got there.
+func (s *Server) browserAtRoot(r *http.Request) bool {
+	return s.deps.Console != nil && r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // unmatched answers requests no route takes. The mux decides between 404 and 405 (and sets Allow); the body is
@@ -250,6 +268,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		mux = s.ddiMux
 	}
 	h, pattern := mux.Handler(r)
+	if pattern == "" && s.browserAtRoot(r) {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+		return
+	}
 	if pattern == "" {
 		s.unmatched(w, r, h)
 		return

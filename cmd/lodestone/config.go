@@ -59,6 +59,10 @@ type Config struct {
 	OIDCIssuer          string
 	OIDCClientID        string
 	OIDCRoleClaim       string
+	OIDCClientSecret    string        // the console's authorization code sign-in (confidential clients)
+	OIDCRedirectURL     string        // the console's callback as registered with the provider; empty: derived
+	ConsoleIdle         time.Duration // a console session unused this long ends
+	ConsoleMaxAge       time.Duration // a console session ends this long after sign-in
 	TrustedProxies      string
 	PublicEvents        bool
 	PublicMetrics       bool
@@ -108,6 +112,8 @@ func defaultConfig() Config {
 		AuditRetentionDays:  365,
 		AlertOfflineMinutes: 10,
 		JobsInterval:        time.Minute,
+		ConsoleIdle:         time.Hour,
+		ConsoleMaxAge:       12 * time.Hour,
 		LeaderRetry:         5 * time.Second,
 		AlertRetry:          10 * time.Second,
 		FUOTAAddr:           "0.0.0.0:50000",
@@ -221,6 +227,8 @@ var envVars = []envVar{
 	{"OIDC_ISSUER", str(func(c *Config) *string { return &c.OIDCIssuer }), "OpenID provider issuer URL: users sign in with its JWTs instead of Basic; needs OIDC_CLIENT_ID"},
 	{"OIDC_CLIENT_ID", str(func(c *Config) *string { return &c.OIDCClientID }), "client id a JWT must name (aud, azp or client_id)"},
 	{"OIDC_ROLE_CLAIM", str(func(c *Config) *string { return &c.OIDCRoleClaim }), "dotted claim path holding roles (default roles; realm_access.roles for Keycloak)"},
+	{"OIDC_CLIENT_SECRET", str(func(c *Config) *string { return &c.OIDCClientSecret }), "client secret for the console's sign-in with the provider (authorization code + PKCE); unset for a public client"},
+	{"OIDC_REDIRECT_URL", str(func(c *Config) *string { return &c.OIDCRedirectURL }), "the console's callback URL registered with the provider (https://host/ui/oidc/callback); unset: derived from each request"},
 	{"TRUSTED_PROXIES", str(func(c *Config) *string { return &c.TrustedProxies }), "proxy addresses/CIDRs whose X-Forwarded-For is believed"},
 	{"PUBLIC_EVENTS", boolean(func(c *Config) *bool { return &c.PublicEvents }), "true: /events/stream needs no credentials"},
 	{"PUBLIC_METRICS", boolean(func(c *Config) *bool { return &c.PublicMetrics }), "true: /metrics/prometheus needs no credentials"},
@@ -315,13 +323,15 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "ferrite's firmware `directory`: accepted with a warning; firmware is kept in the blob store (--blobs)")
 	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob store `URL`: file:///path or s3://bucket/prefix?endpoint=host:port; default <data-dir>/blobs (env LODESTONE_BLOBS)")
 	fs.StringVar(&c.FUOTAAddr, "fuota-addr", c.FUOTAAddr, "ESP32 FUOTA listener `ip:port`, HTTPS, started when US_AUTH_USERNAME and US_AUTH_PASSWORD are set")
-	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "ferrite's dashboard `directory`: accepted with a warning; lodestone has no dashboard yet")
+	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "ferrite's dashboard `directory`: accepted with a warning; lodestone serves its own console at /ui/")
 	fs.StringVar(&c.Addr2line, "addr2line", c.Addr2line, "ferrite's addr2line `path`: accepted with a warning; symbolication is built in")
 	fs.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest ingest body in `bytes`")
 	fs.StringVar(&c.SQLiteSync, "sqlite-sync", c.SQLiteSync, "SQLite synchronous `mode`: full survives power loss, normal survives a crash")
 	fs.DurationVar(&c.AttributionWindow, "attribution-window", c.AttributionWindow, "how long headerless chunks from one client address belong to the device it named last; 0 disables")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bounds the whole shutdown: in-flight requests, jobs, queued writes, closing the database")
 	fs.DurationVar(&c.OfflineAfter, "offline-after", c.OfflineAfter, "silence after which a device is marked offline; overrides ALERT_OFFLINE_MINUTES")
+	fs.DurationVar(&c.ConsoleIdle, "console-session-idle", c.ConsoleIdle, "a console session unused this long ends")
+	fs.DurationVar(&c.ConsoleMaxAge, "console-session-max", c.ConsoleMaxAge, "a console session ends this long after sign-in, however it is used")
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", c.JobsInterval, "how often periodic jobs (offline detection) run, on the one replica that leads them")
 	fs.DurationVar(&c.AlertRetry, "alert-retry", c.AlertRetry, "wait before retrying a failed alert webhook; doubles after each failure, up to an hour")
 	fs.DurationVar(&c.LeaderRetry, "leader-retry", c.LeaderRetry, "with PostgreSQL: how often a replica tries to take over the periodic jobs")
@@ -371,6 +381,9 @@ func (c *Config) resolve() error {
 	}
 	if _, err := parseBlobs(c.Blobs, c.DataDir, c.s3Keys()); err != nil {
 		return err
+	}
+	if c.ConsoleIdle <= 0 || c.ConsoleMaxAge <= 0 {
+		return fmt.Errorf("--console-session-idle and --console-session-max must be positive")
 	}
 	if c.JobsInterval <= 0 || c.LeaderRetry <= 0 || c.OfflineAfter < 0 {
 		return fmt.Errorf("--jobs-interval and --leader-retry must be positive, --offline-after not negative")

@@ -155,6 +155,10 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 	}
 	logStore, _ := db.Store.(lodestone.LogStore)
 	crashStore, _ := db.Store.(lodestone.CrashUploadStore)
+	con, err := newConsole(cfg, db.Store, s.bus, log, func() *httpapi.Server { return s.api })
+	if err != nil {
+		return nil, err
+	}
 	s.api = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBody, CORSOrigin: cfg.CORSOrigin,
 		Limits: httpapi.Limits{RPS: cfg.RateLimitRPS}, TrustedProxies: proxies,
 		PublicEvents: cfg.PublicEvents, PublicMetrics: cfg.PublicMetrics,
@@ -168,8 +172,9 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 		Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore, OTLPTokens: apiTokens(db.Store),
 		Backup: recordBackups(db.backupService(cfg.DataDir), db.Store), Reports: db.reporter(),
 		Counts: ops, Alerts: ops, Retention: purge,
-		Doctor: s.doctorReport(blobs, ops),
-		Audit:  auditStore(db.Store),
+		Doctor:  s.doctorReport(blobs, ops),
+		Audit:   auditStore(db.Store),
+		Console: con,
 	})
 	if err := mountMCP(s.api, db.Store, log); err != nil {
 		return nil, err
@@ -258,6 +263,7 @@ func (s *server) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	s.log.Info("web console: open it in a browser and sign in", "url", consoleURL(s.apiLn.Addr()))
 	if s.fuotaSrv != nil {
 		serving.Go(func(context.Context) error {
 			if err := s.fuotaSrv.ServeTLS(s.fuotaLn, "", ""); !errors.Is(err, http.ErrServerClosed) {

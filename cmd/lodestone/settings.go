@@ -28,7 +28,7 @@ func (c *Config) inactive() []inactiveSetting {
 		add("--addr2line", "symbolication is built in and reads the uploaded ELF files; no addr2line is run")
 	}
 	if c.StaticDir != "" {
-		add("--static-dir", "lodestone has no dashboard yet; nothing is served from "+c.StaticDir)
+		add("--static-dir", "lodestone serves its own console at /ui/; nothing is served from "+c.StaticDir)
 	}
 	if isPostgresURL(c.DB) && c.SQLiteSync != "FULL" {
 		add("--sqlite-sync", "the database is PostgreSQL; its durability is set on the PostgreSQL server")

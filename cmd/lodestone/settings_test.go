@@ -52,7 +52,7 @@ func TestServeWarnsAboutInactiveSettings(t *testing.T) {
 		`setting=--elf-dir instead="ELF files are kept in the blob store (--blobs)`,
 		`setting=--firmware-dir instead="firmware images are kept in the blob store (--blobs)`,
 		`setting=--addr2line instead="symbolication is built in`,
-		`setting=--static-dir instead="lodestone has no dashboard yet`,
+		`setting=--static-dir instead="lodestone serves its own console at /ui/`,
 		`the OTLP receiver runs only with --tokens-config`,
 		`setting="RUST_LOG ferrite_server=debug,tower_http=warn" instead="lodestone has one log level`,
 		`.env: INGEST_API_KEYS, KEYCLOAK_CLIENT_SECRET" instead="not lodestone settings`,

@@ -64,6 +64,8 @@ func Run(t *testing.T, open Opener) {
 		{"AlertQueue", testAlertQueue},
 		{"AlertBackOnline", testAlertBackOnline},
 		{"Retention", testRetention},
+		{"Sessions", testSessions},
+		{"DeviceCounts", testDeviceCounts},
 		{"DeviceSearch", testDeviceSearch},
 		{"SeriesDevices", testSeriesDevices},
 		{"SeriesFleet", testSeriesFleet},
