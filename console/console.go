@@ -115,6 +115,7 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /ui/metrics", c.user(lodestone.RoleViewer, c.metrics))
 	c.mux.HandleFunc("GET /ui/fleet", c.user(lodestone.RoleViewer, c.fleet))
 	c.mux.HandleFunc("GET /ui/api/series", c.user(lodestone.RoleViewer, c.series))
+	c.mux.HandleFunc("GET /ui/api/totals", c.user(lodestone.RoleViewer, c.totals))
 	c.mux.HandleFunc("GET /ui/events", c.user(lodestone.RoleViewer, c.events))
 	c.mux.HandleFunc("/ui/", c.notFound)
 }

@@ -472,3 +472,29 @@ func TestCrashTriageAndBulkJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestTotalsFollowTheFleet: the overview's device cards (and GET /ui/api/totals, which the page's script asks
+// after a device event) show a device that just registered, not a count from before it.
+func TestTotalsFollowTheFleet(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.client()
+	if r := e.get(c, "/ui/api/totals"); r.status != http.StatusSeeOther {
+		t.Fatalf("signed out: %d, want a redirect to sign in", r.status)
+	}
+	e.signIn(c, "admin", "admin-pass")
+	if r := e.get(c, "/ui/api/totals"); r.status != http.StatusOK || !strings.Contains(r.body, `"devices":0`) {
+		t.Fatalf("empty fleet: %d %s", r.status, r.body)
+	}
+	regs := []lodestone.DeviceRegistration{{DeviceID: "fresh-1", Key: 0x1001, At: time.Now()},
+		{DeviceID: "fresh-2", Key: 0x1002, At: time.Now()}}
+	if _, err := e.db.RegisterDevices(context.Background(), regs); err != nil {
+		t.Fatal(err)
+	}
+	r := e.get(c, "/ui/api/totals")
+	if r.status != http.StatusOK || !strings.Contains(r.body, `"devices":2`) || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("after registering two devices: %d %q %s", r.status, r.header.Get("Cache-Control"), r.body)
+	}
+	if page := e.get(c, "/ui/").body; !strings.Contains(page, `id="total-devices">2<`) {
+		t.Fatalf("the overview does not count the new devices:\n%s", page)
+	}
+}

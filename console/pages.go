@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -39,21 +40,54 @@ type overviewView struct {
 // recentWindow is what the overview calls new.
 const recentWindow = 24 * time.Hour
 
+// deviceTotals is the overview's first three cards: devices, online, offline.
+type deviceTotals struct {
+	Devices int64 `json:"devices"`
+	Online  int64 `json:"online"`
+	Offline int64 `json:"offline"`
+}
+
+func (c *Console) deviceTotals(ctx context.Context) (deviceTotals, error) {
+	var t deviceTotals
+	if c.cfg.Counts == nil {
+		return t, nil
+	}
+	byStatus, err := c.breakdown(ctx, lodestone.CountByStatus, 10)
+	if err != nil {
+		return t, err
+	}
+	for _, s := range byStatus {
+		t.Devices += s.Devices
+		t.Online += s.Online
+		if s.Value == string(lodestone.StatusOffline) {
+			t.Offline = s.Devices
+		}
+	}
+	return t, nil
+}
+
+// totals answers the overview's cards as JSON: the page's script asks again when the live stream says a device
+// connected or went offline, so the cards follow the fleet without polling.
+func (c *Console) totals(w http.ResponseWriter, r *request) error {
+	t, err := c.deviceTotals(r.ctx())
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSONBody(w, t)
+	return nil
+}
+
 func (c *Console) overview(w http.ResponseWriter, r *request) error {
 	ctx := r.ctx()
 	v := overviewView{IngestURL: c.ingestURL(r.Request)}
 	if c.cfg.Counts != nil {
-		byStatus, err := c.breakdown(ctx, lodestone.CountByStatus, 10)
+		t, err := c.deviceTotals(ctx)
 		if err != nil {
 			return err
 		}
-		for _, s := range byStatus {
-			v.Counts.Devices += s.Devices
-			v.Counts.DevicesOnline += s.Online
-			if s.Value == string(lodestone.StatusOffline) {
-				v.Offline = s.Devices
-			}
-		}
+		v.Counts.Devices, v.Counts.DevicesOnline, v.Offline = t.Devices, t.Online, t.Offline
 		if v.Firmware, err = c.breakdown(ctx, lodestone.CountByFirmware, 8); err != nil {
 			return err
 		}

@@ -96,6 +96,7 @@
       if (a && a.textContent === e.device_id) row = tr;
     });
     if (!row) {
+      refreshTotals(); // perhaps a device never seen before
       row = document.createElement("tr");
       cell(row, link(devURL(e.device_id), e.device_id));
       var st = document.createElement("span");
@@ -115,6 +116,24 @@
     if (none) none.remove();
   }
 
+  // refreshTotals asks for the overview's device cards again after an event that can change them; several events
+  // in a burst make one request.
+  var totalsTimer = null;
+  function refreshTotals() {
+    if (!document.getElementById("total-devices") || totalsTimer || !window.fetch) return;
+    totalsTimer = setTimeout(function () {
+      totalsTimer = null;
+      fetch("/ui/api/totals", { credentials: "same-origin" }).then(function (r) {
+        return r.ok ? r.json() : null;
+      }).then(function (t) {
+        if (!t) return;
+        document.getElementById("total-devices").textContent = String(t.devices);
+        document.getElementById("total-online").textContent = String(t.online);
+        document.getElementById("total-offline").textContent = String(t.offline);
+      }).catch(function () {});
+    }, 500);
+  }
+
   function live(url) {
     var state = document.getElementById("live-state");
     if (state) state.textContent = "Connecting to the live stream…";
@@ -132,6 +151,7 @@
         var dev = t.getAttribute("data-device");
         if (t.getAttribute("data-feed") === e.type && (!dev || dev === e.device_id)) addRow(t, e);
       });
+      if (e.type === "device_online" || e.type === "device_offline") refreshTotals();
       if (e.type === "fault") {
         var n = document.getElementById("faults24");
         if (n && /^\d+$/.test(n.textContent)) n.textContent = String(Number(n.textContent) + 1);
