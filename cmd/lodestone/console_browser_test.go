@@ -326,6 +326,8 @@ func TestConsoleInBrowser(t *testing.T) {
 			"[...document.querySelectorAll('#activity a')].some(a => a.textContent === 'test-device') && "+
 				"[...document.querySelectorAll('table[data-feed=device] a')].some(a => a.textContent === 'test-device')",
 			10*time.Second)
+		b.waitJS("the device cards counting test-device", "Number(document.getElementById('total-devices').textContent) >= 1 && "+
+			"Number(document.getElementById('total-online').textContent) >= 1", 10*time.Second)
 		if !eval[bool](b, "window.__noReload === true") {
 			t.Fatal("the page reloaded")
 		}
