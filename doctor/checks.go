@@ -69,6 +69,9 @@ type Deps struct {
 
 	Settings lodestone.Settings // where the last backup is recorded
 
+	// Audit is the audit log whose hash chain the audit_log check verifies; nil: not_checked.
+	Audit lodestone.AuditStore
+
 	RetentionDays int
 	Counts        func(ctx context.Context) (lodestone.FleetCounts, error)
 
@@ -111,6 +114,7 @@ func Checks(d Deps) []Check {
 		{"replicas", d.replicas},
 		{"backup", d.backup},
 		{"retention", d.retention},
+		{"audit_log", d.auditLog},
 	}
 	for i, c := range checks {
 		if reason := d.Skip[c.Name]; reason != "" {
@@ -518,4 +522,30 @@ func (d Deps) retention(ctx context.Context) Result {
 		return ok(fmt.Sprintf("RETENTION_DAYS=0 keeps everything; %d telemetry rows so far", rows), det)
 	}
 	return ok(fmt.Sprintf("telemetry older than %d days is purged; %d rows", d.RetentionDays, rows), det)
+}
+
+// auditLog verifies the audit log's hash chain: an edited or deleted entry is an error, since the log is what an
+// operator relies on to know who changed what.
+func (d Deps) auditLog(ctx context.Context) Result {
+	if d.Audit == nil {
+		return notChecked("the database could not be opened")
+	}
+	head, err := d.Audit.AuditHead(ctx)
+	if err != nil {
+		return Result{Status: NotChecked, Message: fmt.Sprintf("cannot read the audit chain head: %v", err)}
+	}
+	v, err := lodestone.VerifyAuditChain(ctx, d.Audit, &head)
+	if err != nil {
+		return Result{Status: NotChecked, Message: fmt.Sprintf("cannot read the audit log: %v", err)}
+	}
+	det := map[string]any{"entries": v.Checked, "first_id": v.FirstID, "last_id": v.LastID}
+	if !v.OK {
+		det["bad_id"] = v.BadID
+		return Result{Status: Error, Message: fmt.Sprintf("the audit log was tampered with: entry %d: %s", v.BadID,
+			v.Problem), Details: det}
+	}
+	if v.Checked == 0 {
+		return ok("the audit log is empty", det)
+	}
+	return ok(fmt.Sprintf("the audit log's hash chain holds (%d entries)", v.Checked), det)
 }

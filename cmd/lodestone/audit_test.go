@@ -80,6 +80,8 @@ func TestAuditCommand(t *testing.T) {
 	if out, err := cli("verify", "--data-dir", dir); err != nil || !strings.Contains(out, "verified: 3 entries") {
 		t.Fatalf("audit verify: %v %s", err, out)
 	}
+	_, rep, _ := doctorJSON(t, cliEnv, "--data-dir", dir)
+	wantStatus(t, rep, "audit_log", "ok", "3 entries")
 
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "lodestone.db")+"?_busy_timeout=10000")
 	if err != nil {
@@ -91,6 +93,12 @@ func TestAuditCommand(t *testing.T) {
 	}
 	if _, err := cli("verify", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "entry 1:") {
 		t.Fatalf("verify after an edit: %v", err)
+	}
+	// doctor names the tampering too, and fails.
+	code, rep, _ := doctorJSON(t, cliEnv, "--data-dir", dir)
+	wantStatus(t, rep, "audit_log", "error", "entry 1")
+	if code == 0 {
+		t.Fatal("doctor exits 0 with an edited audit entry")
 	}
 	if _, err := db.Exec(`UPDATE audit_log SET actor = 'admin' WHERE id = 1`); err != nil {
 		t.Fatal(err)

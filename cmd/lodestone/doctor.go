@@ -244,7 +244,7 @@ func localDoctorDeps(ctx context.Context, cfg Config, findings []doctor.Finding)
 				AND application_name = $1`, event.ListenerName(schema)).Scan(&n)
 			return n, err
 		}
-		d.Settings = pg
+		d.Settings, d.Audit = pg, pg
 		d.Counts = func(ctx context.Context) (lodestone.FleetCounts, error) { return pg.FleetCounts(ctx) }
 	default:
 		_, err := os.Stat(spec.target)
@@ -279,11 +279,11 @@ func localDoctorDeps(ctx context.Context, cfg Config, findings []doctor.Finding)
 			err = r.QueryRowContext(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version`).Scan(&v)
 			return v, err
 		}
-		d.Settings = db
+		d.Settings, d.Audit = db, db
 		d.Counts = func(ctx context.Context) (lodestone.FleetCounts, error) { return countRows(ctx, r) }
 	}
 	if d.Settings == nil {
-		d.Skip["backup"], d.Skip["retention"] = noDB, noDB
+		d.Skip["backup"], d.Skip["retention"], d.Skip["audit_log"] = noDB, noDB, noDB
 	}
 	if b, err := parseBlobs(cfg.Blobs, cfg.DataDir, cfg.s3Keys()); err != nil {
 		d.Skip["blob_store"] = "--blobs: " + err.Error()
@@ -327,6 +327,7 @@ func (f failingBlobs) Walk(context.Context, func(lodestone.BlobRef) error) error
 func (s *server) doctorReport(blobs lodestone.BlobStore, counts lodestone.FleetCounter) func(context.Context) doctor.Report {
 	d := doctorDeps(s.cfg, nil)
 	d.Ping, d.Blobs, d.Settings = s.db.Ping, blobs, s.db.Store
+	d.Audit, _ = s.db.Store.(lodestone.AuditStore)
 	if m, ok := s.db.Store.(interface {
 		MigrationStatus(context.Context) (schema.Status, error)
 	}); ok {

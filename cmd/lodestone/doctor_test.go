@@ -43,7 +43,7 @@ var (
 	doctorSummaryKeys = []string{"error", "not_checked", "ok", "overall", "warn"}
 	doctorCheckKeys   = []string{"details", "message", "name", "status"}
 	doctorCheckNames  = []string{"configuration", "data_dir", "database", "migrations", "disk", "blob_store",
-		"fuota_certificate", "oidc_issuer", "otlp_tokens", "clock_skew", "replicas", "backup", "retention"}
+		"fuota_certificate", "oidc_issuer", "otlp_tokens", "clock_skew", "replicas", "backup", "retention", "audit_log"}
 )
 
 func keys(m map[string]any) []string {
