@@ -475,6 +475,9 @@ func TestToolSchemasFollowTheOpenAPIDocument(t *testing.T) {
 				t.Errorf("%s: path parameter %q is not required", tool.Name, name)
 			}
 		}
+		if id := routes[tl.Route].OperationID(); id != op.OperationID || !strings.Contains(tool.Description, id) {
+			t.Errorf("%s: description %q does not name operation %s", tool.Name, tool.Description, op.OperationID)
+		}
 		if !tl.Write {
 			wantOut := routes[tl.Route].OutputSchema()
 			gotOut, _ := json.Marshal(tool.OutputSchema)

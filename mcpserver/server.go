@@ -51,6 +51,7 @@ type Server struct {
 type bound struct {
 	*Tool
 	access       httpapi.Access
+	operationID  string // the route's operationId in /openapi.json
 	inputSchema  map[string]any
 	outputSchema map[string]any // nil: the route answers no JSON object, or the tool is a write
 }
@@ -100,7 +101,7 @@ func New(opts Options) (*Server, error) {
 		t.Params = params
 		t.Title = cmpOr(t.Title, r.Summary)
 		t.Description = cmpOr(t.Description, r.Description)
-		b := bound{Tool: &t, access: a, inputSchema: in}
+		b := bound{Tool: &t, access: a, operationID: r.OperationID(), inputSchema: in}
 		if !t.Write { // a write's first call answers a confirmation, not the route's answer
 			b.outputSchema = outputSchema(r)
 		}
@@ -143,7 +144,7 @@ func (s *Server) build(role lodestone.Role) *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "lodestone", Title: "lodestone fleet server",
 		Version: s.opts.Version}, &mcp.ServerOptions{Instructions: instructions, Logger: s.opts.Logger})
 	for _, t := range s.visible(role) {
-		tool := &mcp.Tool{Name: t.Name, Title: t.Title, Description: t.Description + " (Calls " + t.Route + ".)",
+		tool := &mcp.Tool{Name: t.Name, Title: t.Title, Description: t.Description + " (Calls " + t.Route + ", operationId " + t.operationID + ".)",
 			InputSchema: t.inputSchema, Annotations: &mcp.ToolAnnotations{Title: t.Title, ReadOnlyHint: !t.Write,
 				IdempotentHint: true, OpenWorldHint: new(bool)}}
 		if t.Write {
