@@ -187,10 +187,12 @@ var mcpDocs = map[string]RouteDoc{
 			// The SDK's transport refuses a malformed message, a wrong Accept or Content-Type, or a cross-site
 			// browser request in plain text; the API's own checks answer ErrorBody.
 			{Status: http.StatusBadRequest, Type: errorBody{}, Description: "a bad request"},
-			{Status: http.StatusBadRequest, ContentType: "text/plain", Description: "the MCP transport refused the message"},
+			{Status: http.StatusBadRequest, ContentType: "text/plain",
+				Description: "the MCP transport refused the message: malformed, or Accept lacks application/json and text/event-stream"},
 			{Status: http.StatusForbidden, Type: errorBody{}, Description: "refused: role, or a cross-origin browser request"},
 			{Status: http.StatusForbidden, ContentType: "text/plain", Description: "a cross-origin browser request"},
-			{Status: http.StatusNotAcceptable, ContentType: "text/plain", Description: "Accept lacks application/json"},
+			{Status: http.StatusRequestEntityTooLarge, Type: errorBody{}, Description: "the body is over 1 MiB"},
+			{Status: http.StatusRequestEntityTooLarge, ContentType: "text/plain", Description: "the body is over 1 MiB"},
 			{Status: http.StatusUnsupportedMediaType, ContentType: "text/plain", Description: "the body is not JSON"},
 		},
 	},
