@@ -274,3 +274,8 @@ func ParseActionID(s string) (int64, error) {
 	}
 	return id, nil
 }
+
+// JSONSchema is FlexID's schema in lodestone's API description: clients send the id as a number or a string.
+func (FlexID) JSONSchema() map[string]any {
+	return map[string]any{"type": []any{"string", "integer", "null"}}
+}

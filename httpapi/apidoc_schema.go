@@ -59,10 +59,11 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	case rawJSONType:
 		return map[string]any{} // any JSON value
 	}
+	// A type with its own encoding (or decoding: ddi.FlexID reads a number or a string) says its schema.
+	if s, ok := reflect.Zero(t).Interface().(interface{ JSONSchema() map[string]any }); ok {
+		return s.JSONSchema()
+	}
 	if t.Implements(marshalerType) || reflect.PointerTo(t).Implements(marshalerType) {
-		if s, ok := reflect.Zero(t).Interface().(interface{ JSONSchema() map[string]any }); ok {
-			return s.JSONSchema()
-		}
 		return map[string]any{} // a custom encoding this generator cannot see into
 	}
 	switch t.Kind() {

@@ -37,18 +37,19 @@ func (s *Server) fleetSummary(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"devices": n.Devices, "devices_online": n.DevicesOnline, "groups": n.Groups, "faults": n.Faults,
-		"metrics": n.Metrics, "reboots": n.Reboots}
+	out := fleetSummaryReply{Devices: n.Devices, DevicesOnline: n.DevicesOnline, Groups: n.Groups,
+		Faults: n.Faults, Metrics: n.Metrics, Reboots: n.Reboots}
 	if s.deps.Crashes != nil {
-		issues := map[string]int64{}
-		for _, st := range []lodestone.CrashState{lodestone.CrashOpen, lodestone.CrashResolved, lodestone.CrashMuted} {
+		issues := &crashIssueCounts{}
+		for st, count := range map[lodestone.CrashState]*int64{lodestone.CrashOpen: &issues.Open,
+			lodestone.CrashResolved: &issues.Resolved, lodestone.CrashMuted: &issues.Muted} {
 			_, total, err := s.deps.Crashes.FindCrashGroups(ctx, lodestone.CrashFilter{State: st, Limit: 1})
 			if err != nil {
 				return err
 			}
-			issues[string(st)] = int64(total)
+			*count = int64(total)
 		}
-		out["crash_issues"] = issues
+		out.CrashIssues = issues
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

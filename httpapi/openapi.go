@@ -40,6 +40,7 @@ const (
 	schemeBasic     = "basicAuth"
 	schemeBearer    = "bearerAuth"
 	schemeDeviceKey = "deviceKey"
+	schemeDDI       = "ddiToken"
 )
 
 // OpenAPI returns the OpenAPI 3.1 document of every registered route, generated from the route table, the
@@ -70,7 +71,7 @@ func (s *Server) OpenAPI() map[string]any {
 			"version": version,
 			"description": "Fleet server for embedded devices, compatible with ferrite-server. Generated from the " +
 				"route table: x-lodestone-access on each operation is the least access it needs (public, device, " +
-				"viewer, provisioner, admin). Errors answer ErrorBody ({\"error\",\"code\"}, plus \"fields\" on " +
+				"viewer, provisioner, admin; controller for hawkBit DDI). Errors answer ErrorBody ({\"error\",\"code\"}, plus \"fields\" on " +
 				"422), except POST /ingest/chunks, which keeps ferrite's IngestResponse. Responses only grow: " +
 				"clients must ignore fields they do not know.",
 		},
@@ -83,6 +84,10 @@ func (s *Server) OpenAPI() map[string]any {
 				schemeBearer: map[string]any{"type": "http", "scheme": "bearer",
 					"description": "An API token (lst_..., /admin/tokens), an OpenID Connect access token when " +
 						"OIDC is configured, or, on device routes, a device key (lsd_...)."},
+				schemeDDI: map[string]any{"type": "apiKey", "in": "header", "name": "Authorization",
+					"description": "hawkBit DDI: \"TargetToken <device key>\" (the controller's own lsd_... key; " +
+						"it may act only as that controller) or \"GatewayToken <token>\" (DDI_GATEWAY_TOKEN, any " +
+						"controller). Without credentials only when anonymous DDI access is enabled."},
 				schemeDeviceKey: map[string]any{"type": "apiKey", "in": "header", "name": "X-API-Key",
 					"description": "A device's own key (lsd_..., /devices/{id}/keys) or the fleet's " +
 						"INGEST_API_KEY. When no INGEST_API_KEY is set, device routes also accept requests without " +
@@ -254,6 +259,8 @@ func security(a Access) []any {
 		return []any{}
 	case AccessDevice:
 		return []any{map[string]any{schemeDeviceKey: []string{}}, map[string]any{schemeBearer: []string{}}}
+	case AccessController:
+		return []any{map[string]any{schemeDDI: []string{}}}
 	}
 	return []any{map[string]any{schemeBasic: []string{}}, map[string]any{schemeBearer: []string{}}}
 }

@@ -124,7 +124,11 @@ func (c *responseChecker) finish() []string {
 // wrap records what h answers to each request that reaches a registered route.
 func (c *responseChecker) wrap(s *Server, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pattern := s.mux.Handler(r)
+		mux := s.mux
+		if isDDIPath(r.URL.Path) {
+			mux = s.ddiMux // hawkBit DDI routes live on their own mux (ddi_auth.go)
+		}
+		_, pattern := mux.Handler(r)
 		if pattern == "" { // 404 and 405 of no route: not in the description
 			h.ServeHTTP(w, r)
 			return

@@ -29,7 +29,7 @@ import (
 // OpenAPI` then checks that every registered route has an entry, and that every response the test suite
 // produces matches it; if the route adds response fields, regenerate the contract snapshot with
 // LODESTONE_UPDATE_CONTRACT=1 go test ./httpapi/ -run TestOpenAPIContract.
-var routeDocs = mergeDocs(coreDocs, adminDocs, otaDocs)
+var routeDocs = mergeDocs(coreDocs, adminDocs, otaDocs, ddiDocs, seriesDocs, auditDocs, mcpDocs)
 
 // mergeDocs joins the per-area tables; a pattern in two of them is a programming error caught at start.
 func mergeDocs(tables ...map[string]RouteDoc) map[string]RouteDoc {
@@ -191,8 +191,8 @@ var coreDocs = map[string]RouteDoc{
 	"GET /crashes": {
 		Summary: "List crash groups",
 		Description: "Faults grouped by signature (crash issues), most recent first, with counts, affected " +
-			"devices and state (open, resolved, ignored).",
-		Params: append([]Param{{Name: "state", Enum: []string{"open", "resolved", "ignored"},
+			"devices and state (open, resolved, muted, merged).",
+		Params: append([]Param{{Name: "state", Enum: []string{"open", "resolved", "muted", "merged"},
 			Description: "only groups in this state"}}, pageParams...),
 		Responses: []Reply{{Status: 200, Type: crashGroupsReply{}}},
 	},
@@ -475,11 +475,12 @@ var (
 		{Name: "offset", Type: 0, Description: "skip this many"},
 	}
 	telemetryParams = append([]Param{
-		{Name: "since", Description: "from this time: RFC 3339 or Unix seconds"},
-		{Name: "until", Description: "up to this time: RFC 3339 or Unix seconds"},
+		{Name: "since", Description: "from this time: RFC 3339, 'YYYY-MM-DD HH:MM:SS' (UTC), a date or Unix seconds"},
+		{Name: "until", Description: "up to this time, same formats as since"},
 	}, pageParams...)
 	deviceListParams = append([]Param{
 		{Name: "status", Enum: []string{"unknown", "provisioned", "online", "offline"}},
+		{Name: "search", Description: "devices whose device_id or name contains this text (case-insensitive)"},
 		{Name: "group_id", Type: int64(0), Description: "members of this group"},
 		{Name: "tag", Description: "devices with this tag"},
 		{Name: "firmware_version"},

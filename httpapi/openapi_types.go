@@ -91,7 +91,7 @@ type crashGroupReply struct {
 }
 
 type crashPatchRequest struct {
-	State *string `json:"state" doc:"open, resolved or ignored"`
+	State *string `json:"state" doc:"open, resolved or muted"`
 }
 
 type crashMergeRequest struct {

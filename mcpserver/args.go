@@ -152,30 +152,3 @@ func canonical(args map[string]any) string {
 	b, _ := json.Marshal(args)
 	return string(b)
 }
-
-// schema is the tool's JSON Schema for its arguments.
-func (t *Tool) schema() map[string]any {
-	props := map[string]any{}
-	var required []string
-	for _, p := range t.Params {
-		s := map[string]any{"type": p.Type, "description": p.Description}
-		if len(p.Enum) > 0 {
-			s["enum"] = p.Enum
-		}
-		if p.Default != nil {
-			s["default"] = p.Default
-		}
-		if p.Type == "integer" {
-			s["minimum"] = 0
-		}
-		props[p.Name] = s
-		if p.Required {
-			required = append(required, p.Name)
-		}
-	}
-	out := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-	if len(required) > 0 {
-		out["required"] = required
-	}
-	return out
-}

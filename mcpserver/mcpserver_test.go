@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -110,7 +111,7 @@ func newEnv(t *testing.T) *env {
 		Devices: db, Telemetry: db, Auth: authn, Logger: log, Credentials: db, OTA: otaSvc,
 		Campaigns: ota.NewCampaigns(otaSvc), Crashes: db, ELFs: db, Counts: db})
 	e := &env{api: api, audit: &memoryAuditLog{}, clock: &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}}
-	m, err := mcpserver.New(mcpserver.Options{Routes: api.Routes(), Caller: mcpserver.InProcess{Handler: api.Handler()},
+	m, err := mcpserver.New(mcpserver.Options{Routes: api.APIRoutes(), Caller: mcpserver.InProcess{Handler: api.Handler()},
 		Audit: e.audit, Logger: log, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -310,13 +311,13 @@ func TestToolsFollowTheRouteTable(t *testing.T) {
 		}
 	}
 	// A tool whose route is gone stops the server from starting, rather than offering a broken tool.
-	routes := slices.DeleteFunc(e.api.Routes(), func(r httpapi.Route) bool { return r.Pattern == "GET /crashes/{id}" })
+	routes := slices.DeleteFunc(e.api.APIRoutes(), func(r httpapi.APIRoute) bool { return r.Pattern == "GET /crashes/{id}" })
 	if _, err := mcpserver.New(mcpserver.Options{Routes: routes}); err == nil ||
 		!strings.Contains(err.Error(), "get_crash_issue") {
 		t.Fatalf("missing route: %v", err)
 	}
 	// Read-only: no writes at all.
-	ro, err := mcpserver.New(mcpserver.Options{Routes: e.api.Routes(), ReadOnly: true})
+	ro, err := mcpserver.New(mcpserver.Options{Routes: e.api.APIRoutes(), ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,5 +340,157 @@ func TestToolsFollowTheRouteTable(t *testing.T) {
 		if tl.Annotations == nil || !tl.Annotations.ReadOnlyHint {
 			t.Errorf("viewer tool %s is not marked read-only", tl.Name)
 		}
+	}
+}
+
+// TestToolSchemasFollowTheOpenAPIDocument checks the schemas a client sees against the API's own OpenAPI
+// document: every argument of a tool is a parameter (or a body field) of its route's operation, with the same
+// type and enum, and a read tool's output schema is its route's success answer.
+func TestToolSchemasFollowTheOpenAPIDocument(t *testing.T) {
+	e := newEnv(t)
+	doc := e.api.OpenAPI()
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Schemas map[string]map[string]any `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]mcpserver.Tool{}
+	for _, tl := range mcpserver.Tools {
+		byName[tl.Name] = tl
+	}
+	routes := map[string]httpapi.APIRoute{}
+	for _, r := range e.api.APIRoutes() {
+		routes[r.Pattern] = r
+	}
+	// types reads a schema's type as a set without null.
+	types := func(s map[string]any) []string {
+		var out []string
+		switch ty := s["type"].(type) {
+		case string:
+			out = []string{ty}
+		case []any:
+			for _, v := range ty {
+				if v != "null" {
+					out = append(out, v.(string))
+				}
+			}
+		case nil:
+			out = []string{"string"} // an untyped parameter is a string
+		}
+		return out
+	}
+	enum := func(s map[string]any) []string {
+		var out []string
+		if vs, ok := s["enum"].([]any); ok {
+			for _, v := range vs {
+				out = append(out, v.(string))
+			}
+		}
+		return out
+	}
+
+	admin := e.connect(t, "admin", "admin-pass")
+	res, err := admin.ListTools(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, tool := range res.Tools {
+		tl, ok := byName[tool.Name]
+		if !ok {
+			continue // confirm
+		}
+		method, path, _ := strings.Cut(tl.Route, " ")
+		var op struct {
+			OperationID string `json:"operationId"`
+			Parameters  []struct {
+				Name     string         `json:"name"`
+				In       string         `json:"in"`
+				Required bool           `json:"required"`
+				Schema   map[string]any `json:"schema"`
+			} `json:"parameters"`
+			RequestBody *struct {
+				Content map[string]struct {
+					Schema map[string]any `json:"schema"`
+				} `json:"content"`
+			} `json:"requestBody"`
+		}
+		if err := json.Unmarshal(spec.Paths[path][strings.ToLower(method)], &op); err != nil {
+			t.Fatalf("%s: %s is not in the document: %v", tool.Name, tl.Route, err)
+		}
+		want := map[string]map[string]any{} // argument -> the document's schema
+		required := map[string]bool{}
+		for _, p := range op.Parameters {
+			if p.In == "path" || p.In == "query" {
+				want[p.Name] = p.Schema
+				required[p.Name] = p.Required && p.In == "path"
+			}
+		}
+		if op.RequestBody != nil {
+			body := op.RequestBody.Content["application/json"].Schema
+			if ref, ok := body["$ref"].(string); ok {
+				body = spec.Components.Schemas[strings.TrimPrefix(ref, "#/components/schemas/")]
+			}
+			fields, _ := body["properties"].(map[string]any)
+			for name, s := range fields {
+				if _, fixed := tl.Body[name]; !fixed {
+					want[name] = s.(map[string]any)
+				}
+			}
+		}
+		var in struct {
+			Properties map[string]map[string]any `json:"properties"`
+			Required   []string                  `json:"required"`
+		}
+		b, _ := json.Marshal(tool.InputSchema)
+		if err := json.Unmarshal(b, &in); err != nil {
+			t.Fatal(err)
+		}
+		if len(in.Properties) != len(want) {
+			t.Errorf("%s: arguments %v, the route %s takes %v", tool.Name, slices.Sorted(maps.Keys(in.Properties)),
+				tl.Route, slices.Sorted(maps.Keys(want)))
+		}
+		for name, ws := range want {
+			got, ok := in.Properties[name]
+			if !ok {
+				t.Errorf("%s: no argument %q, a parameter of %s", tool.Name, name, tl.Route)
+				continue
+			}
+			if !slices.Equal(types(got), types(ws)) {
+				t.Errorf("%s: argument %q is %v, the route's parameter %v", tool.Name, name, types(got), types(ws))
+			}
+			// A tool may name the values of a free-text parameter, never allow more than the route.
+			if we, ge := enum(ws), enum(got); len(we) > 0 && !slices.Equal(ge, we) {
+				t.Errorf("%s: argument %q allows %v, the route %v", tool.Name, name, ge, we)
+			}
+			if required[name] && !slices.Contains(in.Required, name) {
+				t.Errorf("%s: path parameter %q is not required", tool.Name, name)
+			}
+		}
+		if id := routes[tl.Route].OperationID(); id != op.OperationID || !strings.Contains(tool.Description, id) {
+			t.Errorf("%s: description %q does not name operation %s", tool.Name, tool.Description, op.OperationID)
+		}
+		if !tl.Write {
+			wantOut := routes[tl.Route].OutputSchema()
+			gotOut, _ := json.Marshal(tool.OutputSchema)
+			wantJSON, _ := json.Marshal(wantOut)
+			if wantOut == nil || string(gotOut) != string(wantJSON) {
+				t.Errorf("%s: output schema %s, want the route's %s", tool.Name, gotOut, wantJSON)
+			}
+		} else if tool.OutputSchema != nil {
+			t.Errorf("%s: a write tool answers a confirmation first, yet has an output schema", tool.Name)
+		}
+		checked++
+	}
+	if checked != len(mcpserver.Tools) {
+		t.Errorf("checked %d tools of %d", checked, len(mcpserver.Tools))
 	}
 }

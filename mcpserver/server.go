@@ -22,8 +22,10 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	Routes []httpapi.Route // the API's route table: it gives each tool its access, and a tool without a route fails New
-	Caller Caller          // how tool calls reach the API
+	// Routes is the API's route table with its metadata ((*httpapi.Server).APIRoutes()): it gives each tool its
+	// access, arguments and schemas; a tool without a route fails New.
+	Routes []httpapi.APIRoute
+	Caller Caller // how tool calls reach the API
 	// Audit records every call (reads too) as an "mcp.<tool>" entry before the call runs; a failure to record
 	// refuses the call. Nil records nothing: 'lodestone mcp --server' leaves the records to the server it calls.
 	Audit lodestone.AuditLog
@@ -45,10 +47,13 @@ type Server struct {
 	byRole   map[lodestone.Role]*mcp.Server
 }
 
-// bound is a tool with the access its route has in the table.
+// bound is a tool with what its route gives it: access, arguments (Params) and schemas.
 type bound struct {
 	*Tool
-	access httpapi.Access
+	access       httpapi.Access
+	operationID  string // the route's operationId in /openapi.json
+	inputSchema  map[string]any
+	outputSchema map[string]any // nil: the route answers no JSON object, or the tool is a write
 }
 
 const instructions = "lodestone is a fleet server for embedded devices: telemetry (metrics, faults, reboots), " +
@@ -65,30 +70,42 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	access := map[string]httpapi.Access{}
+	routes := map[string]httpapi.APIRoute{}
 	for _, r := range opts.Routes {
-		access[r.Pattern] = r.Access
+		routes[r.Pattern] = r
 	}
 	s := &Server{opts: opts, confirms: newConfirmations(ConfirmTTL, opts.Now), byRole: map[lodestone.Role]*mcp.Server{}}
 	for i := range Tools {
-		t := &Tools[i]
-		a, ok := access[t.Route]
+		t := Tools[i] // a copy: the route table fills in its arguments
+		r, ok := routes[t.Route]
 		if !ok {
 			return nil, fmt.Errorf("mcp: tool %s calls %s, which the route table lacks", t.Name, t.Route)
 		}
 		if t.Preview != "" {
 			p, _, _ := strings.Cut(t.Preview, "?")
-			if _, ok := access[p]; !ok {
+			if _, ok := routes[p]; !ok {
 				return nil, fmt.Errorf("mcp: tool %s previews with %s, which the route table lacks", t.Name, p)
 			}
 		}
+		a := r.Access
 		if a != httpapi.AccessViewer && a != httpapi.AccessProvisioner && a != httpapi.AccessAdmin {
 			return nil, fmt.Errorf("mcp: tool %s calls %s, which is not an operator route (%s)", t.Name, t.Route, a)
 		}
 		if t.Write && opts.ReadOnly {
 			continue
 		}
-		s.tools = append(s.tools, bound{t, a})
+		params, in, err := bindRoute(&t, r)
+		if err != nil {
+			return nil, err
+		}
+		t.Params = params
+		t.Title = cmpOr(t.Title, r.Summary)
+		t.Description = cmpOr(t.Description, r.Description)
+		b := bound{Tool: &t, access: a, operationID: r.OperationID(), inputSchema: in}
+		if !t.Write { // a write's first call answers a confirmation, not the route's answer
+			b.outputSchema = outputSchema(r)
+		}
+		s.tools = append(s.tools, b)
 	}
 	for _, role := range []lodestone.Role{lodestone.RoleViewer, lodestone.RoleProvisioner, lodestone.RoleAdmin} {
 		s.byRole[role] = s.build(role)
@@ -127,12 +144,15 @@ func (s *Server) build(role lodestone.Role) *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "lodestone", Title: "lodestone fleet server",
 		Version: s.opts.Version}, &mcp.ServerOptions{Instructions: instructions, Logger: s.opts.Logger})
 	for _, t := range s.visible(role) {
-		tool := &mcp.Tool{Name: t.Name, Title: t.Title, Description: t.Description + " (Calls " + t.Route + ".)",
-			InputSchema: t.schema(), Annotations: &mcp.ToolAnnotations{Title: t.Title, ReadOnlyHint: !t.Write,
+		tool := &mcp.Tool{Name: t.Name, Title: t.Title, Description: t.Description + " (Calls " + t.Route + ", operationId " + t.operationID + ".)",
+			InputSchema: t.inputSchema, Annotations: &mcp.ToolAnnotations{Title: t.Title, ReadOnlyHint: !t.Write,
 				IdempotentHint: true, OpenWorldHint: new(bool)}}
 		if t.Write {
 			destructive := false
 			tool.Annotations.DestructiveHint = &destructive
+		}
+		if t.outputSchema != nil {
+			tool.OutputSchema = t.outputSchema
 		}
 		srv.AddTool(tool, s.handler(t))
 	}

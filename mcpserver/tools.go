@@ -4,7 +4,11 @@ package mcpserver
 // so a tool answers exactly what the route answers and demands exactly the route's access. Descriptions are
 // written for an agent: what comes back, when to use it, and the units.
 
-// Param is one argument of a tool and where it goes in the request to the tool's route.
+// Param is one argument of a tool and where it goes in the request to the tool's route. A tool's arguments are
+// its route's parameters and body fields, as the route's metadata (httpapi.APIRoute, the OpenAPI document)
+// describes them (bind.go); an entry in this table names one of them and adds what an agent needs: a fuller
+// Description, a Default, Required, or an Enum narrowing a free-text parameter. In and Type always come from
+// the route.
 type Param struct {
 	Name        string
 	In          string // "path", "query" or "body"
@@ -15,7 +19,8 @@ type Param struct {
 	Default     any // sent when the agent gives none, to keep answers small; also shown in the schema
 }
 
-// Tool is one MCP tool over one route.
+// Tool is one MCP tool over one route. Title and Description, when empty, are the route's Summary and
+// Description.
 type Tool struct {
 	Name        string
 	Route       string // "METHOD /path/{var}", exactly as in (*httpapi.Server).Routes()
@@ -36,19 +41,17 @@ type Tool struct {
 
 // timeParams are the since/until arguments that telemetry routes share.
 var timeParams = []Param{
-	{Name: "since", In: "query", Type: "string",
-		Description: "Only records at or after this time: RFC 3339 (2026-05-01T08:00:00Z), '2026-05-01 08:00:00' (UTC) or a date."},
-	{Name: "until", In: "query", Type: "string", Description: "Only records before this time, same formats as since."},
+	{Name: "since", Description: "Only records at or after this time: RFC 3339 (2026-05-01T08:00:00Z), '2026-05-01 08:00:00' (UTC) or a date."},
+	{Name: "until", Description: "Only records before this time, same formats as since."},
 }
 
 func limit(def int, what string) Param {
-	return Param{Name: "limit", In: "query", Type: "integer", Default: def,
-		Description: "How many " + what + " to return at most."}
+	return Param{Name: "limit", Default: def, Description: "How many " + what + " to return at most."}
 }
 
-var offset = Param{Name: "offset", In: "query", Type: "integer", Description: "How many to skip, for the next page."}
+var offset = Param{Name: "offset", Description: "How many to skip, for the next page."}
 
-var deviceID = Param{Name: "id", In: "path", Type: "string", Required: true,
+var deviceID = Param{Name: "id", Required: true,
 	Description: "The device: its device_id (as it reports itself) or its hex device key such as A300F1B2."}
 
 func with(ps ...[]Param) []Param {
@@ -71,17 +74,13 @@ var Tools = []Tool{
 			"'YYYY-MM-DD HH:MM:SS'). Search by id or name; filter by status, tag, firmware version or group; newest contact first " +
 			"unless sort says otherwise. Use it to find devices, then get_device or the device_* tools for one.",
 		Params: []Param{
-			{Name: "status", In: "query", Type: "string", Enum: []string{"unknown", "provisioned", "online", "offline"},
-				Description: "Only devices in this state."},
-			{Name: "search", In: "query", Type: "string",
-				Description: "Only devices whose device_id or name contains this text (case-insensitive)."},
-			{Name: "tag", In: "query", Type: "string", Description: "Only devices carrying this tag."},
-			{Name: "firmware_version", In: "query", Type: "string", Description: "Only devices running this firmware version."},
-			{Name: "group_id", In: "query", Type: "integer", Description: "Only members of this device group (its numeric id)."},
-			{Name: "sort", In: "query", Type: "string",
-				Enum:        []string{"last_seen", "first_seen", "device_id", "name", "firmware_version", "status", "id"},
-				Description: "Sort key; times sort newest first, names A to Z."},
-			{Name: "order", In: "query", Type: "string", Enum: []string{"asc", "desc"}, Description: "Override the sort direction."},
+			{Name: "status", Description: "Only devices in this state."},
+			{Name: "search", Description: "Only devices whose device_id or name contains this text (case-insensitive)."},
+			{Name: "tag", Description: "Only devices carrying this tag."},
+			{Name: "firmware_version", Description: "Only devices running this firmware version."},
+			{Name: "group_id", Description: "Only members of this device group (its numeric id)."},
+			{Name: "sort", Description: "Sort key; times sort newest first, names A to Z."},
+			{Name: "order", Description: "Override the sort direction."},
 			limit(50, "devices"), offset,
 		}},
 	{Name: "get_device", Route: "GET /devices/{id}", Title: "One device", TargetKind: "device",
@@ -99,7 +98,7 @@ var Tools = []Tool{
 		Description: `A device's recent metric samples, newest first, as {"metrics":[...]} with key, metric_type, ` +
 			"value_json (the value as the device sent it; units are the firmware's, usually in the key name such " +
 			"as temp_c or heap_free_bytes) and created_at (UTC). Narrow to one metric with key.",
-		Params: with([]Param{deviceID, {Name: "key", In: "query", Type: "string", Description: "Only this metric key."}},
+		Params: with([]Param{deviceID, {Name: "key", Description: "Only this metric key."}},
 			timeParams, []Param{limit(50, "samples")})},
 	{Name: "device_reboots", Route: "GET /devices/{id}/reboots", Title: "A device's recent reboots", TargetKind: "device",
 		Description: `A device's recent reboots, newest first, as {"reboots":[...]} with reason and reason_name ` +
@@ -112,7 +111,7 @@ var Tools = []Tool{
 			"resolved, muted, merged), regression, occurrence_count, affected_device_count, firmware_versions, " +
 			"first_seen and last_seen (UTC). Use get_crash_issue for one issue's symbolicated backtraces.",
 		Params: []Param{
-			{Name: "state", In: "query", Type: "string", Enum: []string{"open", "resolved", "muted", "merged"},
+			{Name: "state",
 				Description: "Only issues in this state."},
 			limit(20, "issues"), offset,
 		}},
@@ -121,7 +120,7 @@ var Tools = []Tool{
 			"shows it, and its latest occurrences (newest first), each a fault with its symbolicated backtrace " +
 			"(frames with function, file and line from the uploaded ELF), decoded causes, registers, device_id " +
 			"and firmware_version. Use it to explain a crash or decide whether to resolve it.",
-		Params: with([]Param{{Name: "id", In: "path", Type: "integer", Required: true,
+		Params: with([]Param{{Name: "id", Required: true,
 			Description: "The crash issue's id (from list_crash_issues or a fault's crash_group_id)."}},
 			timeParams, []Param{limit(5, "occurrences")})},
 	{Name: "list_campaigns", Route: "GET /ota/campaigns", Title: "OTA campaigns", TargetKind: "campaign",
@@ -129,22 +128,21 @@ var Tools = []Tool{
 			"status (created, active, paused, halted by its health gate, completed, aborted, rolled_back), " +
 			"rollout_percent, failure_threshold (a fraction, 0-1), waves and timestamps (UTC). Use " +
 			"get_campaign for one campaign's progress.",
-		Params: []Param{{Name: "status", In: "query", Type: "string",
-			Description: "Only campaigns in these states, comma-separated (active,paused)."}}},
+		Params: []Param{{Name: "status", Description: "Only campaigns in these states, comma-separated (active,paused)."}}},
 	{Name: "get_campaign", Route: "GET /ota/campaigns/{id}", Title: "Campaign status", TargetKind: "campaign",
 		Description: `One campaign's status as {"campaign":{"campaign":{...},"pending":N,"offered":N,` +
 			`"downloading":N,"installed":N,"failed":N}}: the campaign and how many of its devices are in each ` +
 			"update state (device counts).",
-		Params: []Param{{Name: "id", In: "path", Type: "integer", Required: true, Description: "The campaign's id."}}},
+		Params: []Param{{Name: "id", Required: true, Description: "The campaign's id."}}},
 	{Name: "search_logs", Route: "GET /logs", Title: "Search logs", TargetKind: "device",
 		Description: `Stored device log records (OTLP), newest first, as {"logs":[...]} with time (RFC 3339, ` +
 			"UTC), severity_number and severity_text, body, device_id, project, attributes and trace_id. Filter by text, device, project, minimum severity and time. " +
 			"Use it to see what a device logged around a fault or reboot.",
 		Params: with([]Param{
-			{Name: "q", In: "query", Type: "string", Description: "Text the record's body contains (at most 256 bytes)."},
-			{Name: "device", In: "query", Type: "string", Description: "Only this device's records (its device_id)."},
-			{Name: "project", In: "query", Type: "string", Description: "Only this project's records."},
-			{Name: "severity", In: "query", Type: "string", Enum: []string{"trace", "debug", "info", "warn", "error", "fatal"},
+			{Name: "q", Description: "Text the record's body contains (at most 256 bytes)."},
+			{Name: "device", Description: "Only this device's records (its device_id)."},
+			{Name: "project", Description: "Only this project's records."},
+			{Name: "severity", Enum: []string{"trace", "debug", "info", "warn", "error", "fatal"},
 				Description: "Only records at or above this severity."},
 		}, timeParams, []Param{limit(50, "records")})},
 
@@ -153,18 +151,18 @@ var Tools = []Tool{
 		Description: "Marks a crash issue resolved (state resolved). If it happens again on a newer firmware it " +
 			"reopens as a regression. Two steps: this call changes nothing and answers what would happen with a " +
 			"confirmation_token; call confirm with that token, this tool's name and the same arguments to do it.",
-		Params: []Param{{Name: "id", In: "path", Type: "integer", Required: true, Description: "The crash issue's id."}}},
+		Params: []Param{{Name: "id", Required: true, Description: "The crash issue's id."}}},
 	{Name: "set_ota_target", Route: "POST /ota/targets", Title: "Set a device's firmware target", Write: true,
 		Preview: "GET /ota/targets/{device_id}", PreviewMayBeMissing: true, TargetKind: "device",
 		Description: "Sets the firmware a device should update to: the device is offered it on its next update " +
 			"check. Two steps: this call changes nothing and answers the current target and a confirmation_token; " +
 			"call confirm with that token, this tool's name and the same arguments to do it.",
 		Params: []Param{
-			{Name: "device_id", In: "body", Type: "string", Required: true, Description: "The device's device_id."},
-			{Name: "target_version", In: "body", Type: "string", Required: true, Description: "Firmware version to install."},
-			{Name: "target_build_id", In: "body", Type: "integer", Description: "Build id of that firmware, when known."},
-			{Name: "firmware_id", In: "body", Type: "integer", Description: "Id of an uploaded firmware image to serve."},
-			{Name: "from_version", In: "body", Type: "string", Description: "Only update a device running this version."},
+			{Name: "device_id", Required: true, Description: "The device's device_id."},
+			{Name: "target_version", Required: true, Description: "Firmware version to install."},
+			{Name: "target_build_id", Description: "Build id of that firmware, when known."},
+			{Name: "firmware_id", Description: "Id of an uploaded firmware image to serve."},
+			{Name: "from_version", Description: "Only update a device running this version."},
 		}},
 	{Name: "pause_campaign", Route: "POST /ota/campaigns/{id}/pause", Title: "Pause a campaign", Write: true,
 		Preview: "GET /ota/campaigns/{id}", TargetKind: "campaign",
@@ -172,7 +170,7 @@ var Tools = []Tool{
 			"resumed; devices already updating carry on. Two steps: this call changes nothing and answers the " +
 			"campaign's status and a confirmation_token; call confirm with that token, this tool's name and the " +
 			"same arguments to do it.",
-		Params: []Param{{Name: "id", In: "path", Type: "integer", Required: true, Description: "The campaign's id."}}},
+		Params: []Param{{Name: "id", Required: true, Description: "The campaign's id."}}},
 }
 
 // ConfirmTool is the name of the tool that redeems a confirmation token.

@@ -77,7 +77,7 @@ func (c *mcpCmd) Run(ctx context.Context, args []string) error {
 		opts.Caller = mcpserver.Remote{Server: rm.server, Token: rm.token, User: rm.user, Pass: rm.pass,
 			Client: rm.client}
 		// The local table gives the tools their access; the server checks every call against its own.
-		opts.Routes = httpapi.New(httpapi.Config{}, httpapi.Deps{Logger: log}).Routes()
+		opts.Routes = httpapi.New(httpapi.Config{}, httpapi.Deps{Logger: log}).APIRoutes()
 	} else {
 		st, err := openReadOnly(ctx, cfg.DB)
 		if err != nil {
@@ -85,7 +85,7 @@ func (c *mcpCmd) Run(ctx context.Context, args []string) error {
 		}
 		defer st.Close()
 		api := localAPI(st, log)
-		opts.Routes, opts.Caller, opts.ReadOnly = api.Routes(), mcpserver.InProcess{Handler: api.Handler()}, true
+		opts.Routes, opts.Caller, opts.ReadOnly = api.APIRoutes(), mcpserver.InProcess{Handler: api.Handler()}, true
 		opts.Principal = &lodestone.Principal{Name: "local", Role: lodestone.RoleViewer}
 	}
 	srv, err := mcpserver.New(opts)
@@ -120,7 +120,7 @@ func (nopWriteCloser) Close() error { return nil }
 // /mcp request, and every call is recorded when the store keeps an audit log.
 func mountMCP(api *httpapi.Server, st lodestone.Store, log *slog.Logger) error {
 	audit, _ := st.(lodestone.AuditLog)
-	srv, err := mcpserver.New(mcpserver.Options{Routes: api.Routes(),
+	srv, err := mcpserver.New(mcpserver.Options{Routes: api.APIRoutes(),
 		Caller: mcpserver.InProcess{Handler: api.Handler()}, Audit: audit, Version: version, Logger: log})
 	if err != nil {
 		return err
