@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -496,5 +497,26 @@ func TestTotalsFollowTheFleet(t *testing.T) {
 	}
 	if page := e.get(c, "/ui/").body; !strings.Contains(page, `id="total-devices">2<`) {
 		t.Fatalf("the overview does not count the new devices:\n%s", page)
+	}
+}
+
+// TestConsoleIsNotInTheAPIDescription: the console's pages are mounted in the API's route table (for its
+// middleware) but are not API routes: /openapi.json describes neither them nor an empty path.
+func TestConsoleIsNotInTheAPIDescription(t *testing.T) {
+	e := newEnv(t, false)
+	r := e.get(e.client(), "/openapi.json")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /openapi.json: %d %s", r.status, r.body)
+	}
+	var doc struct {
+		Paths map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &doc); err != nil || len(doc.Paths) == 0 {
+		t.Fatalf("not an OpenAPI document: %v", err)
+	}
+	for p := range doc.Paths {
+		if p == "" || strings.HasPrefix(p, "/ui") {
+			t.Errorf("the API description has the path %q", p)
+		}
 	}
 }

@@ -83,11 +83,14 @@ type APIRoute struct {
 	RouteDoc
 }
 
-// APIRoutes returns every registered route with its metadata, in registration order. A route without an entry
+// APIRoutes returns every registered API route (not the console's pages) with its metadata, in registration order. A route without an entry
 // in routeDocs comes back with an empty Summary (the coverage test refuses that).
 func (s *Server) APIRoutes() []APIRoute {
 	out := make([]APIRoute, 0, len(s.table))
 	for _, r := range s.table {
+		if r.Access == AccessSession {
+			continue // the web console's pages: HTML for a browser, not part of the API
+		}
 		method, path, _ := strings.Cut(r.Pattern, " ")
 		d := routeDocs[r.Pattern]
 		d.Params = withPathParams(path, d.Params)
