@@ -128,7 +128,7 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 	s.writer = ingest.NewWriter(crash.NotifyingWriter{TelemetryWriter: db, S: s.symbolicator},
 		ingest.WriterConfig{Committers: db.committers(), Events: s.bus}, log)
 	u.add(s.writer.Close)
-	svc := ingest.NewService(s.writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
+	svc := ingest.NewService(s.writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow, Linker: db}, log)
 	otaSvc, campaigns, err := newOTA(cfg, db, s.bus, log)
 	if err != nil {
 		return nil, err
