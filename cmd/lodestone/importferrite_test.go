@@ -83,7 +83,7 @@ func TestImportFerriteCommand(t *testing.T) {
 		t.Fatalf("imported device %+v %v", d, err)
 	}
 	// Bad invocations say what is wrong.
-	if code, _, errs := runCmd(t, "import-ferrite", "--db", dst); code != 1 || !strings.Contains(errs, "exactly one") {
+	if code, _, errs := runCmd(t, "import-ferrite", "--db", dst); code != 2 || !strings.Contains(errs, "exactly one") {
 		t.Fatalf("no path: %d %s", code, errs)
 	}
 	if code, _, errs := runCmd(t, "import-ferrite", filepath.Join(t.TempDir(), "missing.db"), "--db", dst); code != 1 ||
