@@ -143,7 +143,7 @@ func (c *backupCmd) backup(ctx context.Context, cfg Config, file string, o backu
 	var in io.Reader = body
 	var bar *progressBar
 	if !asJSON {
-		bar = newProgressBar(c.stderr, "backup", size, bytesize)
+		bar = newProgressBar(c.stderr, "backup", size, true)
 		in = &progressReader{r: body, bar: bar}
 	}
 	n, err := io.Copy(tmp, in)

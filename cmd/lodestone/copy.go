@@ -115,7 +115,7 @@ func (c *copyCmd) copy(ctx context.Context, cfg Config, o copyOptions) error {
 			return
 		}
 		if bar == nil {
-			bar = newProgressBar(c.stderr, "records", p.Total, func(n int64) string { return fmt.Sprintf("%d rows", n) })
+			bar = newProgressBar(c.stderr, "records", p.Total, false)
 		}
 		bar.Set(p.Rows)
 	})
@@ -134,7 +134,7 @@ func (c *copyCmd) copy(ctx context.Context, cfg Config, o copyOptions) error {
 				return
 			}
 			if bbar == nil {
-				bbar = newProgressBar(c.stderr, "blobs", p.TotalBytes, bytesize)
+				bbar = newProgressBar(c.stderr, "blobs", p.TotalBytes, true)
 			}
 			bbar.Set(p.Bytes)
 		})

@@ -83,7 +83,7 @@ func (c *importFerriteCmd) importFerrite(ctx context.Context, cfg Config, path s
 			return
 		}
 		if bar == nil {
-			bar = newProgressBar(c.stderr, "rows", p.Total, func(n int64) string { return fmt.Sprintf("%d", n) })
+			bar = newProgressBar(c.stderr, "rows", p.Total, false)
 		}
 		bar.Set(p.Rows)
 	}})

@@ -108,6 +108,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 			if err != nil || len(rest) > 0 || target == nil {
 				return usageError{fmt.Errorf("unknown help topic %q", strings.Join(args, " "))}
 			}
+			target.InitDefaultHelpFlag() // as 'X --help' shows it, so both print the same
 			return target.Help()
 		},
 	})

@@ -82,7 +82,7 @@ func (c *symbolsCmd) upload(ctx context.Context, path, server, token, version st
 	var body io.Reader = f
 	var bar *progressBar
 	if !asJSON {
-		bar = newProgressBar(c.stderr, "upload", st.Size(), bytesize)
+		bar = newProgressBar(c.stderr, "upload", st.Size(), true)
 		body = &progressReader{r: f, bar: bar}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
