@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"io"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,5 +150,24 @@ func TestProgressBarQuietWithoutTerminal(t *testing.T) {
 	p.Done(100)
 	if b.Len() != 0 {
 		t.Fatalf("progress written to a non-terminal: %q", b.String())
+	}
+}
+
+// The log writes the address as --http gave it: 0.0.0.0:4000, not the [::]:4000 Go reports for it.
+func TestShownAddr(t *testing.T) {
+	for _, tc := range []struct {
+		configured string
+		bound      net.Addr
+		want       string
+	}{
+		{"0.0.0.0:4000", &net.TCPAddr{IP: net.IPv6unspecified, Port: 4000}, "0.0.0.0:4000"},
+		{":4000", &net.TCPAddr{IP: net.IPv6unspecified, Port: 4000}, ":4000"},
+		{"0.0.0.0:0", &net.TCPAddr{IP: net.IPv6unspecified, Port: 41234}, "0.0.0.0:41234"},
+		{"127.0.0.1:0", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, "127.0.0.1:5555"},
+		{"[::1]:4000", &net.TCPAddr{IP: net.IPv6loopback, Port: 4000}, "[::1]:4000"},
+	} {
+		if got := shownAddr(tc.configured, tc.bound); got != tc.want {
+			t.Errorf("shownAddr(%q, %v) = %q, want %q", tc.configured, tc.bound, got, tc.want)
+		}
 	}
 }
