@@ -60,7 +60,7 @@ func (c *auditCmd) spec() cmdSpec {
 			o := &auditOptions{}
 			o.server, o.token = remoteFlags(fs, c.getenv)
 			fs.BoolVar(&o.asJSON, "json", false, "print JSON instead of a table")
-			fs.IntVar(&o.f.Limit, "limit", 50, "show at most `n` entries, newest first (at most 1000); not with verify")
+			fs.IntVar(&o.f.Limit, "limit", 50, "show at most `n` entries, newest first (at most 1000)")
 			fs.StringVar(&o.f.Actor, "actor", "", "only this `actor` (user name, token:NAME, FUOTA login)")
 			fs.StringVar(&o.f.Action, "action", "", "only this `action`; a trailing .* matches a prefix (campaign.*)")
 			fs.StringVar(&o.f.Target, "target", "", "only this `target` id")
@@ -69,11 +69,22 @@ func (c *auditCmd) spec() cmdSpec {
 			fs.StringVar(&o.until, "until", "", "only older than this: a `duration` ago or a time")
 			fs.Int64Var(&o.f.BeforeID, "before", 0, "only entries older than entry `id` (the next page)")
 			return func(ctx context.Context, args []string) error {
+				verify := len(args) == 1
+				var filter string
+				fs.Visit(func(f *flag.Flag) {
+					switch f.Name {
+					case "limit", "actor", "action", "target", "target-kind", "since", "until", "before":
+						filter = f.Name
+					}
+				})
+				if verify && filter != "" {
+					return usageError{fmt.Errorf("audit verify checks the whole log: --%s does not apply", filter)}
+				}
 				cfg, err := db.config()
 				if err != nil {
 					return err
 				}
-				return c.audit(ctx, cfg, len(args) == 1, *o)
+				return c.audit(ctx, cfg, verify, *o)
 			}
 		}}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // runFunc runs a command with its positional arguments once its flags are parsed.
@@ -72,6 +73,17 @@ func newCommand(s cmdSpec) *cobra.Command {
 		Long:  strings.Trim(s.long, "\n"),
 		Args:  s.args,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// pflag set the values; record them as set in fs too, so a command can tell (fs.Visit) which
+			// flags were given. Setting a plain value twice changes nothing.
+			var err error
+			cmd.Flags().Visit(func(f *pflag.Flag) {
+				if fs.Lookup(f.Name) != nil && err == nil {
+					err = fs.Set(f.Name, f.Value.String())
+				}
+			})
+			if err != nil {
+				return usageError{err}
+			}
 			return run(cmd.Context(), args)
 		},
 		ValidArgs:             s.validArgs,

@@ -89,6 +89,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"symbols", "download", "x.elf"}, 2, `unknown action "download"`},
 		{[]string{"routes", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"serve", "--version"}, 2, "unknown flag: --version"},
+		{[]string{"audit", "verify", "--limit", "5"}, 2, "--limit does not apply"},
 	} {
 		code, _, errs := runArgs(t, tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.want) {
