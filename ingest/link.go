@@ -63,8 +63,8 @@ func (s *Service) link(ctx context.Context, batches []*lodestone.DeviceBatch) {
 				continue
 			}
 			if ok {
-				s.log.Info("ingest: device key linked to the device that reported it", "device", b.DeviceID,
-					"key", lodestone.DeviceKeyID(key), "placeholder_deleted", lodestone.DeviceKeyID(key))
+				s.log.Info("ingest: device key linked to the device that reported it; its placeholder is gone",
+					"device", b.DeviceID, "key", lodestone.DeviceKeyID(key))
 			}
 		}
 	}

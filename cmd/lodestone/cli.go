@@ -63,7 +63,7 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 	}
 }
 
-// newCommand builds the cobra command of s; ctx-free, so 'help' and completion can build every command cheaply.
+// newCommand builds the cobra command of s. Building opens nothing, so the whole tree is built for every run.
 func newCommand(s cmdSpec) *cobra.Command {
 	fs := flag.NewFlagSet(strings.Fields(s.use)[0], flag.ContinueOnError)
 	run := s.setup(fs)
@@ -86,10 +86,9 @@ func newCommand(s cmdSpec) *cobra.Command {
 			}
 			return run(cmd.Context(), args)
 		},
-		ValidArgs:             s.validArgs,
-		DisableFlagsInUseLine: false,
-		SilenceErrors:         true,
-		SilenceUsage:          true,
+		ValidArgs:     s.validArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
 	if s.args == nil {
 		cmd.Args = noArgs
