@@ -124,6 +124,12 @@ type DeviceRegistry interface {
 	// its ID. An existing device with the same device_id is merged: the earlier first contact, the later last
 	// contact (whose firmware and status win), and stored name, tags and key before imported ones.
 	ImportDevice(ctx context.Context, d *Device) error
+	// LinkDeviceKey makes key name the device deviceID when a post shows they are one device: deviceID reported
+	// a heartbeat carrying key. It happens only when deviceID holds no key yet and the key's holder is the
+	// placeholder a registration by key alone created (named DeviceKeyID(key)) that has never posted anything
+	// itself: the key, name, tags, provisioning, groups, device keys and OTA target move to deviceID and the
+	// placeholder is deleted. It reports whether it linked; anything else is left as it is.
+	LinkDeviceKey(ctx context.Context, deviceID string, key uint32) (bool, error)
 }
 
 // DeviceService reads devices.

@@ -23,6 +23,9 @@ type Config struct {
 	AddrWindow time.Duration
 	// MaxErrors caps the error strings in one response; the rest are counted.
 	MaxErrors int
+	// Linker, if set, links a heartbeat's device key to the DeviceInfo id that sent it (README "One device, one
+	// identity").
+	Linker KeyLinker
 }
 
 // Service ingests chunk streams.
@@ -31,6 +34,7 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	recent *recentDevices
+	linked linkSeen
 	now    func() time.Time
 	pool   sync.Pool
 
@@ -132,6 +136,7 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{ChunksReceived: res.ChunksReceived}, err
 		}
+		s.link(ctx, batches)
 		if p.cur != "" {
 			req.Conn.set(p.cur)
 			s.recent.set(req.RemoteAddr, p.cur, now)

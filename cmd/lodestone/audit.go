@@ -19,6 +19,8 @@ import (
 	"github.com/lodestone-fleet/lodestone/store/postgres"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
+
+	"github.com/spf13/cobra"
 )
 
 // auditCmd lists the audit log, or checks its hash chain (audit verify), from the local database or a server.
@@ -27,9 +29,7 @@ type auditCmd struct {
 	getenv         func(string) string
 }
 
-const auditUsage = `Usage: lodestone audit [verify] [flags]
-
-  audit         the newest operator actions (50 unless --limit): time, actor, action, target, client, channel
+const auditUsage = `  audit         the newest operator actions (50 unless --limit): time, actor, action, target, client, channel
   audit verify  check the hash chain of the whole log: every entry's hash against its content, each entry's link
                 to the one before, no gap, and the newest entry against the chain head. It names the oldest entry
                 found wrong and exits 1; 0 when the chain holds.
@@ -44,8 +44,6 @@ Examples:
   lodestone audit --action 'campaign.*' --json
   lodestone audit verify
   lodestone audit verify --server https://fleet.example.com --token $TOKEN
-
-Flags:
 `
 
 // auditSource is where the log is read: the local store or a server.
@@ -54,37 +52,57 @@ type auditSource interface {
 	AuditHead(ctx context.Context) (lodestone.AuditHead, error)
 }
 
+func (c *auditCmd) spec() cmdSpec {
+	return cmdSpec{use: "audit [verify]", short: "list the audit log of operator actions, or check its hash chain (audit verify)",
+		long: auditUsage, args: usageArgs(cobra.MaximumNArgs(1), cobra.OnlyValidArgs), validArgs: []string{"verify"},
+		setup: func(fs *flag.FlagSet) runFunc {
+			db := dbFlags(fs, c.getenv)
+			o := &auditOptions{}
+			o.server, o.token = remoteFlags(fs, c.getenv)
+			fs.BoolVar(&o.asJSON, "json", false, "print JSON instead of a table")
+			fs.IntVar(&o.f.Limit, "limit", 50, "show at most `n` entries, newest first (at most 1000)")
+			fs.StringVar(&o.f.Actor, "actor", "", "only this `actor` (user name, token:NAME, FUOTA login)")
+			fs.StringVar(&o.f.Action, "action", "", "only this `action`; a trailing .* matches a prefix (campaign.*)")
+			fs.StringVar(&o.f.Target, "target", "", "only this `target` id")
+			fs.StringVar(&o.f.TargetKind, "target-kind", "", "only targets of this `kind` (device, group, campaign, …)")
+			fs.StringVar(&o.since, "since", "", "only newer than this: a `duration` ago (24h) or a time")
+			fs.StringVar(&o.until, "until", "", "only older than this: a `duration` ago or a time")
+			fs.Int64Var(&o.f.BeforeID, "before", 0, "only entries older than entry `id` (the next page)")
+			return func(ctx context.Context, args []string) error {
+				verify := len(args) == 1
+				var filter string
+				fs.Visit(func(f *flag.Flag) {
+					switch f.Name {
+					case "limit", "actor", "action", "target", "target-kind", "since", "until", "before":
+						filter = f.Name
+					}
+				})
+				if verify && filter != "" {
+					return usageError{fmt.Errorf("audit verify checks the whole log: --%s does not apply", filter)}
+				}
+				cfg, err := db.config()
+				if err != nil {
+					return err
+				}
+				return c.audit(ctx, cfg, verify, *o)
+			}
+		}}
+}
+
 func (c *auditCmd) Run(ctx context.Context, args []string) error {
-	verify := len(args) > 0 && args[0] == "verify"
-	if verify {
-		args = args[1:]
-	}
-	var server, token *string
-	var asJSON bool
-	var f lodestone.AuditFilter
-	var since, until string
-	cfg, fs, err := dbConfig("audit", c.stderr, c.getenv, args, auditUsage, func(fs *flag.FlagSet) {
-		server, token = remoteFlags(fs, c.getenv)
-		fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-		if verify {
-			return
-		}
-		fs.IntVar(&f.Limit, "limit", 50, "show at most `n` entries, newest first (at most 1000)")
-		fs.StringVar(&f.Actor, "actor", "", "only this `actor` (user name, token:NAME, FUOTA login)")
-		fs.StringVar(&f.Action, "action", "", "only this `action`; a trailing .* matches a prefix (campaign.*)")
-		fs.StringVar(&f.Target, "target", "", "only this `target` id")
-		fs.StringVar(&f.TargetKind, "target-kind", "", "only targets of this `kind` (device, group, campaign, …)")
-		fs.StringVar(&since, "since", "", "only newer than this: a `duration` ago (24h) or a time")
-		fs.StringVar(&until, "until", "", "only older than this: a `duration` ago or a time")
-		fs.Int64Var(&f.BeforeID, "before", 0, "only entries older than entry `id` (the next page)")
-	})
-	if err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("audit: unexpected argument %q", fs.Arg(0))
-	}
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
+}
+
+type auditOptions struct {
+	server, token *string
+	asJSON        bool
+	f             lodestone.AuditFilter
+	since, until  string
+}
+
+func (c *auditCmd) audit(ctx context.Context, cfg Config, verify bool, o auditOptions) error {
+	server, token, asJSON, f, since, until := o.server, o.token, o.asJSON, o.f, o.since, o.until
+	var err error
 	now := time.Now()
 	if since != "" {
 		if f.Since, err = parseSince(since, now); err != nil {

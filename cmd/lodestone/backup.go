@@ -28,9 +28,7 @@ type backupCmd struct {
 	getenv         func(string) string
 }
 
-const backupUsage = `Usage: lodestone backup FILE [flags]
-
-Saves a consistent snapshot of the whole database to FILE, a SQLite file, while the server keeps running and
+const backupUsage = `Saves a consistent snapshot of the whole database to FILE, a SQLite file, while the server keeps running and
 ingesting: everything committed before the snapshot began is in it, nothing half-written.
 
   --server URL   download it from a running server (GET /admin/backup, admin role): --token, or
@@ -45,8 +43,6 @@ Blobs (firmware images, ELF files) are not in the database: back up the blob dir
 Examples:
   lodestone backup nightly.db --server https://fleet.example.com --token $TOKEN
   lodestone backup /backups/nightly.db --data-dir /srv/lodestone --json
-
-Flags:
 `
 
 // backupInfo is what a backup file holds, from reading it back.
@@ -59,19 +55,37 @@ type backupInfo struct {
 	Rows          map[string]int64 `json:"rows"`
 }
 
+func (c *backupCmd) spec() cmdSpec {
+	return cmdSpec{use: "backup FILE", short: "download a consistent snapshot of a server's database, or take one of the local database",
+		long: backupUsage, args: usageArgs(exactArgs("one FILE")), setup: func(fs *flag.FlagSet) runFunc {
+			db := dbFlags(fs, c.getenv)
+			o := &backupOptions{}
+			o.server, o.token = remoteFlags(fs, c.getenv)
+			fs.BoolVar(&o.asJSON, "json", false, "print a JSON summary instead of text (and no progress bar)")
+			fs.BoolVar(&o.force, "force", false, "replace FILE if it exists")
+			fs.DurationVar(&o.timeout, "timeout", 6*time.Hour, "give up after this long")
+			return func(ctx context.Context, args []string) error {
+				cfg, err := db.config()
+				if err != nil {
+					return err
+				}
+				return c.backup(ctx, cfg, args[0], *o)
+			}
+		}}
+}
+
 func (c *backupCmd) Run(ctx context.Context, args []string) error {
-	var server, token *string
-	var asJSON, force bool
-	var timeout time.Duration
-	file, cfg, err := fileAndConfig("backup", c.stderr, c.getenv, args, backupUsage, func(fs *flag.FlagSet) {
-		server, token = remoteFlags(fs, c.getenv)
-		fs.BoolVar(&asJSON, "json", false, "print a JSON summary instead of text (and no progress bar)")
-		fs.BoolVar(&force, "force", false, "replace FILE if it exists")
-		fs.DurationVar(&timeout, "timeout", 6*time.Hour, "give up after this long")
-	})
-	if err != nil {
-		return err
-	}
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
+}
+
+type backupOptions struct {
+	server, token *string
+	asJSON, force bool
+	timeout       time.Duration
+}
+
+func (c *backupCmd) backup(ctx context.Context, cfg Config, file string, o backupOptions) error {
+	server, token, asJSON, force, timeout := o.server, o.token, o.asJSON, o.force, o.timeout
 	if _, err := os.Stat(file); err == nil && !force {
 		return fmt.Errorf("backup: %s exists; choose another name or pass --force", file)
 	}
@@ -129,7 +143,7 @@ func (c *backupCmd) Run(ctx context.Context, args []string) error {
 	var in io.Reader = body
 	var bar *progressBar
 	if !asJSON {
-		bar = newProgressBar(c.stderr, "backup", size, bytesize)
+		bar = newProgressBar(c.stderr, "backup", size, true)
 		in = &progressReader{r: body, bar: bar}
 	}
 	n, err := io.Copy(tmp, in)
@@ -172,31 +186,6 @@ func (c *backupCmd) Run(ctx context.Context, args []string) error {
 		file, bytesize(n), info.SchemaVersion, info.Taken, info.Rows["devices"], info.Rows["faults"],
 		info.Rows["metrics"], info.Rows["reboots"])
 	return nil
-}
-
-// fileAndConfig parses a command that takes one FILE and the database flags, with flags before or after FILE.
-func fileAndConfig(name string, stderr io.Writer, getenv func(string) string, args []string, usage string,
-	extra func(*flag.FlagSet)) (string, Config, error) {
-	cfg, fs, err := dbConfig(name, stderr, getenv, args, usage, extra)
-	if err != nil || fs.NArg() == 0 {
-		if err == nil {
-			fs.Usage()
-			err = fmt.Errorf("%s: want a FILE", name)
-		}
-		return "", cfg, err
-	}
-	// Parse again without FILE, so that flags after it count and derived paths (--data-dir) are resolved.
-	at := len(args) - fs.NArg()
-	file := args[at]
-	rest := append(append([]string(nil), args[:at]...), args[at+1:]...)
-	if cfg, fs, err = dbConfig(name, stderr, getenv, rest, usage, extra); err != nil {
-		return "", cfg, err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return "", cfg, fmt.Errorf("%s: want exactly one FILE, got %q as well", name, fs.Arg(0))
-	}
-	return file, cfg, nil
 }
 
 // reportedTables are counted when a backup is checked.
@@ -260,9 +249,7 @@ type restoreCmd struct {
 	getenv         func(string) string
 }
 
-const restoreUsage = `Usage: lodestone restore FILE [flags]
-
-Puts the backup FILE (from 'lodestone backup' or GET /admin/backup) in place of the local SQLite database
+const restoreUsage = `Puts the backup FILE (from 'lodestone backup' or GET /admin/backup) in place of the local SQLite database
 (--db or --data-dir, as serve uses them). Stop the server first; restore refuses while another process has the
 database open. The current database, if any, is kept beside it as <db>.before-restore-<time>. The backup is
 checked first, and migrated to this build's schema if it is older. Then start the server again.
@@ -271,18 +258,28 @@ To restore into PostgreSQL instead: lodestone copy --from FILE --to postgres://â
 
 Examples:
   lodestone restore /backups/nightly.db --data-dir /srv/lodestone
-
-Flags:
 `
 
+func (c *restoreCmd) spec() cmdSpec {
+	return cmdSpec{use: "restore FILE", short: "put a backup in place of the local database (with the server stopped)",
+		long: restoreUsage, args: usageArgs(exactArgs("one FILE")), setup: func(fs *flag.FlagSet) runFunc {
+			db := dbFlags(fs, c.getenv)
+			asJSON := fs.Bool("json", false, "print a JSON summary instead of text")
+			return func(ctx context.Context, args []string) error {
+				cfg, err := db.config()
+				if err != nil {
+					return err
+				}
+				return c.restore(ctx, cfg, args[0], *asJSON)
+			}
+		}}
+}
+
 func (c *restoreCmd) Run(ctx context.Context, args []string) error {
-	var asJSON bool
-	file, cfg, err := fileAndConfig("restore", c.stderr, c.getenv, args, restoreUsage, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print a JSON summary instead of text")
-	})
-	if err != nil {
-		return err
-	}
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
+}
+
+func (c *restoreCmd) restore(ctx context.Context, cfg Config, file string, asJSON bool) error {
 	spec, err := parseDB(cfg.DB)
 	if err != nil {
 		return err

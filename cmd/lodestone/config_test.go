@@ -78,15 +78,15 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	var out strings.Builder
 	if code := run(t.Context(), []string{"help", "serve"}, &out, io.Discard, func(string) string { return "" }); code != 0 ||
-		!strings.Contains(out.String(), "INGEST_API_KEY") || !strings.Contains(out.String(), "-http") {
+		!strings.Contains(out.String(), "INGEST_API_KEY") || !strings.Contains(out.String(), "--http") {
 		t.Fatalf("help serve: %d\n%s", code, out.String())
 	}
 	out.Reset()
 	if code := run(t.Context(), []string{"version"}, &out, io.Discard, nil); code != 0 || !strings.HasPrefix(out.String(), "lodestone ") {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
-	if code := run(t.Context(), []string{"frobnicate"}, io.Discard, io.Discard, func(string) string { return "" }); code != 1 {
-		t.Fatalf("unknown command exit code %d", code)
+	if code := run(t.Context(), []string{"frobnicate"}, io.Discard, io.Discard, func(string) string { return "" }); code != 2 {
+		t.Fatalf("unknown command exit code %d, want 2 (a usage error)", code)
 	}
 }
 

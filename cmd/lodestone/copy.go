@@ -22,9 +22,7 @@ type copyCmd struct {
 	getenv         func(string) string
 }
 
-const copyUsage = `Usage: lodestone copy --to postgres://… [flags]
-
-Copies a whole lodestone instance, records and blobs, from its SQLite database to an empty
+const copyUsage = `Copies a whole lodestone instance, records and blobs, from its SQLite database to an empty
 PostgreSQL database, keeping every id, then counts the rows on both sides and fails if they
 differ. Stop the server first: the copy reads one snapshot, and rows written after it would
 be left behind. The PostgreSQL side is written in one transaction, so a failed copy leaves it
@@ -34,23 +32,40 @@ Examples:
   lodestone copy --to postgres://lodestone@db.internal:5432/lodestone
   lodestone copy --from sqlite:///srv/lodestone/lodestone.db --to postgres://… \
                  --to-blobs 's3://lodestone-blobs?endpoint=s3.internal:9000'
-
-Flags:
 `
 
+func (c *copyCmd) spec() cmdSpec {
+	return cmdSpec{use: "copy --to postgres://…", short: "move a whole instance from SQLite to PostgreSQL (and its blobs)",
+		long: copyUsage, setup: func(fs *flag.FlagSet) runFunc {
+			db := dbFlags(fs, c.getenv)
+			o := &copyOptions{}
+			fs.StringVar(&o.from, "from", "", "source SQLite `database`: a file or sqlite://path (default: --db, the one serve uses)")
+			fs.StringVar(&o.to, "to", "", "destination `postgres://…` URL of an empty database; it is migrated first")
+			fs.StringVar(&o.fromBlobs, "from-blobs", "", "source blob store `URL` (default: --blobs, the one serve uses, <data-dir>/blobs)")
+			fs.StringVar(&o.toBlobs, "to-blobs", "", "destination blob store `URL`: s3://bucket/prefix?endpoint=… or file:///path; unset leaves blobs where they are")
+			fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON instead of a table")
+			return func(ctx context.Context, _ []string) error {
+				cfg, err := db.config()
+				if err != nil {
+					return err
+				}
+				return c.copy(ctx, cfg, *o)
+			}
+		}}
+}
+
 func (c *copyCmd) Run(ctx context.Context, args []string) error {
-	var to, from, fromBlobs, toBlobs string
-	var asJSON bool
-	cfg, _, err := dbConfig("copy", c.stderr, c.getenv, args, copyUsage, func(fs *flag.FlagSet) {
-		fs.StringVar(&from, "from", "", "source SQLite `database`: a file or sqlite://path (default: --db, the one serve uses)")
-		fs.StringVar(&to, "to", "", "destination `postgres://…` URL of an empty database; it is migrated first")
-		fs.StringVar(&fromBlobs, "from-blobs", "", "source blob store `URL` (default: --blobs, the one serve uses, <data-dir>/blobs)")
-		fs.StringVar(&toBlobs, "to-blobs", "", "destination blob store `URL`: s3://bucket/prefix?endpoint=… or file:///path; unset leaves blobs where they are")
-		fs.BoolVar(&asJSON, "json", false, "print the result as JSON instead of a table")
-	})
-	if err != nil {
-		return err
-	}
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
+}
+
+type copyOptions struct {
+	to, from, fromBlobs, toBlobs string
+	asJSON                       bool
+}
+
+func (c *copyCmd) copy(ctx context.Context, cfg Config, o copyOptions) error {
+	to, from, fromBlobs, toBlobs, asJSON := o.to, o.from, o.fromBlobs, o.toBlobs, o.asJSON
+	var err error
 	if from == "" {
 		from = cfg.DB
 	}
@@ -100,7 +115,7 @@ func (c *copyCmd) Run(ctx context.Context, args []string) error {
 			return
 		}
 		if bar == nil {
-			bar = newProgressBar(c.stderr, "records", p.Total, func(n int64) string { return fmt.Sprintf("%d rows", n) })
+			bar = newProgressBar(c.stderr, "records", p.Total, false)
 		}
 		bar.Set(p.Rows)
 	})
@@ -119,7 +134,7 @@ func (c *copyCmd) Run(ctx context.Context, args []string) error {
 				return
 			}
 			if bbar == nil {
-				bbar = newProgressBar(c.stderr, "blobs", p.TotalBytes, bytesize)
+				bbar = newProgressBar(c.stderr, "blobs", p.TotalBytes, true)
 			}
 			bbar.Set(p.Bytes)
 		})

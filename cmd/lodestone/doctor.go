@@ -34,9 +34,7 @@ type doctorCmd struct {
 	colour *bool
 }
 
-const doctorUsage = `Usage: lodestone doctor [flags]
-
-Checks an installation in a fixed order and prints one line per check: ok, warn, error, or not_checked (could
+const doctorUsage = `Checks an installation in a fixed order and prints one line per check: ok, warn, error, or not_checked (could
 not run here; never a pass). Exits 1 only when a check is an error; warnings exit 0.
 
   (no --server)  check the local configuration (flags, environment, .env, as serve reads them), data
@@ -47,68 +45,63 @@ not run here; never a pass). Exits 1 only when a check is an error; warnings exi
 
 --json prints {"summary":{"overall","ok","warn","error","not_checked"},
                "checks":[{"name","status","message","details"}]}; every field is always present.
-
-Flags:
 `
 
-func (c *doctorCmd) Run(ctx context.Context, args []string) error {
-	cfg := defaultConfig()
-	wd, _ := os.Getwd()
-	var findings []doctor.Finding
-	if err := loadEnv(&cfg, c.getenv, wd); err != nil {
-		findings = append(findings, doctor.Finding{Setting: "environment", Problem: err.Error(), Error: true})
-	}
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	cfg.registerFlags(fs)
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	server, token := remoteFlags(fs, c.getenv)
-	user := fs.String("user", c.getenv("BASIC_AUTH_USER"), "admin `user` for --server (env BASIC_AUTH_USER)")
-	pass := fs.String("password", c.getenv("BASIC_AUTH_PASS"), "admin `password` for --server (env BASIC_AUTH_PASS)")
-	fs.Usage = func() {
-		fmt.Fprint(c.stderr, doctorUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("doctor: unexpected argument %q", fs.Arg(0))
-	}
-	var rep doctor.Report
-	if *server != "" {
-		r := newRemote(*server, *token, c.getenv, time.Minute)
-		if *user != "" {
-			r.user = *user
-		}
-		r.pass = *pass
-		if err := r.getJSON(ctx, "/admin/doctor", &rep); err != nil {
-			return fmt.Errorf("doctor: %w", err)
-		}
-	} else {
-		if err := cfg.resolve(); err != nil {
-			findings = append(findings, doctor.Finding{Setting: "configuration", Problem: err.Error(), Error: true})
-			if cfg.DB == "" {
-				cfg.DB = filepath.Join(cfg.DataDir, "lodestone.db")
+func (c *doctorCmd) spec() cmdSpec {
+	return cmdSpec{use: "doctor", short: "check an installation (configuration, database, disk, blobs, certificates, backups); --json",
+		long: doctorUsage, setup: func(fs *flag.FlagSet) runFunc {
+			cfg := defaultConfig()
+			wd, _ := os.Getwd()
+			var findings []doctor.Finding
+			if err := loadEnv(&cfg, c.getenv, wd); err != nil {
+				findings = append(findings, doctor.Finding{Setting: "environment", Problem: err.Error(), Error: true})
 			}
-		}
-		d, done := localDoctorDeps(ctx, cfg, findings)
-		defer done()
-		rep = doctor.Run(ctx, doctor.Checks(d))
-	}
-	var err error
-	if *asJSON {
-		err = doctor.WriteJSON(c.stdout, rep)
-	} else {
-		err = doctor.WriteText(c.stdout, rep, c.useColour())
-	}
-	if err != nil {
-		return err
-	}
-	if rep.Failed() {
-		return fmt.Errorf("doctor: %d check(s) failed", rep.Summary.Error)
-	}
-	return nil
+			cfg.registerFlags(fs)
+			asJSON := fs.Bool("json", false, "print the report as JSON")
+			server, token := remoteFlags(fs, c.getenv)
+			user := fs.String("user", c.getenv("BASIC_AUTH_USER"), "admin `user` for --server (env BASIC_AUTH_USER)")
+			pass := fs.String("password", c.getenv("BASIC_AUTH_PASS"), "admin `password` for --server (env BASIC_AUTH_PASS)")
+			return func(ctx context.Context, _ []string) error {
+				var rep doctor.Report
+				if *server != "" {
+					r := newRemote(*server, *token, c.getenv, time.Minute)
+					if *user != "" {
+						r.user = *user
+					}
+					r.pass = *pass
+					if err := r.getJSON(ctx, "/admin/doctor", &rep); err != nil {
+						return fmt.Errorf("doctor: %w", err)
+					}
+				} else {
+					if err := cfg.resolve(); err != nil {
+						findings = append(findings, doctor.Finding{Setting: "configuration", Problem: err.Error(), Error: true})
+						if cfg.DB == "" {
+							cfg.DB = filepath.Join(cfg.DataDir, "lodestone.db")
+						}
+					}
+					d, done := localDoctorDeps(ctx, cfg, findings)
+					defer done()
+					rep = doctor.Run(ctx, doctor.Checks(d))
+				}
+				var err error
+				if *asJSON {
+					err = doctor.WriteJSON(c.stdout, rep)
+				} else {
+					err = doctor.WriteText(c.stdout, rep, c.useColour())
+				}
+				if err != nil {
+					return err
+				}
+				if rep.Failed() {
+					return fmt.Errorf("doctor: %d check(s) failed", rep.Summary.Error)
+				}
+				return nil
+			}
+		}}
+}
+
+func (c *doctorCmd) Run(ctx context.Context, args []string) error {
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
 }
 
 func (c *doctorCmd) useColour() bool {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/lodestone-fleet/lodestone/ferritedb"
@@ -21,9 +20,7 @@ type importFerriteCmd struct {
 	getenv         func(string) string
 }
 
-const importFerriteUsage = `Usage: lodestone import-ferrite PATH/ferrite.db [flags]
-
-Imports a ferrite-server SQLite database into lodestone's store (the --db that serve uses,
+const importFerriteUsage = `Imports a ferrite-server SQLite database into lodestone's store (the --db that serve uses,
 SQLite or PostgreSQL): devices with their device keys, names, tags and status; groups and
 memberships; faults, metrics and reboots with their original times; OTA targets. The ferrite
 file is only read. Devices lodestone knows already are merged (the later contact wins; names,
@@ -37,28 +34,29 @@ would duplicate telemetry. Stop ferrite-server first, or import a copy of its da
 Examples:
   lodestone import-ferrite /srv/ferrite/ferrite.db
   lodestone import-ferrite ferrite.db --db postgres://lodestone@db.internal/lodestone --json
-
-Flags:
 `
 
+func (c *importFerriteCmd) spec() cmdSpec {
+	return cmdSpec{use: "import-ferrite PATH/ferrite.db", short: "import a ferrite-server database (devices, groups, history)",
+		long: importFerriteUsage, args: usageArgs(exactArgs("one ferrite database file")), setup: func(fs *flag.FlagSet) runFunc {
+			db := dbFlags(fs, c.getenv)
+			asJSON := fs.Bool("json", false, "print the summary as JSON, without progress")
+			force := fs.Bool("force", false, "import even though the store records an earlier import")
+			return func(ctx context.Context, args []string) error {
+				cfg, err := db.config()
+				if err != nil {
+					return err
+				}
+				return c.importFerrite(ctx, cfg, args[0], *asJSON, *force)
+			}
+		}}
+}
+
 func (c *importFerriteCmd) Run(ctx context.Context, args []string) error {
-	// The path comes first, flags may follow it.
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		args = append(append([]string{}, args[1:]...), args[0])
-	}
-	var asJSON, force bool
-	cfg, fs, err := dbConfig("import-ferrite", c.stderr, c.getenv, args, importFerriteUsage, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print the summary as JSON, without progress")
-		fs.BoolVar(&force, "force", false, "import even though the store records an earlier import")
-	})
-	if err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return fmt.Errorf("import-ferrite: want exactly one ferrite database file, got %d arguments", fs.NArg())
-	}
-	path := fs.Arg(0)
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
+}
+
+func (c *importFerriteCmd) importFerrite(ctx context.Context, cfg Config, path string, asJSON, force bool) error {
 	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
 		return fmt.Errorf("import-ferrite: %s is not a readable file", path)
 	}
@@ -85,7 +83,7 @@ func (c *importFerriteCmd) Run(ctx context.Context, args []string) error {
 			return
 		}
 		if bar == nil {
-			bar = newProgressBar(c.stderr, "rows", p.Total, func(n int64) string { return fmt.Sprintf("%d", n) })
+			bar = newProgressBar(c.stderr, "rows", p.Total, false)
 		}
 		bar.Set(p.Rows)
 	}})

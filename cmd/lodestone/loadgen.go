@@ -26,29 +26,7 @@ type loadgenCmd struct {
 	stdout, stderr io.Writer
 }
 
-func (c *loadgenCmd) Run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	var (
-		url         = fs.String("url", "", "ingest `URL` of a running server, or several separated by commas (replicas share the clients); empty starts one in this process on a temporary database")
-		apiKey      = fs.String("api-key", "", "X-API-Key to send")
-		devices     = fs.Int("devices", 1000, "simulated `devices`")
-		perRequest  = fs.Int("per-request", 8, "sessions per request: 1 is a device posting directly, more is a gateway batch")
-		metrics     = fs.Int("metrics", 6, "metric samples per session")
-		rebootRate  = fs.Float64("reboot-rate", 0.1, "share of sessions reporting a reboot")
-		faultRate   = fs.Float64("fault-rate", 0.02, "share of sessions carrying a fault record")
-		concurrency = fs.Int("concurrency", 32, "concurrent HTTP clients (gateways or devices posting at once)")
-		duration    = fs.Duration("duration", 10*time.Second, "how long to send")
-		rawDuration = fs.Duration("raw-duration", 5*time.Second, "how long to measure the raw store ceiling; 0 skips it")
-		bodies      = fs.Int("bodies", 2048, "distinct request bodies to cycle through")
-		syncMode    = fs.String("sqlite-sync", "full", "SQLite synchronous mode for the in-process server and the raw store")
-		asJSON      = fs.Bool("json", false, "print the reports as JSON")
-		cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (in-process server included)")
-	)
-	fs.Usage = func() {
-		fmt.Fprint(c.stderr, `Usage: lodestone loadgen [flags]
-
-Simulates a fleet posting ferrite sessions (DeviceInfo, RebootReason, FaultRecord, Metrics,
+const loadgenUsage = `Simulates a fleet posting ferrite sessions (DeviceInfo, RebootReason, FaultRecord, Metrics,
 Heartbeat) to POST /ingest/chunks over keep-alive connections and reports chunks/s and
 latency percentiles. In the same run it writes the same records straight into a fresh
 SQLite store (no HTTP) to show the storage ceiling.
@@ -58,62 +36,83 @@ Examples:
   lodestone loadgen --url http://127.0.0.1:4000/ingest/chunks --duration 30s
   lodestone loadgen --per-request 1 --concurrency 64  # devices posting directly
 
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *devices <= 0 || *perRequest <= 0 || *metrics < 0 || *bodies <= 0 {
-		return fmt.Errorf("--devices, --per-request and --bodies must be positive")
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	fleet := loadgen.Fleet{Devices: *devices, PerRequest: *perRequest, MetricsPerSession: *metrics,
-		RebootRate: *rebootRate, FaultRate: *faultRate, Seed: 1}
-	bs := fleet.Bodies(*bodies)
+`
 
-	tmp, err := os.MkdirTemp("", "lodestone-loadgen-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
+func (c *loadgenCmd) spec() cmdSpec {
+	return cmdSpec{use: "loadgen", short: "measure ingest throughput: simulated devices posting sessions over HTTP",
+		long: loadgenUsage, setup: func(fs *flag.FlagSet) runFunc {
+			var (
+				url         = fs.String("url", "", "ingest `URL` of a running server, or several separated by commas (replicas share the clients); empty starts one in this process on a temporary database")
+				apiKey      = fs.String("api-key", "", "X-API-Key to send")
+				devices     = fs.Int("devices", 1000, "simulated `devices`")
+				perRequest  = fs.Int("per-request", 8, "sessions per request: 1 is a device posting directly, more is a gateway batch")
+				metrics     = fs.Int("metrics", 6, "metric samples per session")
+				rebootRate  = fs.Float64("reboot-rate", 0.1, "share of sessions reporting a reboot")
+				faultRate   = fs.Float64("fault-rate", 0.02, "share of sessions carrying a fault record")
+				concurrency = fs.Int("concurrency", 32, "concurrent HTTP clients (gateways or devices posting at once)")
+				duration    = fs.Duration("duration", 10*time.Second, "how long to send")
+				rawDuration = fs.Duration("raw-duration", 5*time.Second, "how long to measure the raw store ceiling; 0 skips it")
+				bodies      = fs.Int("bodies", 2048, "distinct request bodies to cycle through")
+				syncMode    = fs.String("sqlite-sync", "full", "SQLite synchronous mode for the in-process server and the raw store")
+				asJSON      = fs.Bool("json", false, "print the reports as JSON")
+				cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (in-process server included)")
+			)
+			return func(ctx context.Context, _ []string) error {
+				if *devices <= 0 || *perRequest <= 0 || *metrics < 0 || *bodies <= 0 {
+					return fmt.Errorf("--devices, --per-request and --bodies must be positive")
+				}
+				if *cpuProfile != "" {
+					f, err := os.Create(*cpuProfile)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					if err := pprof.StartCPUProfile(f); err != nil {
+						return err
+					}
+					defer pprof.StopCPUProfile()
+				}
+				fleet := loadgen.Fleet{Devices: *devices, PerRequest: *perRequest, MetricsPerSession: *metrics,
+					RebootRate: *rebootRate, FaultRate: *faultRate, Seed: 1}
+				bs := fleet.Bodies(*bodies)
 
-	target := *url
-	if target == "" {
-		addr, stop, err := c.startServer(ctx, filepath.Join(tmp, "server"), *syncMode)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		target = "http://" + addr + "/ingest/chunks"
-	}
-	var reports []loadgen.Report
-	e2e, err := loadgen.HTTP(ctx, strings.Split(target, ","), *apiKey, bs, *concurrency, *duration, 0)
-	reports = append(reports, e2e)
-	if err != nil {
-		c.print(reports, *asJSON)
-		return err
-	}
-	if *rawDuration > 0 {
-		raw, err := c.raw(ctx, filepath.Join(tmp, "raw.db"), *syncMode, bs, *rawDuration)
-		if err != nil {
-			return err
-		}
-		reports = append(reports, raw)
-	}
-	c.print(reports, *asJSON)
-	return nil
+				tmp, err := os.MkdirTemp("", "lodestone-loadgen-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+
+				target := *url
+				if target == "" {
+					addr, stop, err := c.startServer(ctx, filepath.Join(tmp, "server"), *syncMode)
+					if err != nil {
+						return err
+					}
+					defer stop()
+					target = "http://" + addr + "/ingest/chunks"
+				}
+				var reports []loadgen.Report
+				e2e, err := loadgen.HTTP(ctx, strings.Split(target, ","), *apiKey, bs, *concurrency, *duration, 0)
+				reports = append(reports, e2e)
+				if err != nil {
+					c.print(reports, *asJSON)
+					return err
+				}
+				if *rawDuration > 0 {
+					raw, err := c.raw(ctx, filepath.Join(tmp, "raw.db"), *syncMode, bs, *rawDuration)
+					if err != nil {
+						return err
+					}
+					reports = append(reports, raw)
+				}
+				c.print(reports, *asJSON)
+				return nil
+			}
+		}}
+}
+
+func (c *loadgenCmd) Run(ctx context.Context, args []string) error {
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
 }
 
 // startServer runs serve in this process on a loopback port and returns its address.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/otlp"
+
+	"github.com/spf13/cobra"
 )
 
 // logsCmd works on the stored OTLP log records.
@@ -18,9 +20,7 @@ type logsCmd struct {
 	getenv         func(string) string
 }
 
-const logsUsage = `Usage: lodestone logs export --dir DIR [flags]
-
-  export   write the stored log records as detritus writes them: DIR/logs/<project>/<install_id>/YYYY-MM-DD.ndjson,
+const logsUsage = `  export   write the stored log records as detritus writes them: DIR/logs/<project>/<install_id>/YYYY-MM-DD.ndjson,
            one JSON line per record in arrival order, the day being the UTC day the record was received
 
 --since and --until (a date YYYY-MM-DD or an RFC 3339 time) select whole UTC days by receive time, until
@@ -31,28 +31,37 @@ a live server.
 Examples:
   lodestone logs export --dir ./detritus-data
   lodestone logs export --dir /srv/export --project regicide --since 2026-05-01 --until 2026-06-01
-
-Flags:
 `
 
+func (c *logsCmd) spec() cmdSpec {
+	return cmdSpec{use: "logs export --dir DIR", short: "export stored OTLP log records in detritus' daily NDJSON files",
+		long: logsUsage, args: usageArgs(exactArgs("export"), cobra.OnlyValidArgs), validArgs: []string{"export"},
+		setup: func(fs *flag.FlagSet) runFunc {
+			db := dbFlags(fs, c.getenv)
+			o := &logsOptions{}
+			fs.StringVar(&o.dir, "dir", "", "`directory` to write logs/<project>/<install_id>/<day>.ndjson under (created)")
+			fs.StringVar(&o.project, "project", "", "export only this `project`")
+			fs.StringVar(&o.since, "since", "", "first UTC `day` to export (YYYY-MM-DD or RFC 3339)")
+			fs.StringVar(&o.until, "until", "", "UTC `day` to stop before (YYYY-MM-DD or RFC 3339)")
+			return func(ctx context.Context, _ []string) error {
+				cfg, err := db.config()
+				if err != nil {
+					return err
+				}
+				return c.export(ctx, cfg, *o)
+			}
+		}}
+}
+
 func (c *logsCmd) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "export" {
-		fmt.Fprint(c.stderr, logsUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("logs: want 'export --dir DIR'")
-	}
-	var dir, project, since, until string
-	cfg, _, err := dbConfig("logs export", c.stderr, c.getenv, args[1:], logsUsage, func(fs *flag.FlagSet) {
-		fs.StringVar(&dir, "dir", "", "`directory` to write logs/<project>/<install_id>/<day>.ndjson under (created)")
-		fs.StringVar(&project, "project", "", "export only this `project`")
-		fs.StringVar(&since, "since", "", "first UTC `day` to export (YYYY-MM-DD or RFC 3339)")
-		fs.StringVar(&until, "until", "", "UTC `day` to stop before (YYYY-MM-DD or RFC 3339)")
-	})
-	if err != nil {
-		return err
-	}
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
+}
+
+type logsOptions struct{ dir, project, since, until string }
+
+func (c *logsCmd) export(ctx context.Context, cfg Config, lo logsOptions) error {
+	dir, project, since, until := lo.dir, lo.project, lo.since, lo.until
+	var err error
 	if dir == "" {
 		return fmt.Errorf("logs export: --dir is required")
 	}

@@ -10,7 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func main() {
@@ -19,150 +23,110 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
 
-// command is one subcommand.
+// command is one subcommand; tests call Run with the arguments after the command name.
 type command interface {
 	Run(ctx context.Context, args []string) error
 }
 
-const usage = `lodestone — telemetry, crashes and firmware updates for fleets of embedded devices.
-
-Usage:
-  lodestone [flags] [command] [command flags]
-
-Commands:
-  serve     run the server (the default)
-  loadgen   measure ingest throughput: simulated devices posting sessions over HTTP
-  migrate   show or apply database schema migrations (status, up)
-  copy      move a whole instance from SQLite to PostgreSQL (and its blobs)
-  symbols   upload firmware ELF files for crash symbolication
-  logs      export stored OTLP log records in detritus' daily NDJSON files
-  report    devices with their record counts (faults, metrics: the latest of each), as a table or JSON
-  backup    download a consistent snapshot of a server's database, or take one of the local database
-  restore   put a backup in place of the local database (with the server stopped)
-  mcp       MCP tools for AI agents over stdio: a server's API (--server, --token) or the local data, read-only
-  doctor    check an installation (configuration, database, disk, blobs, certificates, backups); --json
-  audit     list the audit log of operator actions, or check its hash chain (audit verify)
-  routes    list the HTTP routes with their access and summary; --json
-  import-ferrite  import a ferrite-server database (devices, groups, history)
-  version   print the version
-  help      show this help, or 'lodestone help COMMAND'
+const rootLong = `lodestone — telemetry, crashes and firmware updates for fleets of embedded devices.
 
 Start on a fresh machine with no setup (embedded SQLite under ./lodestone-data):
   lodestone
 
-Configuration comes from flags, then environment variables, then a .env file, then defaults.
-Run 'lodestone help serve' for every setting.
-`
+'lodestone' with no command, or with serve's flags before the command as ferrite-server takes them
+('lodestone --db x serve'), runs serve. Configuration comes from flags, then environment variables, then a .env
+file, then defaults: run 'lodestone help serve' for every setting.`
+
+// commands lists every subcommand, in the order 'lodestone help' shows them.
+func commands(stdout, stderr io.Writer, getenv func(string) string) []cmdSpec {
+	return []cmdSpec{
+		(&serveCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&loadgenCmd{stdout: stdout, stderr: stderr}).spec(),
+		(&migrateCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&copyCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&symbolsCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&logsCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&reportCmd{kind: "report", stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&reportCmd{kind: "faults", stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&reportCmd{kind: "metrics", stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&backupCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&restoreCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&importFerriteCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&doctorCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&mcpCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&auditCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		(&routesCmd{stdout: stdout, stderr: stderr, getenv: getenv}).spec(),
+		{use: "version", short: "print the version", setup: func(*flag.FlagSet) runFunc {
+			return func(context.Context, []string) error {
+				_, err := fmt.Fprintln(stdout, "lodestone", version)
+				return err
+			}
+		}},
+	}
+}
+
+// newRoot builds the command tree: cobra gives every command the same help, --version, completion and
+// usage errors.
+func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	specs := commands(stdout, stderr, getenv)
+	// The root is serve as well (ferrite: plain 'lodestone' and 'lodestone --db x serve'); its flags are serve's,
+	// hidden from the command list's help.
+	serve := specs[0]
+	serve.use, serve.footer = "lodestone", ""
+	root := newCommand(serve)
+	root.Short = "telemetry, crashes and firmware updates for fleets of embedded devices"
+	root.Long = rootLong
+	root.Version = version
+	root.SetVersionTemplate("lodestone {{.Version}}\n")
+	root.CompletionOptions.HiddenDefaultCmd = false
+	root.Flags().VisitAll(func(f *pflag.Flag) { f.Hidden = true })
+	root.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q", args[0])
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
+		}
+		return usageError{errors.New(msg)}
+	}
+	for _, s := range specs {
+		root.AddCommand(newCommand(s))
+	}
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "show the help of lodestone or of a command",
+		ValidArgsFunction: func(c *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			var names []cobra.Completion
+			for _, sub := range c.Root().Commands() {
+				names = append(names, sub.Name())
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 || target == nil {
+				return usageError{fmt.Errorf("unknown help topic %q", strings.Join(args, " "))}
+			}
+			target.InitDefaultHelpFlag() // as 'X --help' shows it, so both print the same
+			return target.Help()
+		},
+	})
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	return root
+}
 
 // run is main without the process: tests call it directly.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	cmd, rest := "serve", args
-	if len(args) > 0 && isCommand(args[0]) {
-		cmd, rest = args[0], args[1:]
+	if getenv == nil {
+		getenv = func(string) string { return "" }
 	}
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		fmt.Fprint(stdout, usage) // plain "lodestone -h": the commands, not only serve's flags
-		return 0
-	}
-	// ferrite-server takes its options before the subcommand ("--db x serve"); serve accepts that order itself.
-	var c command
-	switch cmd {
-	case "serve":
-		c = &serveCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "loadgen":
-		c = &loadgenCmd{stdout: stdout, stderr: stderr}
-	case "migrate":
-		c = &migrateCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "copy":
-		c = &copyCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "symbols":
-		c = &symbolsCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "logs":
-		c = &logsCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "report", "faults", "metrics":
-		c = &reportCmd{kind: cmd, stdout: stdout, stderr: stderr, getenv: getenv}
-	case "backup":
-		c = &backupCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "restore":
-		c = &restoreCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "import-ferrite":
-		c = &importFerriteCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "doctor":
-		c = &doctorCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "mcp":
-		c = &mcpCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "audit":
-		c = &auditCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "routes":
-		c = &routesCmd{stdout: stdout, stderr: stderr, getenv: getenv}
-	case "version":
-		fmt.Fprintln(stdout, "lodestone", version)
-		return 0
-	case "help":
-		return help(rest, stdout, getenv)
-	}
-	if err := c.Run(ctx, rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "lodestone:", err)
-		return 1
-	}
-	return 0
+	root := newRoot(stdout, stderr, getenv)
+	root.SetArgs(doubleDashes(args, root))
+	cmd, err := root.ExecuteContextC(ctx)
+	return exitCode(err, stderr, cmd)
 }
 
 var version = "dev"
-
-func isCommand(s string) bool {
-	switch s {
-	case "serve", "loadgen", "migrate", "copy", "symbols", "logs", "version", "help",
-		"report", "faults", "metrics", "backup", "restore", "import-ferrite", "doctor", "mcp", "audit", "routes":
-		return true
-	}
-	return false
-}
-
-func help(args []string, stdout io.Writer, getenv func(string) string) int {
-	if len(args) == 0 {
-		fmt.Fprint(stdout, usage)
-		return 0
-	}
-	switch args[0] {
-	case "serve":
-		c := &serveCmd{stdout: stdout, stderr: stdout, getenv: getenv}
-		c.Run(context.Background(), []string{"-h"})
-	case "loadgen":
-		c := &loadgenCmd{stdout: stdout, stderr: stdout}
-		c.Run(context.Background(), []string{"-h"})
-	case "migrate":
-		fmt.Fprint(stdout, migrateUsage)
-	case "copy":
-		c := &copyCmd{stdout: stdout, stderr: stdout, getenv: getenv}
-		c.Run(context.Background(), []string{"-h"})
-	case "symbols":
-		fmt.Fprint(stdout, symbolsUsage)
-	case "logs":
-		fmt.Fprint(stdout, logsUsage)
-	case "report", "faults", "metrics":
-		fmt.Fprint(stdout, reportUsage)
-	case "mcp":
-		fmt.Fprint(stdout, mcpUsage)
-	case "backup":
-		fmt.Fprint(stdout, backupUsage)
-	case "restore":
-		fmt.Fprint(stdout, restoreUsage)
-	case "doctor":
-		fmt.Fprint(stdout, doctorUsage)
-	case "audit":
-		fmt.Fprint(stdout, auditUsage)
-	case "routes":
-		fmt.Fprint(stdout, routesUsage)
-	case "import-ferrite":
-		c := &importFerriteCmd{stdout: stdout, stderr: stdout, getenv: getenv}
-		c.Run(context.Background(), []string{"-h"})
-	default:
-		fmt.Fprintf(stdout, "unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
-	return 0
-}

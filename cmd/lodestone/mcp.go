@@ -25,9 +25,7 @@ type mcpCmd struct {
 	getenv         func(string) string
 }
 
-const mcpUsage = `Usage: lodestone mcp [flags]
-
-Serves the Model Context Protocol over stdin/stdout, for AI agents (Claude Desktop, Claude Code, IDEs) that start
+const mcpUsage = `Serves the Model Context Protocol over stdin/stdout, for AI agents (Claude Desktop, Claude Code, IDEs) that start
 it as a local MCP server. Its tools read the fleet (summary, devices, telemetry, crash issues with symbolicated
 backtraces, campaigns, logs) and, for a provisioner or admin token, prepare writes (resolve a crash issue, set a
 firmware target, pause a campaign) that happen only after a confirm call with a single-use token.
@@ -41,22 +39,28 @@ A running server also serves the same tools over streamable HTTP at POST /mcp.
 Examples:
   lodestone mcp --server https://fleet.example.com --token $LODESTONE_TOKEN
   lodestone mcp --data-dir /var/lib/lodestone
-
-Flags:
 `
 
+func (c *mcpCmd) spec() cmdSpec {
+	return cmdSpec{use: "mcp", short: "MCP tools for AI agents over stdio: a server's API (--server, --token) or the local data, read-only",
+		long: mcpUsage, setup: func(fs *flag.FlagSet) runFunc {
+			db := dbFlags(fs, c.getenv)
+			server, token := remoteFlags(fs, c.getenv)
+			return func(ctx context.Context, _ []string) error {
+				cfg, err := db.config()
+				if err != nil {
+					return err
+				}
+				return c.serveMCP(ctx, cfg, server, token)
+			}
+		}}
+}
+
 func (c *mcpCmd) Run(ctx context.Context, args []string) error {
-	var server, token *string
-	cfg, fs, err := dbConfig("mcp", c.stderr, c.getenv, args, mcpUsage, func(fs *flag.FlagSet) {
-		server, token = remoteFlags(fs, c.getenv)
-	})
-	if err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("mcp: unexpected argument %q", fs.Arg(0))
-	}
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
+}
+
+func (c *mcpCmd) serveMCP(ctx context.Context, cfg Config, server, token *string) error {
 	// stdout carries the protocol: logs go to stderr only.
 	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	opts := mcpserver.Options{Version: version, Logger: log}

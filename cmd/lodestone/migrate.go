@@ -8,6 +8,8 @@ import (
 	"os"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/lodestone-fleet/lodestone/store/postgres"
 	"github.com/lodestone-fleet/lodestone/store/schema"
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
@@ -20,9 +22,7 @@ type migrateCmd struct {
 	getenv         func(string) string
 }
 
-const migrateUsage = `Usage: lodestone migrate status|up [flags]
-
-  status   show the database's schema version and the migrations this binary would apply
+const migrateUsage = `  status   show the database's schema version and the migrations this binary would apply
   up       apply every pending migration (serve also does this when it starts)
 
 The database is the one serve would use: --db, else LODESTONE_DB, else <data-dir>/lodestone.db.
@@ -31,52 +31,55 @@ Replicas that start at the same time take turns, so each migration runs once.
 Examples:
   lodestone migrate status
   lodestone migrate up --db postgres://lodestone@db.internal:5432/lodestone
-
-Flags:
 `
 
-// dbConfig resolves --db and --data-dir the way serve does: defaults < .env < environment < flags.
-func dbConfig(name string, stderr io.Writer, getenv func(string) string, args []string, usage string,
-	extra func(*flag.FlagSet)) (Config, *flag.FlagSet, error) {
-	cfg := defaultConfig()
+// dbFlags registers --data-dir and --db on fs over the environment's configuration: defaults < .env <
+// environment < flags, as serve resolves them.
+func dbFlags(fs *flag.FlagSet, getenv func(string) string) *dbSettings {
+	d := &dbSettings{cfg: defaultConfig()}
 	wd, _ := os.Getwd()
-	if err := loadEnv(&cfg, getenv, wd); err != nil {
-		return cfg, nil, err
+	d.envErr = loadEnv(&d.cfg, getenv, wd)
+	fs.StringVar(&d.cfg.DataDir, "data-dir", d.cfg.DataDir, "`directory` holding lodestone.db (env LODESTONE_DATA_DIR)")
+	fs.StringVar(&d.cfg.DB, "db", d.cfg.DB, "database: a SQLite `file`, sqlite://path or postgres://… (env LODESTONE_DB)")
+	return d
+}
+
+// dbSettings is the configuration dbFlags fills in.
+type dbSettings struct {
+	cfg    Config
+	envErr error
+}
+
+// config resolves the configuration once the flags are parsed.
+func (d *dbSettings) config() (Config, error) {
+	if d.envErr != nil {
+		return d.cfg, d.envErr
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` holding lodestone.db (env LODESTONE_DATA_DIR)")
-	fs.StringVar(&cfg.DB, "db", cfg.DB, "database: a SQLite `file`, sqlite://path or postgres://… (env LODESTONE_DB)")
-	if extra != nil {
-		extra(fs)
-	}
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return cfg, fs, err
-	}
-	return cfg, fs, cfg.resolve()
+	return d.cfg, d.cfg.resolve()
+}
+
+func (c *migrateCmd) spec() cmdSpec {
+	return cmdSpec{use: "migrate status|up", short: "show or apply database schema migrations (status, up)",
+		long: migrateUsage, args: usageArgs(exactArgs("status or up"), cobra.OnlyValidArgs),
+		validArgs: []string{"status", "up"},
+		setup: func(fs *flag.FlagSet) runFunc {
+			db := dbFlags(fs, c.getenv)
+			asJSON := fs.Bool("json", false, "print the status as JSON")
+			return func(ctx context.Context, args []string) error {
+				cfg, err := db.config()
+				if err != nil {
+					return err
+				}
+				return c.migrate(ctx, cfg, args[0], *asJSON)
+			}
+		}}
 }
 
 func (c *migrateCmd) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "status" && args[0] != "up") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			fmt.Fprint(c.stderr, migrateUsage)
-			return flag.ErrHelp
-		}
-		fmt.Fprint(c.stderr, migrateUsage)
-		return fmt.Errorf("migrate: want 'status' or 'up'")
-	}
-	action := args[0]
-	var asJSON bool
-	cfg, _, err := dbConfig("migrate", c.stderr, c.getenv, args[1:], migrateUsage, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print the status as JSON")
-	})
-	if err != nil {
-		return err
-	}
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
+}
+
+func (c *migrateCmd) migrate(ctx context.Context, cfg Config, action string, asJSON bool) error {
 	spec, err := parseDB(cfg.DB)
 	if err != nil {
 		return err

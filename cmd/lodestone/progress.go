@@ -5,79 +5,66 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
-// progressBar draws one line of progress on a terminal, redrawn in place at most ten times a second; on anything
-// else (a log file, CI) it prints a line every few seconds instead, so logs stay readable.
+// progressBar shows a command's progress on a terminal (schollz/progressbar, redrawn in place a few times a
+// second). On anything else (a pipe, a log file, CI) it shows nothing: the command's summary line says what was
+// done, and a log gets no half-drawn lines.
 type progressBar struct {
-	w      io.Writer
-	label  string
-	total  int64
-	format func(int64) string
-	tty    bool
-	start  time.Time
-	last   time.Time
-	drawn  int64 // the value last drawn; -1 before the first
+	bar   *progressbar.ProgressBar // nil when w is not a terminal
+	total int64
 }
 
-func newProgressBar(w io.Writer, label string, total int64, format func(int64) string) *progressBar {
-	if format == nil {
-		format = func(n int64) string { return fmt.Sprint(n) }
+// newProgressBar starts a bar for total units (bytes when bytes is set, else records); total < 0 is unknown.
+func newProgressBar(w io.Writer, label string, total int64, bytes bool) *progressBar {
+	p := &progressBar{total: total}
+	if !isTerminal(w) {
+		return p
 	}
-	return &progressBar{w: w, label: label, total: total, format: format, tty: isTerminal(w), start: time.Now(),
-		drawn: -1}
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(fmt.Sprintf("%-8s", label)),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100 * time.Millisecond),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+		progressbar.OptionSetRenderBlankState(true),
+	}
+	if bytes {
+		opts = append(opts, progressbar.OptionShowBytes(true))
+	} else {
+		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts())
+	}
+	p.bar = progressbar.NewOptions64(total, opts...)
+	return p
 }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Set reports progress; done may reach total.
 func (p *progressBar) Set(done int64) {
-	every := 3 * time.Second
-	if p.tty {
-		every = 100 * time.Millisecond
+	if p.bar != nil {
+		_ = p.bar.Set64(done) // drawing errors are the terminal's; the command's work goes on
 	}
-	if done < p.total && time.Since(p.last) < every {
-		return
-	}
-	p.last = time.Now()
-	p.draw(done)
-}
-
-func (p *progressBar) draw(done int64) {
-	const width = 30
-	frac := 1.0
-	if p.total > 0 {
-		frac = min(float64(done)/float64(p.total), 1)
-	}
-	fill := int(frac * width)
-	line := fmt.Sprintf("%-10s [%s%s] %3.0f%%  %s / %s  %s", p.label, strings.Repeat("=", fill),
-		strings.Repeat(" ", width-fill), frac*100, p.format(done), p.format(p.total),
-		time.Since(p.start).Round(100*time.Millisecond))
-	if p.tty {
-		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
-	} else {
-		fmt.Fprintln(p.w, line)
-	}
-	p.drawn = done
 }
 
 // Done draws the final state and ends the line.
 func (p *progressBar) Done(done int64) {
-	if p.drawn != done {
-		p.draw(done)
+	if p.bar == nil {
+		return
 	}
-	if p.tty {
-		fmt.Fprintln(p.w)
+	if p.total < 0 {
+		p.bar.ChangeMax64(done)
 	}
+	_ = p.bar.Set64(done)
+	_ = p.bar.Finish()
 }
 
 // bytesize formats a byte count for people.

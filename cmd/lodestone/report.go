@@ -28,9 +28,7 @@ type reportCmd struct {
 	getenv         func(string) string
 }
 
-const reportUsage = `Usage: lodestone report | faults | metrics [flags]
-
-  report    every device with its firmware, build id, status, fault/metric/reboot counts and last contact
+const reportUsage = `  report    every device with its firmware, build id, status, fault/metric/reboot counts and last contact
   faults    the latest fault events (50 unless --limit): device, type, PC, LR, symbol, time
   metrics   the latest metric samples (50 unless --limit): device, key, type, value, time
 
@@ -42,8 +40,6 @@ Examples:
   lodestone report
   lodestone faults --device sensor-42 --since 24h
   lodestone metrics --key temp --server https://fleet.example.com --token $TOKEN --json
-
-Flags:
 `
 
 // Rows as printed; the JSON field names follow ferrite's API.
@@ -83,33 +79,53 @@ type reportSource interface {
 	metrics(ctx context.Context, f lodestone.MetricFilter) ([]reportMetric, error)
 }
 
-func (c *reportCmd) Run(ctx context.Context, args []string) error {
-	var server, token *string
-	var asJSON bool
-	var limit int
-	var device, since, key, status string
-	cfg, fs, err := dbConfig(c.kind, c.stderr, c.getenv, args, reportUsage, func(fs *flag.FlagSet) {
-		server, token = remoteFlags(fs, c.getenv)
-		fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+func (c *reportCmd) spec() cmdSpec {
+	short := map[string]string{
+		"report":  "devices with their record counts, as a table or JSON",
+		"faults":  "the latest fault events, as a table or JSON",
+		"metrics": "the latest metric samples, as a table or JSON",
+	}[c.kind]
+	return cmdSpec{use: c.kind, short: short, long: reportUsage, setup: func(fs *flag.FlagSet) runFunc {
+		db := dbFlags(fs, c.getenv)
+		o := &reportOptions{}
+		o.server, o.token = remoteFlags(fs, c.getenv)
+		fs.BoolVar(&o.asJSON, "json", false, "print JSON instead of a table")
 		switch c.kind {
 		case "report":
-			fs.StringVar(&status, "status", "", "only devices with this `status`: unknown, provisioned, online, offline")
+			fs.StringVar(&o.status, "status", "", "only devices with this `status`: unknown, provisioned, online, offline")
 		default:
-			fs.IntVar(&limit, "limit", 50, "show at most `n` rows, newest first (at most 1000)")
-			fs.StringVar(&device, "device", "", "only this device (its device_id)")
-			fs.StringVar(&since, "since", "", "only newer than this: a `duration` ago (24h, 90m) or a time (2026-05-01T08:00:00Z)")
+			fs.IntVar(&o.limit, "limit", 50, "show at most `n` rows, newest first (at most 1000)")
+			fs.StringVar(&o.device, "device", "", "only this device (its device_id)")
+			fs.StringVar(&o.since, "since", "", "only newer than this: a `duration` ago (24h, 90m) or a time (2026-05-01T08:00:00Z)")
 		}
 		if c.kind == "metrics" {
-			fs.StringVar(&key, "key", "", "only this metric `key`")
+			fs.StringVar(&o.key, "key", "", "only this metric `key`")
 		}
-	})
-	if err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("%s: unexpected argument %q", c.kind, fs.Arg(0))
-	}
+		return func(ctx context.Context, _ []string) error {
+			cfg, err := db.config()
+			if err != nil {
+				return err
+			}
+			return c.report(ctx, cfg, *o)
+		}
+	}}
+}
+
+func (c *reportCmd) Run(ctx context.Context, args []string) error {
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
+}
+
+type reportOptions struct {
+	server, token              *string
+	asJSON                     bool
+	limit                      int
+	device, since, key, status string
+}
+
+func (c *reportCmd) report(ctx context.Context, cfg Config, o reportOptions) error {
+	server, token, asJSON, limit, device, since, key, status := o.server, o.token, o.asJSON, o.limit, o.device,
+		o.since, o.key, o.status
+	var err error
 	f := lodestone.TelemetryFilter{DeviceID: device, Limit: limit}
 	if c.kind != "report" && (limit < 1 || limit > lodestone.MaxListLimit) {
 		return fmt.Errorf("%s: --limit must be between 1 and %d", c.kind, lodestone.MaxListLimit)

@@ -19,16 +19,12 @@ type routesCmd struct {
 	getenv         func(string) string
 }
 
-const routesUsage = `Usage: lodestone routes [--json]
-
-Prints every HTTP route with the least access it needs (public, device, viewer, provisioner, admin) and a
+const routesUsage = `Prints every HTTP route with the least access it needs (public, device, viewer, provisioner, admin) and a
 summary. PUBLIC_EVENTS and PUBLIC_METRICS are read as serve reads them, since they open two routes.
 The full description, with parameters and response schemas, is GET /openapi.json on a running server.
 
 --json prints {"routes":[{"method","path","pattern","access","summary","description","tag","operation_id"}]};
 every field is always present and the schema only grows.
-
-Flags:
 `
 
 // routeListing is one route of routes --json. Its fields are a contract (TestRoutesJSONSchema): add, never
@@ -44,43 +40,40 @@ type routeListing struct {
 	OperationID string `json:"operation_id"`
 }
 
+func (c *routesCmd) spec() cmdSpec {
+	return cmdSpec{use: "routes", short: "list the HTTP routes with their access and summary; --json",
+		long: routesUsage, setup: func(fs *flag.FlagSet) runFunc {
+			asJSON := fs.Bool("json", false, "print the routes as JSON")
+			return func(ctx context.Context, _ []string) error {
+				cfg := defaultConfig()
+				wd, _ := os.Getwd()
+				if err := loadEnv(&cfg, c.getenv, wd); err != nil {
+					return err
+				}
+				// A server with no services registers the same routes as a running one; only its table is read.
+				api := httpapi.New(httpapi.Config{PublicEvents: cfg.PublicEvents, PublicMetrics: cfg.PublicMetrics},
+					httpapi.Deps{})
+				routes := api.APIRoutes()
+				out := make([]routeListing, len(routes))
+				for i, r := range routes {
+					out[i] = routeListing{Method: r.Method, Path: r.Path, Pattern: r.Pattern, Access: r.Access.String(),
+						Summary: r.Summary, Description: r.Description, Tag: r.Tag(), OperationID: r.OperationID()}
+				}
+				if *asJSON {
+					enc := json.NewEncoder(c.stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(map[string]any{"routes": out})
+				}
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "METHOD\tPATH\tACCESS\tSUMMARY")
+				for _, r := range out {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Method, r.Path, r.Access, r.Summary)
+				}
+				return tw.Flush()
+			}
+		}}
+}
+
 func (c *routesCmd) Run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("routes", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	asJSON := fs.Bool("json", false, "print the routes as JSON")
-	fs.Usage = func() {
-		fmt.Fprint(c.stderr, routesUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("routes: unexpected argument %q", fs.Arg(0))
-	}
-	cfg := defaultConfig()
-	wd, _ := os.Getwd()
-	if err := loadEnv(&cfg, c.getenv, wd); err != nil {
-		return err
-	}
-	// A server with no services registers the same routes as a running one; only its table is read.
-	api := httpapi.New(httpapi.Config{PublicEvents: cfg.PublicEvents, PublicMetrics: cfg.PublicMetrics},
-		httpapi.Deps{})
-	routes := api.APIRoutes()
-	out := make([]routeListing, len(routes))
-	for i, r := range routes {
-		out[i] = routeListing{Method: r.Method, Path: r.Path, Pattern: r.Pattern, Access: r.Access.String(),
-			Summary: r.Summary, Description: r.Description, Tag: r.Tag(), OperationID: r.OperationID()}
-	}
-	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"routes": out})
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "METHOD\tPATH\tACCESS\tSUMMARY")
-	for _, r := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Method, r.Path, r.Access, r.Summary)
-	}
-	return tw.Flush()
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
 }

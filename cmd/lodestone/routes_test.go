@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -100,7 +101,9 @@ func TestRoutesTable(t *testing.T) {
 	if !found {
 		t.Errorf("no row for DELETE /admin/users/{name} admin Delete a user:\n%s", out.String())
 	}
-	if !strings.Contains(usage, "routes ") {
-		t.Error("usage does not list the routes command")
+	var help strings.Builder
+	if code := run(t.Context(), []string{"help"}, &help, io.Discard, nil); code != 0 ||
+		!strings.Contains(help.String(), "routes ") {
+		t.Errorf("help does not list the routes command:\n%s", help.String())
 	}
 }

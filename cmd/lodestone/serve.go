@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/lodestone-fleet/lodestone/netguard"
 )
@@ -26,57 +29,78 @@ type serveCmd struct {
 	listen func(network, addr string) (net.Listener, error)
 }
 
-func (c *serveCmd) flags(cfg *Config) *flag.FlagSet {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	cfg.registerFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(c.stderr, `Usage: lodestone [serve] [flags]
+const serveLong = `Runs the server. With no flags it serves 0.0.0.0:4000 (every IPv4 and IPv6 address; the log writes it
+[::]:4000) and keeps its data in ./lodestone-data (embedded SQLite). Devices post ferrite chunks to
+POST /ingest/chunks; the read API (/devices, /faults, /metrics, ...) needs the admin's Basic credentials.`
 
-Runs the server. With no flags it serves 0.0.0.0:4000 and keeps its data in ./lodestone-data
-(embedded SQLite). Devices post ferrite chunks to POST /ingest/chunks; the read API
-(/devices, /faults, /metrics, ...) needs the admin's Basic credentials.
-
-Flags:
-`)
-		fs.PrintDefaults()
-		fmt.Fprint(c.stderr, "\nEnvironment (also read from a .env file in this directory or a parent):\n")
-		for _, e := range envVars {
-			if e.help != "" {
-				fmt.Fprintf(c.stderr, "  %-22s %s\n", e.name, e.help)
+func (c *serveCmd) spec() cmdSpec {
+	return cmdSpec{use: "serve", short: "run the server (the default)", long: serveLong, footer: envHelp(),
+		setup: func(fs *flag.FlagSet) runFunc {
+			cfg, envErr := c.envConfig()
+			cfg.registerFlags(fs)
+			return func(ctx context.Context, _ []string) error {
+				if envErr != nil {
+					return envErr
+				}
+				if err := cfg.resolve(); err != nil {
+					return err
+				}
+				return c.serve(ctx, *cfg)
 			}
+		}}
+}
+
+// envHelp lists the environment variables serve reads, after its flags.
+func envHelp() string {
+	var b strings.Builder
+	b.WriteString("Environment (also read from a .env file in this directory or a parent):\n")
+	for _, e := range envVars {
+		if e.help != "" {
+			fmt.Fprintf(&b, "  %-22s %s\n", e.name, e.help)
 		}
 	}
+	return b.String()
+}
+
+// flags is serve's flag set bound to cfg.
+func (c *serveCmd) flags(cfg *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.registerFlags(fs)
 	return fs
 }
 
-// config builds the configuration from defaults, .env, the environment and args.
-func (c *serveCmd) config(args []string) (Config, error) {
+// envConfig is the defaults overlaid with the .env file and the environment; flags come on top.
+func (c *serveCmd) envConfig() (*Config, error) {
 	cfg := defaultConfig()
 	wd := c.dir
 	if wd == "" {
 		wd, _ = os.Getwd()
 	}
-	if err := loadEnv(&cfg, c.getenv, wd); err != nil {
-		return cfg, err
+	err := loadEnv(&cfg, c.getenv, wd)
+	return &cfg, err
+}
+
+// config builds the configuration from defaults, .env, the environment and args, as the command line does.
+func (c *serveCmd) config(args []string) (Config, error) {
+	cfg, err := c.envConfig()
+	if err != nil {
+		return *cfg, err
 	}
-	fs := c.flags(&cfg)
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
+	pfs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	pfs.SetOutput(io.Discard)
+	pfs.AddGoFlagSet(c.flags(cfg))
+	if err := pfs.Parse(args); err != nil {
+		return *cfg, err
 	}
 	// ferrite order: options, then the subcommand word.
-	if rest := fs.Args(); len(rest) > 0 {
-		if rest[0] != "serve" {
-			return cfg, fmt.Errorf("unknown command %q (try 'lodestone help')", rest[0])
-		}
-		if err := fs.Parse(rest[1:]); err != nil {
-			return cfg, err
-		}
-		if len(fs.Args()) > 0 {
-			return cfg, fmt.Errorf("unexpected argument %q", fs.Args()[0])
-		}
+	rest := pfs.Args()
+	if len(rest) > 0 && rest[0] == "serve" {
+		rest = rest[1:]
 	}
-	return cfg, cfg.resolve()
+	if len(rest) > 0 {
+		return *cfg, fmt.Errorf("unknown command %q (try 'lodestone help')", rest[0])
+	}
+	return *cfg, cfg.resolve()
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -99,6 +123,11 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	return c.serve(ctx, cfg)
+}
+
+// serve runs the server with a resolved configuration until ctx ends.
+func (c *serveCmd) serve(ctx context.Context, cfg Config) error {
 	log, err := newLogger(c.stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err

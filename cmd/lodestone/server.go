@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -128,7 +129,7 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 	s.writer = ingest.NewWriter(crash.NotifyingWriter{TelemetryWriter: db, S: s.symbolicator},
 		ingest.WriterConfig{Committers: db.committers(), Events: s.bus}, log)
 	u.add(s.writer.Close)
-	svc := ingest.NewService(s.writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow}, log)
+	svc := ingest.NewService(s.writer, ingest.Config{Cipher: cipher, AddrWindow: cfg.AttributionWindow, Linker: db}, log)
 	otaSvc, campaigns, err := newOTA(cfg, db, s.bus, log)
 	if err != nil {
 		return nil, err
@@ -175,6 +176,7 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 		Doctor:  s.doctorReport(blobs, ops),
 		Audit:   auditStore(db.Store),
 		Console: con,
+		Series:  seriesReader(db.Store),
 	})
 	if err := mountMCP(s.api, db.Store, log); err != nil {
 		return nil, err
@@ -278,7 +280,8 @@ func (s *server) run(ctx context.Context) error {
 		// log writer.
 		serving.Go(func(ctx context.Context) error { return s.otlpSrv.Serve(ctx, s.otlpLns...) })
 	}
-	s.log.Info("lodestone serving", "addr", s.apiLn.Addr().String(), "db", s.spec.String(), "version", version)
+	s.log.Info("lodestone serving", "addr", shownAddr(s.cfg.HTTP, s.apiLn.Addr()), "db", s.spec.String(),
+		"version", version)
 	if s.ready != nil {
 		s.ready <- s.apiLn.Addr().String()
 	}
@@ -369,4 +372,22 @@ func (s *server) abort() {
 	s.bus.Close()
 	s.authn.Close()
 	s.db.Close()
+}
+
+// shownAddr is the address a listener is bound to, written as configured when that was a wildcard: Go binds
+// 0.0.0.0 to every IPv4 and IPv6 address and reports [::], which would not match the --http people gave.
+func shownAddr(configured string, bound net.Addr) string {
+	tcp, ok := bound.(*net.TCPAddr)
+	host, _, err := net.SplitHostPort(configured)
+	if !ok || err != nil || !tcp.IP.IsUnspecified() {
+		return bound.String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+}
+
+// seriesReader is the store's metric series for the charts; openedStore wraps the store in an interface, which
+// hides it from httpapi's own type assertion.
+func seriesReader(st lodestone.Store) lodestone.SeriesReader {
+	r, _ := st.(lodestone.SeriesReader)
+	return r
 }

@@ -252,8 +252,8 @@ func TestHelpServeListsEverySetting(t *testing.T) {
 	cfg := defaultConfig()
 	c := &serveCmd{stdout: io.Discard, stderr: io.Discard}
 	c.flags(&cfg).VisitAll(func(f *flag.Flag) {
-		if !strings.Contains(out.String(), "  -"+f.Name+" ") && !strings.Contains(out.String(), "  -"+f.Name+"\n") {
-			t.Errorf("flag -%s not in help serve", f.Name)
+		if !strings.Contains(out.String(), " --"+f.Name+" ") && !strings.Contains(out.String(), " --"+f.Name+"\n") {
+			t.Errorf("flag --%s not in help serve", f.Name)
 		}
 	})
 	for _, e := range envVars {

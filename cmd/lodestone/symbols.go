@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // symbolsCmd manages the ELF files crashes are symbolicated with, on a running server.
@@ -19,9 +21,7 @@ type symbolsCmd struct {
 	getenv         func(string) string
 }
 
-const symbolsUsage = `Usage: lodestone symbols upload FILE --version V [flags]
-
-  upload   send a firmware ELF file (with debug info) to a server, which then symbolicates that firmware's
+const symbolsUsage = `  upload   send a firmware ELF file (with debug info) to a server, which then symbolicates that firmware's
            crashes, including those that arrived before the file
 
 The server files the ELF under the version given and under the GNU build id inside it. Without --version the
@@ -33,47 +33,32 @@ BASIC_AUTH_PASS are sent as Basic credentials. Uploading needs the provisioner r
 Examples:
   lodestone symbols upload build/firmware.elf --version 1.4.2
   lodestone symbols upload fw.elf --version 1.4.2 --server https://fleet.example.com --token $TOKEN --json
-
-Flags:
 `
 
+func (c *symbolsCmd) spec() cmdSpec {
+	return cmdSpec{use: "symbols upload FILE --version V", short: "upload firmware ELF files for crash symbolication",
+		long: symbolsUsage, args: usageArgs(exactArgs("upload", "FILE"), func(_ *cobra.Command, args []string) error {
+			if args[0] != "upload" {
+				return fmt.Errorf("unknown action %q: want 'upload FILE'", args[0])
+			}
+			return nil
+		}),
+		validArgs: []string{"upload"},
+		setup: func(fs *flag.FlagSet) runFunc {
+			server := fs.String("server", envOr(c.getenv, "LODESTONE_SERVER", "http://localhost:4000"),
+				"server `URL` (env LODESTONE_SERVER)")
+			token := fs.String("token", c.getenv("LODESTONE_TOKEN"), "API `token` (env LODESTONE_TOKEN)")
+			ver := fs.String("version", "", "firmware `version` the ELF belongs to")
+			asJSON := fs.Bool("json", false, "print the server's answer as JSON")
+			timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+			return func(ctx context.Context, args []string) error {
+				return c.upload(ctx, args[1], strings.TrimRight(*server, "/"), *token, *ver, *asJSON, *timeout)
+			}
+		}}
+}
+
 func (c *symbolsCmd) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "upload" {
-		fmt.Fprint(c.stderr, symbolsUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("symbols: want 'upload FILE'")
-	}
-	fs := flag.NewFlagSet("symbols upload", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	server := fs.String("server", envOr(c.getenv, "LODESTONE_SERVER", "http://localhost:4000"),
-		"server `URL` (env LODESTONE_SERVER)")
-	token := fs.String("token", c.getenv("LODESTONE_TOKEN"), "API `token` (env LODESTONE_TOKEN)")
-	ver := fs.String("version", "", "firmware `version` the ELF belongs to")
-	asJSON := fs.Bool("json", false, "print the server's answer as JSON")
-	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
-	fs.Usage = func() {
-		fmt.Fprint(c.stderr, symbolsUsage)
-		fs.PrintDefaults()
-	}
-	// Flags may come before or after FILE.
-	var files []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files, rest = append(files, fs.Arg(0)), fs.Args()[1:]
-	}
-	if len(files) != 1 {
-		fs.Usage()
-		return fmt.Errorf("symbols upload: want exactly one FILE, got %d", len(files))
-	}
-	return c.upload(ctx, files[0], strings.TrimRight(*server, "/"), *token, *ver, *asJSON, *timeout)
+	return runSpec(ctx, c.spec(), args, c.stdout, c.stderr)
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -97,7 +82,7 @@ func (c *symbolsCmd) upload(ctx context.Context, path, server, token, version st
 	var body io.Reader = f
 	var bar *progressBar
 	if !asJSON {
-		bar = newProgressBar(c.stderr, "upload", st.Size(), bytesize)
+		bar = newProgressBar(c.stderr, "upload", st.Size(), true)
 		body = &progressReader{r: f, bar: bar}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -49,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"CampaignAbortKeepsInstalled", testCampaignAbortKeepsInstalled},
 		{"CampaignHealth", testCampaignHealth},
 		{"DeviceRegister", testDeviceRegister},
+		{"DeviceLinkKey", testDeviceLinkKey},
 		{"DeviceUpdate", testDeviceUpdate},
 		{"DeviceListFilters", testDeviceListFilters},
 		{"DeviceDelete", testDeviceDelete},
