@@ -65,8 +65,10 @@ func TestExplainFleetQueries(t *testing.T) {
 		From: to.Add(-month), To: to}))
 	raw("series: fleet with a tag, 30 days", plan(lodestone.SeriesQuery{Key: "temp", Fleet: true, Tag: "pilot",
 		From: to.Add(-month), To: to}))
+	month30 := plan(lodestone.SeriesQuery{Key: "temp", Fleet: true, From: to.Add(-month), To: to})
 	stmts = append(stmts, stmt{"series: fleet, 30 days (rollups)", rollupQuery,
-		[]any{key, ms(to.Add(-month)), ms(to)}})
+		[]any{key, rollupMS, month30.origin, month30.step, ms(to.Add(-month)), ms(to)}},
+		stmt{"series: fleet, 30 days (stale rollups)", dirtyQuery, []any{key, ms(to.Add(-month)), ms(to)}})
 	// What a fleet read recomputes after a delete: the minutes' samples by time.
 	stmts = append(stmts, stmt{"series: recompute rollups", refreshRollupsQuery,
 		[]any{rollupMS, key, ms(to.Add(-time.Hour)), ms(to)}})

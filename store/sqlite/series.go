@@ -21,13 +21,13 @@ const seriesValue = `CASE WHEN %[1]stype = 2 THEN (%[1]svalue + %[1]smax) / 2 EL
 // bucket is whole rollups.
 const rollupMS = int64(lodestone.FleetStep / time.Millisecond)
 
-// partial is a bucket's aggregate in a form that merges: the raw samples of a range and the 5-minute rollups of
+// partial is a bucket's aggregate in a form that merges: the raw samples of a range and the 1-minute rollups of
 // another add up to the same bucket.
 type partial struct {
-	n, nv          int64
-	total, mn, mx  sql.NullFloat64
-	lastAt, lastID int64
-	last           sql.NullFloat64
+	n, nv         int64
+	total, mn, mx sql.NullFloat64
+	lastAt        int64 // the time of the last sample: partials of a bucket cover disjoint times
+	last          sql.NullFloat64
 }
 
 func (p *partial) merge(o *partial) {
@@ -45,8 +45,8 @@ func (p *partial) merge(o *partial) {
 	if o.mx.Valid && (!p.mx.Valid || o.mx.Float64 > p.mx.Float64) {
 		p.mx = o.mx
 	}
-	if o.lastAt > p.lastAt || o.lastAt == p.lastAt && o.lastID > p.lastID {
-		p.lastAt, p.lastID, p.last = o.lastAt, o.lastID, o.last
+	if o.lastAt > p.lastAt {
+		p.lastAt, p.last = o.lastAt, o.last
 	}
 }
 
@@ -175,9 +175,19 @@ func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add 
 	return nil
 }
 
-// rollupQuery reads the rollups of a key in a range, for seriesRollups.
-const rollupQuery = `SELECT bucket, n, nv, total, mn, mx, last_at, last_id, last_value, dirty
-		FROM metric_rollups WHERE key_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`
+// rollupQuery adds up the fresh rollups of a key in a range into partial buckets, in SQL: a month is 43,200
+// rollups, which cost more to hand to Go one by one than to sum. A rollup's last sample is in its own minute, so
+// the latest of a bucket's is in the rollup of the minute of their latest time: one lookup.
+const rollupQuery = `SELECT x.b, x.n, x.nv, x.total, x.mn, x.mx, x.la,
+		(SELECT r.last_value FROM metric_rollups r WHERE r.key_id = ?1 AND r.bucket = x.la - x.la % ?2)
+		FROM (SELECT ?3 + (bucket - ?3) / ?4 * ?4 AS b, sum(n) AS n, sum(nv) AS nv, sum(total) AS total,
+			min(mn) AS mn, max(mx) AS mx, max(last_at) AS la
+		  FROM metric_rollups WHERE key_id = ?1 AND bucket >= ?5 AND bucket < ?6 AND dirty = 0
+		  GROUP BY b) x`
+
+// dirtyQuery lists the stale rollups of a key in a range, for seriesRollups.
+const dirtyQuery = `SELECT bucket FROM metric_rollups WHERE key_id = ? AND bucket >= ? AND bucket < ? AND dirty <> 0
+		ORDER BY bucket`
 
 // seriesRawQuery is the statement of seriesRaw: partial buckets of the samples in [from, to), with the time and
 // value of each bucket's last sample. Partials of one bucket always cover disjoint times, so merging them by the
@@ -238,34 +248,45 @@ func seriesRawQuery(p *seriesPlan, from, to int64) (string, []any) {
 	return stmt, append(append(append(args, innerArgs...), devArgs...), from, to)
 }
 
-// seriesRollups adds the rollups of [h0, h1) to the fleet's buckets and returns the stale ones' ranges, merged
-// into ranges, which the caller reads from the samples.
+// seriesRollups adds the fresh rollups of [h0, h1) to the fleet's buckets and returns the stale ones' ranges,
+// merged into ranges, which the caller reads from the samples.
 func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
 	add func(dev, b int64, v *partial)) ([][2]int64, error) {
-	res, err := db.r.QueryContext(ctx, rollupQuery, p.key, h0, h1)
+	res, err := db.r.QueryContext(ctx, rollupQuery, p.key, rollupMS, p.origin, p.step, h0, h1)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var b int64
+		var v partial
+		if err := res.Scan(&b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.last); err != nil {
+			return nil, fmt.Errorf("sqlite: series %q: scan rollups: %w", p.q.Key, err)
+		}
+		add(0, b, &v)
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
+	}
+	res, err = db.r.QueryContext(ctx, dirtyQuery, p.key, h0, h1)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: series %q: read stale rollups: %w", p.q.Key, err)
 	}
 	defer res.Close()
 	var dirty [][2]int64
 	for res.Next() {
 		var h int64
-		var stale bool
-		var v partial
-		if err := res.Scan(&h, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID, &v.last,
-			&stale); err != nil {
-			return nil, fmt.Errorf("sqlite: series %q: scan rollup: %w", p.q.Key, err)
+		if err := res.Scan(&h); err != nil {
+			return nil, fmt.Errorf("sqlite: series %q: scan stale rollups: %w", p.q.Key, err)
 		}
-		if !stale {
-			add(0, p.bucketOf(h), &v)
-		} else if n := len(dirty); n > 0 && dirty[n-1][1] == h {
+		if n := len(dirty); n > 0 && dirty[n-1][1] == h {
 			dirty[n-1][1] = h + rollupMS
 		} else {
 			dirty = append(dirty, [2]int64{h, h + rollupMS})
 		}
 	}
 	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
+		return nil, fmt.Errorf("sqlite: series %q: read stale rollups: %w", p.q.Key, err)
 	}
 	return dirty, nil
 }
