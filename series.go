@@ -2,6 +2,7 @@ package lodestone
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -17,7 +18,7 @@ type SeriesQuery struct {
 	Tag       string   // with Fleet: only devices carrying this tag
 	From, To  time.Time
 	// Step is the bucket width; zero or a width giving more than MaxSeriesBuckets buckets is widened so that the
-	// range fits in MaxSeriesBuckets.
+	// range fits in MaxSeriesBuckets. A fleet series' step is whole minutes (FleetStep).
 	Step time.Duration
 }
 
@@ -49,6 +50,10 @@ type SeriesReader interface {
 // one more series to compute.
 const MaxSeriesDevices = 20
 
+// FleetStep is what a fleet series' step is a multiple of: a store may keep per-minute totals of each key and
+// build fleet buckets from them, never from more samples than the ends of the range hold.
+const FleetStep = time.Minute
+
 // seriesSteps are the bucket widths a widened step rounds up to, so chart axes fall on round times. Past the last
 // one a widened step is a whole number of days.
 var seriesSteps = []time.Duration{
@@ -58,7 +63,8 @@ var seriesSteps = []time.Duration{
 }
 
 // Normalize checks q and returns it with Step widened to fit MaxSeriesBuckets and truncated to whole milliseconds
-// (the stores keep milliseconds). Both stores call it, so a query is refused the same way on every backend.
+// (the stores keep milliseconds); a fleet series' step is rounded up to whole minutes (FleetStep). Both stores
+// call it, so a query is refused the same way on every backend.
 // Buckets are aligned to the Unix epoch: bucket starts are multiples of Step, so the first bucket may start
 // before From; only samples in [From, To) are counted.
 func (q SeriesQuery) Normalize() (SeriesQuery, error) {
@@ -97,10 +103,22 @@ func (q SeriesQuery) Normalize() (SeriesQuery, error) {
 	}
 	q.DeviceIDs = ids
 	q.Step = q.Step.Truncate(time.Millisecond)
+	if q.Fleet {
+		q.Step = fleetStep(q.Step)
+	}
 	if q.Step == 0 || q.Buckets() > MaxSeriesBuckets {
 		q.Step = q.widen()
 	}
 	return q, nil
+}
+
+// fleetStep rounds a step up to whole FleetSteps, at least one.
+func fleetStep(step time.Duration) time.Duration {
+	r := step.Truncate(FleetStep)
+	if (r < step || r == 0) && r <= math.MaxInt64-FleetStep {
+		r += FleetStep
+	}
+	return r
 }
 
 // Buckets is how many epoch-aligned buckets of Step the range [From, To) touches.

@@ -111,6 +111,9 @@ func fleetCases(c fleetfill.Config, group string) []struct{ name, path string } 
 		{"series/fleet/1d", "/series?key=temp" + rng(day)},
 		{"series/fleet/7d", "/series?key=temp" + rng(7*day)},
 		{"series/fleet/30d", "/series?key=temp" + rng(month)},
+		// A console's range ends now, inside a minute: the store reads the samples of the part minutes.
+		{"series/fleet/30d-now", "/series?key=temp&from=" + url.QueryEscape(end.Add(-month-23*time.Second).
+			Format(time.RFC3339)) + "&to=" + url.QueryEscape(end.Add(-37*time.Second).Format(time.RFC3339))},
 		{"series/fleet-group/30d", "/series?key=temp&group_id=" + group + rng(month)},
 		{"series/fleet-tag/30d", "/series?key=temp&tag=pilot" + rng(month)},
 		{"devices/default", "/devices?limit=50"},

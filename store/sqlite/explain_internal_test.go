@@ -57,14 +57,21 @@ func TestExplainFleetQueries(t *testing.T) {
 		From: to.Add(-month), To: to}, dev))
 	raw("series: five devices, 1 day", plan(lodestone.SeriesQuery{Key: "temp", DeviceIDs: []string{"a", "b", "c",
 		"d", "e"}, From: to.Add(-day), To: to}, dev, dev+1, dev+2, dev+3, dev+4))
-	raw("series: fleet, 1 day (2-minute step: samples)", plan(lodestone.SeriesQuery{Key: "temp", Fleet: true,
-		From: to.Add(-day), To: to}))
+	// A fleet series reads samples only for the part minutes at its ends (the rollups hold the rest).
+	ends := plan(lodestone.SeriesQuery{Key: "temp", Fleet: true, From: to.Add(-day), To: to})
+	s, a := seriesRawQuery(ends, ms(to)-ms(to)%rollupMS, ms(to))
+	stmts = append(stmts, stmt{"series: fleet, the part minute at the end (samples)", s, a})
 	raw("series: fleet in a group, 30 days", plan(lodestone.SeriesQuery{Key: "temp", Fleet: true, GroupID: group,
 		From: to.Add(-month), To: to}))
 	raw("series: fleet with a tag, 30 days", plan(lodestone.SeriesQuery{Key: "temp", Fleet: true, Tag: "pilot",
 		From: to.Add(-month), To: to}))
+	month30 := plan(lodestone.SeriesQuery{Key: "temp", Fleet: true, From: to.Add(-month), To: to})
 	stmts = append(stmts, stmt{"series: fleet, 30 days (rollups)", rollupQuery,
-		[]any{key, ms(to.Add(-month)), ms(to)}})
+		[]any{key, rollupMS, month30.origin, month30.step, ms(to.Add(-month)), ms(to)}},
+		stmt{"series: fleet, 30 days (stale rollups)", dirtyQuery, []any{key, ms(to.Add(-month)), ms(to)}})
+	// What a fleet read recomputes after a delete: the minutes' samples by time.
+	stmts = append(stmts, stmt{"series: recompute rollups", refreshRollupsQuery,
+		[]any{rollupMS, key, ms(to.Add(-time.Hour)), ms(to)}})
 	for _, f := range []lodestone.DeviceFilter{
 		{}, {Offset: 99_950}, {Status: lodestone.StatusOnline}, {Status: lodestone.StatusProvisioned},
 		{GroupID: group}, {Tag: "pilot"}, {FirmwareVersion: "1.0.0"}, {Search: "dev-0123"},

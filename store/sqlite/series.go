@@ -17,16 +17,17 @@ var _ lodestone.SeriesReader = (*DB)(nil)
 // seriesValue is what a sample contributes to a bucket's average and last value: a histogram its midpoint.
 const seriesValue = `CASE WHEN %[1]stype = 2 THEN (%[1]svalue + %[1]smax) / 2 ELSE %[1]svalue END`
 
-// rollupMS is the width of the rollups in metric_rollups (migration 00140).
-const rollupMS = int64(5 * time.Minute / time.Millisecond)
+// rollupMS is the width of the rollups in metric_rollups (migration 00140): lodestone.FleetStep, so every fleet
+// bucket is whole rollups.
+const rollupMS = int64(lodestone.FleetStep / time.Millisecond)
 
-// partial is a bucket's aggregate in a form that merges: the raw samples of a range and the 5-minute rollups of
+// partial is a bucket's aggregate in a form that merges: the raw samples of a range and the 1-minute rollups of
 // another add up to the same bucket.
 type partial struct {
-	n, nv          int64
-	total, mn, mx  sql.NullFloat64
-	lastAt, lastID int64
-	last           sql.NullFloat64
+	n, nv         int64
+	total, mn, mx sql.NullFloat64
+	lastAt        int64 // the time of the last sample: partials of a bucket cover disjoint times
+	last          sql.NullFloat64
 }
 
 func (p *partial) merge(o *partial) {
@@ -44,8 +45,8 @@ func (p *partial) merge(o *partial) {
 	if o.mx.Valid && (!p.mx.Valid || o.mx.Float64 > p.mx.Float64) {
 		p.mx = o.mx
 	}
-	if o.lastAt > p.lastAt || o.lastAt == p.lastAt && o.lastID > p.lastID {
-		p.lastAt, p.lastID, p.last = o.lastAt, o.lastID, o.last
+	if o.lastAt > p.lastAt {
+		p.lastAt, p.last = o.lastAt, o.last
 	}
 }
 
@@ -69,10 +70,10 @@ type seriesPlan struct {
 // bucketOf is the start of the bucket holding t (t >= origin).
 func (p *seriesPlan) bucketOf(t int64) int64 { return p.origin + (t-p.origin)/p.step*p.step }
 
-// MetricSeries implements lodestone.SeriesReader. Device series are one GROUP BY over the metrics_series_device
-// index. A fleet series whose step is a multiple of 5 minutes adds up the 5-minute rollups (metric_rollups) and
-// reads samples only for the partial rollups at its ends and for rollups that a delete made stale, which it then
-// recomputes; other fleet series are one GROUP BY over metrics_series_fleet.
+// MetricSeries implements lodestone.SeriesReader. Device series, and fleet series of a group or tag, are one
+// GROUP BY over the metrics_series_device index (for a group or tag, one probe per member). A fleet series (its
+// step is whole minutes) adds up the 1-minute rollups (metric_rollups) and reads samples, by time, only for the
+// partial minutes at its ends and for rollups that a delete made stale, which it then recomputes.
 func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lodestone.Series, error) {
 	q, err := q.Normalize()
 	if err != nil {
@@ -103,7 +104,7 @@ func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lod
 		}
 	}
 	from, to := ms(q.From), ms(q.To)
-	if q.Fleet && q.GroupID == 0 && q.Tag == "" && p.step%rollupMS == 0 {
+	if q.Fleet && q.GroupID == 0 && q.Tag == "" && p.step%rollupMS == 0 { // Normalize makes the step whole minutes
 		h0, h1 := (from+rollupMS-1)/rollupMS*rollupMS, to/rollupMS*rollupMS
 		if h0 < h1 {
 			dirty, err := db.seriesRollups(ctx, p, h0, h1, add)
@@ -174,9 +175,19 @@ func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add 
 	return nil
 }
 
-// rollupQuery reads the rollups of a key in a range, for seriesRollups.
-const rollupQuery = `SELECT bucket, n, nv, total, mn, mx, last_at, last_id, last_value, dirty
-		FROM metric_rollups WHERE key_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`
+// rollupQuery adds up the fresh rollups of a key in a range into partial buckets, in SQL: a month is 43,200
+// rollups, which cost more to hand to Go one by one than to sum. A rollup's last sample is in its own minute, so
+// the latest of a bucket's is in the rollup of the minute of their latest time: one lookup.
+const rollupQuery = `SELECT x.b, x.n, x.nv, x.total, x.mn, x.mx, x.la,
+		(SELECT r.last_value FROM metric_rollups r WHERE r.key_id = ?1 AND r.bucket = x.la - x.la % ?2)
+		FROM (SELECT ?3 + (bucket - ?3) / ?4 * ?4 AS b, sum(n) AS n, sum(nv) AS nv, sum(total) AS total,
+			min(mn) AS mn, max(mx) AS mx, max(last_at) AS la
+		  FROM metric_rollups WHERE key_id = ?1 AND bucket >= ?5 AND bucket < ?6 AND dirty = 0
+		  GROUP BY b) x`
+
+// dirtyQuery lists the stale rollups of a key in a range, for seriesRollups.
+const dirtyQuery = `SELECT bucket FROM metric_rollups WHERE key_id = ? AND bucket >= ? AND bucket < ? AND dirty <> 0
+		ORDER BY bucket`
 
 // seriesRawQuery is the statement of seriesRaw: partial buckets of the samples in [from, to), with the time and
 // value of each bucket's last sample. Partials of one bucket always cover disjoint times, so merging them by the
@@ -211,55 +222,91 @@ func seriesRawQuery(p *seriesPlan, from, to int64) (string, []any) {
 		lastScope += " AND l.device_id = x.dev"
 	}
 	v := fmt.Sprintf(seriesValue, "")
+	// Devices and group or tag members are probed in the covering series index. The whole fleet reads samples here
+	// only for parts of minutes (the rollups hold the rest): by time, not every sample of the key.
+	index := "metrics_series_device"
+	if q.Fleet && q.GroupID == 0 && q.Tag == "" {
+		index = "metrics_time"
+	}
 	// The last sample of a bucket is the one with the highest row id at the bucket's latest time: one lookup in
-	// the covering index of the series' kind (the planner would pick metrics_device_time and read table rows).
-	index := "metrics_series_fleet"
+	// the device's covering index, or for a fleet among the samples of that millisecond (the planner would pick
+	// metrics_device_time and read table rows, or the key's whole series).
+	lastIndex := "metrics_time"
 	if !q.Fleet {
-		index = "metrics_series_device"
+		lastIndex = "metrics_series_device"
 	}
 	stmt := `SELECT x.dev, x.b, x.n, x.nv, x.total, x.mn, x.mx, x.la,
 		(SELECT ` + fmt.Sprintf(seriesValue, "m.") + ` FROM metrics m WHERE m.id =
-		  (SELECT max(l.id) FROM metrics l INDEXED BY ` + index + ` WHERE ` + lastScope + ` AND l.received_at = x.la))
+		  (SELECT max(l.id) FROM metrics l INDEXED BY ` + lastIndex + ` WHERE ` + lastScope +
+		` AND l.received_at = x.la))
 		FROM (SELECT ` + dev + ` AS dev, ? + (received_at - ?) / ? * ? AS b, count(*) AS n, count(` + v + `) AS nv,
 			sum(` + v + `) AS total, min(value) AS mn, max(CASE WHEN type = 2 THEN max ELSE value END) AS mx,
 			max(received_at) AS la
-		  FROM metrics WHERE ` + innerScope + ` AND received_at >= ? AND received_at < ?
+		  FROM metrics INDEXED BY ` + index + ` WHERE ` + innerScope + ` AND received_at >= ? AND received_at < ?
 		  GROUP BY ` + group + `) x`
 	args := append(lastArgs, p.origin, p.origin, p.step, p.step)
 	return stmt, append(append(append(args, innerArgs...), devArgs...), from, to)
 }
 
-// seriesRollups adds the rollups of [h0, h1) to the fleet's buckets and returns the stale ones' ranges, merged
-// into ranges, which the caller reads from the samples.
+// seriesRollups adds the fresh rollups of [h0, h1) to the fleet's buckets and returns the stale ones' ranges,
+// merged into ranges, which the caller reads from the samples.
 func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
 	add func(dev, b int64, v *partial)) ([][2]int64, error) {
-	res, err := db.r.QueryContext(ctx, rollupQuery, p.key, h0, h1)
+	res, err := db.r.QueryContext(ctx, rollupQuery, p.key, rollupMS, p.origin, p.step, h0, h1)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var b int64
+		var v partial
+		if err := res.Scan(&b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.last); err != nil {
+			return nil, fmt.Errorf("sqlite: series %q: scan rollups: %w", p.q.Key, err)
+		}
+		add(0, b, &v)
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
+	}
+	res, err = db.r.QueryContext(ctx, dirtyQuery, p.key, h0, h1)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: series %q: read stale rollups: %w", p.q.Key, err)
 	}
 	defer res.Close()
 	var dirty [][2]int64
 	for res.Next() {
 		var h int64
-		var stale bool
-		var v partial
-		if err := res.Scan(&h, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID, &v.last,
-			&stale); err != nil {
-			return nil, fmt.Errorf("sqlite: series %q: scan rollup: %w", p.q.Key, err)
+		if err := res.Scan(&h); err != nil {
+			return nil, fmt.Errorf("sqlite: series %q: scan stale rollups: %w", p.q.Key, err)
 		}
-		if !stale {
-			add(0, p.bucketOf(h), &v)
-		} else if n := len(dirty); n > 0 && dirty[n-1][1] == h {
+		if n := len(dirty); n > 0 && dirty[n-1][1] == h {
 			dirty[n-1][1] = h + rollupMS
 		} else {
 			dirty = append(dirty, [2]int64{h, h + rollupMS})
 		}
 	}
 	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
+		return nil, fmt.Errorf("sqlite: series %q: read stale rollups: %w", p.q.Key, err)
 	}
 	return dirty, nil
 }
+
+// refreshRollupsQuery recomputes the rollups of a key in a range from the samples, read by time (the series index
+// would read every sample of the key).
+var refreshRollupsQuery = func() string {
+	v := fmt.Sprintf(seriesValue, "")
+	return `INSERT INTO metric_rollups (key_id, bucket, n, nv, total, mn, mx, last_at, last_id, last_value)
+		SELECT g.key_id, g.bucket, g.n, g.nv, g.total, g.mn, g.mx, g.last_at, l.id, ` +
+		fmt.Sprintf(seriesValue, "l.") + `
+		FROM (SELECT key_id, received_at - received_at % ? AS bucket, count(*) AS n, count(` + v + `) AS nv,
+			sum(` + v + `) AS total, min(value) AS mn, max(CASE WHEN type = 2 THEN max ELSE value END) AS mx,
+			max(received_at) AS last_at
+		  FROM metrics INDEXED BY metrics_time
+		  WHERE key_id = ? AND type IN (0, 1, 2) AND received_at >= ? AND received_at < ?
+		  GROUP BY bucket) g
+		JOIN metrics l ON l.id = (SELECT max(id) FROM metrics m INDEXED BY metrics_time
+		  WHERE m.received_at = g.last_at AND m.key_id = g.key_id AND m.type IN (0, 1, 2))`
+}()
 
 // refreshRollups recomputes the rollups of key in ranges from the samples, under the writer, so it
 // sees every committed sample and no write runs beside it.
@@ -279,18 +326,7 @@ func (db *DB) refreshRollups(ctx context.Context, key int64, ranges [][2]int64) 
 			key, r[0], r[1]); err != nil {
 			return fmt.Errorf("sqlite: refresh rollups: %w", err)
 		}
-		v := fmt.Sprintf(seriesValue, "")
-		if _, err := tx.ExecContext(ctx, `INSERT INTO metric_rollups
-			(key_id, bucket, n, nv, total, mn, mx, last_at, last_id, last_value)
-			SELECT g.key_id, g.bucket, g.n, g.nv, g.total, g.mn, g.mx, g.last_at, l.id, `+
-			fmt.Sprintf(seriesValue, "l.")+`
-			FROM (SELECT key_id, received_at - received_at % 300000 AS bucket, count(*) AS n, count(`+v+`) AS nv,
-				sum(`+v+`) AS total, min(value) AS mn, max(CASE WHEN type = 2 THEN max ELSE value END) AS mx,
-				max(received_at) AS last_at
-			  FROM metrics WHERE key_id = ? AND type IN (0, 1, 2) AND received_at >= ? AND received_at < ?
-			  GROUP BY bucket) g
-			JOIN metrics l ON l.id = (SELECT max(id) FROM metrics m WHERE m.key_id = g.key_id
-			  AND m.received_at = g.last_at AND m.type IN (0, 1, 2))`, key, r[0], r[1]); err != nil {
+		if _, err := tx.ExecContext(ctx, refreshRollupsQuery, rollupMS, key, r[0], r[1]); err != nil {
 			return fmt.Errorf("sqlite: refresh rollups: %w", err)
 		}
 	}

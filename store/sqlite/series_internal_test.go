@@ -9,7 +9,7 @@ import (
 	"github.com/lodestone-fleet/lodestone"
 )
 
-// TestRollupsFollowDeletes: the 5-minute rollups go with their last sample, turn stale when some of theirs are
+// TestRollupsFollowDeletes: the 1-minute rollups go with their last sample, turn stale when some of theirs are
 // deleted, are recomputed by the next fleet read, and retention leaves none behind.
 func TestRollupsFollowDeletes(t *testing.T) {
 	ctx := context.Background()
@@ -22,10 +22,10 @@ func TestRollupsFollowDeletes(t *testing.T) {
 	g := func(v float64) []lodestone.Metric {
 		return []lodestone.Metric{{Key: "k", Type: lodestone.MetricGauge, Value: v}}
 	}
-	// Bucket 12:00 holds a and b, bucket 12:05 only b.
+	// Rollup 12:00 holds a and b, rollup 12:06 only b.
 	if err := db.WriteTelemetry(ctx, []*lodestone.DeviceBatch{
 		{DeviceID: "a", ReceivedAt: t0, Metrics: g(1)},
-		{DeviceID: "b", ReceivedAt: t0.Add(time.Minute), Metrics: g(10)},
+		{DeviceID: "b", ReceivedAt: t0.Add(30 * time.Second), Metrics: g(10)},
 		{DeviceID: "b", ReceivedAt: t0.Add(6 * time.Minute), Metrics: g(20)},
 	}); err != nil {
 		t.Fatal(err)

@@ -258,6 +258,33 @@ func testSeriesStep(t *testing.T, s lodestone.Store) {
 	if b := got[0].Buckets[10]; b.Count != 2 || b.Min != 20 || b.Max != 21 || b.Avg != 20.5 || b.Last != 21 {
 		t.Errorf("widened bucket 10: %+v", b)
 	}
+	// A fleet series' step is whole minutes: rounded up, at least one, then widened as for devices.
+	for _, c := range []struct {
+		from, to   time.Time
+		step, want time.Duration
+	}{
+		{at(0), at(3600), 0, time.Minute},
+		{at(0), at(3600), 5 * time.Second, time.Minute},
+		{at(0), at(3600), 90 * time.Second, 2 * time.Minute},
+		{at(0), at(3600), 3 * time.Minute, 3 * time.Minute},
+		{at(0), at(86400), time.Second, 2 * time.Minute},
+		{at(30), at(90), 0, time.Minute},
+	} {
+		got, err := r.MetricSeries(ctx, lodestone.SeriesQuery{Key: "n", Fleet: true, From: c.from, To: c.to,
+			Step: c.step})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		for _, b := range got[0].Buckets {
+			total += b.Count
+		}
+		want := int64((c.to.Sub(c.from) + time.Minute - 1) / time.Minute)
+		if got[0].Step != c.want || total != want {
+			t.Errorf("fleet [%v, %v) step %v: step %v with %d samples, want %v with %d", c.from, c.to, c.step,
+				got[0].Step, total, c.want, want)
+		}
+	}
 }
 
 func testSeriesInvalid(t *testing.T, s lodestone.Store) {
@@ -399,6 +426,11 @@ func testSeriesFleetHours(t *testing.T, s lodestone.Store) {
 			{base.Add(30 * time.Minute), base.Add(50 * time.Minute), time.Hour},
 			{base.Add(-24 * time.Hour), base.Add(24 * time.Hour), 24 * time.Hour},
 			{base.Add(time.Hour), base.Add(5 * time.Hour), 30 * time.Minute},
+			// Ends inside minutes, and a range inside one minute: a store summing minutes reads these samples.
+			{base.Add(13*time.Minute + 17*time.Second), base.Add(3*time.Hour + 41*time.Second + 250*time.Millisecond),
+				5 * time.Minute},
+			{base.Add(2*time.Hour + 500*time.Millisecond), base.Add(2*time.Hour + 50*time.Second), time.Minute},
+			{base.Add(97*time.Second + time.Millisecond), base.Add(40*97*time.Second + time.Millisecond), time.Minute},
 		} {
 			got, err := r.MetricSeries(ctx, lodestone.SeriesQuery{Key: "k", Fleet: true, From: c.from, To: c.to,
 				Step: c.step})

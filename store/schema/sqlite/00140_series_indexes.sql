@@ -1,19 +1,21 @@
 -- +goose Up
--- Metric series (GET /devices/{id}/series, GET /series) aggregate one key over a time range. These indexes hold
--- every column the aggregate reads, so a series reads only the index entries of its key, device and range, never
--- table rows, and its cost follows the samples in range, not the size of the table.
+-- Metric series of devices (GET /devices/{id}/series, GET /series?device_id=, and the fleet of a group or tag,
+-- which probes each member) aggregate one key of one device over a time range. This index holds every column the
+-- aggregate reads, so such a series reads only the index entries of its key, device and range, never table rows,
+-- and its cost follows the samples in range, not the size of the table.
 CREATE INDEX metrics_series_device ON metrics (key_id, device_id, received_at, type, value, max);
-CREATE INDEX metrics_series_fleet ON metrics (key_id, received_at, device_id, type, value, max);
 
--- A fleet series over weeks covers millions of samples, more than SQLite aggregates in a page's time, so each
--- key's samples are also summed per 5 minutes as they are written (these triggers). A fleet series whose step is
--- a multiple of 5 minutes reads these rows, and the samples only for the partial rollups at its ends. total and
--- nv are the sum and count of the series values (a histogram's midpoint; NULL for NaN), mn and mx the minimum and
--- maximum, last_* the latest sample by time then row id. A deleted sample removes its rollup when it was the last
--- one, and otherwise marks it dirty: store/sqlite reads that rollup's samples instead, and recomputes it.
+-- A fleet series covers up to millions of samples, more than SQLite aggregates in a page's time, so each key's
+-- samples are also summed per minute as they are written (these triggers), and a fleet series (its step is whole
+-- minutes) adds up these rows; it reads samples (by metrics_time) only for the partial minutes at its ends. A
+-- per-key time index would serve fleet series from the samples instead, but it costs every write about a quarter
+-- of the ingest rate (README, Design notes). total and nv are the sum and count of the series values (a
+-- histogram's midpoint; NULL for NaN), mn and mx the minimum and maximum, last_* the latest sample by time then row
+-- id. A deleted sample removes its rollup when it was the last one, and otherwise marks it dirty: store/sqlite
+-- reads that rollup's samples instead, and recomputes it.
 CREATE TABLE metric_rollups (
     key_id     INTEGER NOT NULL,
-    bucket     INTEGER NOT NULL, -- Unix ms, a multiple of 300,000 (5 minutes)
+    bucket     INTEGER NOT NULL, -- Unix ms, a multiple of 60,000 (1 minute)
     n          INTEGER NOT NULL,
     nv         INTEGER NOT NULL,
     total      REAL,
@@ -29,19 +31,19 @@ CREATE TABLE metric_rollups (
 INSERT INTO metric_rollups (key_id, bucket, n, nv, total, mn, mx, last_at, last_id, last_value)
 SELECT g.key_id, g.bucket, g.n, g.nv, g.total, g.mn, g.mx, g.last_at, l.id,
        CASE WHEN l.type = 2 THEN (l.value + l.max) / 2 ELSE l.value END
-FROM (SELECT key_id, received_at - received_at % 300000 AS bucket, count(*) AS n,
+FROM (SELECT key_id, received_at - received_at % 60000 AS bucket, count(*) AS n,
              count(CASE WHEN type = 2 THEN (value + max) / 2 ELSE value END) AS nv,
              sum(CASE WHEN type = 2 THEN (value + max) / 2 ELSE value END) AS total, min(value) AS mn,
              max(CASE WHEN type = 2 THEN max ELSE value END) AS mx, max(received_at) AS last_at
       FROM metrics WHERE type IN (0, 1, 2) GROUP BY key_id, bucket) g
-JOIN metrics l ON l.id = (SELECT max(id) FROM metrics m WHERE m.key_id = g.key_id AND m.received_at = g.last_at
+JOIN metrics l ON l.id = (SELECT max(id) FROM metrics m WHERE m.received_at = g.last_at AND +m.key_id = g.key_id
                           AND m.type IN (0, 1, 2));
 
 -- +goose StatementBegin
 CREATE TRIGGER metrics_rollup_insert AFTER INSERT ON metrics WHEN NEW.type IN (0, 1, 2)
 BEGIN
     INSERT INTO metric_rollups (key_id, bucket, n, nv, total, mn, mx, last_at, last_id, last_value)
-    VALUES (NEW.key_id, NEW.received_at - NEW.received_at % 300000, 1,
+    VALUES (NEW.key_id, NEW.received_at - NEW.received_at % 60000, 1,
             CASE WHEN NEW.type = 2 THEN (NEW.value + NEW.max) / 2 ELSE NEW.value END IS NOT NULL,
             CASE WHEN NEW.type = 2 THEN (NEW.value + NEW.max) / 2 ELSE NEW.value END, NEW.value,
             CASE WHEN NEW.type = 2 THEN NEW.max ELSE NEW.value END, NEW.received_at, NEW.id,
@@ -64,15 +66,12 @@ END;
 -- +goose StatementBegin
 CREATE TRIGGER metrics_rollup_delete AFTER DELETE ON metrics WHEN OLD.type IN (0, 1, 2)
 BEGIN
-    -- A rollup with no samples left goes (retention empties old ones this way); one with some left is stale.
+    -- n counts the rollup's samples exactly (every insert and delete passes here), so a rollup with none left goes
+    -- (retention empties old ones this way) without reading samples; one with some left is stale.
+    UPDATE metric_rollups SET n = n - 1, dirty = 1
+    WHERE key_id = OLD.key_id AND bucket = OLD.received_at - OLD.received_at % 60000;
     DELETE FROM metric_rollups
-    WHERE key_id = OLD.key_id AND bucket = OLD.received_at - OLD.received_at % 300000
-      AND NOT EXISTS (SELECT 1 FROM metrics m WHERE m.key_id = OLD.key_id
-                      AND m.received_at >= OLD.received_at - OLD.received_at % 300000
-                      AND m.received_at < OLD.received_at - OLD.received_at % 300000 + 300000
-                      AND m.type IN (0, 1, 2));
-    UPDATE metric_rollups SET dirty = 1
-    WHERE key_id = OLD.key_id AND bucket = OLD.received_at - OLD.received_at % 300000 AND dirty = 0;
+    WHERE key_id = OLD.key_id AND bucket = OLD.received_at - OLD.received_at % 60000 AND n <= 0;
 END;
 -- +goose StatementEnd
 
@@ -96,5 +95,4 @@ CREATE INDEX devices_last_seen ON devices (last_seen);
 DROP TRIGGER metrics_rollup_delete;
 DROP TRIGGER metrics_rollup_insert;
 DROP TABLE metric_rollups;
-DROP INDEX metrics_series_fleet;
 DROP INDEX metrics_series_device;
