@@ -41,6 +41,11 @@ type Config struct {
 	Events      lodestone.EventBus        // live updates; nil: pages do not update live
 	Sessions    lodestone.SessionStore
 
+	// Each area of part 2 keeps its dependencies in its own struct (declared in its file).
+	Updates UpdatesDeps
+	Logs    LogsDeps
+	Admin   AdminDeps
+
 	// SignIn checks a password with the API's rules and failure limits (httpapi.Server.SignIn); nil hides the
 	// sign-in form.
 	SignIn func(w http.ResponseWriter, r *http.Request, user, pass string) (*lodestone.Principal, error)
@@ -117,6 +122,11 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /ui/api/series", c.user(lodestone.RoleViewer, c.series))
 	c.mux.HandleFunc("GET /ui/api/totals", c.user(lodestone.RoleViewer, c.totals))
 	c.mux.HandleFunc("GET /ui/events", c.user(lodestone.RoleViewer, c.events))
+	// Each area of part 2 registers its own pages (updates.go, logsview.go, groupsview.go, admin.go).
+	c.routesUpdates()
+	c.routesLogs()
+	c.routesGroups()
+	c.routesAdmin()
 	c.mux.HandleFunc("/ui/", c.notFound)
 }
 

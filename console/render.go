@@ -32,8 +32,19 @@ func (p *pageData) Can(role string) bool {
 	return p.User.Allows(r)
 }
 
-var pageNames = []string{"login", "error", "overview", "devices", "device", "faults", "crashes", "crash",
+var basePages = []string{"login", "error", "overview", "devices", "device", "faults", "crashes", "crash",
 	"metrics", "fleet"}
+
+// pageNames is every page: part 1's and each area's own list (declared beside its handlers).
+var pageNames = concat(basePages, updatesPages, logsPages, groupsPages, adminPages)
+
+func concat(lists ...[]string) []string {
+	var all []string
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	return all
+}
 
 func (c *Console) parseTemplates() error {
 	c.pages = map[string]*template.Template{}
