@@ -36,6 +36,7 @@ type CrashAttachment struct {
 
 // CrashUploadFilter selects uploads, newest received first.
 type CrashUploadFilter struct {
+	ID        int64 // one upload by id; 0: any
 	Project   string
 	InstallID string
 	Since     time.Time // inclusive, on ReceivedAt

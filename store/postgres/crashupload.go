@@ -51,6 +51,9 @@ func (db *DB) CreateCrashUpload(ctx context.Context, u *lodestone.CrashUpload) e
 func (db *DB) FindCrashUploads(ctx context.Context, f lodestone.CrashUploadFilter) ([]*lodestone.CrashUpload, error) {
 	var a args
 	var conds []string
+	if f.ID != 0 {
+		conds = append(conds, "id = "+a.add(f.ID))
+	}
 	if f.Project != "" {
 		conds = append(conds, "project = "+a.add(f.Project))
 	}

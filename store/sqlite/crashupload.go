@@ -56,6 +56,10 @@ func (db *DB) CreateCrashUpload(ctx context.Context, u *lodestone.CrashUpload) e
 func (db *DB) FindCrashUploads(ctx context.Context, f lodestone.CrashUploadFilter) ([]*lodestone.CrashUpload, error) {
 	var where []string
 	var args []any
+	if f.ID != 0 {
+		where = append(where, "id = ?")
+		args = append(args, f.ID)
+	}
 	if f.Project != "" {
 		where = append(where, "project = ?")
 		args = append(args, f.Project)

@@ -60,6 +60,8 @@ func Run(t *testing.T, open Opener) {
 		{"CrashUploads", testCrashUploads},
 		{"LogsScan", testLogsScan},
 		{"LogsConcurrentIDs", testLogsConcurrentIDs},
+		{"LogsLastID", testLogsLastID},
+		{"CrashUploadByID", testCrashUploadByID},
 		{"OTLPTokens", testOTLPTokens},
 		{"DeviceSummaries", testDeviceSummaries},
 		{"AlertQueue", testAlertQueue},
