@@ -12,7 +12,7 @@ import (
 
 // newConsole wires the web console to the store's services. api returns the HTTP API once it is built: the
 // console checks passwords through it, with the API's failure limits.
-func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus,
+func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus, blobs lodestone.BlobStore,
 	log *slog.Logger, api func() *httpapi.Server) (*console.Console, error) {
 	cc := console.Config{Logger: log, Devices: st, Registry: st, Groups: st, Telemetry: st, Crashes: st,
 		Events: bus, IdleTimeout: cfg.ConsoleIdle, MaxAge: cfg.ConsoleMaxAge}
@@ -22,6 +22,12 @@ func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus,
 	cc.Targets = st
 	cc.Credentials, _ = st.(lodestone.CredentialStore)
 	cc.Sessions, _ = st.(lodestone.SessionStore)
+	// The log explorer and its live tail read the store (the tail follows it by id), crash uploads their blobs.
+	cc.Logs.Logs, _ = st.(lodestone.LogStore)
+	cc.Logs.Scanner, _ = st.(lodestone.LogScanner)
+	cc.Logs.Head, _ = st.(lodestone.LogHead)
+	cc.Logs.Uploads, _ = st.(lodestone.CrashUploadStore)
+	cc.Logs.Blobs = blobs
 	issuer, clientID := cfg.OIDCIssuer, cfg.OIDCClientID
 	if cfg.KeycloakURL != "" {
 		issuer, clientID = httpapi.KeycloakIssuer(cfg.KeycloakURL, cfg.KeycloakRealm), cfg.KeycloakClientID

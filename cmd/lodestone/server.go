@@ -156,7 +156,7 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 	}
 	logStore, _ := db.Store.(lodestone.LogStore)
 	crashStore, _ := db.Store.(lodestone.CrashUploadStore)
-	con, err := newConsole(cfg, db.Store, s.bus, log, func() *httpapi.Server { return s.api })
+	con, err := newConsole(cfg, db.Store, s.bus, blobs, log, func() *httpapi.Server { return s.api })
 	if err != nil {
 		return nil, err
 	}

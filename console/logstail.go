@@ -1,0 +1,206 @@
+package console
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+)
+
+// The live tail reads the log table forward by id. Each look reads at most tailPages pages; a tail that falls
+// further behind than that skips ahead (and says how many matching records it left out), so one busy fleet
+// cannot make a browser tab draw thousands of rows a second.
+const (
+	tailPages       = 5
+	tailMaxRows     = 500 // rows in one message
+	tailWriteWithin = 30 * time.Second
+)
+
+type tailMessage struct {
+	Rows    []logRow `json:"rows"`
+	Skipped int      `json:"skipped,omitempty"`
+}
+
+// logsTail streams the records of the explorer's query stored after a cursor, as Server-Sent Events: it polls
+// the store by id (LogScanner) rather than listening to the ingest path, so it sees what any replica committed
+// and asks nothing of the writer. Each message's id is the cursor, so the browser's EventSource resumes where it
+// was (Last-Event-ID); a paused page reconnects with after=.
+func (c *Console) logsTail(w http.ResponseWriter, r *request) error {
+	d := c.cfg.Logs
+	if d.Scanner == nil || d.Head == nil {
+		return lodestone.Errorf(lodestone.EUNAVAILABLE, "the live log tail is not available on this server")
+	}
+	lq, err := parseLogQuery(r.URL.Query(), c.now())
+	if err != nil {
+		return err
+	}
+	cursor := int64(-1)
+	for _, v := range []string{r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after")} {
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return lodestone.Errorf(lodestone.EINVALID, "after must be a log record id (0 or more)")
+		}
+		cursor = n
+		break
+	}
+	ctx := r.ctx()
+	if cursor < 0 {
+		if cursor, err = d.Head.LastLogID(ctx); err != nil {
+			return err
+		}
+	}
+	release, err := c.streams.open(r.sess.Hash)
+	if err != nil {
+		return err
+	}
+	defer release()
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	// Every write has its own deadline: a client that stops reading ends the stream and frees its slot.
+	send := func(b []byte) bool {
+		rc.SetWriteDeadline(time.Now().Add(tailWriteWithin))
+		_, err := w.Write(b)
+		return err == nil && rc.Flush() == nil
+	}
+	if !send([]byte("retry: 2000\n\n")) {
+		return nil
+	}
+	every := d.TailEvery
+	if every <= 0 {
+		every = time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	lower := strings.ToLower(lq.Text)
+	lastSent := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		var msg tailMessage
+		start := cursor
+		for range tailPages {
+			recs, err := d.Scanner.ScanLogs(ctx, lodestone.LogScan{Project: lq.f.Project, DeviceID: lq.f.DeviceID,
+				AfterID: cursor, Limit: lodestone.MaxListLimit})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				c.log.Warn("console log tail", "err", err)
+				break // try again at the next tick
+			}
+			for _, rec := range recs {
+				if lq.match(rec, lower) {
+					msg.Rows = append(msg.Rows, newLogRow(rec))
+				}
+			}
+			if len(recs) > 0 {
+				cursor = recs[len(recs)-1].ID
+			}
+			if len(recs) < lodestone.MaxListLimit {
+				break
+			}
+		}
+		if len(msg.Rows) > tailMaxRows {
+			msg.Skipped = len(msg.Rows) - tailMaxRows
+			msg.Rows = msg.Rows[msg.Skipped:]
+		}
+		var out []byte
+		switch {
+		case len(msg.Rows) > 0:
+			raw, _ := json.Marshal(msg)
+			out = append(out, "id: "+strconv.FormatInt(cursor, 10)+"\nevent: logs\ndata: "...)
+			out = append(out, raw...)
+			out = append(out, "\n\n"...)
+		case cursor != start:
+			// Records went by that the query leaves out: move the browser's resume point past them.
+			out = []byte("id: " + strconv.FormatInt(cursor, 10) + "\n\n")
+		case time.Since(lastSent) >= keepAlive:
+			out = []byte(":\n\n")
+		}
+		if out != nil {
+			if !send(out) {
+				return nil
+			}
+			lastSent = time.Now()
+		}
+	}
+}
+
+// exportPage is how many records the export reads at a time.
+const exportPage = lodestone.MaxListLimit
+
+// logsExport streams the explorer's query as NDJSON, one record per line in the API's shape (GET /logs), newest
+// first like the page. It pages by record time (keyset), never by a growing offset, so a large export costs what
+// it reads; records sharing one timestamp beyond a page are paged by offset within that timestamp.
+func (c *Console) logsExport(w http.ResponseWriter, r *request) error {
+	if c.cfg.Logs.Logs == nil {
+		return lodestone.Errorf(lodestone.EUNAVAILABLE, "this server does not keep OTLP logs")
+	}
+	lq, err := parseLogQuery(r.URL.Query(), c.now())
+	if err != nil {
+		return err
+	}
+	ctx := r.ctx()
+	f := lq.f
+	f.Limit = exportPage
+	page, err := c.cfg.Logs.Logs.FindLogs(ctx, f)
+	if err != nil {
+		return err // nothing written yet: an error page
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("Content-Disposition", `attachment; filename="lodestone-logs-`+c.now().UTC().Format("20060102T150405Z")+`.ndjson"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	rc := http.NewResponseController(w)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	var edgeTime time.Time // the last page ended at this record time and id: what is at or above it is written
+	var edgeID int64
+	haveEdge := false
+	for {
+		for _, rec := range page {
+			if haveEdge && rec.Time.Equal(edgeTime) && rec.ID >= edgeID {
+				continue
+			}
+			if err := enc.Encode(rec.JSON()); err != nil {
+				return nil // the client went away
+			}
+		}
+		rc.SetWriteDeadline(time.Now().Add(time.Minute))
+		if bw.Flush() != nil || rc.Flush() != nil {
+			return nil
+		}
+		if len(page) < exportPage {
+			return nil
+		}
+		last := page[len(page)-1]
+		if haveEdge && last.Time.Equal(edgeTime) {
+			f.Offset += len(page) // a whole page at one timestamp: step through it
+		} else {
+			edgeTime, edgeID, haveEdge = last.Time, last.ID, true
+			f.Until, f.Offset = last.Time.Add(time.Nanosecond), 0
+		}
+		if page, err = c.cfg.Logs.Logs.FindLogs(ctx, f); err != nil {
+			if ctx.Err() == nil {
+				c.log.Error("console log export", "err", err)
+			}
+			// The download must not look complete: end the connection without the final chunk.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
