@@ -127,14 +127,14 @@ type foundDevice struct {
 }
 
 type groupView struct {
-	Group   *lodestone.Group
-	Members []*lodestone.Device
-	Page    int
-	Prev    string
-	Next    string
-	Search  string
-	Found   []foundDevice
-	More    bool // the search matched more than it shows
+	Group    *lodestone.Group
+	Members  []*lodestone.Device
+	Page     int
+	Prev     string
+	Next     string
+	Search   string
+	Found    []foundDevice
+	More     bool // the search matched more than it shows
 	Searched bool
 }
 

@@ -161,7 +161,7 @@ type logRow struct {
 	ID       int64       `json:"id"`
 	Time     time.Time   `json:"time"`
 	TimeText string      `json:"time_text"` // UTC to the millisecond, as the page shows it
-	Severity string      `json:"severity"` // TRACE … FATAL, or the number when outside OTLP's ranges
+	Severity string      `json:"severity"`  // TRACE … FATAL, or the number when outside OTLP's ranges
 	SevClass string      `json:"sev_class"`
 	SevText  string      `json:"severity_text"`
 	Project  string      `json:"project"`
