@@ -143,8 +143,8 @@ func (c *Console) crashUploadDump(w http.ResponseWriter, r *request) error {
 	return c.serveBlob(w, r, u.Dump.SHA256, name)
 }
 
-// crashUploadAttachment downloads attachment n (from 1, in upload order). The file is named after the
-// attachment's key, made safe; nothing from the request names a path.
+// crashUploadAttachment downloads attachment n (from 1, in upload order). The file is named after the file name
+// the metadata gives it or its key, made safe; nothing from the request names a path.
 func (c *Console) crashUploadAttachment(w http.ResponseWriter, r *request) error {
 	u, err := c.findUpload(r)
 	if err != nil {
@@ -156,7 +156,23 @@ func (c *Console) crashUploadAttachment(w http.ResponseWriter, r *request) error
 			truncate(r.PathValue("n"), 20))
 	}
 	a := u.Attachments[n-1]
-	return c.serveBlob(w, r, a.Blob.SHA256, safeName(a.Key)+encodingSuffix(a.ContentEncoding))
+	name := safeName(a.Key)
+	// The client's metadata may name the file the attachment came from; that name (made safe) is kinder.
+	var md struct {
+		Attachments []struct {
+			Key      string `json:"key"`
+			Filename string `json:"filename"`
+		} `json:"attachments"`
+	}
+	if json.Unmarshal([]byte(u.Metadata), &md) == nil {
+		for _, m := range md.Attachments {
+			if m.Key == a.Key && m.Filename != "" {
+				name = safeName(m.Filename)
+				break
+			}
+		}
+	}
+	return c.serveBlob(w, r, a.Blob.SHA256, name+encodingSuffix(a.ContentEncoding))
 }
 
 // serveBlob sends a stored blob as a download: never rendered by the browser (the bytes are a client's), with

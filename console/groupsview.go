@@ -135,6 +135,7 @@ type groupView struct {
 	Search   string
 	Found    []foundDevice
 	More     bool // the search matched more than it shows
+	Addable  bool // some of the found devices are not members yet
 	Searched bool
 }
 
@@ -207,6 +208,7 @@ func (c *Console) groupPage(w http.ResponseWriter, r *request) error {
 		}
 		for _, d := range found {
 			v.Found = append(v.Found, foundDevice{Device: d, Member: member[d.DeviceID]})
+			v.Addable = v.Addable || !member[d.DeviceID]
 		}
 	}
 	c.page(w, r, "group", g.Name, v)

@@ -245,7 +245,7 @@ func TestConsoleLogsAndGroupsInBrowser(t *testing.T) {
 		}
 		b.screenshot("crash-upload")
 		b.do(chromedp.Click(chromedp.CSS("a.download-attachment")))
-		if got := lgWaitFile(t, downloads, "console-log"); !bytes.Equal(got, attachment) {
+		if got := lgWaitFile(t, downloads, "console.log"); !bytes.Equal(got, attachment) {
 			t.Errorf("downloaded attachment %q, want %q", got, attachment)
 		}
 		b.clean("crash uploads")
