@@ -2,6 +2,7 @@ package console
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -11,9 +12,10 @@ import (
 	"github.com/lodestone-fleet/lodestone"
 )
 
-// The live tail reads the log table forward by id. Each look reads at most tailPages pages; a tail that falls
-// further behind than that skips ahead (and says how many matching records it left out), so one busy fleet
-// cannot make a browser tab draw thousands of rows a second.
+// The live tail reads the log table forward by id. Each look reads at most tailPages pages of its device or
+// project; a tail that falls further behind than that moves on, and at most tailMaxRows rows go to the browser
+// per look (it says how many matching records it left out), so one busy fleet cannot make a browser tab draw
+// thousands of rows a second.
 const (
 	tailPages       = 5
 	tailMaxRows     = 500 // rows in one message
@@ -83,6 +85,7 @@ func (c *Console) logsTail(w http.ResponseWriter, r *request) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	lower := strings.ToLower(lq.Text)
+	t := tailer{scan: d.Scanner, head: d.Head, q: lq, lower: lower, settled: cursor, sent: map[int64]bool{}}
 	lastSent := time.Now()
 	for {
 		select {
@@ -90,44 +93,25 @@ func (c *Console) logsTail(w http.ResponseWriter, r *request) error {
 			return nil
 		case <-tick.C:
 		}
-		var msg tailMessage
-		start := cursor
-		for range tailPages {
-			recs, err := d.Scanner.ScanLogs(ctx, lodestone.LogScan{Project: lq.f.Project, DeviceID: lq.f.DeviceID,
-				AfterID: cursor, Limit: lodestone.MaxListLimit})
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				c.log.Warn("console log tail", "err", err)
-				break // try again at the next tick
+		before := t.settled
+		msg, err := t.poll(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			for _, rec := range recs {
-				if lq.match(rec, lower) {
-					msg.Rows = append(msg.Rows, newLogRow(rec))
-				}
-			}
-			if len(recs) > 0 {
-				cursor = recs[len(recs)-1].ID
-			}
-			if len(recs) < lodestone.MaxListLimit {
-				break
-			}
-		}
-		if len(msg.Rows) > tailMaxRows {
-			msg.Skipped = len(msg.Rows) - tailMaxRows
-			msg.Rows = msg.Rows[msg.Skipped:]
+			c.log.Warn("console log tail", "err", err)
+			continue // try again at the next tick
 		}
 		var out []byte
 		switch {
 		case len(msg.Rows) > 0:
 			raw, _ := json.Marshal(msg)
-			out = append(out, "id: "+strconv.FormatInt(cursor, 10)+"\nevent: logs\ndata: "...)
+			out = append(out, "id: "+strconv.FormatInt(t.settled, 10)+"\nevent: logs\ndata: "...)
 			out = append(out, raw...)
 			out = append(out, "\n\n"...)
-		case cursor != start:
+		case t.settled != before:
 			// Records went by that the query leaves out: move the browser's resume point past them.
-			out = []byte("id: " + strconv.FormatInt(cursor, 10) + "\n\n")
+			out = []byte("id: " + strconv.FormatInt(t.settled, 10) + "\n\n")
 		case time.Since(lastSent) >= keepAlive:
 			out = []byte(":\n\n")
 		}
@@ -138,6 +122,74 @@ func (c *Console) logsTail(w http.ResponseWriter, r *request) error {
 			lastSent = time.Now()
 		}
 	}
+}
+
+// tailLag is how many looks a record id stays open to records committed late with a lower id: PostgreSQL writers
+// commit in parallel, so id 100 can become visible after id 120. Below the head seen tailLag looks ago the table
+// is taken as settled; above it, ids already sent are remembered so a second look sends them once.
+const tailLag = 3
+
+// tailer follows the log table for one tail.
+type tailer struct {
+	scan    lodestone.LogScanner
+	head    lodestone.LogHead
+	q       logQuery
+	lower   string
+	settled int64          // every record with an id up to this was looked at
+	heads   []int64        // the heads of the last looks, oldest first
+	sent    map[int64]bool // ids above settled already sent
+}
+
+// poll reads the records after the settled id that match the query and were not sent yet. The store filters by
+// project and device (so a narrow tail reads little); the rest of the query is applied here.
+func (t *tailer) poll(ctx context.Context) (tailMessage, error) {
+	var msg tailMessage
+	head, err := t.head.LastLogID(ctx)
+	if err != nil {
+		return msg, err
+	}
+	after, caughtUp := t.settled, false
+	for range tailPages {
+		recs, err := t.scan.ScanLogs(ctx, lodestone.LogScan{Project: t.q.f.Project, DeviceID: t.q.f.DeviceID,
+			AfterID: after, Limit: lodestone.MaxListLimit})
+		if err != nil {
+			return msg, err
+		}
+		for _, rec := range recs {
+			if !t.sent[rec.ID] && t.q.match(rec, t.lower) {
+				msg.Rows = append(msg.Rows, newLogRow(rec))
+				t.sent[rec.ID] = true
+			}
+		}
+		if len(recs) > 0 {
+			after = recs[len(recs)-1].ID
+		}
+		if len(recs) < lodestone.MaxListLimit {
+			caughtUp = true
+			break
+		}
+	}
+	t.heads = append(t.heads, head)
+	if caughtUp {
+		// Everything up to the head of tailLag looks ago had that long to commit.
+		if len(t.heads) > tailLag {
+			t.heads = t.heads[1:]
+			t.settled = max(t.settled, t.heads[0])
+		}
+	} else {
+		// Behind by more than one look can read: move on from what was read, late commits or not.
+		t.settled, t.heads = after, nil
+	}
+	for id := range t.sent {
+		if id <= t.settled {
+			delete(t.sent, id)
+		}
+	}
+	if len(msg.Rows) > tailMaxRows {
+		msg.Skipped = len(msg.Rows) - tailMaxRows
+		msg.Rows = msg.Rows[msg.Skipped:]
+	}
+	return msg, nil
 }
 
 // exportPage is how many records the export reads at a time.

@@ -59,16 +59,23 @@
     var url = list && list.getAttribute("data-tail");
     var btn = document.getElementById("tail-toggle"), state = document.getElementById("tail-state");
     if (!url || !window.EventSource || !btn) return;
-    var es = null, cursor = null, received = 0;
+    var es = null, cursor = null, received = 0, shown = {};
+    // A resumed tail starts from the last settled id, so it may send again what is on the page: each id once.
+    list.querySelectorAll("li[data-id]").forEach(function (li) { shown[li.getAttribute("data-id")] = true; });
 
     function say(s) { state.textContent = s; }
     function add(msg) {
       // Rows come oldest first; each goes on top, so the newest ends first as on the page.
       (msg.rows || []).forEach(function (r) {
+        if (shown[r.id]) return;
+        shown[r.id] = true;
         list.insertBefore(row(r), list.firstChild);
         received++;
       });
-      while (list.children.length > maxRows) list.removeChild(list.lastChild);
+      while (list.children.length > maxRows) {
+        delete shown[list.lastChild.getAttribute("data-id")];
+        list.removeChild(list.lastChild);
+      }
       var none = document.getElementById("log-none");
       if (none) none.remove();
       var s = "Live: " + received + " new record" + (received === 1 ? "" : "s") + " since the page loaded.";
