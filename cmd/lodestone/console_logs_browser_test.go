@@ -111,6 +111,28 @@ func lgWaitFile(t *testing.T, dir, suffix string) []byte {
 	}
 }
 
+// lgSubmit runs steps that submit a form and waits for the next page, whose flash message contains want: the
+// page before may show a flash too, so a new page is told by a mark the old one carries.
+func lgSubmit(b *browser, want string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	eval[bool](b, "(window.__lgOld = true)")
+	b.do(steps...)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`!window.__lgOld && document.readyState !== "loading" &&
+			document.querySelector(".flash") !== null && document.querySelector(".flash").textContent.includes(%q)`, want)))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("no page with the message %q; at %s", want, b.location())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func lgDevice(t *testing.T, base, id string) {
 	t.Helper()
 	info := chunk.DeviceInfo{DeviceID: id, FirmwareVersion: "1.2.0"}.AppendPayload(nil)
@@ -257,17 +279,17 @@ func TestConsoleLogsAndGroupsInBrowser(t *testing.T) {
 			lgDevice(t, base, id)
 		}
 		b.open("/ui/groups")
-		b.do(chromedp.SendKeys(chromedp.CSS("#group-create #name"), "pumps"),
+		lgSubmit(b, "Created group pumps", chromedp.SendKeys(chromedp.CSS("#group-create #name"), "pumps"),
 			chromedp.SendKeys(chromedp.CSS("#group-create #description"), "every pump on site"),
-			chromedp.Click(chromedp.CSS("#group-create button")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+			chromedp.Click(chromedp.CSS("#group-create button")))
 		if f := b.text(".flash"); !strings.Contains(f, "Created group pumps") {
 			t.Fatalf("create: %q", f)
 		}
 		groupPage := strings.TrimPrefix(b.location(), base)
 		b.accessible(groupPage)
 		eval[bool](b, "(document.querySelector('#group-rename #name').value = '', true)")
-		b.do(chromedp.SendKeys(chromedp.CSS("#group-rename #name"), "north pumps"),
-			chromedp.Click(chromedp.CSS("#group-rename button")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+		lgSubmit(b, "Saved group north pumps", chromedp.SendKeys(chromedp.CSS("#group-rename #name"), "north pumps"),
+			chromedp.Click(chromedp.CSS("#group-rename button")))
 		if h := b.text("main h1"); !strings.HasPrefix(h, "north pumps") {
 			t.Fatalf("renamed heading %q", h)
 		}
@@ -278,9 +300,9 @@ func TestConsoleLogsAndGroupsInBrowser(t *testing.T) {
 			t.Fatalf("search results: %s", found)
 		}
 		b.accessible("member search")
-		b.do(chromedp.Click(chromedp.CSS("#member-add input[value='pump-north-1']")),
+		lgSubmit(b, "Added", chromedp.Click(chromedp.CSS("#member-add input[value='pump-north-1']")),
 			chromedp.Click(chromedp.CSS("#member-add input[value='pump-north-2']")),
-			chromedp.Click(chromedp.CSS("#member-add button")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+			chromedp.Click(chromedp.CSS("#member-add button")))
 		if f := b.text(".flash"); !strings.Contains(f, "Added 2 of 2") {
 			t.Fatalf("add: %q", f)
 		}
@@ -291,8 +313,7 @@ func TestConsoleLogsAndGroupsInBrowser(t *testing.T) {
 			t.Errorf("member count %q", n)
 		}
 		b.screenshot("group")
-		b.do(chromedp.Click(chromedp.CSS("button[aria-label='Remove pump-north-2 from north pumps']")),
-			chromedp.WaitVisible(chromedp.CSS(".flash")))
+		lgSubmit(b, "Removed pump-north-2", chromedp.Click(chromedp.CSS("button[aria-label='Remove pump-north-2 from north pumps']")))
 		if members := b.text("table.members"); strings.Contains(members, "pump-north-2") || !strings.Contains(members, "pump-north-1") {
 			t.Fatalf("after remove: %s", members)
 		}
@@ -308,8 +329,7 @@ func TestConsoleLogsAndGroupsInBrowser(t *testing.T) {
 		if loc := b.location(); !strings.HasSuffix(loc, groupPage) {
 			t.Fatalf("an unconfirmed delete left the page for %s", loc)
 		}
-		b.do(chromedp.Click(chromedp.ID("confirm")), chromedp.Click(chromedp.CSS("#group-delete button")),
-			chromedp.WaitVisible(chromedp.CSS(".flash")))
+		lgSubmit(b, "Deleted group", chromedp.Click(chromedp.ID("confirm")), chromedp.Click(chromedp.CSS("#group-delete button")))
 		if f := b.text(".flash"); !strings.Contains(f, "Deleted group north pumps and its 1 membership") {
 			t.Fatalf("delete: %q", f)
 		}
@@ -323,8 +343,8 @@ func TestConsoleLogsAndGroupsInBrowser(t *testing.T) {
 		b.t = t
 		// A group for the viewer to look at.
 		b.open("/ui/groups")
-		b.do(chromedp.SendKeys(chromedp.CSS("#group-create #name"), "valves"), chromedp.Click(chromedp.CSS("#group-create button")),
-			chromedp.WaitVisible(chromedp.CSS(".flash")))
+		lgSubmit(b, "Created group valves", chromedp.SendKeys(chromedp.CSS("#group-create #name"), "valves"),
+			chromedp.Click(chromedp.CSS("#group-create button")))
 		groupPage := strings.TrimPrefix(b.location(), base)
 		b.do(chromedp.Click(chromedp.CSS("form.who button")), chromedp.WaitVisible(chromedp.ID("username")))
 		b.signIn("vic", "viewer-pass")
