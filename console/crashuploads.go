@@ -115,7 +115,7 @@ func (c *Console) crashUpload(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	v := crashUploadView{Upload: u, DumpSize: humanBytes(u.Dump.Size), Metadata: u.Metadata}
+	v := crashUploadView{Upload: u, DumpSize: uploadSize(u.Dump.Size), Metadata: u.Metadata}
 	var buf bytes.Buffer
 	if json.Indent(&buf, []byte(u.Metadata), "", "  ") == nil {
 		v.Metadata = buf.String()
@@ -127,7 +127,7 @@ func (c *Console) crashUpload(w http.ResponseWriter, r *request) error {
 		v.PanicText = md.PanicText
 	}
 	for i, a := range u.Attachments {
-		v.Attachments = append(v.Attachments, attachmentView{N: i + 1, Att: a, Size: humanBytes(a.Blob.Size)})
+		v.Attachments = append(v.Attachments, attachmentView{N: i + 1, Att: a, Size: uploadSize(a.Blob.Size)})
 	}
 	c.page(w, r, "crashupload", fmt.Sprintf("Crash upload %d", u.ID), v, logsNav)
 	return nil
@@ -139,8 +139,9 @@ func (c *Console) crashUploadDump(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	name := fmt.Sprintf("crash-%d-%s.dump%s", u.ID, strings.ToLower(safeName(u.Kind)), encodingSuffix(u.DumpEncoding))
-	return c.serveBlob(w, r, u.Dump.SHA256, name)
+	name := fmt.Sprintf("crash-%d-%s.dump%s", u.ID, strings.ToLower(downloadName(u.Kind)),
+		uploadEncodingSuffix(u.DumpEncoding))
+	return c.serveUploadBlob(w, r, u.Dump.SHA256, name)
 }
 
 // crashUploadAttachment downloads attachment n (from 1, in upload order). The file is named after the file name
@@ -156,7 +157,7 @@ func (c *Console) crashUploadAttachment(w http.ResponseWriter, r *request) error
 			truncate(r.PathValue("n"), 20))
 	}
 	a := u.Attachments[n-1]
-	name := safeName(a.Key)
+	name := downloadName(a.Key)
 	// The client's metadata may name the file the attachment came from; that name (made safe) is kinder.
 	var md struct {
 		Attachments []struct {
@@ -167,17 +168,17 @@ func (c *Console) crashUploadAttachment(w http.ResponseWriter, r *request) error
 	if json.Unmarshal([]byte(u.Metadata), &md) == nil {
 		for _, m := range md.Attachments {
 			if m.Key == a.Key && m.Filename != "" {
-				name = safeName(m.Filename)
+				name = downloadName(m.Filename)
 				break
 			}
 		}
 	}
-	return c.serveBlob(w, r, a.Blob.SHA256, name+encodingSuffix(a.ContentEncoding))
+	return c.serveUploadBlob(w, r, a.Blob.SHA256, name+uploadEncodingSuffix(a.ContentEncoding))
 }
 
-// serveBlob sends a stored blob as a download: never rendered by the browser (the bytes are a client's), with
+// serveUploadBlob sends a stored blob as a download: never rendered by the browser (the bytes are a client's), with
 // range requests from the blob store's seeker.
-func (c *Console) serveBlob(w http.ResponseWriter, r *request, sha, name string) error {
+func (c *Console) serveUploadBlob(w http.ResponseWriter, r *request, sha, name string) error {
 	if c.cfg.Logs.Blobs == nil {
 		return lodestone.Errorf(lodestone.EUNAVAILABLE, "this server has no blob store for crash uploads")
 	}
@@ -201,8 +202,8 @@ func (c *Console) serveBlob(w http.ResponseWriter, r *request, sha, name string)
 	return nil
 }
 
-// safeName keeps a file name to letters, digits, '.', '-' and '_', at most 100 bytes; never empty.
-func safeName(s string) string {
+// downloadName keeps a file name to letters, digits, '.', '-' and '_', at most 100 bytes; never empty.
+func downloadName(s string) string {
 	var sb strings.Builder
 	for _, ch := range s {
 		if sb.Len() >= 100 {
@@ -223,7 +224,7 @@ func safeName(s string) string {
 	return sb.String()
 }
 
-func encodingSuffix(enc string) string {
+func uploadEncodingSuffix(enc string) string {
 	switch strings.ToLower(enc) {
 	case "zstd":
 		return ".zst"
@@ -237,7 +238,7 @@ func encodingSuffix(enc string) string {
 	return ""
 }
 
-func humanBytes(n int64) string {
+func uploadSize(n int64) string {
 	switch {
 	case n < 1024:
 		return strconv.FormatInt(n, 10) + " B"

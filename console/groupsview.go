@@ -77,9 +77,9 @@ func (c *Console) groupsList(w http.ResponseWriter, r *request) error {
 	return nil
 }
 
-// refused answers a write that the service turned down for a reason the user can act on (bad input, a taken
+// groupRefused answers a write that the service turned down for a reason the user can act on (bad input, a taken
 // name, a campaign in the way, something gone) with a flash on the page; anything else is the server's fault.
-func (c *Console) refused(w http.ResponseWriter, r *request, to, prefix string, err error) bool {
+func (c *Console) groupRefused(w http.ResponseWriter, r *request, to, prefix string, err error) bool {
 	switch lodestone.ErrorCode(err) {
 	case lodestone.EINVALID, lodestone.ECONFLICT, lodestone.ENOTFOUND:
 		c.redirect(w, r.Request, to, flash{Msg: prefix + lodestone.ErrorMessage(err), Err: true})
@@ -104,7 +104,7 @@ func (c *Console) groupCreate(w http.ResponseWriter, r *request) error {
 			return nil
 		}
 	}
-	if c.refused(w, r, "/ui/groups", "Not created: ", err) {
+	if c.groupRefused(w, r, "/ui/groups", "Not created: ", err) {
 		return nil
 	}
 	return err
@@ -232,7 +232,7 @@ func (c *Console) groupRename(w http.ResponseWriter, r *request) error {
 			return nil
 		}
 	}
-	if c.refused(w, r, groupURL(id), "Not saved: ", err) {
+	if c.groupRefused(w, r, groupURL(id), "Not saved: ", err) {
 		return nil
 	}
 	return err
@@ -257,7 +257,7 @@ func (c *Console) groupDelete(w http.ResponseWriter, r *request) error {
 		err = gs.DeleteGroup(r.ctx(), id)
 	}
 	if err != nil {
-		if c.refused(w, r, groupURL(id), "Not deleted: ", err) {
+		if c.groupRefused(w, r, groupURL(id), "Not deleted: ", err) {
 			return nil
 		}
 		return err
@@ -323,7 +323,7 @@ func (c *Console) groupRemove(w http.ResponseWriter, r *request) error {
 	}
 	dev := r.PostFormValue("device_id")
 	if err := gs.RemoveGroupDevice(r.ctx(), id, dev); err != nil {
-		if c.refused(w, r, groupURL(id), "Not removed: ", err) {
+		if c.groupRefused(w, r, groupURL(id), "Not removed: ", err) {
 			return nil
 		}
 		return err

@@ -32,7 +32,7 @@ func lgEnv(t *testing.T) (*env, lodestone.BlobStore) {
 func lgRecord(dev string, t time.Time, sev int32, body string) *lodestone.LogRecord {
 	raw, _ := json.Marshal(body)
 	return &lodestone.LogRecord{Project: "fleet", DeviceID: dev, Time: t, ObservedTime: t, Severity: sev,
-		SeverityText: severityName(sev), Body: string(raw), Attributes: `{"module":"i2c","retry":3}`, ReceivedAt: t}
+		SeverityText: logSeverityName(sev), Body: string(raw), Attributes: `{"module":"i2c","retry":3}`, ReceivedAt: t}
 }
 
 // TestGroupsPagesWriteThroughTheServiceAndAudit: a provisioner creates, renames, fills by search, empties and
@@ -234,7 +234,7 @@ func TestLogExplorerQueryTailAndExport(t *testing.T) {
 			t.Fatal(err)
 		}
 		br := bufio.NewReader(res.Body)
-		id, msg := readTail(t, br)
+		id, msg := lgReadTail(t, br)
 		if n, _ := strconv.ParseInt(id, 10, 64); n < recs[2].ID || n > later[2].ID || len(msg.Rows) != 2 ||
 			msg.Rows[0].Body != "hot" || msg.Rows[1].Body != "hotter" || msg.Rows[1].Severity != "WARN" ||
 			len(msg.Rows[1].Attrs) != 2 {
@@ -245,7 +245,7 @@ func TestLogExplorerQueryTailAndExport(t *testing.T) {
 		if err := e.db.WriteLogs(ctx, []*lodestone.LogRecord{lgRecord("dev-c", now, 17, "hottest")}); err != nil {
 			t.Fatal(err)
 		}
-		if _, msg := readTail(t, br); len(msg.Rows) != 1 || msg.Rows[0].Body != "hottest" {
+		if _, msg := lgReadTail(t, br); len(msg.Rows) != 1 || msg.Rows[0].Body != "hottest" {
 			t.Fatalf("second message: %+v", msg)
 		}
 		// Resuming after the first WARN sends only the second.
@@ -256,7 +256,7 @@ func TestLogExplorerQueryTailAndExport(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer res2.Body.Close()
-		if _, msg := readTail(t, bufio.NewReader(res2.Body)); len(msg.Rows) != 2 || msg.Rows[0].Body != "hotter" || msg.Rows[1].Body != "hottest" {
+		if _, msg := lgReadTail(t, bufio.NewReader(res2.Body)); len(msg.Rows) != 2 || msg.Rows[0].Body != "hotter" || msg.Rows[1].Body != "hottest" {
 			t.Fatalf("resumed tail: %+v", msg)
 		}
 		if r := e.get(c, "/ui/logs/tail?after=-1"); r.status != http.StatusBadRequest {
@@ -317,8 +317,8 @@ func TestLogExplorerQueryTailAndExport(t *testing.T) {
 	})
 }
 
-// readTail reads the stream until its first logs event and returns its id and data.
-func readTail(t *testing.T, br *bufio.Reader) (string, tailMessage) {
+// lgReadTail reads the stream until its first logs event and returns its id and data.
+func lgReadTail(t *testing.T, br *bufio.Reader) (string, tailMessage) {
 	t.Helper()
 	var id, event string
 	for {

@@ -175,15 +175,15 @@ type logRow struct {
 	Received time.Time   `json:"received_at"`
 }
 
-func severityName(n int32) string {
+func logSeverityName(n int32) string {
 	if n < 1 || n > 24 {
 		return strconv.Itoa(int(n))
 	}
 	return [...]string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}[(n-1)/4]
 }
 
-// jsonText shows a JSON value: a string as its text, anything else as compact JSON.
-func jsonText(raw string) string {
+// logJSONText shows a JSON value: a string as its text, anything else as compact JSON.
+func logJSONText(raw string) string {
 	var s string
 	if json.Unmarshal([]byte(raw), &s) == nil {
 		return s
@@ -192,9 +192,9 @@ func jsonText(raw string) string {
 }
 
 func newLogRow(r *lodestone.LogRecord) logRow {
-	sev := severityName(r.Severity)
+	sev := logSeverityName(r.Severity)
 	row := logRow{ID: r.ID, Time: r.Time, TimeText: r.Time.UTC().Format("2006-01-02 15:04:05.000"), Severity: sev, SevClass: "sev-" + strings.ToLower(sev),
-		SevText: r.SeverityText, Project: r.Project, Device: r.DeviceID, Body: jsonText(r.Body), TraceID: r.TraceID,
+		SevText: r.SeverityText, Project: r.Project, Device: r.DeviceID, Body: logJSONText(r.Body), TraceID: r.TraceID,
 		SpanID: r.SpanID, Event: r.EventName, Observed: r.ObservedTime, Received: r.ReceivedAt, Attrs: [][2]string{}}
 	if r.Body == "" || r.Body == "null" {
 		row.Body = ""
@@ -207,7 +207,7 @@ func newLogRow(r *lodestone.LogRecord) logRow {
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			row.Attrs = append(row.Attrs, [2]string{k, jsonText(string(attrs[k]))})
+			row.Attrs = append(row.Attrs, [2]string{k, logJSONText(string(attrs[k]))})
 		}
 	}
 	return row
