@@ -210,7 +210,7 @@ func TestLogExplorerQueryTailAndExport(t *testing.T) {
 	}
 
 	t.Run("tail", func(t *testing.T) {
-		p := e.get(c, "/ui/logs?severity=warn")
+		p := e.get(c, "/ui/logs?severity=warn&project=fleet")
 		i := strings.Index(p.body, `data-tail="`)
 		if i < 0 {
 			t.Fatalf("no tail on the page: %s", p.body)
@@ -227,15 +227,17 @@ func TestLogExplorerQueryTailAndExport(t *testing.T) {
 		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
 			t.Fatalf("tail: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 		}
-		// Stored after the page: an INFO (filtered out), then two WARNs in one batch.
-		later := []*lodestone.LogRecord{lgRecord("dev-c", now, 9, "chatter"), lgRecord("dev-c", now, 13, "hot"),
+		// Stored after the page: a WARN of another project and an INFO (both filtered out), then two WARNs.
+		other := lgRecord("dev-c", now, 13, "elsewhere")
+		other.Project = "other"
+		later := []*lodestone.LogRecord{other, lgRecord("dev-c", now, 9, "chatter"), lgRecord("dev-c", now, 13, "hot"),
 			lgRecord("dev-c", now, 14, "hotter")}
 		if err := e.db.WriteLogs(ctx, later); err != nil {
 			t.Fatal(err)
 		}
 		br := bufio.NewReader(res.Body)
 		id, msg := lgReadTail(t, br)
-		if n, _ := strconv.ParseInt(id, 10, 64); n < recs[2].ID || n > later[2].ID || len(msg.Rows) != 2 ||
+		if n, _ := strconv.ParseInt(id, 10, 64); n < recs[2].ID || n > later[3].ID || len(msg.Rows) != 2 ||
 			msg.Rows[0].Body != "hot" || msg.Rows[1].Body != "hotter" || msg.Rows[1].Severity != "WARN" ||
 			len(msg.Rows[1].Attrs) != 2 {
 			t.Fatalf("tail message id %s: %+v", id, msg)
@@ -249,8 +251,8 @@ func TestLogExplorerQueryTailAndExport(t *testing.T) {
 			t.Fatalf("second message: %+v", msg)
 		}
 		// Resuming after the first WARN sends only the second.
-		req2, _ := http.NewRequest("GET", e.srv.URL+"/ui/logs/tail?severity=warn", nil)
-		req2.Header.Set("Last-Event-ID", strconv.FormatInt(later[1].ID, 10))
+		req2, _ := http.NewRequest("GET", e.srv.URL+"/ui/logs/tail?severity=warn&project=fleet", nil)
+		req2.Header.Set("Last-Event-ID", strconv.FormatInt(later[2].ID, 10))
 		res2, err := c.Do(req2.WithContext(cctx))
 		if err != nil {
 			t.Fatal(err)

@@ -141,7 +141,7 @@ type tailer struct {
 }
 
 // poll reads the records after the settled id that match the query and were not sent yet. The store filters by
-// project and device (so a narrow tail reads little); the rest of the query is applied here.
+// device; the rest of the query is applied here.
 func (t *tailer) poll(ctx context.Context) (tailMessage, error) {
 	var msg tailMessage
 	head, err := t.head.LastLogID(ctx)
@@ -150,8 +150,10 @@ func (t *tailer) poll(ctx context.Context) (tailMessage, error) {
 	}
 	after, caughtUp := t.settled, false
 	for range tailPages {
-		recs, err := t.scan.ScanLogs(ctx, lodestone.LogScan{Project: t.q.f.Project, DeviceID: t.q.f.DeviceID,
-			AfterID: after, Limit: lodestone.MaxListLimit})
+		// Only the device goes to the store: with it alone SQLite reads the primary key from the cursor on, where a
+		// project would make it read the project's whole index of (source, time) every look.
+		recs, err := t.scan.ScanLogs(ctx, lodestone.LogScan{DeviceID: t.q.f.DeviceID, AfterID: after,
+			Limit: lodestone.MaxListLimit})
 		if err != nil {
 			return msg, err
 		}

@@ -148,11 +148,11 @@ func (lq logQuery) values() url.Values {
 	return v
 }
 
-// match applies what the store's scan by id does not: severity, text and the record-time range. The text test is
-// FindLogs' (a case-insensitive substring of the body as stored).
+// match applies what the live tail's scan by id does not: project, severity, text and the record-time range.
+// The text test is FindLogs' (a case-insensitive substring of the body as stored).
 func (lq logQuery) match(r *lodestone.LogRecord, lowerText string) bool {
 	f := lq.f
-	return r.Severity >= f.MinSeverity && (lowerText == "" || strings.Contains(strings.ToLower(r.Body), lowerText)) &&
+	return (f.Project == "" || r.Project == f.Project) && r.Severity >= f.MinSeverity && (lowerText == "" || strings.Contains(strings.ToLower(r.Body), lowerText)) &&
 		(f.Since.IsZero() || !r.Time.Before(f.Since)) && (f.Until.IsZero() || r.Time.Before(f.Until))
 }
 
