@@ -96,7 +96,7 @@ pids+=($!)
 col_pid=$!
 store=(--data-dir "$work/data")
 if [ "$backend" = postgres ]; then
-  psql "$pg" -qc "DROP SCHEMA IF EXISTS bench_otlp CASCADE; CREATE SCHEMA bench_otlp" >/dev/null
+  psql "$pg" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS bench_otlp CASCADE; CREATE SCHEMA bench_otlp" >/dev/null
   sep='?'; [[ "$pg" == *\?* ]] && sep='&'
   store=(--data-dir "$work/data" --db "${pg}${sep}search_path=bench_otlp")
 fi
