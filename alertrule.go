@@ -87,7 +87,7 @@ type Alert struct {
 	Status     string
 	Since      time.Time // when it entered Status
 	LastEvent  time.Time // the latest matching event or breach while firing
-	Events     int64     // matching events (or evaluations in breach) since it fired
+	Events     int64     // matching events since it fired (events at the same millisecond count once)
 	FiredAt    time.Time // zero: never fired
 	ResolvedAt time.Time // zero: never resolved
 	Value      float64   // the reading that fired it
@@ -146,7 +146,8 @@ type AlertRuleStore interface {
 	FindAlerts(ctx context.Context, f AlertStateFilter) ([]*Alert, error)
 	// TransitionAlert makes the transition if the alert is still in one of t.From and reports whether it did.
 	TransitionAlert(ctx context.Context, t AlertTransition) (bool, error)
-	// TouchAlert records a matching event at at on a firing alert and reports whether the alert is firing.
+	// TouchAlert records a matching event at at on a firing alert and reports whether the alert is firing. An
+	// event no newer than the alert's last one (the same event seen by another replica) is not counted again.
 	TouchAlert(ctx context.Context, ruleID int64, key string, at time.Time) (bool, error)
 
 	// AlertDeviceInScope reports whether the device with the given device_id is in scope.

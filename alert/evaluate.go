@@ -317,12 +317,6 @@ func (s *Service) apply(ctx context.Context, r *lodestone.AlertRule, rd map[stri
 				t.Deliveries = s.deliveries(r, key, lodestone.AlertResolved, resolved(x.msg), now)
 			}
 		case !x.breach || status == lodestone.AlertFiring:
-			if x.breach {
-				_, err := s.store.TouchAlert(ctx, r.ID, key, now)
-				if err != nil {
-					return err
-				}
-			}
 			continue
 		case r.For > 0 && status != lodestone.AlertPending:
 			t.From, t.To = []string{lodestone.AlertNone, lodestone.AlertOK, lodestone.AlertResolved}, lodestone.AlertPending

@@ -369,9 +369,12 @@ func (s *Ops) TransitionAlert(ctx context.Context, t lodestone.AlertTransition) 
 func (s *Ops) TouchAlert(ctx context.Context, ruleID int64, key string, at time.Time) (bool, error) {
 	var n int64
 	err := s.tx(ctx, "touch alert", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE alert_states SET events = events + 1,
-			last_event = CASE WHEN last_event < ? THEN ? ELSE last_event END
-			WHERE rule_id = ? AND key = ? AND status = 'firing'`), ms(at), ms(at), ruleID, key)
+		// An event counts when it is newer than the last one: every replica touches the alert for the same
+		// event, and only the first of them moves last_event.
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE alert_states
+			SET events = events + CASE WHEN last_event < ? THEN 1 ELSE 0 END,
+				last_event = CASE WHEN last_event < ? THEN ? ELSE last_event END
+			WHERE rule_id = ? AND key = ? AND status = 'firing'`), ms(at), ms(at), ms(at), ruleID, key)
 		if err != nil {
 			return err
 		}

@@ -160,6 +160,10 @@ func testAlertTransitions(t *testing.T, s lodestone.Store) {
 			t.Fatalf("touch %d: %v %v", i, firing, err)
 		}
 	}
+	// The same event seen by a second replica is not counted twice.
+	if firing, err := o.TouchAlert(ctx, r.ID, "d1", at(5)); err != nil || !firing {
+		t.Fatalf("touch again: %v %v", firing, err)
+	}
 	if firing, _ := o.TouchAlert(ctx, r.ID, "d2", at(1)); firing {
 		t.Fatal("an alert never fired reported firing")
 	}
