@@ -353,10 +353,11 @@ func testCrashFreeRule(t *testing.T, open backend) {
 		Scope:     lodestone.AlertScope{Type: lodestone.ScopeFirmware, Value: "2.0"},
 		Threshold: lodestone.AlertThreshold{Below: &below, MinDeviceHours: 1}, Window: 12 * time.Hour})
 	// Six hours of heartbeats every 10 minutes from four devices on 2.0; faults every hour on each.
+	// Each round is its own write, as heartbeats minutes apart are.
 	fleet := func(from time.Time, crash bool) {
-		var bs []*lodestone.DeviceBatch
-		for _, dev := range []string{"p1", "p2", "p3", "p4"} {
-			for k := 0; k <= 36; k++ {
+		for k := 0; k <= 36; k++ {
+			var bs []*lodestone.DeviceBatch
+			for _, dev := range []string{"p1", "p2", "p3", "p4"} {
 				at := from.Add(time.Duration(k) * 10 * time.Minute)
 				b := &lodestone.DeviceBatch{DeviceID: dev, ReceivedAt: at,
 					Info:       &lodestone.DeviceInfo{FirmwareVersion: "2.0"},
@@ -366,16 +367,17 @@ func testCrashFreeRule(t *testing.T, open backend) {
 				}
 				bs = append(bs, b)
 			}
-		}
-		if err := e.db.WriteTelemetry(ctx, bs); err != nil {
-			t.Fatal(err)
+			if err := e.db.WriteTelemetry(ctx, bs); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	now := e.clk.now()
 	fleet(now.Add(-6*time.Hour), true)
 	rep, err := sr.Stability(ctx, lodestone.StabilityQuery{From: now.Add(-12 * time.Hour), To: now,
 		Versions: []string{"2.0"}})
-	if err != nil || len(rep.Versions) != 1 || rep.Versions[0].CrashFreeHoursPct >= below {
+	if err != nil || len(rep.Versions) != 1 || rep.Versions[0].DeviceHours < 20 ||
+		rep.Versions[0].CrashFreeHoursPct >= below {
 		t.Fatalf("the crashing fleet's stability: %+v %v", rep, err)
 	}
 	e.evaluate(svc)
@@ -383,7 +385,7 @@ func testCrashFreeRule(t *testing.T, open backend) {
 	d := e.deliveries(lodestone.CondCrashFreeRate)
 	if len(d) != 1 || !strings.Contains(string(d[0].Body), `"state":"firing"`) ||
 		!strings.Contains(string(d[0].Body), "Firmware 2.0:") {
-		t.Fatalf("deliveries while crashing: %d", len(d))
+		t.Fatalf("deliveries while crashing: %d; alerts %+v; report %+v", len(d), e.alerts(r.ID), rep)
 	}
 	as := e.alerts(r.ID)
 	if len(as) != 1 || as[0].Key != "version:2.0" || as[0].Value != rep.Versions[0].CrashFreeHoursPct {
