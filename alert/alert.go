@@ -36,7 +36,7 @@ type Config struct {
 	FaultQuiet     time.Duration // quiet period of the default fault rule; default 30 min
 
 	Evaluate   time.Duration    // how often the leader evaluates state rules; default 30 s
-	RulesEvery time.Duration    // how long Watch uses the rules it read before reading them again; default 5 s
+	RulesEvery time.Duration    // how long Watch uses the rules it read before reading them again; default 1 s
 	Now        func() time.Time // the clock; default time.Now
 
 	Every       time.Duration // how often the sender looks for due deliveries; default 5 s
@@ -111,7 +111,7 @@ func (c *Config) defaults() {
 		c.Evaluate = 30 * time.Second
 	}
 	if c.RulesEvery <= 0 {
-		c.RulesEvery = 5 * time.Second
+		c.RulesEvery = time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
