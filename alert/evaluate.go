@@ -20,7 +20,11 @@ type reading struct {
 
 // Evaluate checks every enabled rule once, at the service's clock: state rules against the store, event rules
 // for alerts that have gone quiet (or, for device_offline, devices back online). The leader runs it.
-func (s *Service) Evaluate(ctx context.Context) error {
+func (s *Service) Evaluate(ctx context.Context) error { return s.evaluate(ctx, true) }
+
+// evaluate checks the event rules, and the state rules too when states is set: the first are cheap (their firing
+// alerts only), the second query the store.
+func (s *Service) evaluate(ctx context.Context, states bool) error {
 	rules, err := s.store.FindAlertRules(ctx)
 	if err != nil {
 		return err
@@ -38,8 +42,14 @@ func (s *Service) Evaluate(ctx context.Context) error {
 		case lodestone.CondDeviceFault, lodestone.CondCrashRegression, lodestone.CondCampaignHalted:
 			err = s.resolveQuiet(ctx, r, now)
 		case lodestone.CondNewCrashIssue:
-			err = errors.Join(s.newIssues(ctx, r, now), s.resolveQuiet(ctx, r, now))
+			if states {
+				err = s.newIssues(ctx, r, now)
+			}
+			err = errors.Join(err, s.resolveQuiet(ctx, r, now))
 		default:
+			if !states {
+				continue
+			}
 			var rd map[string]reading
 			if rd, err = s.read(ctx, r, now); err == nil {
 				err = s.apply(ctx, r, rd, now)

@@ -258,8 +258,7 @@ func (s *Service) Wake() {
 	}
 }
 
-// Run is the leader's loop: every Every (or when woken) it evaluates the rules when Evaluate has passed and sends
-// every due delivery. It returns when ctx ends.
+// Run is the leader's loop: a Tick every Every, or when woken. It returns when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Every)
 	defer t.Stop()
@@ -276,17 +275,18 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// Tick does one round: the rules, when their evaluation is due, then every due delivery.
+// Tick does one round: the event rules' firing alerts (devices back, quiet alerts), the state rules when their
+// evaluation is due, then every due delivery.
 func (s *Service) Tick(ctx context.Context) error {
 	if err := s.SyncDefaults(ctx); err != nil {
 		return err
 	}
-	var evalErr error
-	if now := s.now(); now.Sub(s.lastEval) >= s.cfg.Evaluate || now.Before(s.lastEval) {
+	now := s.now()
+	states := now.Sub(s.lastEval) >= s.cfg.Evaluate || now.Before(s.lastEval)
+	if states {
 		s.lastEval = now
-		evalErr = s.Evaluate(ctx)
 	}
-	return errors.Join(evalErr, s.SendDue(ctx))
+	return errors.Join(s.evaluate(ctx, states), s.SendDue(ctx))
 }
 
 // SendDue sends every due delivery.

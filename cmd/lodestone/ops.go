@@ -42,7 +42,8 @@ func opsServices(db *openedStore, cfg Config, bus lodestone.EventBus, log *slog.
 		minutes = max(1, int(cfg.OfflineAfter/time.Minute))
 	}
 	alerts := alert.New(alert.Config{URLs: urls, Secret: cfg.AlertWebhookSecret, OfflineMinutes: minutes,
-		Backoff: cfg.AlertRetry, Every: min(5*time.Second, cfg.JobsInterval), Logger: log}, st, db, bus)
+		Backoff: cfg.AlertRetry, Every: min(5*time.Second, cfg.JobsInterval),
+		Evaluate: min(30*time.Second, cfg.JobsInterval), Logger: log}, st, db, bus)
 	purge := retention.New(st, cfg.RetentionDays, 0, log)
 	audit := auditStore(db.Store)
 	jobs := []leader.Job{{Name: "retention", Every: retentionEvery, Run: func(ctx context.Context) error {
