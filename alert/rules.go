@@ -3,6 +3,7 @@ package alert
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,9 +93,9 @@ func ValidateRule(r *lodestone.AlertRule) map[string]string {
 		r.Scope.Type = lodestone.ScopeFleet
 	}
 	switch {
-	case !contains(allScopes, r.Scope.Type):
+	case !slices.Contains(allScopes, r.Scope.Type):
 		add("scope.type", "must be one of %s", strings.Join(allScopes, ", "))
-	case ok && !contains(c.scopes, r.Scope.Type):
+	case ok && !slices.Contains(c.scopes, r.Scope.Type):
 		add("scope.type", "%s rules take scope %s", r.Condition, strings.Join(c.scopes, ", "))
 	case r.Scope.Type == lodestone.ScopeFleet && r.Scope.Value != "":
 		add("scope.value", "must be empty for scope fleet")
@@ -186,15 +187,6 @@ func validateThreshold(r *lodestone.AlertRule, add func(field, format string, ar
 }
 
 func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
 
 func nilIfEmpty(m map[string]string) map[string]string {
 	if len(m) == 0 {

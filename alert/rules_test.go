@@ -405,3 +405,31 @@ func testCrashFreeRule(t *testing.T, open backend) {
 		t.Fatalf("state after recovery: %+v", as[0])
 	}
 }
+
+// A replica subscribes to the bus only while an event rule exists: a subscriber makes the PostgreSQL bus write
+// the ingest stream.
+func TestWatchSubscribesForEventRules(t *testing.T) {
+	ctx := context.Background()
+	e := newRuleEnv(t, sqliteBackend(t))
+	bus := event.NewBroker(event.BrokerConfig{})
+	defer bus.Close()
+	svc := alert.New(e.cfg, e.db, e.db, bus)
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { svc.Watch(wctx); close(done) }()
+	defer func() { stop(); <-done }()
+	e.rule(&lodestone.AlertRule{Name: "offline share", Condition: lodestone.CondDevicesOffline,
+		Threshold: lodestone.AlertThreshold{Percent: 10}})
+	time.Sleep(100 * time.Millisecond)
+	if n := bus.Subscribers(); n != 0 {
+		t.Fatalf("%d subscribers with only a state rule", n)
+	}
+	r := e.rule(&lodestone.AlertRule{Name: "faults", Condition: lodestone.CondDeviceFault})
+	eventually(t, "subscribed for the fault rule", func() bool { return bus.Subscribers() == 1 })
+	if err := e.db.DeleteAlertRule(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	bus.Publish(ctx, ingest.DeviceOfflineEvent("d1"))
+	eventually(t, "unsubscribed once the rule is gone", func() bool { return bus.Subscribers() == 0 })
+}

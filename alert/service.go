@@ -95,7 +95,9 @@ func (s *Service) deliveries(r *lodestone.AlertRule, key, state string, m messag
 
 // Watch turns fault, device_offline, ota_campaign_halted and crash_regression events into alerts of the event
 // rules until ctx ends. Run it on every replica: each replica sees each event, and the alert's state row lets
-// exactly one of them fire it. Events published while no replica watches (all down) are not alerted.
+// exactly one of them fire it. It subscribes only while an event rule is enabled, since a subscriber makes the
+// PostgreSQL bus write the ingest stream (a rule made later takes effect within RulesEvery). Events published
+// while no replica watches (all down) are not alerted.
 func (s *Service) Watch(ctx context.Context) error {
 	if s.events == nil {
 		return nil
@@ -105,8 +107,21 @@ func (s *Service) Watch(ctx context.Context) error {
 	}
 	var after int64
 	for ctx.Err() == nil {
-		ch, err := s.events.Subscribe(ctx, after)
+		if on, err := s.eventRules(ctx); err != nil || !on {
+			if err != nil && ctx.Err() == nil {
+				s.cfg.Logger.Error("alert rules", "err", err)
+			}
+			after = 0 // from now when a rule appears: nothing older is alerted
+			select {
+			case <-ctx.Done():
+			case <-time.After(s.cfg.RulesEvery):
+			}
+			continue
+		}
+		sub, cancel := context.WithCancel(ctx)
+		ch, err := s.events.Subscribe(sub, after)
 		if err != nil {
+			cancel()
 			return fmt.Errorf("alert: subscribe to events: %w", err)
 		}
 		for e := range ch {
@@ -114,10 +129,29 @@ func (s *Service) Watch(ctx context.Context) error {
 			if err := s.handle(ctx, e); err != nil && ctx.Err() == nil {
 				s.cfg.Logger.Error("alerting on an event failed", "event", e.Type, "device_id", e.DeviceID, "err", err)
 			}
+			if on, err := s.eventRules(ctx); err == nil && !on {
+				cancel() // the last event rule went: stop costing the bus anything
+			}
 		}
-		// The bus dropped this subscriber for lagging (or closed): resume after the last event handled.
+		cancel()
+		// The bus dropped this subscriber for lagging (or closed), or no event rule is left: resume after the
+		// last event handled.
 	}
 	return nil
+}
+
+// eventRules reports whether any enabled rule has an event condition.
+func (s *Service) eventRules(ctx context.Context) (bool, error) {
+	for cond, c := range conditions {
+		if !c.event {
+			continue
+		}
+		rules, err := s.rulesFor(ctx, cond)
+		if err != nil || len(rules) > 0 {
+			return len(rules) > 0, err
+		}
+	}
+	return false, nil
 }
 
 // rulesFor returns the enabled rules of a condition, from a copy at most RulesEvery old.
