@@ -153,4 +153,3 @@ func TestAlertRulesAPI(t *testing.T) {
 		t.Fatalf("get deleted: %d", code)
 	}
 }
-
