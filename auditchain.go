@@ -25,6 +25,7 @@ const (
 	AuditCrashIssue  = "crash_issue"
 	AuditELF         = "elf"
 	AuditRetention   = "retention"
+	AuditAlertRule   = "alert_rule"
 	AuditBackup      = "backup"
 	AuditLogTarget   = "audit_log"
 )

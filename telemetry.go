@@ -198,6 +198,8 @@ type Store interface {
 	ELFService
 	CrashService
 	OTAStore
+	StabilityReader
+	TimelineReader
 	Close() error
 }
 

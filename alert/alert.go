@@ -1,11 +1,18 @@
-// Package alert posts webhooks when a device faults, goes offline or comes back, with ferrite-server's alert body
-// made Slack- and Discord-compatible, an HMAC signature, and retries with exponential backoff from a queue table
-// (lodestone.AlertStore), so a receiver that is down, or a restart, loses nothing queued.
+// Package alert evaluates alert rules (lodestone.AlertRule) and posts webhooks when an alert fires and when it
+// resolves, with ferrite-server's alert body made Slack- and Discord-compatible, an HMAC signature, and retries
+// with exponential backoff from a queue table (lodestone.AlertStore), so a receiver that is down, or a restart,
+// loses nothing queued.
 //
-// Two parts run: Watch on every replica turns live events into queued deliveries (an event's bus id makes the
-// delivery unique, so replicas that all see it queue it once); Run on the one replica that leads the periodic
-// jobs notices devices back online and sends what is due, claiming rows under a lease so a second sender that
-// runs for a moment during a leadership change cannot send them again.
+// An alert is one rule's finding for one key (a device, a crash issue, a firmware version, the whole scope) with
+// a state kept in the database (lodestone.AlertRuleStore): it is sent when it fires and when it resolves, never
+// per event, so a device in a crash loop makes one alert. Every change of state is a conditional update of the
+// state row that queues the deliveries in the same transaction, so replicas racing to make it send it once.
+//
+// Two parts run: Watch on every replica turns live events into alerts of event rules (device faults, offline
+// devices, crash regressions, halted campaigns); Run on the one replica that leads the periodic jobs evaluates
+// state rules (crash issues, crash-free rate, offline counts, metrics), resolves quiet event alerts, and sends
+// what is due, claiming rows under a lease so a second sender that runs for a moment during a leadership change
+// cannot send them again.
 package alert
 
 import (
@@ -23,9 +30,14 @@ import (
 
 // Config says where alerts go and how hard to try.
 type Config struct {
-	URLs           []string // webhooks; every alert goes to each
-	Secret         string   // HMAC-SHA256 key for the signature header; empty sends none
-	OfflineMinutes int      // ALERT_OFFLINE_MINUTES, for the offline summary
+	URLs           []string      // ALERT_WEBHOOK_URL: the webhooks of the default rules (DefaultRules)
+	Secret         string        // HMAC-SHA256 key for the signature header; empty sends none
+	OfflineMinutes int           // ALERT_OFFLINE_MINUTES, for the offline summary
+	FaultQuiet     time.Duration // quiet period of the default fault rule; default 30 min
+
+	Evaluate   time.Duration    // how often the leader evaluates state rules; default 30 s
+	RulesEvery time.Duration    // how long Watch uses the rules it read before reading them again; default 1 s
+	Now        func() time.Time // the clock; default time.Now
 
 	Every       time.Duration // how often the sender looks for due deliveries; default 5 s
 	Backoff     time.Duration // wait after the first failure, doubled after each; default 10 s
@@ -92,6 +104,18 @@ func (c *Config) defaults() {
 	if c.OfflineMinutes <= 0 {
 		c.OfflineMinutes = 10
 	}
+	if c.FaultQuiet <= 0 {
+		c.FaultQuiet = 30 * time.Minute
+	}
+	if c.Evaluate <= 0 {
+		c.Evaluate = 30 * time.Second
+	}
+	if c.RulesEvery <= 0 {
+		c.RulesEvery = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 // backoff is the wait before attempt n+1 after n failed attempts.
@@ -104,7 +128,7 @@ func (c *Config) backoff(failed int) time.Duration {
 }
 
 // Body is the JSON posted: ferrite-server's fields in its order, plus content, which Discord reads (Slack reads
-// text). timestamp is RFC 3339 UTC (ferrite sends "<unix seconds>Z", spec §8.22).
+// text), and the alert's state and rule. timestamp is RFC 3339 UTC (ferrite sends "<unix seconds>Z", spec §8.22).
 type Body struct {
 	AlertType string         `json:"alert_type"`
 	DeviceID  string         `json:"device_id"`
@@ -113,57 +137,76 @@ type Body struct {
 	Details   map[string]any `json:"details"`
 	Text      string         `json:"text"`
 	Content   string         `json:"content"`
+	State     string         `json:"state,omitempty"` // firing or resolved
+	RuleID    int64          `json:"rule_id,omitempty"`
+	Rule      string         `json:"rule,omitempty"`
+	Key       string         `json:"alert_key,omitempty"` // what the alert is about within the rule
 }
 
 // ferriteTime is ferrite's timestamp text, as its read API shows last_seen.
 func ferriteTime(t time.Time) string { return t.UTC().Format(time.DateTime) }
 
-func newBody(kind, device, summary, icon string, at time.Time, details map[string]any) []byte {
-	text := icon + " " + summary
-	b, _ := json.Marshal(Body{AlertType: kind, DeviceID: device, Summary: summary,
-		Timestamp: at.UTC().Format(time.RFC3339), Details: details, Text: text, Content: text})
+// message is an alert's content before it is addressed: the same text goes to every webhook of the rule.
+type message struct {
+	kind, device, summary, icon string
+	details                     map[string]any
+}
+
+// body renders m as the JSON posted for rule r's alert key in state at at.
+func (m message) body(r *lodestone.AlertRule, key, state string, at time.Time) []byte {
+	text := m.icon + " " + m.summary
+	b, _ := json.Marshal(Body{AlertType: m.kind, DeviceID: m.device, Summary: m.summary,
+		Timestamp: at.UTC().Format(time.RFC3339), Details: m.details, Text: text, Content: text, State: state,
+		RuleID: r.ID, Rule: r.Name, Key: key})
 	return b
 }
 
-// FaultBody is the alert for a stored fault. The symbol is not known yet when the fault arrives (symbolication
+// faultMsg is the alert for a stored fault. The symbol is not known yet when the fault arrives (symbolication
 // runs afterwards), so it is "unknown" as in ferrite when addr2line fails.
-func FaultBody(device string, faultType uint8, pc uint32, at time.Time) []byte {
+func faultMsg(device string, faultType uint8, pc uint32) message {
 	pcs := fmt.Sprintf("0x%08X", pc)
-	return newBody(lodestone.AlertFault, device,
-		fmt.Sprintf("Fault on device %s: type=%d, pc=%s (unknown)", device, faultType, pcs), ":warning:", at,
-		map[string]any{"fault_type": faultType, "pc": pcs, "symbol": nil})
+	return message{lodestone.AlertFault, device,
+		fmt.Sprintf("Fault on device %s: type=%d, pc=%s (unknown)", device, faultType, pcs), ":warning:",
+		map[string]any{"fault_type": faultType, "pc": pcs, "symbol": nil}}
 }
 
-// OfflineBody is the alert for a device that went silent.
-func OfflineBody(device string, lastSeen time.Time, minutes int, at time.Time) []byte {
+// faultQuietMsg resolves a device's fault alert: no fault for the quiet period.
+func faultQuietMsg(device string, quiet time.Duration, faults int64, since time.Time) message {
+	return message{lodestone.AlertFault, device,
+		fmt.Sprintf("Device %s: no fault for %s (%d faults since %s)", device, quiet, faults, ferriteTime(since)),
+		":white_check_mark:", map[string]any{"faults": faults, "firing_since": ferriteTime(since)}}
+}
+
+// offlineMsg is the alert for a device that went silent.
+func offlineMsg(device string, lastSeen time.Time, minutes int) message {
 	ls := ferriteTime(lastSeen)
-	return newBody(lodestone.AlertDeviceOffline, device,
-		fmt.Sprintf("Device %s offline for >%d minutes (last seen: %s)", device, minutes, ls), ":red_circle:", at,
-		map[string]any{"last_seen": ls, "offline_threshold_minutes": minutes})
+	return message{lodestone.AlertDeviceOffline, device,
+		fmt.Sprintf("Device %s offline for >%d minutes (last seen: %s)", device, minutes, ls), ":red_circle:",
+		map[string]any{"last_seen": ls, "offline_threshold_minutes": minutes}}
 }
 
-// OnlineBody is the alert for a device heard from again after its offline alert.
-func OnlineBody(device string, offlineAt, at time.Time) []byte {
+// onlineMsg is the alert for a device heard from again after its offline alert.
+func onlineMsg(device string, offlineAt time.Time) message {
 	since := ferriteTime(offlineAt)
-	return newBody(lodestone.AlertDeviceOnline, device,
-		fmt.Sprintf("Device %s back online (offline since %s)", device, since), ":large_green_circle:", at,
-		map[string]any{"offline_since": since})
+	return message{lodestone.AlertDeviceOnline, device,
+		fmt.Sprintf("Device %s back online (offline since %s)", device, since), ":large_green_circle:",
+		map[string]any{"offline_since": since}}
 }
 
-// CampaignHaltBody is the alert for a rollout that stopped itself.
-func CampaignHaltBody(id int64, name, reason string, at time.Time) []byte {
-	return newBody(lodestone.AlertCampaignHalt, "",
-		fmt.Sprintf("OTA campaign #%d %q halted: %s", id, name, reason), ":octagonal_sign:", at,
-		map[string]any{"campaign_id": id, "name": name, "reason": reason})
+// campaignHaltMsg is the alert for a rollout that stopped itself.
+func campaignHaltMsg(id int64, name, reason string) message {
+	return message{lodestone.AlertCampaignHalt, "",
+		fmt.Sprintf("OTA campaign #%d %q halted: %s", id, name, reason), ":octagonal_sign:",
+		map[string]any{"campaign_id": id, "name": name, "reason": reason}}
 }
 
-// RegressionBody is the alert for a resolved crash issue that happened again on newer firmware.
-func RegressionBody(device string, group int64, title, firmware, resolvedIn string, at time.Time) []byte {
-	return newBody(lodestone.AlertRegression, device,
+// regressionMsg is the alert for a resolved crash issue that happened again on newer firmware.
+func regressionMsg(device string, group int64, title, firmware, resolvedIn string) message {
+	return message{lodestone.AlertRegression, device,
 		fmt.Sprintf("Crash issue #%d regressed on firmware %s (resolved in %s): %s", group, firmware, resolvedIn,
-			title), ":rotating_light:", at,
+			title), ":rotating_light:",
 		map[string]any{"crash_group_id": group, "title": title, "firmware_version": firmware,
-			"resolved_version": resolvedIn})
+			"resolved_version": resolvedIn}}
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }

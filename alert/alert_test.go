@@ -26,7 +26,7 @@ import (
 // alertStore is what a backend gives the alert service.
 type alertStore interface {
 	lodestone.Store
-	lodestone.AlertStore
+	alert.Store
 }
 
 // backend opens (and, called again, reopens) one database.
@@ -132,9 +132,10 @@ func testAlerts(t *testing.T, open backend) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	// ALERT_WEBHOOK_URL's default rules alert on what lodestone alerted on before rules existed.
 	cfg := alert.Config{URLs: []string{"http://" + addr + "/hook"}, Secret: "s3cret", OfflineMinutes: 10,
 		Every: 20 * time.Millisecond, Backoff: 30 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-		MaxAttempts: 1000, Timeout: 2 * time.Second}
+		MaxAttempts: 1000, Timeout: 2 * time.Second, Evaluate: 20 * time.Millisecond}
 
 	sender := start(cfg, db, bus)
 	// Subscribers are in place before anything is published.
@@ -174,7 +175,7 @@ func testAlerts(t *testing.T, open backend) {
 
 	eventually(t, "the queued fault alert delivered after the restart", func() bool { return len(rc.bodies()) == 1 })
 	b := rc.bodies()[0]
-	if b.AlertType != "fault" || b.DeviceID != "pump-7" ||
+	if b.AlertType != "fault" || b.DeviceID != "pump-7" || b.State != "firing" || b.Rule != "default: device faults" ||
 		b.Summary != "Fault on device pump-7: type=3, pc=0x08001234 (unknown)" ||
 		b.Text != ":warning: "+b.Summary || b.Content != b.Text || b.Details["pc"] != "0x08001234" {
 		t.Fatalf("fault alert %+v", b)
@@ -211,7 +212,7 @@ func testAlerts(t *testing.T, open backend) {
 		t.Fatal(err)
 	}
 	eventually(t, "back-online alert", func() bool { return len(rc.bodies()) == 3 })
-	if b := rc.bodies()[2]; b.AlertType != "device_online" || b.DeviceID != "pump-7" {
+	if b := rc.bodies()[2]; b.AlertType != "device_online" || b.DeviceID != "pump-7" || b.State != "resolved" {
 		t.Fatalf("online alert %+v", b)
 	}
 	for deadline := time.After(20 * time.Second); ; {

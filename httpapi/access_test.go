@@ -68,6 +68,12 @@ var policy = map[string]httpapi.Access{
 	"GET /admin/audit":                 httpapi.AccessAdmin,
 	"POST /admin/retention":            httpapi.AccessAdmin, // lodestone: purge now
 	"GET /admin/alerts/deliveries":     httpapi.AccessAdmin,
+	"GET /admin/alerts":                httpapi.AccessAdmin,
+	"GET /admin/alerts/rules":          httpapi.AccessAdmin,
+	"POST /admin/alerts/rules":         httpapi.AccessAdmin,
+	"GET /admin/alerts/rules/{id}":     httpapi.AccessAdmin,
+	"PUT /admin/alerts/rules/{id}":     httpapi.AccessAdmin,
+	"DELETE /admin/alerts/rules/{id}":  httpapi.AccessAdmin,
 	"POST /ingest/elf":                 httpapi.AccessProvisioner, // ferrite: key or any user; hardened
 	"GET /events/stream":               httpapi.AccessViewer,      // ferrite: public; PUBLIC_EVENTS opens it
 	"GET /metrics/prometheus":          httpapi.AccessViewer,      // ferrite: public; PUBLIC_METRICS opens it

@@ -22,6 +22,7 @@ func (s *Server) routesOps() {
 	s.handle("GET /admin/retention", AccessAdmin, s.getRetention)
 	s.handle("POST /admin/retention", AccessAdmin, s.runRetention)
 	s.handle("GET /admin/alerts/deliveries", AccessAdmin, s.listAlertDeliveries)
+	s.routesAlertRules()
 }
 
 type purgeJSON struct {

@@ -45,7 +45,7 @@ func newOpsEnv(t *testing.T, cfg httpapi.Config) *opsEnv {
 	bus := event.NewBroker(event.BrokerConfig{})
 	w := ingest.NewWriter(db, ingest.WriterConfig{Events: bus}, log)
 	api := httpapi.New(cfg, httpapi.Deps{Ingest: ingest.NewService(w, ingest.Config{}, log), Devices: db,
-		Telemetry: db, Auth: admin, Logger: log, Events: bus, Counts: db, Alerts: db,
+		Telemetry: db, Auth: admin, Logger: log, Events: bus, Counts: db, Alerts: db, AlertRules: db,
 		Retention: retention.New(db, 30, 3, log)})
 	hs := api.HTTPServer("", context.Background())
 	srv := httptest.NewUnstartedServer(hs.Handler)

@@ -73,9 +73,11 @@ type Deps struct {
 	Reports      lodestone.DeviceReporter   // GET /report/devices; nil answers 503
 	// Operations (ops.go, prometheus.go): row counts for Prometheus gauges (nil: none), the alert delivery log
 	// and the retention purge (nil: their routes answer 503).
-	Counts    lodestone.FleetCounter
-	Alerts    lodestone.AlertStore
-	Retention Retention
+	Counts lodestone.FleetCounter
+	Alerts lodestone.AlertStore
+	// AlertRules keeps alert rules and alert states (alertrules.go); nil answers 503.
+	AlertRules lodestone.AlertRuleStore
+	Retention  Retention
 	// Doctor runs the health checks for GET /admin/doctor (doctor.go); nil answers 503.
 	Doctor func(ctx context.Context) doctor.Report
 

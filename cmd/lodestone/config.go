@@ -198,7 +198,7 @@ var envVars = []envVar{
 		c.RateLimitRPS = f
 		return nil
 	}, "ingest requests per second per client IP and per device key; unset: unlimited"},
-	{"ALERT_WEBHOOK_URL", str(func(c *Config) *string { return &c.AlertWebhookURL }), "webhook URL(s), comma-separated, for fault/offline/online alerts (Slack and Discord compatible)"},
+	{"ALERT_WEBHOOK_URL", str(func(c *Config) *string { return &c.AlertWebhookURL }), "webhook URL(s), comma-separated, of the default alert rules: faults, offline/online, halted campaigns, crash regressions (Slack and Discord compatible)"},
 	{"ALERT_WEBHOOK_SECRET", str(func(c *Config) *string { return &c.AlertWebhookSecret }), "key that signs alerts: X-Lodestone-Signature: sha256=HMAC(key, timestamp.body)"},
 	{"ALERT_OFFLINE_MINUTES", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)

@@ -16,6 +16,7 @@ import (
 // opsStore is what alerts, retention and the Prometheus gauges need of the database; both backends provide it.
 type opsStore interface {
 	lodestone.AlertStore
+	lodestone.AlertRuleStore
 	lodestone.RetentionStore
 	lodestone.FleetCounter
 }
@@ -24,7 +25,7 @@ type opsStore interface {
 const retentionEvery = time.Hour
 
 // opsServices builds the alert service and the retention purge, and the leader jobs that run them: the retention
-// purge and the alert sender. The alert watcher, which turns events into queued alerts, runs on every replica
+// purge and the alert rules' evaluation and sender. ALERT_WEBHOOK_URL becomes the default rules. The alert watcher, which turns events into queued alerts, runs on every replica
 // (alerts.Watch) and is started by serve.
 func opsServices(db *openedStore, cfg Config, bus lodestone.EventBus, log *slog.Logger) (opsStore, *alert.Service,
 	*retention.Service, []leader.Job, error) {
@@ -41,7 +42,8 @@ func opsServices(db *openedStore, cfg Config, bus lodestone.EventBus, log *slog.
 		minutes = max(1, int(cfg.OfflineAfter/time.Minute))
 	}
 	alerts := alert.New(alert.Config{URLs: urls, Secret: cfg.AlertWebhookSecret, OfflineMinutes: minutes,
-		Backoff: cfg.AlertRetry, Every: min(5*time.Second, cfg.JobsInterval), Logger: log}, st, db, bus)
+		Backoff: cfg.AlertRetry, Every: min(5*time.Second, cfg.JobsInterval),
+		Evaluate: min(30*time.Second, cfg.JobsInterval), Logger: log}, st, db, bus)
 	purge := retention.New(st, cfg.RetentionDays, 0, log)
 	audit := auditStore(db.Store)
 	jobs := []leader.Job{{Name: "retention", Every: retentionEvery, Run: func(ctx context.Context) error {
@@ -60,12 +62,9 @@ func opsServices(db *openedStore, cfg Config, bus lodestone.EventBus, log *slog.
 				return err
 			}})
 	}
-	if alerts.Enabled() {
-		// Run loops until leadership ends; the elector calls it again if it returns early.
-		jobs = append(jobs, leader.Job{Name: "alerts", Every: 5 * time.Second, Run: alerts.Run})
-	} else if cfg.AlertWebhookSecret != "" {
-		log.Warn("ALERT_WEBHOOK_SECRET is set but ALERT_WEBHOOK_URL is not: no alerts are sent")
-	}
+	// Always run: rules made through the API need no ALERT_WEBHOOK_URL. Run loops until leadership ends; the
+	// elector calls it again if it returns early.
+	jobs = append(jobs, leader.Job{Name: "alerts", Every: 5 * time.Second, Run: alerts.Run})
 	return st, alerts, purge, jobs, nil
 }
 

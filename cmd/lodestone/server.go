@@ -172,7 +172,7 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 		OTA: otaSvc, Campaigns: campaigns,
 		Logs: logStore, LogEvents: logEvents, CrashUploads: crashStore, OTLPTokens: apiTokens(db.Store),
 		Backup: recordBackups(db.backupService(cfg.DataDir), db.Store), Reports: db.reporter(),
-		Counts: ops, Alerts: ops, Retention: purge,
+		Counts: ops, Alerts: ops, AlertRules: ops, Retention: purge,
 		Doctor:  s.doctorReport(blobs, ops),
 		Audit:   auditStore(db.Store),
 		Console: con,

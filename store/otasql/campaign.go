@@ -354,49 +354,34 @@ func prevOrigin(had int, prev *lodestone.OTATarget) any {
 	return origin(prev.Origin)
 }
 
-// unexpectedReboots are the reboot reasons that mean something went wrong: watchdog, the four faults, a failed
-// assertion, brownout. Power-on, software, pin, update and user resets are expected.
-const unexpectedReboots = `(3, 4, 5, 6, 7, 8, 10)`
-
-// CampaignHealth implements lodestone.CampaignStore. Devices on the new firmware count from when they installed
-// it (or since, if later); devices still on the old one count over the whole window. Failed devices are left
-// out: their firmware is uncertain.
+// CampaignHealth implements lodestone.CampaignStore. It reads the same figures as the stability report
+// (stabilityTotals) for the campaign's devices, failed ones left out (their firmware is uncertain), over the whole
+// hours covering [since, now): device-hours, faults and unexpected reboots on the campaign's version are the new
+// firmware's, on any other version the old firmware's. A device that updated counts on each side for its time
+// there.
 func (s *Store) CampaignHealth(ctx context.Context, id int64, since, now time.Time) (lodestone.CampaignHealth,
 	error) {
 	var h lodestone.CampaignHealth
-	from := `CASE WHEN cd.installed_at IS NOT NULL AND cd.installed_at > ? THEN cd.installed_at ELSE ? END`
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT cd.status, COALESCE(cd.installed_at, 0),
-		(SELECT count(*) FROM faults f WHERE f.device_id = d.id AND f.received_at >= `+from+` AND f.received_at < ?),
-		(SELECT count(*) FROM reboots r WHERE r.device_id = d.id AND r.received_at >= `+from+`
-			AND r.received_at < ? AND r.reason IN `+unexpectedReboots+`)
-		FROM ota_campaign_devices cd LEFT JOIN devices d ON d.device_id = cd.device_id
-		WHERE cd.campaign_id = ? AND cd.status <> 'failed'`),
-		ms(since), ms(since), ms(now), ms(since), ms(since), ms(now), id)
+	target, err := s.campaignTarget(ctx, id)
 	if err != nil {
 		return h, s.wrap(err, "campaign health")
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var st string
-		var installed int64
-		var faults, reboots int
-		if err := rows.Scan(&st, &installed, &faults, &reboots); err != nil {
-			return h, s.wrap(err, "campaign health")
-		}
-		if st == lodestone.OTAInstalled {
-			start := max(installed, ms(since))
-			h.NewDevices++
-			h.NewHours += float64(max(ms(now)-start, 0)) / 3.6e6
-			h.NewFaults += faults
-			h.NewReboots += reboots
+	from, to := lodestone.StabilityRange(since, now)
+	totals, err := s.stabilityTotals(ctx, ms(from), ms(to), campaignScope(id), nil)
+	if err != nil {
+		return h, s.wrap(err, "campaign health")
+	}
+	for v, t := range totals {
+		if v == target {
+			h.NewDevices, h.NewHours, h.NewFaults, h.NewReboots = t.Devices, t.DeviceHours, t.Faults, t.UnexpectedReboots
 		} else {
-			h.OldDevices++
-			h.OldHours += float64(max(ms(now)-ms(since), 0)) / 3.6e6
-			h.OldFaults += faults
-			h.OldReboots += reboots
+			h.OldDevices += t.Devices
+			h.OldHours += t.DeviceHours
+			h.OldFaults += t.Faults
+			h.OldReboots += t.UnexpectedReboots
 		}
 	}
-	return h, s.wrap(rows.Err(), "campaign health")
+	return h, nil
 }
 
 // ReportOTA implements lodestone.CampaignStore.

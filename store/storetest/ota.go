@@ -282,6 +282,8 @@ func testCampaignAbortKeepsInstalled(t *testing.T, s lodestone.Store) {
 	}
 }
 
+// testCampaignHealth: hours come from contacts (the time since a device's previous one, credited to the version
+// it reports), faults and unexpected reboots count for the version they arrived on; see migration 00150.
 func testCampaignHealth(t *testing.T, s lodestone.Store) {
 	ctx := context.Background()
 	fw := firmware(t, s, "h.bin", "2.0", 0)
@@ -291,23 +293,29 @@ func testCampaignHealth(t *testing.T, s lodestone.Store) {
 	c := newCampaign(t, s, fw, "n1", "n2", "o1", "o2")
 	s.SetCampaignStatus(ctx, c.ID, []string{lodestone.CampaignCreated}, lodestone.CampaignActive, "", at(0))
 	s.OfferWave(ctx, c.ID, 0, 2, at(0)) // n1, n2
-	s.ReportOTA(ctx, lodestone.OTAReport{DeviceID: "n1", Status: lodestone.OTAInstalled}, at(0))
+	s.ReportOTA(ctx, lodestone.OTAReport{DeviceID: "n1", Status: lodestone.OTAInstalled}, at(600))
 	s.ReportOTA(ctx, lodestone.OTAReport{DeviceID: "n2", Status: lodestone.OTAInstalled}, at(1800))
 	write(t, s,
-		&lodestone.DeviceBatch{DeviceID: "n1", ReceivedAt: at(600), Faults: []lodestone.Fault{{}, {}},
+		&lodestone.DeviceBatch{DeviceID: "n1", ReceivedAt: at(600), Info: info("2.0", 2), Faults: []lodestone.Fault{{}, {}},
 			Reboots: []lodestone.Reboot{{Reason: 4}, {Reason: 11}}},
-		&lodestone.DeviceBatch{DeviceID: "n2", ReceivedAt: at(600), Faults: []lodestone.Fault{{}}}, // before install
+		&lodestone.DeviceBatch{DeviceID: "n2", ReceivedAt: at(600), Info: info("1.0", 1), Faults: []lodestone.Fault{{}}}, // before install
 		&lodestone.DeviceBatch{DeviceID: "o1", ReceivedAt: at(900), Faults: []lodestone.Fault{{}},
-			Reboots: []lodestone.Reboot{{Reason: 3}}},
-		&lodestone.DeviceBatch{DeviceID: "o2", ReceivedAt: at(7200), Faults: []lodestone.Fault{{}}}, // after now
-	)
+			Reboots: []lodestone.Reboot{{Reason: 3}}})
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "n2", ReceivedAt: at(1800), Info: info("2.0", 2)})
+	for _, d := range []string{"n1", "n2", "o1", "o2"} {
+		write(t, s, &lodestone.DeviceBatch{DeviceID: d, ReceivedAt: at(3000)})
+	}
+	write(t, s, &lodestone.DeviceBatch{DeviceID: "o2", ReceivedAt: at(7200), Faults: []lodestone.Fault{{}}}) // after now
 	h, err := s.CampaignHealth(ctx, c.ID, at(0), at(3600))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := lodestone.CampaignHealth{NewDevices: 2, OldDevices: 2, NewHours: 1.5, OldHours: 2, NewFaults: 2,
-		OldFaults: 1, NewReboots: 1, OldReboots: 1}
-	if h != want {
+	// New: n1 600 s + 2400 s, n2 1200 s + 1200 s. Old: n2 600 s, o1 900 s + 2100 s, o2 3000 s.
+	want := lodestone.CampaignHealth{NewDevices: 2, OldDevices: 3, NewHours: 1.5, OldHours: 6600.0 / 3600, NewFaults: 2,
+		OldFaults: 2, NewReboots: 1, OldReboots: 1}
+	if h.NewDevices != want.NewDevices || h.OldDevices != want.OldDevices || !near(h.NewHours, want.NewHours) ||
+		!near(h.OldHours, want.OldHours) || h.NewFaults != want.NewFaults || h.OldFaults != want.OldFaults ||
+		h.NewReboots != want.NewReboots || h.OldReboots != want.OldReboots {
 		t.Fatalf("health %+v, want %+v", h, want)
 	}
 }

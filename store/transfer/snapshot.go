@@ -60,13 +60,15 @@ func snapshotTable(ctx context.Context, src pgx.Tx, dst *sql.Tx, t Table) (int64
 	}
 	defer ins.Close()
 	var copied int64
-	var after any = int64(-1 << 62)
-	if t.Key != "id" {
-		after = ""
+	var after []any
+	if derived[t.Name] {
+		if _, err := dst.ExecContext(ctx, `DELETE FROM `+t.Name); err != nil {
+			return 0, fmt.Errorf("transfer: empty derived table %s: %w", t.Name, err)
+		}
 	}
 	for {
-		rows, err := src.Query(ctx, `SELECT `+cols+` FROM `+t.Name+` WHERE `+t.Key+` > $1 ORDER BY `+t.Key+
-			` LIMIT $2`, after, pageSize)
+		q, args := t.pageQuery(after, func(n int) string { return fmt.Sprintf("$%d", n) })
+		rows, err := src.Query(ctx, q, args...)
 		if err != nil {
 			return copied, fmt.Errorf("transfer: read %s: %w", t.Name, err)
 		}
@@ -81,7 +83,7 @@ func snapshotTable(ctx context.Context, src pgx.Tx, dst *sql.Tx, t Table) (int64
 				rows.Close()
 				return copied, fmt.Errorf("transfer: write %s: %w", t.Name, err)
 			}
-			after = vals[0] // the key is the first column
+			after = t.keyOf(vals)
 			n++
 		}
 		rows.Close()

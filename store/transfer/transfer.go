@@ -7,17 +7,42 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Table is one table that a copy moves. Key is the column rows are paged by, in order.
+// Table is one table that a copy moves. Key is the column rows are paged by, in order, or several ("a, b"), the
+// first columns of Cols.
 type Table struct {
 	Name string
 	Key  string
 	Cols []string
+}
+
+// derived are the tables kept by triggers on the tables before them (migration 00150), which fill them in the
+// destination too as those are copied; the copy empties a derived table before copying it, so it ends up holding
+// exactly the source's rows.
+var derived = map[string]bool{"stability_hours": true, "stability_reboots": true, "device_events": true}
+
+// pageQuery reads the page after a key (nil for the first page); ph writes the n-th placeholder.
+func (t Table) pageQuery(after []any, ph func(n int) string) (string, []any) {
+	q := `SELECT ` + strings.Join(t.Cols, ", ") + ` FROM ` + t.Name
+	if after != nil {
+		marks := make([]string, len(after))
+		for i := range after {
+			marks[i] = ph(i + 1)
+		}
+		q += ` WHERE (` + t.Key + `) > (` + strings.Join(marks, ", ") + `)`
+	}
+	return q + ` ORDER BY ` + t.Key + ` LIMIT ` + ph(len(after)+1), append(after, pageSize)
+}
+
+// keyOf is the key of a row read by pageQuery.
+func (t Table) keyOf(row []any) []any {
+	return slices.Clone(row[:strings.Count(t.Key, ",")+1])
 }
 
 // Tables lists every table of the data model, parents before children so foreign keys hold at every step. A test
@@ -70,6 +95,10 @@ var Tables = []Table{
 	{"alert_deliveries", "id", []string{"id", "kind", "device_id", "url", "body", "dedup_key", "status", "attempts",
 		"last_status", "last_error", "created_at", "next_attempt", "claimed_until", "delivered_at"}},
 	{"alert_watch", "device_id", []string{"device_id", "offline_at"}},
+	{"alert_rules", "id", []string{"id", "name", "condition", "scope_type", "scope_value", "threshold", "window_ms",
+		"for_ms", "quiet_ms", "webhooks", "enabled", "origin", "created_at", "updated_at"}},
+	{"alert_states", "id", []string{"id", "rule_id", "key", "status", "since", "last_event", "events", "fired_at",
+		"resolved_at", "value", "summary"}},
 	{"audit_log", "id", []string{"id", "time", "actor_kind", "actor", "actor_id", "action", "target_kind", "target",
 		"before_json", "after_json", "client_addr", "request_id", "via", "prev_hash", "hash"}},
 	{"audit_head", "id", []string{"id", "last_id", "last_hash"}},
@@ -77,6 +106,10 @@ var Tables = []Table{
 		"version", "status", "result", "execution", "detail", "retrieved_at", "created_at", "updated_at"}},
 	{"blob_hashes", "sha256", []string{"sha256", "md5", "sha1", "kind"}},
 	{"device_attributes", "id", []string{"id", "device_id", "name", "value", "updated_at"}},
+	{"stability_hours", "hour, device_id, version", []string{"hour", "device_id", "version", "observed_ms", "faults",
+		"reboots"}},
+	{"stability_reboots", "hour, device_id, version, reason", []string{"hour", "device_id", "version", "reason", "n"}},
+	{"device_events", "id", []string{"id", "device_id", "kind", "at", "from_value", "to_value", "detail"}},
 }
 
 // Progress is reported as rows move.
@@ -171,15 +204,16 @@ func Copy(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, progress func(Pro
 
 // copyTable pages through one table by its key and streams each page into the destination with COPY.
 func copyTable(ctx context.Context, src *sql.Tx, dst pgx.Tx, t Table, progress func(int64)) (int64, error) {
-	cols := strings.Join(t.Cols, ", ")
 	var copied int64
-	var after any = int64(-1 << 62)
-	if t.Key != "id" {
-		after = ""
+	var after []any
+	if derived[t.Name] {
+		if _, err := dst.Exec(ctx, `DELETE FROM `+t.Name); err != nil {
+			return 0, fmt.Errorf("transfer: empty derived table %s: %w", t.Name, err)
+		}
 	}
 	for {
-		rows, err := src.QueryContext(ctx, `SELECT `+cols+` FROM `+t.Name+` WHERE `+t.Key+` > ? ORDER BY `+t.Key+
-			` LIMIT ?`, after, pageSize)
+		q, args := t.pageQuery(after, func(int) string { return "?" })
+		rows, err := src.QueryContext(ctx, q, args...)
 		if err != nil {
 			return copied, fmt.Errorf("transfer: read %s: %w", t.Name, err)
 		}
@@ -208,7 +242,7 @@ func copyTable(ctx context.Context, src *sql.Tx, dst pgx.Tx, t Table, progress f
 		}
 		copied += int64(len(page))
 		progress(copied)
-		after = page[len(page)-1][0] // the key is the first column
+		after = t.keyOf(page[len(page)-1])
 		if len(page) < pageSize {
 			return copied, nil
 		}
