@@ -42,9 +42,14 @@ func scanUser(row pgx.Row) (*lodestone.User, error) {
 // CreateUser implements lodestone.CredentialStore.
 func (db *DB) CreateUser(ctx context.Context, u *lodestone.User) error {
 	return db.audited(ctx, "user create", "user.create", lodestone.AuditUser, "", func(tx pgx.Tx) (string, error) {
-		err := tx.QueryRow(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
-			ms(u.UpdatedAt)).Scan(&u.ID)
+		var disabled *int64
+		if u.DisabledAt != nil {
+			v := ms(*u.DisabledAt)
+			disabled = &v
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at, disabled_at)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
+			ms(u.UpdatedAt), disabled).Scan(&u.ID)
 		if isUnique(err) {
 			return "", lodestone.Errorf(lodestone.ECONFLICT, "user %q already exists", u.Name)
 		} else if err != nil {

@@ -47,9 +47,13 @@ func (db *DB) CreateUser(ctx context.Context, u *lodestone.User) error {
 }
 
 func (db *DB) createUser(ctx context.Context, tx *sql.Tx, u *lodestone.User) error {
-	err := tx.QueryRowContext(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
-		ms(u.UpdatedAt)).Scan(&u.ID)
+	var disabled any
+	if u.DisabledAt != nil {
+		disabled = ms(*u.DisabledAt)
+	}
+	err := tx.QueryRowContext(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at, disabled_at)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
+		ms(u.UpdatedAt), disabled).Scan(&u.ID)
 	if isUnique(err) {
 		return lodestone.Errorf(lodestone.ECONFLICT, "user %q already exists", u.Name)
 	} else if err != nil {

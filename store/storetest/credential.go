@@ -286,8 +286,15 @@ func testUserSessions(t *testing.T, s lodestone.Store, c lodestone.CredentialSto
 		t.Fatal("deleting bob did not end his session, or ended ann's")
 	}
 	bob := &lodestone.User{Name: "bob", Role: lodestone.RoleAdmin, PasswordHash: "$2a$hash2", CreatedAt: at(2),
-		UpdatedAt: at(2)}
+		UpdatedAt: at(2), DisabledAt: ptr(at(3))}
 	if err := c.CreateUser(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.FindUser(ctx, "bob"); err != nil || got.DisabledAt == nil || !got.DisabledAt.Equal(at(3)) {
+		t.Fatalf("a user created disabled: %+v, %v", got, err)
+	}
+	bob.DisabledAt = nil
+	if err := c.UpdateUser(ctx, bob); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []string{"ann-3", "ann-oidc"} {
@@ -296,3 +303,5 @@ func testUserSessions(t *testing.T, s lodestone.Store, c lodestone.CredentialSto
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
