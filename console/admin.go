@@ -4,12 +4,14 @@ package console
 // log. Each page lives in an admin_*.go file; this one has the area's dependencies, routes and the overview.
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"net/http"
 	"strconv"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/doctor"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 )
 
@@ -51,11 +53,13 @@ type AdminDeps struct {
 	// log before it starts).
 	Backup func(w http.ResponseWriter, r *http.Request) error
 	Audit  lodestone.AuditStore
+	// Doctor runs the health checks of GET /admin/doctor.
+	Doctor func(ctx context.Context) (doctor.Report, error)
 }
 
 // adminPages are this area's templates (templates/NAME.html).
 var adminPages = []string{"admin", "admin_users", "admin_tokens", "admin_keys", "admin_secret", "admin_alerts",
-	"admin_retention", "admin_backup", "admin_audit"}
+	"admin_retention", "admin_backup", "admin_audit", "admin_doctor"}
 
 func (c *Console) routesAdmin() {
 	// The pages share a sub-navigation (templates/admin_nav.html), parsed into each of them here.
@@ -90,6 +94,8 @@ func (c *Console) routesAdmin() {
 	admin("GET /ui/admin/backup", c.adminBackupPage)
 	admin("POST /ui/admin/backup", c.adminBackup)
 	admin("GET /ui/admin/audit", c.adminAudit)
+	admin("GET /ui/admin/doctor", c.adminDoctor)
+	admin("POST /ui/devices/{id}/delete", c.adminDeleteDevice)
 	// Device keys are a provisioner's, as in the API: the device page creates and revokes them too.
 	prov := func(pattern string, h pageFunc) { c.mux.HandleFunc(pattern, c.user(lodestone.RoleProvisioner, h)) }
 	prov("POST /ui/devices/{id}/keys", c.deviceCreateKey)

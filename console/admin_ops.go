@@ -170,3 +170,33 @@ func (c *Console) adminBackup(w http.ResponseWriter, r *request) error {
 	}
 	return c.cfg.Admin.Backup(w, r.Request)
 }
+
+func (c *Console) adminDoctor(w http.ResponseWriter, r *request) error {
+	if c.cfg.Admin.Doctor == nil {
+		return lodestone.Errorf(lodestone.EUNAVAILABLE, "the doctor report is not available on this server")
+	}
+	rep, err := c.cfg.Admin.Doctor(r.ctx())
+	if err != nil {
+		return err
+	}
+	c.adminPage(w, r, http.StatusOK, "admin_doctor", "doctor", "Doctor", rep)
+	return nil
+}
+
+// adminDeleteDevice deletes a device with its telemetry, memberships, update target and keys (admin only, as
+// DELETE /devices/{id}); its keys stop working on this replica at once.
+func (c *Console) adminDeleteDevice(w http.ResponseWriter, r *request) error {
+	if c.cfg.Registry == nil {
+		return lodestone.Errorf(lodestone.EUNAVAILABLE, "this server does not provision devices")
+	}
+	id := r.PathValue("id")
+	if r.PostFormValue("confirm") != "yes" {
+		return c.done(w, r, "/ui/devices/"+pathEscape(id)+"#delete", "", lodestone.Errorf(lodestone.EINVALID,
+			"tick the box to confirm the deletion"))
+	}
+	if err := c.cfg.Registry.DeleteDevice(r.ctx(), id); err != nil {
+		return c.done(w, r, "/ui/devices/"+pathEscape(id), "", err)
+	}
+	c.forget()
+	return c.done(w, r, "/ui/devices", "Deleted device "+id+" and everything recorded about it.", nil)
+}

@@ -106,3 +106,37 @@ func TestAdminSecretShownOnce(t *testing.T) {
 		t.Fatalf("no CSRF token: %d", r.status)
 	}
 }
+
+// TestAdminDeleteDevice: only an admin deletes a device, and only with the confirmation ticked.
+func TestAdminDeleteDevice(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.client()
+	csrf := e.signIn(c, "admin", "admin-pass")
+	if r := e.post(c, "/ui/devices", url.Values{"csrf": {csrf}, "device_key": {"0A0B0C0D"}, "device_id": {"gone-1"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	if page := e.get(c, "/ui/devices/gone-1").body; !strings.Contains(page, `id="delete-device"`) {
+		t.Fatal("an admin's device page has no delete form")
+	}
+	v := e.client()
+	vcsrf := e.signIn(v, "vic", "viewer-pass")
+	if page := e.get(v, "/ui/devices/gone-1").body; strings.Contains(page, `id="delete-device"`) {
+		t.Fatal("a viewer's device page has the delete form")
+	}
+	if r := e.post(v, "/ui/devices/gone-1/delete", url.Values{"csrf": {vcsrf}, "confirm": {"yes"}}); r.status != http.StatusForbidden {
+		t.Fatalf("a viewer deleting: %d", r.status)
+	}
+	if r := e.post(c, "/ui/devices/gone-1/delete", url.Values{"csrf": {csrf}}); r.status != http.StatusSeeOther ||
+		!strings.HasPrefix(r.loc, "/ui/devices/gone-1") {
+		t.Fatalf("delete without the confirmation: %d %q", r.status, r.loc)
+	}
+	if _, err := e.db.FindDeviceByID(context.Background(), "gone-1"); err != nil {
+		t.Fatalf("the device went without the confirmation: %v", err)
+	}
+	if r := e.post(c, "/ui/devices/gone-1/delete", url.Values{"csrf": {csrf}, "confirm": {"yes"}}); r.status != http.StatusSeeOther || r.loc != "/ui/devices" {
+		t.Fatalf("delete: %d %q", r.status, r.loc)
+	}
+	if _, err := e.db.FindDeviceByID(context.Background(), "gone-1"); lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		t.Fatalf("after deleting: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/alert"
 	"github.com/lodestone-fleet/lodestone/console"
+	"github.com/lodestone-fleet/lodestone/doctor"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/retention"
 )
@@ -64,7 +66,8 @@ func consoleURL(a net.Addr) string {
 // lock are shared.
 func adminDeps(cfg Config, st lodestone.Store, log *slog.Logger, api func() *httpapi.Server) console.AdminDeps {
 	d := console.AdminDeps{OTLPTokens: apiTokens(st), Audit: auditStore(st), Accounts: apiAccounts(api),
-		Backup: func(w http.ResponseWriter, r *http.Request) error { return api().ServeBackup(w, r) }}
+		Backup: func(w http.ResponseWriter, r *http.Request) error { return api().ServeBackup(w, r) },
+		Doctor: func(ctx context.Context) (doctor.Report, error) { return api().DoctorReport(ctx) }}
 	d.Alerts, _ = st.(lodestone.AlertStore)
 	d.Counts, _ = st.(lodestone.FleetCounter)
 	if rs, ok := st.(lodestone.RetentionStore); ok {

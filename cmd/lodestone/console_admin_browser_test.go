@@ -187,7 +187,7 @@ func TestConsoleAdminInBrowser(t *testing.T) {
 		}
 		csrf := admCSRF(t, page)
 		for _, path := range []string{"/ui/admin", "/ui/admin/users", "/ui/admin/tokens", "/ui/admin/keys",
-			"/ui/admin/alerts", "/ui/admin/retention", "/ui/admin/backup", "/ui/admin/audit"} {
+			"/ui/admin/alerts", "/ui/admin/retention", "/ui/admin/backup", "/ui/admin/audit", "/ui/admin/doctor"} {
 			if code, _ := admGet(t, pat, base+path); code != http.StatusForbidden {
 				t.Errorf("provisioner GET %s: %d, want 403", path, code)
 			}
@@ -238,6 +238,11 @@ func TestConsoleAdminInBrowser(t *testing.T) {
 		b.screenshot("admin-retention")
 		b.open("/ui/admin/backup")
 		b.screenshot("admin-backup")
+		b.open("/ui/admin/doctor")
+		if s := b.text("#doctor-summary"); !strings.Contains(s, "Overall") || !strings.Contains(b.text("#doctor tbody"), "database") {
+			t.Errorf("doctor page: %q", s)
+		}
+		b.screenshot("admin-doctor")
 		// The download is the form's post with the session's cookie and token; chromium would save it to disk.
 		jar, _ := cookiejar.New(nil)
 		u, _ := url.Parse(base + "/ui/")
