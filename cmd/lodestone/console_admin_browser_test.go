@@ -248,7 +248,7 @@ func TestConsoleAdminInBrowser(t *testing.T) {
 		u, _ := url.Parse(base + "/ui/")
 		jar.SetCookies(u, []*http.Cookie{{Name: "lodestone_session", Value: b.cookie("lodestone_session")}})
 		c := &http.Client{Jar: jar, Timeout: time.Minute}
-		csrf := eval[string](b, "document.querySelector('#backup input[name=csrf]').value")
+		csrf := eval[string](b, "document.querySelector('input[name=csrf]').value")
 		resp, err := c.PostForm(base+"/ui/admin/backup", url.Values{"csrf": {csrf}})
 		if err != nil {
 			t.Fatal(err)
