@@ -14,7 +14,12 @@ type User struct {
 	PasswordHash string // bcrypt; the password itself is never stored
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// DisabledAt is set while the user is disabled: kept, with their history, but refused at sign-in.
+	DisabledAt *time.Time
 }
+
+// Disabled reports whether u may not sign in.
+func (u *User) Disabled() bool { return u.DisabledAt != nil }
 
 // TokenKind tells API tokens from device keys; both are bearer secrets stored only as a hash.
 type TokenKind string
@@ -56,9 +61,11 @@ type CredentialStore interface {
 	FindUser(ctx context.Context, name string) (*User, error)
 	// FindUsers lists users by name.
 	FindUsers(ctx context.Context) ([]*User, error)
-	// UpdateUser replaces the role, password hash and update time of the user named u.Name, or returns ENOTFOUND.
+	// UpdateUser replaces the role, password hash, disabled time and update time of the user named u.Name, or
+	// returns ENOTFOUND. In the same transaction it brings the user's password console sessions (Session.Via
+	// "password") in line: a new password or disabling ends them, a new role applies to them at once.
 	UpdateUser(ctx context.Context, u *User) error
-	// DeleteUser removes a user, or returns ENOTFOUND.
+	// DeleteUser removes a user and ends their password console sessions, or returns ENOTFOUND.
 	DeleteUser(ctx context.Context, name string) error
 
 	// CreateToken stores t and sets its ID; a hash already stored is an ECONFLICT error.

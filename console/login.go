@@ -64,6 +64,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		status, msg := http.StatusUnauthorized, "Wrong user name or password."
 		switch code := lodestone.ErrorCode(err); {
 		case code == lodestone.EUNAUTHORIZED:
+			if strings.Contains(lodestone.ErrorMessage(err), "disabled") { // said only for the right password
+				msg = "This account is disabled; ask an admin."
+			}
 		case code == "rate_limited":
 			status, msg = http.StatusTooManyRequests, "Too many failed sign-ins from here; wait a minute and try again."
 		default:

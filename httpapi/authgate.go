@@ -195,5 +195,8 @@ func (s *Server) SignIn(w http.ResponseWriter, r *http.Request, user, pass strin
 	if lerr := s.refuse(w, req, g, reason); lerr != nil {
 		return nil, lerr
 	}
+	if err != nil {
+		return nil, err // "invalid credentials", or a disabled account's reason (given only for its password)
+	}
 	return nil, errBadCredentials
 }

@@ -415,6 +415,10 @@ func (a *Authn) checkPassword(ctx context.Context, user, pass string) (*lodeston
 			if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(pass)) != nil {
 				return nil, errBadCredentials
 			}
+			if u.Disabled() {
+				// Said only to someone who knows the password, so it tells a guesser nothing.
+				return nil, lodestone.Errorf(lodestone.EUNAUTHORIZED, "this account is disabled; ask an admin")
+			}
 			return &lodestone.Principal{Name: u.Name, Role: u.Role}, nil
 		}
 		if lodestone.ErrorCode(err) != lodestone.ENOTFOUND {

@@ -102,6 +102,42 @@ func TestUsersAndRoles(t *testing.T) {
 	e.do("DELETE", "/admin/users/sam", root, nil).must(t, 404)
 }
 
+// TestDisableUser: a disabled user keeps their account but is refused at once, with a reason only for the right
+// password; enabling them again lets them in; nobody disables or deletes their own account.
+func TestDisableUser(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	root := basic("admin", adminPass)
+	me := func(c cred) answer { return e.do("GET", "/auth/me", c, nil) }
+	e.do("POST", "/admin/users", root, map[string]any{"name": "dora", "password": "dora-pass-1",
+		"role": "admin"}).must(t, 201)
+	me(basic("dora", "dora-pass-1")).must(t, 200) // remembered as verified
+	a := e.do("PUT", "/admin/users/dora", root, map[string]any{"disabled": true}).must(t, 200)
+	u := a.body["user"].(map[string]any)
+	if u["disabled"] != true || u["disabled_at"] == nil || u["role"] != "admin" {
+		t.Fatalf("after disabling: %s", a.raw)
+	}
+	if r := me(basic("dora", "dora-pass-1")).must(t, 401); !strings.Contains(r.raw, "disabled") {
+		t.Fatalf("a disabled user with the right password: %s", r.raw)
+	}
+	if r := me(basic("dora", "wrong-pass-1")).must(t, 401); strings.Contains(r.raw, "disabled") {
+		t.Fatalf("a wrong password learns the account is disabled: %s", r.raw)
+	}
+	e.do("PUT", "/admin/users/dora", root, map[string]any{"disabled": "yes"}).must(t, 422)
+	a = e.do("PUT", "/admin/users/dora", root, map[string]any{"disabled": false}).must(t, 200)
+	if u := a.body["user"].(map[string]any); u["disabled"] != false || u["disabled_at"] != nil {
+		t.Fatalf("after enabling: %s", a.raw)
+	}
+	me(basic("dora", "dora-pass-1")).must(t, 200)
+	// Dora, an admin, may not lock herself out; another admin may.
+	e.do("PUT", "/admin/users/dora", basic("dora", "dora-pass-1"), map[string]any{"disabled": true}).must(t, 409)
+	e.do("DELETE", "/admin/users/dora", basic("dora", "dora-pass-1"), nil).must(t, 409)
+	e.do("PUT", "/admin/users/dora", basic("dora", "dora-pass-1"), map[string]any{"disabled": false}).must(t, 200)
+	a = e.do("GET", "/admin/users", root, nil).must(t, 200)
+	if !strings.Contains(a.raw, `"disabled":false`) {
+		t.Fatalf("the user list lacks the disabled field: %s", a.raw)
+	}
+}
+
 func TestUserPayloadErrors(t *testing.T) {
 	e := newAuthEnv(t, authOpts{})
 	root := basic("admin", adminPass)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -57,11 +58,24 @@ func (s *Server) forget() {
 }
 
 type userJSON struct {
-	Name      string  `json:"name"`
-	Role      string  `json:"role"`
-	Source    string  `json:"source"` // "env": from BASIC_AUTH_*, read-only; "api": managed here
-	CreatedAt *string `json:"created_at"`
-	UpdatedAt *string `json:"updated_at"`
+	Name       string  `json:"name"`
+	Role       string  `json:"role"`
+	Source     string  `json:"source"` // "env": from BASIC_AUTH_*, read-only; "api": managed here
+	CreatedAt  *string `json:"created_at"`
+	UpdatedAt  *string `json:"updated_at"`
+	Disabled   bool    `json:"disabled"` // refused at sign-in; kept with their history
+	DisabledAt *string `json:"disabled_at"`
+}
+
+func newUserJSON(u *lodestone.User) userJSON {
+	c, up := ts(u.CreatedAt), ts(u.UpdatedAt)
+	out := userJSON{Name: u.Name, Role: u.Role.String(), Source: "api", CreatedAt: &c, UpdatedAt: &up,
+		Disabled: u.Disabled()}
+	if u.DisabledAt != nil {
+		d := ts(*u.DisabledAt)
+		out.DisabledAt = &d
+	}
+	return out
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
@@ -77,9 +91,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		for _, u := range users {
-			c, up := ts(u.CreatedAt), ts(u.UpdatedAt)
-			out = append(out, userJSON{Name: u.Name, Role: u.Role.String(), Source: "api", CreatedAt: &c,
-				UpdatedAt: &up})
+			out = append(out, newUserJSON(u))
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": out})
@@ -93,6 +105,7 @@ type userRequest struct {
 	Name     string  `json:"name"`
 	Password *string `json:"password"`
 	Role     *string `json:"role"`
+	Disabled *bool   `json:"disabled"` // true disables the user (sign-in refused, sessions ended), false enables
 	create   bool
 }
 
@@ -167,12 +180,13 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	role, _ := lodestone.ParseRole(*req.Role)
 	now := time.Now().UTC()
 	u := &lodestone.User{Name: req.Name, Role: role, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	if req.Disabled != nil && *req.Disabled {
+		u.DisabledAt = &now
+	}
 	if err := store.CreateUser(r.Context(), u); err != nil {
 		return err
 	}
-	c := ts(now)
-	writeJSON(w, http.StatusCreated, map[string]any{"user": userJSON{Name: u.Name, Role: role.String(),
-		Source: "api", CreatedAt: &c, UpdatedAt: &c}})
+	writeJSON(w, http.StatusCreated, map[string]any{"user": newUserJSON(u)})
 	return nil
 }
 
@@ -206,13 +220,24 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 		u.Role, _ = lodestone.ParseRole(*req.Role)
 	}
 	u.UpdatedAt = time.Now().UTC()
+	if req.Disabled != nil {
+		if *req.Disabled {
+			if err := CheckNotSelf(r.Context(), name, "disable"); err != nil {
+				return err
+			}
+		}
+		switch {
+		case !*req.Disabled:
+			u.DisabledAt = nil
+		case u.DisabledAt == nil:
+			u.DisabledAt = &u.UpdatedAt
+		}
+	}
 	if err := store.UpdateUser(r.Context(), u); err != nil {
 		return err
 	}
 	s.forget()
-	c, up := ts(u.CreatedAt), ts(u.UpdatedAt)
-	writeJSON(w, http.StatusOK, map[string]any{"user": userJSON{Name: u.Name, Role: u.Role.String(),
-		Source: "api", CreatedAt: &c, UpdatedAt: &up}})
+	writeJSON(w, http.StatusOK, map[string]any{"user": newUserJSON(u)})
 	return nil
 }
 
@@ -224,6 +249,9 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	if a, ok := s.deps.Auth.(*Authn); ok && a.IsConfigured(name) {
 		return lodestone.Errorf(lodestone.ECONFLICT, "user %q is configured in the environment; remove it there", name)
+	}
+	if err := CheckNotSelf(r.Context(), name, "delete"); err != nil {
+		return err
 	}
 	if err := store.DeleteUser(r.Context(), name); err != nil {
 		return err
@@ -396,3 +424,21 @@ func (s *Server) revokeDeviceKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	return s.revoke(w, r, "key", f)
 }
+
+// CheckNotSelf refuses to let a signed-in user disable or delete their own account, which would lock them out
+// mid-task (another admin can).
+func CheckNotSelf(ctx context.Context, name, what string) error {
+	if p := PrincipalFrom(ctx); p != nil && p.ActorKind() == lodestone.ActorUser && p.Name == name {
+		return lodestone.Errorf(lodestone.ECONFLICT, "you cannot %s your own account; another admin can", what)
+	}
+	return nil
+}
+
+// ValidName reports whether s is a valid user, token or project name: 1-64 letters, digits, '.', '_', '-' or '@'.
+func ValidName(s string) bool { return validName(s) }
+
+// MinPassword and MaxPassword bound a managed user's password (bcrypt reads at most 72 bytes).
+const (
+	MinPassword = minPassword
+	MaxPassword = 72
+)

@@ -240,16 +240,19 @@ var adminDocs = map[string]RouteDoc{
 		Errors:    []int{http.StatusConflict, http.StatusUnprocessableEntity},
 	},
 	"PUT /admin/users/{name}": {
-		Summary:     "Change a user's password or role",
-		Description: "Sessions and failed-login counts of the user are forgotten.",
-		Body:        &Body{Type: userRequest{}},
-		Responses:   []Reply{{Status: 200, Type: userReply{}}},
-		Errors:      []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
+		Summary: "Change a user's password or role, or disable or enable them",
+		Description: "A new password or `disabled: true` ends the user's console sessions; a new role applies to " +
+			"them at once. A disabled user is kept with their history but refused at sign-in. Nobody disables or " +
+			"deletes their own account (409).",
+		Body:      &Body{Type: userRequest{}},
+		Responses: []Reply{{Status: 200, Type: userReply{}}},
+		Errors:    []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
 	},
 	"DELETE /admin/users/{name}": {
-		Summary:   "Delete a user",
-		Responses: []Reply{{Status: 204, Description: "deleted"}},
-		Errors:    []int{http.StatusNotFound, http.StatusConflict},
+		Summary:     "Delete a user",
+		Description: "Ends the user's console sessions. Nobody deletes their own account (409).",
+		Responses:   []Reply{{Status: 204, Description: "deleted"}},
+		Errors:      []int{http.StatusNotFound, http.StatusConflict},
 	},
 	"GET /admin/tokens": {
 		Summary:   "List API tokens",

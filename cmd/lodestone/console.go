@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/alert"
 	"github.com/lodestone-fleet/lodestone/console"
+	"github.com/lodestone-fleet/lodestone/doctor"
 	"github.com/lodestone-fleet/lodestone/httpapi"
+	"github.com/lodestone-fleet/lodestone/retention"
 )
 
 // newConsole wires the web console to the store's services. api returns the HTTP API once it is built: the
@@ -28,6 +34,7 @@ func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus, blobs lo
 	cc.Logs.Head, _ = st.(lodestone.LogHead)
 	cc.Logs.Uploads, _ = st.(lodestone.CrashUploadStore)
 	cc.Logs.Blobs = blobs
+	cc.Admin = adminDeps(cfg, st, log, api)
 	issuer, clientID := cfg.OIDCIssuer, cfg.OIDCClientID
 	if cfg.KeycloakURL != "" {
 		issuer, clientID = httpapi.KeycloakIssuer(cfg.KeycloakURL, cfg.KeycloakRealm), cfg.KeycloakClientID
@@ -58,4 +65,55 @@ func consoleURL(a net.Addr) string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port) + "/ui/"
+}
+
+// adminDeps wires the console's administration pages to the same services as the API. The user accounts and the
+// backup go through the API server (built after the console), so the credential cache and the one-backup-at-a-time
+// lock are shared.
+func adminDeps(cfg Config, st lodestone.Store, log *slog.Logger, api func() *httpapi.Server) console.AdminDeps {
+	d := console.AdminDeps{OTLPTokens: apiTokens(st), Audit: auditStore(st), Accounts: apiAccounts(api),
+		Backup: func(w http.ResponseWriter, r *http.Request) error { return api().ServeBackup(w, r) },
+		Doctor: func(ctx context.Context) (doctor.Report, error) { return api().DoctorReport(ctx) }}
+	d.Alerts, _ = st.(lodestone.AlertStore)
+	d.Counts, _ = st.(lodestone.FleetCounter)
+	if rs, ok := st.(lodestone.RetentionStore); ok {
+		// The purge service holds no state of its own: this one and the leader's job share the store's last run.
+		d.Retention = retention.New(rs, cfg.RetentionDays, 0, log)
+	}
+	urls, _ := alert.ParseURLs(cfg.AlertWebhookURL) // serve refused a bad one before the console is built
+	minutes := cfg.AlertOfflineMinutes
+	if cfg.OfflineAfter > 0 {
+		minutes = max(1, int(cfg.OfflineAfter/time.Minute))
+	}
+	d.Webhooks = console.AlertSettings{URLs: urls, Signed: cfg.AlertWebhookSecret != "", OfflineMinutes: minutes,
+		Retry: cfg.AlertRetry.String()}
+	days := func(n int) string {
+		if n <= 0 {
+			return "forever"
+		}
+		return fmt.Sprintf("%d days", n)
+	}
+	d.RetentionSettings = []console.Setting{
+		{Name: "Telemetry: metrics, heartbeats, faults, reboots, traces, update requests, finished alert deliveries",
+			Value: days(cfg.RetentionDays), Env: "RETENTION_DAYS",
+			Note: "devices, crash issues, ELF files and update state are kept"},
+		{Name: "Audit log", Value: days(cfg.AuditRetentionDays), Env: "AUDIT_RETENTION_DAYS",
+			Note: "a prune records itself, so the chain still verifies"},
+	}
+	if cfg.OTLP.TokensConfig != "" {
+		d.RetentionSettings = append(d.RetentionSettings,
+			console.Setting{Name: "OTLP log records", Value: days(cfg.OTLP.LogsTTLDays), Env: "--logs-ttl-days"},
+			console.Setting{Name: "Crash uploads", Value: days(cfg.OTLP.CrashesTTLDays), Env: "--crashes-ttl-days"})
+	}
+	return d
+}
+
+// apiAccounts reaches the API's authenticator when a page asks (the API server is built after the console).
+type apiAccounts func() *httpapi.Server
+
+func (a apiAccounts) HashPassword(p string) (string, error) { return a().Accounts().HashPassword(p) }
+func (a apiAccounts) IsConfigured(name string) bool         { return a().Accounts().IsConfigured(name) }
+func (a apiAccounts) Forget()                               { a().Accounts().Forget() }
+func (a apiAccounts) ConfiguredUsers() []httpapi.ConfiguredUser {
+	return a().Accounts().ConfiguredUsers()
 }

@@ -37,7 +37,8 @@ func memberKey(target string) ([]any, bool) {
 
 var images = map[string]imageSpec{
 	lodestone.AuditUser: {from: `FROM users WHERE name = ?`, key: textKey,
-		fields: []string{"name", "name", "role", "role", "created_at", "created_at", "updated_at", "updated_at"}},
+		fields: []string{"name", "name", "role", "role", "created_at", "created_at", "updated_at", "updated_at",
+			"disabled_at", "disabled_at"}},
 	lodestone.AuditToken:     tokenImage,
 	lodestone.AuditDeviceKey: tokenImage,
 	lodestone.AuditOTLPToken: {from: `FROM otlp_tokens WHERE id = ?`, key: intKey,

@@ -20,26 +20,36 @@ func isUnique(err error) bool {
 	return errors.As(err, &e) && e.Code == "23505"
 }
 
-const userColumns = `id, name, role, password_hash, created_at, updated_at`
+const userColumns = `id, name, role, password_hash, created_at, updated_at, disabled_at`
 
 func scanUser(row pgx.Row) (*lodestone.User, error) {
 	var u lodestone.User
 	var role string
 	var created, updated int64
-	if err := row.Scan(&u.ID, &u.Name, &role, &u.PasswordHash, &created, &updated); err != nil {
+	var disabled *int64
+	if err := row.Scan(&u.ID, &u.Name, &role, &u.PasswordHash, &created, &updated, &disabled); err != nil {
 		return nil, err
 	}
 	u.Role, _ = lodestone.ParseRole(role)
 	u.CreatedAt, u.UpdatedAt = fromMS(created), fromMS(updated)
+	if disabled != nil {
+		v := fromMS(*disabled)
+		u.DisabledAt = &v
+	}
 	return &u, nil
 }
 
 // CreateUser implements lodestone.CredentialStore.
 func (db *DB) CreateUser(ctx context.Context, u *lodestone.User) error {
 	return db.audited(ctx, "user create", "user.create", lodestone.AuditUser, "", func(tx pgx.Tx) (string, error) {
-		err := tx.QueryRow(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
-			ms(u.UpdatedAt)).Scan(&u.ID)
+		var disabled *int64
+		if u.DisabledAt != nil {
+			v := ms(*u.DisabledAt)
+			disabled = &v
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at, disabled_at)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
+			ms(u.UpdatedAt), disabled).Scan(&u.ID)
 		if isUnique(err) {
 			return "", lodestone.Errorf(lodestone.ECONFLICT, "user %q already exists", u.Name)
 		} else if err != nil {
@@ -84,13 +94,29 @@ func (db *DB) FindUsers(ctx context.Context) ([]*lodestone.User, error) {
 // UpdateUser implements lodestone.CredentialStore.
 func (db *DB) UpdateUser(ctx context.Context, u *lodestone.User) error {
 	return db.audited(ctx, "user update", "user.update", lodestone.AuditUser, u.Name, func(tx pgx.Tx) (string, error) {
-		tag, err := tx.Exec(ctx, `UPDATE users SET role = $1, password_hash = $2, updated_at = $3 WHERE name = $4`,
-			u.Role.String(), u.PasswordHash, ms(u.UpdatedAt), u.Name)
-		if err != nil {
+		var oldHash string
+		err := tx.QueryRow(ctx, `SELECT password_hash FROM users WHERE name = $1 FOR UPDATE`, u.Name).Scan(&oldHash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
+		} else if err != nil {
 			return "", fmt.Errorf("postgres: update user %q: %w", u.Name, err)
 		}
-		if tag.RowsAffected() == 0 {
-			return "", lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
+		var disabled *int64
+		if u.DisabledAt != nil {
+			v := ms(*u.DisabledAt)
+			disabled = &v
+		}
+		if _, err := tx.Exec(ctx, `UPDATE users SET role = $1, password_hash = $2, updated_at = $3, disabled_at = $4
+			WHERE name = $5`, u.Role.String(), u.PasswordHash, ms(u.UpdatedAt), disabled, u.Name); err != nil {
+			return "", fmt.Errorf("postgres: update user %q: %w", u.Name, err)
+		}
+		q := `UPDATE sessions SET role = $2 WHERE user_name = $1 AND via = 'password'`
+		args := []any{u.Name, int(u.Role)}
+		if u.DisabledAt != nil || oldHash != u.PasswordHash {
+			q, args = `DELETE FROM sessions WHERE user_name = $1 AND via = 'password'`, args[:1]
+		}
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return "", fmt.Errorf("postgres: update the sessions of user %q: %w", u.Name, err)
 		}
 		return "", nil
 	})
@@ -105,6 +131,9 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 		}
 		if tag.RowsAffected() == 0 {
 			return "", lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_name = $1 AND via = 'password'`, name); err != nil {
+			return "", fmt.Errorf("postgres: end the sessions of user %q: %w", name, err)
 		}
 		return "", nil
 	})

@@ -20,17 +20,22 @@ func isUnique(err error) bool {
 	return errors.As(err, &e) && e.ExtendedCode == sqlite3.ErrConstraintUnique
 }
 
-const userColumns = `id, name, role, password_hash, created_at, updated_at`
+const userColumns = `id, name, role, password_hash, created_at, updated_at, disabled_at`
 
 func scanUser(s scanner) (*lodestone.User, error) {
 	var u lodestone.User
 	var role string
 	var created, updated int64
-	if err := s.Scan(&u.ID, &u.Name, &role, &u.PasswordHash, &created, &updated); err != nil {
+	var disabled sql.NullInt64
+	if err := s.Scan(&u.ID, &u.Name, &role, &u.PasswordHash, &created, &updated, &disabled); err != nil {
 		return nil, err
 	}
 	u.Role, _ = lodestone.ParseRole(role)
 	u.CreatedAt, u.UpdatedAt = fromMS(created), fromMS(updated)
+	if disabled.Valid {
+		v := fromMS(disabled.Int64)
+		u.DisabledAt = &v
+	}
 	return &u, nil
 }
 
@@ -42,9 +47,13 @@ func (db *DB) CreateUser(ctx context.Context, u *lodestone.User) error {
 }
 
 func (db *DB) createUser(ctx context.Context, tx *sql.Tx, u *lodestone.User) error {
-	err := tx.QueryRowContext(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
-		ms(u.UpdatedAt)).Scan(&u.ID)
+	var disabled any
+	if u.DisabledAt != nil {
+		disabled = ms(*u.DisabledAt)
+	}
+	err := tx.QueryRowContext(ctx, `INSERT INTO users (name, role, password_hash, created_at, updated_at, disabled_at)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, u.Name, u.Role.String(), u.PasswordHash, ms(u.CreatedAt),
+		ms(u.UpdatedAt), disabled).Scan(&u.ID)
 	if isUnique(err) {
 		return lodestone.Errorf(lodestone.ECONFLICT, "user %q already exists", u.Name)
 	} else if err != nil {
@@ -88,13 +97,28 @@ func (db *DB) FindUsers(ctx context.Context) ([]*lodestone.User, error) {
 // UpdateUser implements lodestone.CredentialStore.
 func (db *DB) UpdateUser(ctx context.Context, u *lodestone.User) error {
 	return db.audited(ctx, "update user", "user.update", lodestone.AuditUser, u.Name, func(tx *sql.Tx) (string, error) {
-		res, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, password_hash = ?, updated_at = ? WHERE name = ?`,
-			u.Role.String(), u.PasswordHash, ms(u.UpdatedAt), u.Name)
-		if err != nil {
+		var oldHash string
+		err := tx.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, u.Name).Scan(&oldHash)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
+		} else if err != nil {
 			return "", fmt.Errorf("sqlite: update user %q: %w", u.Name, err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return "", lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
+		var disabled any
+		if u.DisabledAt != nil {
+			disabled = ms(*u.DisabledAt)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, password_hash = ?, updated_at = ?, disabled_at = ?
+			WHERE name = ?`, u.Role.String(), u.PasswordHash, ms(u.UpdatedAt), disabled, u.Name); err != nil {
+			return "", fmt.Errorf("sqlite: update user %q: %w", u.Name, err)
+		}
+		q := `UPDATE sessions SET role = ? WHERE user_name = ? AND via = 'password'`
+		args := []any{int(u.Role), u.Name}
+		if u.DisabledAt != nil || oldHash != u.PasswordHash {
+			q, args = `DELETE FROM sessions WHERE user_name = ? AND via = 'password'`, args[1:]
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return "", fmt.Errorf("sqlite: update the sessions of user %q: %w", u.Name, err)
 		}
 		return "", nil
 	})
@@ -109,6 +133,9 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return "", lodestone.Errorf(lodestone.ENOTFOUND, "user not found")
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_name = ? AND via = 'password'`, name); err != nil {
+			return "", fmt.Errorf("sqlite: end the sessions of user %q: %w", name, err)
 		}
 		return "", nil
 	})

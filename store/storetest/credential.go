@@ -66,6 +66,8 @@ func testUsers(t *testing.T, s lodestone.Store) {
 		t.Fatalf("UpdateUser of a missing user: %v, want not_found", err)
 	}
 
+	testUserSessions(t, s, c)
+
 	list, err := c.FindUsers(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -198,3 +200,108 @@ func testTokens(t *testing.T, s lodestone.Store) {
 		t.Fatal("revoking one key revoked another")
 	}
 }
+
+// testUserSessions checks that UpdateUser keeps ann's password console sessions in line with the user: a new role
+// applies to them, a new password or disabling ends them, and a disabled user is stored and enabled again. Sessions
+// of another user or from OIDC are left alone. Ann is a provisioner with hash3 on entry and leaves the same.
+func testUserSessions(t *testing.T, s lodestone.Store, c lodestone.CredentialStore) {
+	ctx := context.Background()
+	ss, ok := s.(lodestone.SessionStore)
+	if !ok {
+		t.Fatalf("%T does not implement lodestone.SessionStore", s)
+	}
+	sess := func(hash, user, via string) {
+		t.Helper()
+		if err := ss.CreateSession(ctx, &lodestone.Session{Hash: hash, UserName: user, Role: lodestone.RoleProvisioner,
+			Via: via, CreatedAt: at(0), LastSeen: at(0), ExpiresAt: at(3600)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	role := func(hash string) lodestone.Role {
+		t.Helper()
+		got, err := ss.FindSession(ctx, hash)
+		if lodestone.ErrorCode(err) == lodestone.ENOTFOUND {
+			return lodestone.RoleNone
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return got.Role
+	}
+	update := func(f func(u *lodestone.User)) *lodestone.User {
+		t.Helper()
+		u, err := c.FindUser(ctx, "ann")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(u)
+		if err := c.UpdateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.FindUser(ctx, "ann")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	sess("ann-1", "ann", "password")
+	sess("ann-oidc", "ann", "oidc")
+	sess("bob-1", "bob", "password")
+
+	update(func(u *lodestone.User) { u.Role = lodestone.RoleViewer })
+	if r := role("ann-1"); r != lodestone.RoleViewer {
+		t.Fatalf("ann's session after her role became viewer: %v, want viewer", r)
+	}
+	if r, b := role("ann-oidc"), role("bob-1"); r != lodestone.RoleProvisioner || b != lodestone.RoleProvisioner {
+		t.Fatalf("a role change of ann's touched an OIDC session (%v) or bob's (%v)", r, b)
+	}
+	update(func(u *lodestone.User) { u.PasswordHash = "$2a$reset" })
+	if r := role("ann-1"); r != lodestone.RoleNone {
+		t.Fatalf("ann's session survived a new password (role %v)", r)
+	}
+
+	sess("ann-2", "ann", "password")
+	got := update(func(u *lodestone.User) { v := at(20); u.DisabledAt = &v })
+	if got.DisabledAt == nil || !got.DisabledAt.Equal(at(20)) || !got.Disabled() {
+		t.Fatalf("after disabling: DisabledAt %v, want %v", got.DisabledAt, at(20))
+	}
+	if r := role("ann-2"); r != lodestone.RoleNone {
+		t.Fatalf("ann's session survived disabling (role %v)", r)
+	}
+	if list, err := c.FindUsers(ctx); err != nil || len(list) < 1 || list[0].Name != "ann" || !list[0].Disabled() {
+		t.Fatalf("FindUsers does not show ann disabled: %+v, %v", list, err)
+	}
+	got = update(func(u *lodestone.User) {
+		u.DisabledAt = nil
+		u.Role, u.PasswordHash = lodestone.RoleProvisioner, "$2a$hash3"
+	})
+	if got.Disabled() || got.Role != lodestone.RoleProvisioner {
+		t.Fatalf("after enabling: %+v", got)
+	}
+
+	sess("ann-3", "ann", "password")
+	if err := c.DeleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if role("bob-1") != lodestone.RoleNone || role("ann-3") != lodestone.RoleProvisioner {
+		t.Fatal("deleting bob did not end his session, or ended ann's")
+	}
+	bob := &lodestone.User{Name: "bob", Role: lodestone.RoleAdmin, PasswordHash: "$2a$hash2", CreatedAt: at(2),
+		UpdatedAt: at(2), DisabledAt: ptr(at(3))}
+	if err := c.CreateUser(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.FindUser(ctx, "bob"); err != nil || got.DisabledAt == nil || !got.DisabledAt.Equal(at(3)) {
+		t.Fatalf("a user created disabled: %+v, %v", got, err)
+	}
+	bob.DisabledAt = nil
+	if err := c.UpdateUser(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"ann-3", "ann-oidc"} {
+		if err := ss.DeleteSession(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

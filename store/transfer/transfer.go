@@ -69,7 +69,7 @@ var Tables = []Table{
 	{"elfs", "id", []string{"id", "version", "build_id", "build_id64", "sha256", "size", "filename", "created_at"}},
 	{"crash_groups", "id", []string{"id", "signature", "pc", "fault_type", "title", "state", "first_seen", "last_seen",
 		"occurrence_count", "affected_device_count", "regression", "resolved_version", "merged_into"}},
-	{"users", "id", []string{"id", "name", "role", "password_hash", "created_at", "updated_at"}},
+	{"users", "id", []string{"id", "name", "role", "password_hash", "created_at", "updated_at", "disabled_at"}},
 	{"tokens", "id", []string{"id", "kind", "name", "role", "device_id", "hint", "hash", "created_by", "created_at",
 		"last_used_at", "revoked_at"}},
 	{"firmware_artifacts", "id", []string{"id", "version", "build_id", "sha256", "size", "filename", "signer", "notes",
