@@ -11,9 +11,9 @@ import (
 )
 
 // newConsole wires the web console to the store's services. api returns the HTTP API once it is built: the
-// console checks passwords through it, with the API's failure limits.
+// console checks passwords through it, with the API's failure limits. updates are the OTA services the API uses.
 func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus,
-	log *slog.Logger, api func() *httpapi.Server) (*console.Console, error) {
+	log *slog.Logger, api func() *httpapi.Server, updates console.UpdatesDeps) (*console.Console, error) {
 	cc := console.Config{Logger: log, Devices: st, Registry: st, Groups: st, Telemetry: st, Crashes: st,
 		Events: bus, IdleTimeout: cfg.ConsoleIdle, MaxAge: cfg.ConsoleMaxAge}
 	cc.Series, _ = st.(lodestone.SeriesReader)
@@ -22,6 +22,7 @@ func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus,
 	cc.Targets = st
 	cc.Credentials, _ = st.(lodestone.CredentialStore)
 	cc.Sessions, _ = st.(lodestone.SessionStore)
+	cc.Updates = updates
 	issuer, clientID := cfg.OIDCIssuer, cfg.OIDCClientID
 	if cfg.KeycloakURL != "" {
 		issuer, clientID = httpapi.KeycloakIssuer(cfg.KeycloakURL, cfg.KeycloakRealm), cfg.KeycloakClientID

@@ -1,0 +1,616 @@
+package console
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/ota"
+)
+
+type campaignRow struct {
+	*lodestone.Campaign
+	Counts  lodestone.CampaignCounts
+	Done    int // installed + failed
+	Percent int64
+}
+
+type updatesView struct {
+	Tabs      []updTab
+	Campaigns []campaignRow
+	Artifacts int
+	Targets   int
+}
+
+// updatesHome is the campaigns list, each with its progress; it follows campaign events live.
+func (c *Console) updatesHome(w http.ResponseWriter, r *request) error {
+	st, err := c.otaStore()
+	if err != nil {
+		return err
+	}
+	camps, err := st.FindCampaigns(r.ctx())
+	if err != nil {
+		return err
+	}
+	v := updatesView{Tabs: updTabs("/ui/updates")}
+	for _, cp := range camps {
+		n, err := st.CountCampaignDevices(r.ctx(), cp.ID)
+		if err != nil {
+			return err
+		}
+		row := campaignRow{Campaign: cp, Counts: n, Done: n.Installed + n.Failed}
+		if t := n.Total(); t > 0 {
+			row.Percent = int64(n.Installed) * 100 / int64(t)
+		}
+		v.Campaigns = append(v.Campaigns, row)
+	}
+	fws, err := st.FindFirmware(r.ctx())
+	if err != nil {
+		return err
+	}
+	v.Artifacts = len(fws)
+	c.updPage(w, r, "updates", "Updates", v)
+	return nil
+}
+
+// campaignForm is the create form's values, kept to draw the form again with what was typed when it is refused.
+type campaignForm struct {
+	Name, Firmware, Group, Tags, Devices, FromVersion string
+	Canary, Waves, Soak, Ratio, MinHours, Failure     string
+	OfferTimeout, InstallTimeout                      string
+	Activate                                          bool
+}
+
+type campaignNewView struct {
+	Tabs      []updTab
+	Form      campaignForm
+	Artifacts []*lodestone.Firmware
+	Groups    []*lodestone.Group
+}
+
+func (c *Console) campaignNewPage(w http.ResponseWriter, r *request, f campaignForm, fl *flash, status int) error {
+	st, err := c.otaStore()
+	if err != nil {
+		return err
+	}
+	v := campaignNewView{Tabs: updTabs("/ui/updates"), Form: f}
+	if v.Artifacts, err = st.FindFirmware(r.ctx()); err != nil {
+		return err
+	}
+	if g := c.updGroups(); g != nil {
+		if v.Groups, err = g.FindGroups(r.ctx()); err != nil {
+			return err
+		}
+	}
+	pd := &pageData{Title: "New campaign", Nav: "updates", User: r.user, CSRF: r.csrf, Flash: fl, Data: v}
+	c.render(w, r.Request, status, "campaign_new", pd)
+	return nil
+}
+
+func (c *Console) campaignNew(w http.ResponseWriter, r *request) error {
+	f := campaignForm{Canary: "5", Waves: "25, 100", Soak: "1h", Ratio: strconv.FormatFloat(ota.DefaultHealthRatio, 'f',
+		-1, 64), MinHours: "0", Failure: "5", Firmware: r.URL.Query().Get("firmware")}
+	return c.campaignNewPage(w, r, f, nil, http.StatusOK)
+}
+
+// spec turns the form into a campaign spec; the service checks the rest (waves, firmware, group) as for the API.
+func (f campaignForm) spec() (ota.CampaignSpec, error) {
+	bad := func(format string, args ...any) (ota.CampaignSpec, error) {
+		return ota.CampaignSpec{}, lodestone.Errorf(lodestone.EINVALID, format, args...)
+	}
+	s := ota.CampaignSpec{Name: strings.TrimSpace(f.Name), FromVersion: strings.TrimSpace(f.FromVersion)}
+	if len(s.Name) > 128 {
+		return bad("the name is at most 128 characters")
+	}
+	var err error
+	if s.FirmwareID, err = strconv.ParseInt(f.Firmware, 10, 64); err != nil || s.FirmwareID <= 0 {
+		return bad("choose the firmware to roll out")
+	}
+	if f.Group != "" {
+		g, err := strconv.ParseInt(f.Group, 10, 64)
+		if err != nil || g <= 0 {
+			return bad("choose a group")
+		}
+		s.TargetGroupID = &g
+	}
+	if t := strings.TrimSpace(f.Tags); t != "" {
+		if len(t) > 1024 {
+			return bad("tags are at most 1024 characters")
+		}
+		s.TargetTags = &t
+	}
+	for _, id := range strings.FieldsFunc(f.Devices, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' || r == ' ' || r == '\t' }) {
+		if len(id) > 128 || !printableASCII(id) {
+			return bad("device ids are 1-128 visible ASCII characters: %q is not", truncate(id, 40))
+		}
+		if !slices.Contains(s.DeviceIDs, id) {
+			s.DeviceIDs = append(s.DeviceIDs, id)
+		}
+	}
+	if len(s.DeviceIDs) > 100000 {
+		return bad("at most 100000 devices")
+	}
+	if len(s.FromVersion) > 128 || s.FromVersion != "" && !printableASCII(s.FromVersion) {
+		return bad("the from-version is at most 128 visible ASCII characters")
+	}
+	pct := func(v, what string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "%")))
+		if err != nil || n < 1 || n > 100 {
+			return 0, lodestone.Errorf(lodestone.EINVALID, "%s: %q is not a percentage from 1 to 100", what, v)
+		}
+		return n, nil
+	}
+	if strings.TrimSpace(f.Canary) != "" {
+		n, err := pct(f.Canary, "canary size")
+		if err != nil {
+			return s, err
+		}
+		s.Waves = append(s.Waves, n)
+	}
+	for _, w := range strings.Split(f.Waves, ",") {
+		if strings.TrimSpace(w) == "" {
+			continue
+		}
+		n, err := pct(w, "waves")
+		if err != nil {
+			return s, err
+		}
+		s.Waves = append(s.Waves, n)
+	}
+	if len(s.Waves) > 0 && s.Waves[len(s.Waves)-1] != 100 {
+		s.Waves = append(s.Waves, 100) // the last wave is everyone
+	}
+	dur := func(v, what string) (time.Duration, error) {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			return 0, nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 365*24*time.Hour {
+			return 0, lodestone.Errorf(lodestone.EINVALID, "%s: %q is not a duration such as 30m, 6h or 90s", what, v)
+		}
+		return d, nil
+	}
+	if s.SoakTime, err = dur(f.Soak, "soak"); err != nil {
+		return s, err
+	}
+	if s.OfferTimeout, err = dur(f.OfferTimeout, "offer timeout"); err != nil {
+		return s, err
+	}
+	if s.InstallTimeout, err = dur(f.InstallTimeout, "install timeout"); err != nil {
+		return s, err
+	}
+	num := func(v, what string) (*float64, error) {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			return nil, nil
+		}
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || x < 0 || math.IsInf(x, 0) || math.IsNaN(x) || x > 1e6 {
+			return nil, lodestone.Errorf(lodestone.EINVALID, "%s: %q is not a number of 0 or more", what, v)
+		}
+		return &x, nil
+	}
+	if s.HealthRatio, err = num(f.Ratio, "health-gate ratio"); err != nil {
+		return s, err
+	}
+	if s.FailureThreshold, err = num(f.Failure, "failure threshold"); err != nil {
+		return s, err
+	}
+	mh, err := num(f.MinHours, "minimum device-hours")
+	if err != nil {
+		return s, err
+	}
+	if mh != nil {
+		s.MinDeviceHours = *mh
+	}
+	if len(s.Waves) > 1 {
+		s.Strategy = "canary"
+	}
+	return s, nil
+}
+
+func (c *Console) campaignCreate(w http.ResponseWriter, r *request) error {
+	if c.cfg.Updates.Campaigns == nil {
+		return lodestone.Errorf(lodestone.EUNAVAILABLE, "campaigns are not enabled on this server")
+	}
+	v := r.PostFormValue
+	f := campaignForm{Name: v("name"), Firmware: v("firmware_id"), Group: v("group_id"), Tags: v("tags"),
+		Devices: v("device_ids"), FromVersion: v("from_version"), Canary: v("canary"), Waves: v("waves"),
+		Soak: v("soak"), Ratio: v("health_ratio"), MinHours: v("min_device_hours"), Failure: v("failure_threshold"),
+		OfferTimeout: v("offer_timeout"), InstallTimeout: v("install_timeout"), Activate: v("activate") == "1"}
+	refuse := func(err error) error {
+		return c.campaignNewPage(w, r, f, &flash{Msg: "Not created: " + lodestone.ErrorMessage(err), Err: true},
+			http.StatusUnprocessableEntity)
+	}
+	spec, err := f.spec()
+	if err != nil {
+		return refuse(err)
+	}
+	camp, n, err := c.cfg.Updates.Campaigns.Create(r.ctx(), spec)
+	if err != nil {
+		switch lodestone.ErrorCode(err) {
+		case lodestone.EINVALID, lodestone.ENOTFOUND, lodestone.ECONFLICT:
+			return refuse(err)
+		}
+		return err
+	}
+	to := "/ui/updates/campaigns/" + itoa(camp.ID)
+	msg := fmt.Sprintf("Created campaign %s with %d devices.", camp.Name, n)
+	if f.Activate {
+		k, err := c.cfg.Updates.Campaigns.Activate(lodestone.WithAudit(r.ctx(), "campaign.activate"), camp.ID)
+		if err != nil {
+			c.redirect(w, r.Request, to, flash{Msg: msg + " Not started: " + lodestone.ErrorMessage(err), Err: true})
+			return nil
+		}
+		msg += fmt.Sprintf(" Started: the canary wave offers the update to %d of them.", k)
+	} else {
+		msg += " Start it when you are ready."
+	}
+	c.redirect(w, r.Request, to, flash{Msg: msg})
+	return nil
+}
+
+type waveRow struct {
+	Index     int
+	Percent   int
+	Devices   int // cumulative devices this wave reaches
+	Offered   int // devices offered in this wave
+	Installed int
+	Failed    int
+	State     string // done, current, next
+}
+
+type campaignView struct {
+	Tabs      []updTab
+	C         *lodestone.Campaign
+	Firmware  *lodestone.Firmware
+	Group     *lodestone.Group
+	Counts    lodestone.CampaignCounts
+	States    []stateCount
+	Waves     []waveRow
+	Devices   []*lodestone.CampaignDevice
+	More      int
+	Health    *lodestone.CampaignHealth
+	Rates     [4]string // new faults, old faults, new reboots, old reboots per device-hour
+	Gate      string    // what the gate says now
+	GateBad   bool
+	SoakUntil *time.Time
+	Actions   []campaignAction
+	Series    string
+	Filter    string
+}
+
+type stateCount struct {
+	State string
+	N     int
+}
+
+// campaignActions are what an operator may do to a campaign in each status, in the order the page offers them.
+var campaignActions = map[string][]string{
+	lodestone.CampaignCreated:   {"activate", "abort"},
+	lodestone.CampaignActive:    {"pause", "abort", "rollback"},
+	lodestone.CampaignPaused:    {"resume", "abort", "rollback"},
+	lodestone.CampaignHalted:    {"resume", "abort", "rollback"},
+	lodestone.CampaignCompleted: {"rollback"},
+}
+
+type campaignAction struct {
+	Name, Label, Explain string
+	Danger               bool
+}
+
+func describeAction(a string, camp *lodestone.Campaign, n lodestone.CampaignCounts) campaignAction {
+	notInstalled := n.Offered + n.Downloading + n.Failed
+	switch a {
+	case "activate":
+		return campaignAction{a, "Start", "The canary wave is offered at once; later waves follow when each has " +
+			"soaked for " + camp.SoakTime.String() + " and passed the health gate.", false}
+	case "resume":
+		return campaignAction{a, "Resume", "The campaign continues from wave " + strconv.Itoa(camp.Wave+1) +
+			": the next wave is offered once the current one has soaked and passed the health gate" +
+			map[bool]string{true: " (it halted: " + camp.HaltReason + ")", false: ""}[camp.HaltReason != ""] + ".", false}
+	case "pause":
+		return campaignAction{a, "Pause", fmt.Sprintf("No further wave is offered; the %d devices already offered "+
+			"keep their targets.", n.Total()-n.Pending), false}
+	case "abort":
+		return campaignAction{a, "Abort", fmt.Sprintf("The campaign ends. The %d devices that have not installed "+
+			"get their previous targets back; the %d that installed keep the new firmware.", notInstalled,
+			n.Installed), true}
+	case "rollback":
+		return campaignAction{a, "Roll back", fmt.Sprintf("The campaign ends and every device it offered firmware "+
+			"to (%d, the %d installed ones included) gets its previous target back, so it returns to the firmware "+
+			"it ran before.", n.Total()-n.Pending, n.Installed), true}
+	}
+	return campaignAction{Name: a}
+}
+
+// statusOrder sorts the device table: what needs attention first.
+var statusOrder = map[string]int{lodestone.OTAFailed: 0, lodestone.OTADownloading: 1, lodestone.OTAOffered: 2,
+	lodestone.OTAInstalled: 3, lodestone.OTAPending: 4}
+
+// maxCampaignRows bounds the device table; the counts cover every device.
+const maxCampaignRows = 200
+
+func (c *Console) findCampaign(r *request) (lodestone.OTAStore, *lodestone.Campaign, error) {
+	st, err := c.otaStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := pathInt64(r, "campaign")
+	if err != nil {
+		return nil, nil, err
+	}
+	camp, err := st.FindCampaign(r.ctx(), id)
+	return st, camp, err
+}
+
+func (c *Console) campaignPage(w http.ResponseWriter, r *request) error {
+	st, camp, err := c.findCampaign(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.ctx()
+	v := campaignView{Tabs: updTabs("/ui/updates"), C: camp, Filter: r.URL.Query().Get("state"),
+		Series: "/ui/updates/campaigns/" + itoa(camp.ID) + "/series?key=campaign&fleet=1"}
+	if v.Filter != "" && !slices.Contains([]string{lodestone.OTAPending, lodestone.OTAOffered, lodestone.OTADownloading,
+		lodestone.OTAInstalled, lodestone.OTAFailed}, v.Filter) {
+		return lodestone.Errorf(lodestone.EINVALID, "unknown device state %q", v.Filter)
+	}
+	if v.Firmware, err = st.FindFirmwareByID(ctx, camp.FirmwareID); err != nil && lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+		return err
+	}
+	if camp.TargetGroupID != nil && c.updGroups() != nil {
+		if v.Group, err = c.updGroups().FindGroup(ctx, *camp.TargetGroupID); err != nil && lodestone.ErrorCode(err) != lodestone.ENOTFOUND {
+			return err
+		}
+	}
+	devs, err := st.FindCampaignDevices(ctx, camp.ID)
+	if err != nil {
+		return err
+	}
+	n := lodestone.CampaignCounts{}
+	for _, d := range devs {
+		switch d.Status {
+		case lodestone.OTAPending:
+			n.Pending++
+		case lodestone.OTAOffered:
+			n.Offered++
+		case lodestone.OTADownloading:
+			n.Downloading++
+		case lodestone.OTAInstalled:
+			n.Installed++
+		case lodestone.OTAFailed:
+			n.Failed++
+		}
+	}
+	v.Counts = n
+	v.States = []stateCount{{lodestone.OTAPending, n.Pending}, {lodestone.OTAOffered, n.Offered},
+		{lodestone.OTADownloading, n.Downloading}, {lodestone.OTAInstalled, n.Installed}, {lodestone.OTAFailed, n.Failed}}
+	total := n.Total()
+	for i, pct := range camp.Waves {
+		row := waveRow{Index: i, Percent: pct, Devices: int(math.Ceil(float64(total) * float64(pct) / 100))}
+		if i == 0 && total > 0 {
+			row.Devices = max(row.Devices, 1)
+		}
+		switch {
+		case i < camp.Wave:
+			row.State = "done"
+		case i == camp.Wave:
+			row.State = "current"
+		default:
+			row.State = "next"
+		}
+		v.Waves = append(v.Waves, row)
+	}
+	for _, d := range devs {
+		if d.Wave >= 0 && d.Wave < len(v.Waves) {
+			v.Waves[d.Wave].Offered++
+			switch d.Status {
+			case lodestone.OTAInstalled:
+				v.Waves[d.Wave].Installed++
+			case lodestone.OTAFailed:
+				v.Waves[d.Wave].Failed++
+			}
+		}
+	}
+	if camp.WaveStartedAt != nil && camp.Status == lodestone.CampaignActive {
+		t := camp.WaveStartedAt.Add(camp.SoakTime)
+		v.SoakUntil = &t
+	}
+	shown := devs[:0:0]
+	for _, d := range devs {
+		if v.Filter == "" || d.Status == v.Filter {
+			shown = append(shown, d)
+		}
+	}
+	slices.SortStableFunc(shown, func(a, b *lodestone.CampaignDevice) int {
+		if x, y := statusOrder[a.Status], statusOrder[b.Status]; x != y {
+			return x - y
+		}
+		return b.UpdatedAt.Compare(a.UpdatedAt)
+	})
+	if len(shown) > maxCampaignRows {
+		v.More, shown = len(shown)-maxCampaignRows, shown[:maxCampaignRows]
+	}
+	v.Devices = shown
+	if camp.StartedAt != nil {
+		h, err := st.CampaignHealth(ctx, camp.ID, *camp.StartedAt, c.now().UTC())
+		if err != nil {
+			return err
+		}
+		v.Health = &h
+		rate := func(k int, hours float64) string {
+			if hours <= 0 {
+				return "—"
+			}
+			return strconv.FormatFloat(float64(k)/hours, 'g', 3, 64)
+		}
+		v.Rates = [4]string{rate(h.NewFaults, h.NewHours), rate(h.OldFaults, h.OldHours),
+			rate(h.NewReboots, h.NewHours), rate(h.OldReboots, h.OldHours)}
+		switch {
+		case camp.HealthRatio <= 0:
+			v.Gate = "off (ratio 0): waves advance on soak time and the failure threshold alone"
+		case h.NewHours < camp.MinDeviceHours:
+			v.Gate = fmt.Sprintf("waiting for evidence: %.2f of %.2f device-hours on the new firmware",
+				h.NewHours, camp.MinDeviceHours)
+		default:
+			if reason, bad := ota.Unhealthy(h, camp.HealthRatio); bad {
+				v.Gate, v.GateBad = "fails: "+reason, true
+			} else {
+				v.Gate = fmt.Sprintf("passes: neither rate on the new firmware is significantly over %g× the old one's",
+					camp.HealthRatio)
+			}
+		}
+	}
+	if r.user.Allows(lodestone.RoleProvisioner) {
+		for _, a := range campaignActions[camp.Status] {
+			v.Actions = append(v.Actions, describeAction(a, camp, n))
+		}
+	}
+	c.updPage(w, r, "campaign", "Campaign "+camp.Name, v, chart)
+	return nil
+}
+
+// campaignSeries answers the campaign chart in the shape of the metric series (chart.js draws both): the
+// cumulative number of devices offered, installed and failed over time, from the devices' own timestamps.
+func (c *Console) campaignSeries(w http.ResponseWriter, r *request) error {
+	st, camp, err := c.findCampaign(r)
+	if err != nil {
+		return err
+	}
+	devs, err := st.FindCampaignDevices(r.ctx(), camp.ID)
+	if err != nil {
+		return err
+	}
+	from, to := camp.CreatedAt, c.now().UTC()
+	if camp.StartedAt != nil {
+		from = *camp.StartedAt
+	}
+	if !to.After(from) {
+		to = from.Add(time.Second)
+	}
+	const points = 120
+	step := max(to.Sub(from)/points, time.Second)
+	var offered, installed, failed []time.Time
+	for _, d := range devs {
+		if d.OfferedAt != nil {
+			offered = append(offered, *d.OfferedAt)
+		}
+		if d.InstalledAt != nil && d.Status == lodestone.OTAInstalled {
+			installed = append(installed, *d.InstalledAt)
+		}
+		if d.Status == lodestone.OTAFailed {
+			failed = append(failed, d.UpdatedAt)
+		}
+	}
+	series := []seriesJSON{}
+	for _, s := range []struct {
+		name  string
+		times []time.Time
+	}{{"offered", offered}, {"installed", installed}, {"failed", failed}} {
+		slices.SortFunc(s.times, func(a, b time.Time) int { return a.Compare(b) })
+		j := seriesJSON{DeviceID: s.name, Key: "devices", StepMS: step.Milliseconds(), Buckets: [][6]any{}}
+		k := 0
+		for t := from; !t.After(to); t = t.Add(step) {
+			end := t.Add(step)
+			for k < len(s.times) && s.times[k].Before(end) {
+				k++
+			}
+			j.Buckets = append(j.Buckets, [6]any{t.UnixMilli(), k, k, k, k, k})
+		}
+		series = append(series, j)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSONBody(w, map[string]any{"from": from.UnixMilli(), "to": to.Add(step).UnixMilli(), "series": series})
+	return nil
+}
+
+type confirmView struct {
+	Tabs   []updTab
+	C      *lodestone.Campaign
+	Action campaignAction
+	Counts lodestone.CampaignCounts
+}
+
+// campaignConfirm is the confirmation step: what the action will do to which devices, and one button to do it.
+func (c *Console) campaignConfirm(w http.ResponseWriter, r *request) error {
+	st, camp, err := c.findCampaign(r)
+	if err != nil {
+		return err
+	}
+	a := r.PathValue("action")
+	if !slices.Contains(campaignActions[camp.Status], a) {
+		return lodestone.Errorf(lodestone.EINVALID, "a campaign that is %s cannot %s", camp.Status, a)
+	}
+	n, err := st.CountCampaignDevices(r.ctx(), camp.ID)
+	if err != nil {
+		return err
+	}
+	act := describeAction(a, camp, n)
+	c.updPage(w, r, "campaign_confirm", act.Label+" campaign "+camp.Name+"?",
+		confirmView{Tabs: updTabs("/ui/updates"), C: camp, Action: act, Counts: n})
+	return nil
+}
+
+// campaignAct runs a confirmed action with the API's service calls and audit names (campaign.pause, …).
+func (c *Console) campaignAct(w http.ResponseWriter, r *request) error {
+	cs := c.cfg.Updates.Campaigns
+	if cs == nil {
+		return lodestone.Errorf(lodestone.EUNAVAILABLE, "campaigns are not enabled on this server")
+	}
+	id, err := pathInt64(r, "campaign")
+	if err != nil {
+		return err
+	}
+	a := r.PathValue("action")
+	base := "/ui/updates/campaigns/" + itoa(id)
+	if !slices.Contains([]string{"activate", "resume", "pause", "abort", "rollback"}, a) {
+		return lodestone.Errorf(lodestone.ENOTFOUND, "there is no campaign action %q", a)
+	}
+	if r.PostFormValue("confirm") != "yes" {
+		c.redirect(w, r.Request, base+"/"+a, flash{Msg: "Confirm first: this is what it will do."})
+		return nil
+	}
+	ctx := lodestone.WithAudit(r.ctx(), "campaign."+a)
+	var msg string
+	switch a {
+	case "activate", "resume":
+		var k int
+		if k, err = cs.Activate(ctx, id); err == nil {
+			msg = "Campaign running."
+			if k > 0 {
+				msg = fmt.Sprintf("Campaign running: the update is offered to %d devices.", k)
+			}
+		}
+	case "pause":
+		if err = cs.Pause(ctx, id); err == nil {
+			msg = "Campaign paused: no further wave is offered."
+		}
+	case "abort":
+		var k int
+		if k, err = cs.Abort(ctx, id); err == nil {
+			msg = fmt.Sprintf("Campaign aborted: %d devices got their previous targets back.", k)
+		}
+	case "rollback":
+		var k int
+		if k, err = cs.Rollback(ctx, id); err == nil {
+			msg = fmt.Sprintf("Campaign rolled back: %d devices got their previous targets back.", k)
+		}
+	}
+	if err != nil {
+		if code := lodestone.ErrorCode(err); code == lodestone.EINVALID || code == lodestone.ECONFLICT {
+			c.redirect(w, r.Request, base, flash{Msg: "Not done: " + lodestone.ErrorMessage(err), Err: true})
+			return nil
+		}
+		return err
+	}
+	c.redirect(w, r.Request, base, flash{Msg: msg})
+	return nil
+}
