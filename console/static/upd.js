@@ -32,7 +32,8 @@
         try { to = JSON.parse(xhr.responseText).location; } catch (err) { to = null; }
         if (xhr.status === 200 && to && to.indexOf("/ui/") === 0) {
           form.setAttribute("data-uploaded", "1");
-          window.location.assign(to);
+          // The same page again (perhaps another #fragment) would only scroll: load it anew to show the outcome.
+          if (to.split("#")[0] === location.pathname + location.search) location.reload(); else location.assign(to);
           return;
         }
         var doc = new DOMParser().parseFromString(xhr.responseText, "text/html"), msg = doc.querySelector("main p");
