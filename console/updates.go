@@ -33,6 +33,7 @@ func init() {
 	funcs["humanBytes"] = humanBytes
 	funcs["hours"] = func(h float64) string { return strconv.FormatFloat(h, 'f', 2, 64) }
 	funcs["short"] = func(s string) string { return truncate(s, 12) }
+	funcs["duration"] = shortDuration
 }
 
 func (c *Console) routesUpdates() {

@@ -310,11 +310,14 @@ func describeAction(a string, camp *lodestone.Campaign, n lodestone.CampaignCoun
 	switch a {
 	case "activate":
 		return campaignAction{a, "Start", "The canary wave is offered at once; later waves follow when each has " +
-			"soaked for " + camp.SoakTime.String() + " and passed the health gate.", false}
+			"soaked for " + shortDuration(camp.SoakTime) + " and passed the health gate.", false}
 	case "resume":
+		why := ""
+		if camp.HaltReason != "" {
+			why = " Its health gate halted it (" + camp.HaltReason + "): resume only once you know why."
+		}
 		return campaignAction{a, "Resume", "The campaign continues from wave " + strconv.Itoa(camp.Wave+1) +
-			": the next wave is offered once the current one has soaked and passed the health gate" +
-			map[bool]string{true: " (it halted: " + camp.HaltReason + ")", false: ""}[camp.HaltReason != ""] + ".", false}
+			": the next wave is offered once the current one has soaked and passed the health gate." + why, false}
 	case "pause":
 		return campaignAction{a, "Pause", fmt.Sprintf("No further wave is offered; the %d devices already offered "+
 			"keep their targets.", n.Total()-n.Pending), false}
@@ -328,6 +331,18 @@ func describeAction(a string, camp *lodestone.Campaign, n lodestone.CampaignCoun
 			"it ran before.", n.Total()-n.Pending, n.Installed), true}
 	}
 	return campaignAction{Name: a}
+}
+
+// shortDuration writes 168h0m0s as 168h and 1h30m0s as 1h30m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // statusOrder sorts the device table: what needs attention first.
