@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -19,6 +20,9 @@ const EventCampaignHalted = "ota_campaign_halted"
 // (under leader election when there are several).
 type Campaigns struct {
 	svc *Service
+
+	mu   sync.Mutex
+	seen map[int64]campaignMark // what each active campaign looked like after the last tick (events.go)
 }
 
 // NewCampaigns returns the campaign runner of svc.
@@ -210,6 +214,7 @@ func (c *Campaigns) Activate(ctx context.Context, id int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer c.changed(ctx, id, "activate")
 	if camp.Wave >= 0 {
 		return 0, nil
 	}
@@ -221,22 +226,33 @@ func (c *Campaigns) Pause(ctx context.Context, id int64) error {
 	ctx = lodestone.WithAudit(ctx, "campaign.pause")
 	_, err := c.svc.store.SetCampaignStatus(ctx, id, []string{lodestone.CampaignActive}, lodestone.CampaignPaused, "",
 		c.svc.now().UTC())
+	if err == nil {
+		c.changed(ctx, id, "pause")
+	}
 	return err
 }
 
 // Abort ends a campaign: devices not yet installed get their previous targets back; installed ones keep theirs.
 func (c *Campaigns) Abort(ctx context.Context, id int64) (int, error) {
 	ctx = lodestone.WithAudit(ctx, "campaign.abort")
-	return c.svc.store.EndCampaign(ctx, id, []string{lodestone.CampaignCreated, lodestone.CampaignActive,
+	n, err := c.svc.store.EndCampaign(ctx, id, []string{lodestone.CampaignCreated, lodestone.CampaignActive,
 		lodestone.CampaignPaused, lodestone.CampaignHalted}, lodestone.CampaignAborted, false, c.svc.now().UTC())
+	if err == nil {
+		c.changed(ctx, id, "abort")
+	}
+	return n, err
 }
 
 // Rollback ends a campaign and gives every device it offered firmware to its previous target back. Devices
 // outside the campaign, and targets changed since by someone else, are not touched.
 func (c *Campaigns) Rollback(ctx context.Context, id int64) (int, error) {
 	ctx = lodestone.WithAudit(ctx, "campaign.rollback")
-	return c.svc.store.EndCampaign(ctx, id, []string{lodestone.CampaignActive, lodestone.CampaignPaused,
+	n, err := c.svc.store.EndCampaign(ctx, id, []string{lodestone.CampaignActive, lodestone.CampaignPaused,
 		lodestone.CampaignHalted, lodestone.CampaignCompleted}, lodestone.CampaignRolledBack, true, c.svc.now().UTC())
+	if err == nil {
+		c.changed(ctx, id, "rollback")
+	}
+	return n, err
 }
 
 // offer offers wave w: enough pending devices that the offered share reaches the wave's percentage.
@@ -268,6 +284,7 @@ func (c *Campaigns) Tick(ctx context.Context) error {
 		if err := c.step(ctx, camp); err != nil {
 			errs = append(errs, fmt.Errorf("campaign %d: %w", camp.ID, err))
 		}
+		c.noticeChange(ctx, camp.ID)
 	}
 	return errors.Join(errs...)
 }

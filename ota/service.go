@@ -188,7 +188,12 @@ func (s *Service) Report(ctx context.Context, r lodestone.OTAReport) (string, er
 	if len(r.Reason) > 500 {
 		r.Reason = r.Reason[:500]
 	}
-	return s.store.ReportOTA(ctx, r, s.now())
+	st, err := s.store.ReportOTA(ctx, r, s.now())
+	if err == nil && st != "" {
+		// Only reports on a campaign's target: pages that follow the campaign update at once.
+		s.publish(ctx, EventProgress, r.DeviceID, map[string]string{"status": st, "reported": r.Status})
+	}
+	return st, err
 }
 
 // manifest is what a signature covers: the exact JSON bytes below, compact, in this field order.

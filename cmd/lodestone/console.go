@@ -17,9 +17,9 @@ import (
 )
 
 // newConsole wires the web console to the store's services. api returns the HTTP API once it is built: the
-// console checks passwords through it, with the API's failure limits.
+// console checks passwords through it, with the API's failure limits. updates are the OTA services the API uses.
 func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus, blobs lodestone.BlobStore,
-	log *slog.Logger, api func() *httpapi.Server) (*console.Console, error) {
+	log *slog.Logger, api func() *httpapi.Server, updates console.UpdatesDeps) (*console.Console, error) {
 	cc := console.Config{Logger: log, Devices: st, Registry: st, Groups: st, Telemetry: st, Crashes: st,
 		Events: bus, IdleTimeout: cfg.ConsoleIdle, MaxAge: cfg.ConsoleMaxAge}
 	cc.Series, _ = st.(lodestone.SeriesReader)
@@ -35,6 +35,7 @@ func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus, blobs lo
 	cc.Logs.Uploads, _ = st.(lodestone.CrashUploadStore)
 	cc.Logs.Blobs = blobs
 	cc.Admin = adminDeps(cfg, st, log, api)
+	cc.Updates = updates
 	issuer, clientID := cfg.OIDCIssuer, cfg.OIDCClientID
 	if cfg.KeycloakURL != "" {
 		issuer, clientID = httpapi.KeycloakIssuer(cfg.KeycloakURL, cfg.KeycloakRealm), cfg.KeycloakClientID

@@ -29,7 +29,8 @@ import (
 	"github.com/lodestone-fleet/lodestone/ota"
 )
 
-// otaTickInterval is how often campaigns advance. Waves soak for hours; a minute is plenty.
+// otaTickInterval is how often campaigns advance. Waves soak for hours; a minute is plenty (--jobs-interval, when
+// shorter, makes it shorter: tests follow a campaign wave by wave in seconds).
 const otaTickInterval = time.Minute
 
 // parseSigningKey reads OTA_SIGNING_KEY: an ed25519 seed of 32 bytes as hex or base64. Empty disables signing.
@@ -70,9 +71,9 @@ func newOTA(cfg Config, db lodestone.Store, events lodestone.EventPublisher, log
 
 // campaignJob advances campaigns on the replica that runs the periodic jobs; Tick keeps all state in the database,
 // so leadership can move between ticks.
-func campaignJob(c *ota.Campaigns) leader.Job {
+func campaignJob(c *ota.Campaigns, jobsInterval time.Duration) leader.Job {
 	// As lodestone itself: the waves it offers and the campaigns its health gate halts are audited.
-	return leader.Job{Name: "ota-campaigns", Every: otaTickInterval, Run: func(ctx context.Context) error {
+	return leader.Job{Name: "ota-campaigns", Every: min(otaTickInterval, jobsInterval), Run: func(ctx context.Context) error {
 		return c.Tick(lodestone.SystemContext(ctx, "ota-campaigns"))
 	}}
 }

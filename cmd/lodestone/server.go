@@ -14,6 +14,7 @@ import (
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/alert"
 	"github.com/lodestone-fleet/lodestone/chunk"
+	"github.com/lodestone-fleet/lodestone/console"
 	"github.com/lodestone-fleet/lodestone/crash"
 	"github.com/lodestone-fleet/lodestone/httpapi"
 	"github.com/lodestone-fleet/lodestone/ingest"
@@ -134,7 +135,7 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 	if err != nil {
 		return nil, err
 	}
-	s.jobs = append(s.jobs, campaignJob(campaigns))
+	s.jobs = append(s.jobs, campaignJob(campaigns, cfg.JobsInterval))
 	ops, alerts, purge, opsJobs, err := opsServices(db, cfg, s.bus, log)
 	if err != nil {
 		return nil, err
@@ -156,7 +157,8 @@ func (c *serveCmd) setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *
 	}
 	logStore, _ := db.Store.(lodestone.LogStore)
 	crashStore, _ := db.Store.(lodestone.CrashUploadStore)
-	con, err := newConsole(cfg, db.Store, s.bus, blobs, log, func() *httpapi.Server { return s.api })
+	con, err := newConsole(cfg, db.Store, s.bus, blobs, log, func() *httpapi.Server { return s.api },
+		console.UpdatesDeps{OTA: otaSvc, Campaigns: campaigns, Blobs: blobs, ELFs: db, Symbols: s.symbolicator})
 	if err != nil {
 		return nil, err
 	}

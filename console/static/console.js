@@ -50,6 +50,7 @@
       case "reboot": return "reason " + d.reason;
       case "device_online": return "came online";
       case "device_offline": return "went offline";
+      case "ota_progress": return "update " + d.status;
     }
     return e.type;
   }
@@ -143,7 +144,7 @@
     es.onmessage = function (m) {
       var e;
       try { e = JSON.parse(m.data); } catch (err) { return; }
-      if (e.type !== "metric") {
+      if (e.type !== "metric" && e.device_id) { // campaign-wide events (ota_campaign) name no device
         document.querySelectorAll("[data-feed=all]").forEach(function (l) { addFeed(l, e); });
       }
       document.querySelectorAll("table[data-feed=device]").forEach(function (t) { seen(t, e); });
