@@ -53,13 +53,15 @@ type AdminDeps struct {
 	// log before it starts).
 	Backup func(w http.ResponseWriter, r *http.Request) error
 	Audit  lodestone.AuditStore
+	// AlertRules keeps the alert rules and their alerts' states (admin_rules.go).
+	AlertRules lodestone.AlertRuleStore
 	// Doctor runs the health checks of GET /admin/doctor.
 	Doctor func(ctx context.Context) (doctor.Report, error)
 }
 
 // adminPages are this area's templates (templates/NAME.html).
 var adminPages = []string{"admin", "admin_users", "admin_tokens", "admin_keys", "admin_secret", "admin_alerts",
-	"admin_retention", "admin_backup", "admin_audit", "admin_doctor"}
+	"admin_retention", "admin_backup", "admin_audit", "admin_doctor", "admin_rules"}
 
 func (c *Console) routesAdmin() {
 	// The pages share a sub-navigation (templates/admin_nav.html), parsed into each of them here.
@@ -95,6 +97,7 @@ func (c *Console) routesAdmin() {
 	admin("POST /ui/admin/backup", c.adminBackup)
 	admin("GET /ui/admin/audit", c.adminAudit)
 	admin("GET /ui/admin/doctor", c.adminDoctor)
+	c.routesAdminRules()
 	admin("POST /ui/devices/{id}/delete", c.adminDeleteDevice)
 	// Device keys are a provisioner's, as in the API: the device page creates and revokes them too.
 	prov := func(pattern string, h pageFunc) { c.mux.HandleFunc(pattern, c.user(lodestone.RoleProvisioner, h)) }

@@ -76,6 +76,7 @@ func adminDeps(cfg Config, st lodestone.Store, log *slog.Logger, api func() *htt
 		Backup: func(w http.ResponseWriter, r *http.Request) error { return api().ServeBackup(w, r) },
 		Doctor: func(ctx context.Context) (doctor.Report, error) { return api().DoctorReport(ctx) }}
 	d.Alerts, _ = st.(lodestone.AlertStore)
+	d.AlertRules, _ = st.(lodestone.AlertRuleStore)
 	d.Counts, _ = st.(lodestone.FleetCounter)
 	if rs, ok := st.(lodestone.RetentionStore); ok {
 		// The purge service holds no state of its own: this one and the leader's job share the store's last run.
