@@ -38,6 +38,7 @@ type Config struct {
 		FindTarget(ctx context.Context, deviceID string) (*lodestone.OTATarget, error)
 	}
 	Credentials lodestone.CredentialStore // device keys on the device page
+	Reports     lodestone.DeviceReporter  // the device report page (device_report.go)
 	Events      lodestone.EventBus        // live updates; nil: pages do not update live
 	Sessions    lodestone.SessionStore
 
@@ -127,6 +128,7 @@ func (c *Console) routes() {
 	c.routesLogs()
 	c.routesGroups()
 	c.routesAdmin()
+	c.routesMore()
 	c.mux.HandleFunc("/ui/", c.notFound)
 }
 

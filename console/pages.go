@@ -239,6 +239,7 @@ type deviceView struct {
 	Ingest     string
 	Target     *lodestone.OTATarget // the firmware it should run, if one is set
 	UpToDate   bool                 // it runs the target's version
+	DDI        *ddiView             // its hawkBit DDI state, if it polls as a controller (device_edit.go)
 }
 
 func (c *Console) device(w http.ResponseWriter, r *request) error {
@@ -295,6 +296,9 @@ func (c *Console) device(w http.ResponseWriter, r *request) error {
 		if v.Groups, err = c.cfg.Membership.FindDeviceGroups(ctx, d.DeviceID); err != nil {
 			return err
 		}
+	}
+	if v.DDI, err = c.deviceDDI(ctx, d.DeviceID); err != nil {
+		return err
 	}
 	c.page(w, r, "device", d.DeviceID, v, live, chart)
 	return nil

@@ -36,7 +36,7 @@ var basePages = []string{"login", "error", "overview", "devices", "device", "fau
 	"metrics", "fleet"}
 
 // pageNames is every page: part 1's and each area's own list (declared beside its handlers).
-var pageNames = concat(basePages, updatesPages, logsPages, groupsPages, adminPages)
+var pageNames = concat(basePages, updatesPages, logsPages, groupsPages, adminPages, morePages)
 
 func concat(lists ...[]string) []string {
 	var all []string
