@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -38,10 +39,10 @@ type config struct {
 
 func main() {
 	var c config
-	flag.IntVar(&c.devices, "devices", 500, "devices in the fleet")
-	flag.DurationVar(&c.span, "span", 6*time.Hour, "time the fleet reports over")
+	flag.IntVar(&c.devices, "devices", 200, "devices in the fleet")
+	flag.DurationVar(&c.span, "span", 24*time.Hour, "time the fleet reports over")
 	flag.DurationVar(&c.every, "every", time.Minute, "how often each device sends its ten metrics")
-	flag.DurationVar(&c.sealAge, "seal-age", time.Hour, "points older than this (before the newest) are sealed into blocks")
+	flag.DurationVar(&c.sealAge, "seal-age", 30*time.Minute, "points older than this (before the newest) are sealed into blocks")
 	flag.IntVar(&c.block, "block", 240, "at most this many points per block")
 	flag.StringVar(&c.pgURL, "postgres", os.Getenv("LODESTONE_TEST_POSTGRES"), "PostgreSQL URL; empty skips PostgreSQL")
 	flag.StringVar(&c.dir, "dir", "", "directory for the databases (default: a temporary one, removed at the end)")
@@ -117,6 +118,14 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	report("SQLite, blocks + recent rows (VACUUM)", objs)
+	var blockBytes int64
+	for _, o := range objs {
+		if strings.HasPrefix(o.name, "metric_blocks") {
+			blockBytes += o.bytes
+		}
+	}
+	fmt.Printf("%-44s %14d %10.2f\n", "  of which blocks + indexes, per sealed point", blockBytes,
+		float64(blockBytes)/float64(n))
 
 	ferrite := filepath.Join(c.dir, "ferrite.db")
 	if err := fillFerrite(ctx, ferrite, batches); err != nil {

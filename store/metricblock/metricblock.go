@@ -86,6 +86,7 @@ type encoder struct {
 	id, at, ticks intState
 	typ           uint8
 	value, max    floatState
+	count         intState // counters that hold whole numbers
 	initialized   bool
 }
 
@@ -101,7 +102,17 @@ func (e *encoder) add(p *Point) error {
 		e.typ, e.initialized = p.Type, true
 	}
 	switch p.Type {
-	case typeCounter, typeGauge:
+	case typeCounter:
+		// A counter grows by steady steps: as an integer its delta-of-delta is a bit or a few, where the XOR of
+		// two floats is tens. A counter that is not a whole number (imported, say) falls back to the XOR.
+		if v := p.Value; v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			e.w.bit(false)
+			e.count.put(&e.w, int64(v))
+		} else {
+			e.w.bit(true)
+			e.value.put(&e.w, p.Value)
+		}
+	case typeGauge:
 		e.value.put(&e.w, p.Value)
 	case typeHistogram:
 		e.value.put(&e.w, p.Value)
@@ -123,6 +134,7 @@ type decoder struct {
 	id, at, ticks intState
 	typ           uint8
 	value, max    floatState
+	count         intState
 }
 
 func (d *decoder) next(p *Point) error {
@@ -149,7 +161,19 @@ func (d *decoder) next(p *Point) error {
 	}
 	p.Type, p.Value, p.Max = d.typ, math.NaN(), 0
 	switch p.Type {
-	case typeCounter, typeGauge:
+	case typeCounter:
+		var float bool
+		if float, err = d.r.bit(); err != nil {
+			return err
+		}
+		if float {
+			p.Value, err = d.value.get(&d.r)
+		} else {
+			var v int64
+			v, err = d.count.get(&d.r)
+			p.Value = float64(v)
+		}
+	case typeGauge:
 		p.Value, err = d.value.get(&d.r)
 	case typeHistogram:
 		if p.Value, err = d.value.get(&d.r); err == nil {

@@ -26,6 +26,12 @@ func series(n int, rng *rand.Rand) []Point {
 			p.Type, p.Value, p.Raw = 9, math.NaN(), []byte{byte(i), 0xff, 0}
 		case i%31 == 11:
 			p.Type, p.Value = typeCounter, float64(i*1024)
+		case i%41 == 17: // counters that are not whole numbers, or too large for an int64, take the float path
+			p.Type, p.Value = typeCounter, 2.5
+		case i%43 == 19:
+			p.Type, p.Value = typeCounter, 1e300
+		case i%47 == 23:
+			p.Type, p.Value = typeCounter, math.NaN()
 		case i%37 == 13:
 			p.At, p.ID, p.Ticks = math.MaxInt64/3, math.MinInt64+5, -1 // far outside the steady deltas
 		}
@@ -35,7 +41,9 @@ func series(n int, rng *rand.Rand) []Point {
 }
 
 func same(a, b *Point) bool {
-	eq := func(x, y float64) bool { return math.Float64bits(x) == math.Float64bits(y) || math.IsNaN(x) && math.IsNaN(y) }
+	eq := func(x, y float64) bool {
+		return math.Float64bits(x) == math.Float64bits(y) || math.IsNaN(x) && math.IsNaN(y)
+	}
 	if a.ID != b.ID || a.At != b.At || a.Ticks != b.Ticks || a.Type != b.Type {
 		return false
 	}
