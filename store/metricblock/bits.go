@@ -1,6 +1,10 @@
 package metricblock
 
-import "errors"
+import (
+	"encoding/binary"
+	"errors"
+	"math/bits"
+)
 
 // errShort is what a read past the end of a block returns: the block is truncated or not a block at all.
 var errShort = errors.New("metricblock: block ends early")
@@ -37,10 +41,24 @@ func (w *bitWriter) bits(v uint64, n int) {
 	}
 }
 
-// bitReader reads what bitWriter wrote.
+// bitReader reads what bitWriter wrote, 64 bits at a time.
 type bitReader struct {
 	b   []byte
 	pos int // next bit
+}
+
+// peek returns the bits from pos on, left-aligned; at least 57 of them are valid (zeros past the end).
+func (r *bitReader) peek() uint64 {
+	i := r.pos >> 3
+	var w uint64
+	if i+8 <= len(r.b) {
+		w = binary.BigEndian.Uint64(r.b[i:])
+	} else {
+		var buf [8]byte
+		copy(buf[:], r.b[i:])
+		w = binary.BigEndian.Uint64(buf[:])
+	}
+	return w << (r.pos & 7)
 }
 
 func (r *bitReader) bit() (bool, error) {
@@ -57,29 +75,27 @@ func (r *bitReader) bits(n int) (uint64, error) {
 	if r.pos+n > len(r.b)*8 {
 		return 0, errShort
 	}
-	var v uint64
-	for n > 0 {
-		off := r.pos & 7
-		take := min(n, 8-off)
-		chunk := uint64(r.b[r.pos>>3]>>(8-off-take)) & (1<<take - 1)
-		v = v<<take | chunk
-		r.pos += take
-		n -= take
+	if n > 56 {
+		hi, _ := r.bits(32)
+		lo, _ := r.bits(n - 32)
+		return hi<<(n-32) | lo, nil
 	}
+	v := r.peek() >> (64 - n) // n == 0 shifts by 64, which is 0
+	r.pos += n
 	return v, nil
 }
 
 // prefix reads up to max one-bits and the zero after them, returning how many ones it read: the unary prefix that
-// selects an encoding width.
+// selects an encoding width (max <= 56).
 func (r *bitReader) prefix(max int) (int, error) {
-	for i := 0; i < max; i++ {
-		b, err := r.bit()
-		if err != nil {
-			return 0, err
-		}
-		if !b {
-			return i, nil
-		}
+	k := min(bits.LeadingZeros64(^r.peek()), max)
+	used := k
+	if k < max {
+		used++ // the zero that ends it
 	}
-	return max, nil
+	if r.pos+used > len(r.b)*8 {
+		return 0, errShort
+	}
+	r.pos += used
+	return k, nil
 }

@@ -150,3 +150,41 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// gauges is a block of 240 float32 gauges a minute apart, the shape a store seals.
+func gauges() []Point {
+	rng := rand.New(rand.NewPCG(9, 10))
+	pts := make([]Point, 240)
+	id, at := int64(1), int64(1_767_225_600_000)
+	for i := range pts {
+		id += 1000 + rng.Int64N(20)
+		at += 60_000 + rng.Int64N(300)
+		pts[i] = Point{ID: id, At: at, Ticks: int64(i) * 60_000, Type: typeGauge,
+			Value: float64(float32(20 + rng.NormFloat64()/5))}
+	}
+	return pts
+}
+
+func BenchmarkEncode(b *testing.B) {
+	pts := gauges()
+	for b.Loop() {
+		if _, err := Encode(pts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pts)), "ns/point")
+}
+
+func BenchmarkDecode(b *testing.B) {
+	blk, err := Encode(gauges())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Decode(blk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*240), "ns/point")
+	b.ReportMetric(float64(len(blk))/240, "B/point")
+}
