@@ -32,6 +32,7 @@ type config struct {
 	every   time.Duration
 	sealAge time.Duration
 	block   int
+	blockB  int
 	pgURL   string
 	dir     string
 	verbose bool
@@ -43,7 +44,8 @@ func main() {
 	flag.DurationVar(&c.span, "span", 24*time.Hour, "time the fleet reports over")
 	flag.DurationVar(&c.every, "every", time.Minute, "how often each device sends its ten metrics")
 	flag.DurationVar(&c.sealAge, "seal-age", 30*time.Minute, "points older than this (before the newest) are sealed into blocks")
-	flag.IntVar(&c.block, "block", 240, "at most this many points per block")
+	flag.IntVar(&c.block, "block", 1000, "at most this many points per block")
+	flag.IntVar(&c.blockB, "block-bytes", 1990, "a block ends before it passes this many bytes (1990: two a SQLite page)")
 	flag.StringVar(&c.pgURL, "postgres", os.Getenv("LODESTONE_TEST_POSTGRES"), "PostgreSQL URL; empty skips PostgreSQL")
 	flag.StringVar(&c.dir, "dir", "", "directory for the databases (default: a temporary one, removed at the end)")
 	flag.BoolVar(&c.verbose, "v", false, "print each table and index")
@@ -65,8 +67,9 @@ func run(ctx context.Context, c config) error {
 	batches, points := fleet(c)
 	end := batches[len(batches)-1].ReceivedAt.UnixMilli() + 1
 	cutoff := end - c.sealAge.Milliseconds()
-	fmt.Printf("fleet: %d devices, ten metrics every %s for %s: %d points; blocks of at most %d points, "+
-		"points of the last %s kept as rows\n\n", c.devices, c.every, c.span, points, c.block, c.sealAge)
+	fmt.Printf("fleet: %d devices, ten metrics every %s for %s: %d points; blocks of at most %d points and "+
+		"%d bytes, points of the last %s kept as rows\n\n", c.devices, c.every, c.span, points, c.block, c.blockB,
+		c.sealAge)
 	fmt.Printf("%-44s %14s %10s\n", "layout", "bytes", "B/point")
 	report := func(name string, objs []object) {
 		var total int64
@@ -102,7 +105,7 @@ func run(ctx context.Context, c config) error {
 	}
 	report("SQLite, lodestone rows (VACUUM)", objs)
 	start = time.Now()
-	n, err := sealSQLite(ctx, sealed, cutoff, c.block)
+	n, err := sealSQLite(ctx, sealed, cutoff, c.block, c.blockB)
 	if err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ func runPostgres(ctx context.Context, c config, batches []*lodestone.DeviceBatch
 	if err := step("PostgreSQL, lodestone rows (VACUUM FULL)", "VACUUM FULL metrics"); err != nil {
 		return err
 	}
-	if _, err := seal(ctx, db, postgresDialect, cutoff, c.block); err != nil {
+	if _, err := seal(ctx, db, postgresDialect, cutoff, c.block, c.blockB); err != nil {
 		return err
 	}
 	if err := step("PostgreSQL, blocks + recent rows (VACUUM)", "VACUUM metrics"); err != nil {

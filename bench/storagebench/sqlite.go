@@ -137,9 +137,9 @@ var sqliteDialect = dialect{
 	params: func(q string) string { return q },
 }
 
-// seal moves the points older than cutoff from the metrics table into blocks of at most size points per series,
-// in one transaction, and returns how many it moved.
-func seal(ctx context.Context, db *sql.DB, d dialect, cutoff int64, size int) (int, error) {
+// seal moves the points older than cutoff from the metrics table into blocks of at most size points and about
+// maxBytes bytes per series, in one transaction, and returns how many it moved.
+func seal(ctx context.Context, db *sql.DB, d dialect, cutoff int64, size, maxBytes int) (int, error) {
 	type series struct{ key, dev int64 }
 	rows, err := db.QueryContext(ctx, d.params(`SELECT key_id, device_id, id, received_at, ticks, type, value, max,
 		raw FROM metrics WHERE received_at < ? ORDER BY key_id, device_id, received_at, id`), cutoff)
@@ -183,16 +183,22 @@ func seal(ctx context.Context, db *sql.DB, d dialect, cutoff int64, size int) (i
 	n := 0
 	for _, s := range order {
 		pts := all[s]
-		for lo := 0; lo < len(pts); lo += size {
-			blk := pts[lo:min(lo+size, len(pts))]
-			data, err := metricblock.Encode(blk)
-			if err != nil {
-				return 0, err
+		for lo := 0; lo < len(pts); {
+			// A block ends at size points, or before its bytes would pass maxBytes, so that whole blocks share
+			// pages without leaving a page's tail empty (a sample takes at most a few tens of bytes).
+			enc := metricblock.NewEncoder()
+			hi := lo
+			for hi < len(pts) && hi-lo < size && enc.Len()+32 <= maxBytes {
+				if err := enc.Add(&pts[hi]); err != nil {
+					return 0, err
+				}
+				hi++
 			}
-			if _, err := ins.ExecContext(ctx, s.dev, s.key, blk[0].At, blk[len(blk)-1].At, len(blk), data); err != nil {
+			if _, err := ins.ExecContext(ctx, s.dev, s.key, pts[lo].At, pts[hi-1].At, hi-lo, enc.Bytes()); err != nil {
 				return 0, fmt.Errorf("seal: insert block: %w", err)
 			}
-			n += len(blk)
+			n += hi - lo
+			lo = hi
 		}
 	}
 	if _, err := tx.ExecContext(ctx, d.params(`DELETE FROM metrics WHERE received_at < ?`), cutoff); err != nil {
@@ -201,14 +207,14 @@ func seal(ctx context.Context, db *sql.DB, d dialect, cutoff int64, size int) (i
 	return n, tx.Commit()
 }
 
-func sealSQLite(ctx context.Context, path string, cutoff int64, size int) (int, error) {
+func sealSQLite(ctx context.Context, path string, cutoff int64, size, maxBytes int) (int, error) {
 	db, err := sql.Open("sqlite3", "file:"+path+"?_synchronous=NORMAL")
 	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	return seal(ctx, db, sqliteDialect, cutoff, size)
+	return seal(ctx, db, sqliteDialect, cutoff, size, maxBytes)
 }
 
 func nullNaN(v sql.NullFloat64) float64 {

@@ -41,15 +41,49 @@ const MaxRaw = 1<<16 - 1
 
 // Encode returns the block of pts, in their order (a store passes them by time, then row id).
 func Encode(pts []Point) ([]byte, error) {
-	var e encoder
-	e.w.bits(version, 8)
-	e.w.bits(uint64(len(pts)), 32)
+	e := NewEncoder()
 	for i := range pts {
-		if err := e.add(&pts[i]); err != nil {
+		if err := e.Add(&pts[i]); err != nil {
 			return nil, err
 		}
 	}
-	return e.w.b, nil
+	return e.Bytes(), nil
+}
+
+// An Encoder builds a block a sample at a time, so a store can end a block at a size that packs its pages well.
+type Encoder struct {
+	e encoder
+	n int
+}
+
+// NewEncoder starts an empty block.
+func NewEncoder() *Encoder {
+	e := &Encoder{}
+	e.e.w.bits(version, 8)
+	e.e.w.bits(0, 32) // the count, set by Bytes
+	return e
+}
+
+// Add appends a sample. After an error the block is unusable.
+func (e *Encoder) Add(p *Point) error {
+	if err := e.e.add(p); err != nil {
+		return err
+	}
+	e.n++
+	return nil
+}
+
+// Len is the size of the block so far, in bytes.
+func (e *Encoder) Len() int { return len(e.e.w.b) }
+
+// Count is the number of samples added.
+func (e *Encoder) Count() int { return e.n }
+
+// Bytes returns the block. The encoder must not be used afterwards.
+func (e *Encoder) Bytes() []byte {
+	b := e.e.w.b
+	b[1], b[2], b[3], b[4] = byte(e.n>>24), byte(e.n>>16), byte(e.n>>8), byte(e.n)
+	return b
 }
 
 // Count is the number of samples in a block, read from its header.
