@@ -45,7 +45,7 @@ func main() {
 	flag.DurationVar(&c.every, "every", time.Minute, "how often each device sends its ten metrics")
 	flag.DurationVar(&c.sealAge, "seal-age", 30*time.Minute, "points older than this (before the newest) are sealed into blocks")
 	flag.IntVar(&c.block, "block", 1000, "at most this many points per block")
-	flag.IntVar(&c.blockB, "block-bytes", 1990, "a block ends before it passes this many bytes (1990: two a SQLite page)")
+	flag.IntVar(&c.blockB, "block-bytes", 1320, "a block ends before it passes this many bytes (1320: three a SQLite page)")
 	flag.StringVar(&c.pgURL, "postgres", os.Getenv("LODESTONE_TEST_POSTGRES"), "PostgreSQL URL; empty skips PostgreSQL")
 	flag.StringVar(&c.dir, "dir", "", "directory for the databases (default: a temporary one, removed at the end)")
 	flag.BoolVar(&c.verbose, "v", false, "print each table and index")
