@@ -50,6 +50,9 @@ func main() {
 	flag.StringVar(&c.dir, "dir", "", "directory for the databases (default: a temporary one, removed at the end)")
 	flag.BoolVar(&c.verbose, "v", false, "print each table and index")
 	flag.Parse()
+	if c.verbose {
+		timings = func(s string) { fmt.Println("    seal: " + s) }
+	}
 	if err := run(context.Background(), c); err != nil {
 		log.Fatal(err)
 	}

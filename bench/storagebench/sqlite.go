@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/store/metricblock"
@@ -137,10 +138,14 @@ var sqliteDialect = dialect{
 	params: func(q string) string { return q },
 }
 
+// timings, when set (-v), receives where a seal spent its time.
+var timings func(string)
+
 // seal moves the points older than cutoff from the metrics table into blocks of at most size points and about
 // maxBytes bytes per series, in one transaction, and returns how many it moved.
 func seal(ctx context.Context, db *sql.DB, d dialect, cutoff int64, size, maxBytes int) (int, error) {
 	type series struct{ key, dev int64 }
+	t0 := time.Now()
 	rows, err := db.QueryContext(ctx, d.params(`SELECT key_id, device_id, id, received_at, ticks, type, value, max,
 		raw FROM metrics WHERE received_at < ? ORDER BY key_id, device_id, received_at, id`), cutoff)
 	if err != nil {
@@ -166,6 +171,7 @@ func seal(ctx context.Context, db *sql.DB, d dialect, cutoff int64, size, maxByt
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
+	t1 := time.Now()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -201,10 +207,20 @@ func seal(ctx context.Context, db *sql.DB, d dialect, cutoff int64, size, maxByt
 			lo = hi
 		}
 	}
+	t2 := time.Now()
 	if _, err := tx.ExecContext(ctx, d.params(`DELETE FROM metrics WHERE received_at < ?`), cutoff); err != nil {
 		return 0, fmt.Errorf("seal: delete sealed rows: %w", err)
 	}
-	return n, tx.Commit()
+	t3 := time.Now()
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	if timings != nil {
+		timings(fmt.Sprintf("read and sort %s, encode and insert blocks %s, delete rows %s, commit %s",
+			t1.Sub(t0).Round(time.Millisecond), t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond),
+			time.Since(t3).Round(time.Millisecond)))
+	}
+	return n, nil
 }
 
 func sealSQLite(ctx context.Context, path string, cutoff int64, size, maxBytes int) (int, error) {
