@@ -39,6 +39,8 @@ type Config struct {
 	}
 	Credentials lodestone.CredentialStore // device keys on the device page
 	Reports     lodestone.DeviceReporter  // the device report page (device_report.go)
+	Stability   lodestone.StabilityReader // the stability page (stability.go)
+	Timeline    lodestone.TimelineReader  // the device page's timeline
 	Events      lodestone.EventBus        // live updates; nil: pages do not update live
 	Sessions    lodestone.SessionStore
 

@@ -26,6 +26,7 @@ func (c *Console) routesMore() {
 	c.mux.HandleFunc("POST /ui/devices/{id}/edit", c.user(lodestone.RoleProvisioner, c.deviceEdit))
 	c.mux.HandleFunc("POST /ui/updates/elf/{id}/delete", c.user(lodestone.RoleProvisioner, c.elfDelete))
 	c.mux.HandleFunc("GET /ui/report/devices", c.user(lodestone.RoleViewer, c.deviceReport))
+	c.mux.HandleFunc("GET /ui/stability", c.user(lodestone.RoleViewer, c.stability))
 }
 
 // ddiStore is the DDI side of the OTA service when the server speaks DDI.

@@ -12,7 +12,7 @@ import (
 // and reboots counted, filtered by status and paged.
 
 // morePages are the templates of the pages that close part 2's gaps.
-var morePages = []string{"device_report"}
+var morePages = []string{"device_report", "stability"}
 
 const reportPerPage = 100
 

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/chunk"
 )
 
 // TestDeviceEditAndReport edits a device's name and tags from its page (audited as the admin's, via the console),
@@ -77,5 +79,53 @@ func TestDeviceEditAndReport(t *testing.T) {
 	}
 	if r := e.post(v, "/ui/updates/elf/1/delete", url.Values{"csrf": {vcsrf}}); r.status != http.StatusForbidden {
 		t.Fatalf("a viewer's forged ELF deletion: %d", r.status)
+	}
+}
+
+// TestStabilityAndTimeline shows each firmware version's figures from the store (devices, a fault counted) with
+// the range, group and tag filters, refuses a bad range and a group with a tag, and shows a device's timeline.
+func TestStabilityAndTimeline(t *testing.T) {
+	e := newEnv(t, false)
+	e.con.cfg.Stability, e.con.cfg.Timeline = e.db, e.db
+	c := e.client()
+	e.signIn(c, "admin", "admin-pass")
+	e.postChunks(t, "sensor-9", "3.1.0")
+	page := e.get(c, "/ui/stability?range=24h")
+	if page.status != http.StatusOK || !strings.Contains(page.body, `id="stability"`) || !strings.Contains(page.body, "3.1.0") {
+		t.Fatalf("stability: %d\n%s", page.status, page.body)
+	}
+	if p := e.get(c, "/ui/stability?range=24h&tag=nosuch").body; strings.Contains(p, `id="stability"`) {
+		t.Fatal("a tag no device has still lists versions")
+	}
+	for _, q := range []string{"range=2y", "group=a&tag=b"} {
+		if r := e.get(c, "/ui/stability?"+q); r.status != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", q, r.status)
+		}
+	}
+	dev := e.get(c, "/ui/devices/sensor-9").body
+	if !strings.Contains(dev, `id="timeline-entries"`) || !strings.Contains(dev, "timeline-fault") {
+		t.Fatalf("the device page has no timeline with the fault:\n%s", dev)
+	}
+	if r := e.get(c, "/ui/devices/sensor-9?timeline=garbage"); r.status != http.StatusBadRequest {
+		t.Errorf("a bad timeline cursor: %d, want 400", r.status)
+	}
+}
+
+// postChunks posts a device's DeviceInfo, a heartbeat and a fault through the real ingest endpoint.
+func (e *env) postChunks(t *testing.T, id, version string) {
+	t.Helper()
+	body := chunk.Chunk{Type: chunk.TypeDeviceInfo, Flags: chunk.FlagLast,
+		Payload: chunk.DeviceInfo{DeviceID: id, FirmwareVersion: version}.AppendPayload(nil)}.Encode()
+	body = append(body, chunk.Chunk{Type: chunk.TypeHeartbeat, Flags: chunk.FlagLast, Seq: 1,
+		Payload: chunk.Heartbeat{UptimeTicks: 3600000, MetricsCount: 1}.AppendPayload(nil)}.Encode()...)
+	body = append(body, chunk.Chunk{Type: chunk.TypeFaultRecord, Flags: chunk.FlagLast, Seq: 2,
+		Payload: chunk.Fault{Type: 0, PC: 0x08001234, SP: 0x20001f00}.AppendPayload(nil)}.Encode()...)
+	r, err := http.Post(e.srv.URL+"/ingest/chunks", "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode >= 300 {
+		t.Fatalf("ingest: %d", r.StatusCode)
 	}
 }

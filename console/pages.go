@@ -240,6 +240,7 @@ type deviceView struct {
 	Target     *lodestone.OTATarget // the firmware it should run, if one is set
 	UpToDate   bool                 // it runs the target's version
 	DDI        *ddiView             // its hawkBit DDI state, if it polls as a controller (device_edit.go)
+	Timeline   *timelineView        // what happened to it, newest first (stability.go)
 }
 
 func (c *Console) device(w http.ResponseWriter, r *request) error {
@@ -298,6 +299,9 @@ func (c *Console) device(w http.ResponseWriter, r *request) error {
 		}
 	}
 	if v.DDI, err = c.deviceDDI(ctx, d.DeviceID); err != nil {
+		return err
+	}
+	if v.Timeline, err = c.deviceTimeline(ctx, d.DeviceID, r.URL.Query().Get("timeline")); err != nil {
 		return err
 	}
 	c.page(w, r, "device", d.DeviceID, v, live, chart)

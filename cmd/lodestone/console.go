@@ -28,6 +28,7 @@ func newConsole(cfg Config, st lodestone.Store, bus lodestone.EventBus, blobs lo
 	cc.Targets = st
 	cc.Credentials, _ = st.(lodestone.CredentialStore)
 	cc.Reports, _ = st.(lodestone.DeviceReporter)
+	cc.Stability, cc.Timeline = st, st
 	cc.Sessions, _ = st.(lodestone.SessionStore)
 	// The log explorer and its live tail read the store (the tail follows it by id), crash uploads their blobs.
 	cc.Logs.Logs, _ = st.(lodestone.LogStore)

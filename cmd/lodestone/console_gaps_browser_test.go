@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/lodestone-fleet/lodestone/chunk"
 )
 
 // TestConsoleGapsInBrowser drives the real binary's console pages that close part 2's gaps in chromium: alert rules
@@ -28,6 +30,12 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 	base := "http://" + p.addr
 	fleet := updFleet{t: t, base: base}
 	fleet.faults("pump-1", "1.0.0", 2)
+	// A heartbeat gives pump-1 observed device-hours on 1.0.0, for the stability page.
+	hb := chunk.Chunk{Type: chunk.TypeDeviceInfo, Flags: chunk.FlagLast,
+		Payload: chunk.DeviceInfo{DeviceID: "pump-1", FirmwareVersion: "1.0.0"}.AppendPayload(nil)}.Encode()
+	hb = append(hb, chunk.Chunk{Type: chunk.TypeHeartbeat, Flags: chunk.FlagLast, Seq: 9,
+		Payload: chunk.Heartbeat{UptimeTicks: 3600000, MetricsCount: 1}.AppendPayload(nil)}.Encode()...)
+	postRaw(t, base+"/ingest/chunks", "application/octet-stream", hb, "", "")
 	fleet.info("pump-2", "1.0.0")
 
 	b := newBrowser(t, base)
@@ -214,6 +222,39 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 		b.clean("device report")
 	})
 
+	t.Run("stability per version and the device timeline", func(t *testing.T) {
+		b.t = t
+		b.open("/ui/fleet")
+		b.do(chromedp.Click(chromedp.ID("stability-link")), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		b.accessible("stability")
+		if !b.has("#stability") {
+			t.Fatalf("no stability table:\n%s", b.text("main"))
+		}
+		row := eval[string](b, `[...document.querySelectorAll('#stability tbody tr')].find(r => r.textContent.includes('1.0.0')).innerText`)
+		cells := strings.Split(row, "\t")
+		if len(cells) != 8 || cells[1] != "1" || !strings.Contains(cells[4], "(2)") || !strings.HasSuffix(cells[3], "%") {
+			t.Fatalf("1.0.0's stability row %q: want 1 device (pump-2 sent no heartbeat) and 2 faults", row)
+		}
+		b.screenshot("stability")
+		// pump-1 carries the tag north since the edit above; pump-2 does not.
+		b.do(chromedp.SetValue(chromedp.ID("range"), "24h"), chromedp.SetValue(chromedp.ID("tag"), "north"))
+		updSubmit(b, "main form.filters button", "main h1")
+		row = eval[string](b, `[...document.querySelectorAll('#stability tbody tr')].find(r => r.textContent.includes('1.0.0')).innerText`)
+		if cells := strings.Split(row, "\t"); len(cells) != 8 || cells[1] != "1" {
+			t.Fatalf("tag north: row %q, want 1 device", row)
+		}
+		b.open("/ui/stability?tag=nosuch")
+		if b.has("#stability") {
+			t.Error("a tag no device has lists versions")
+		}
+		b.open("/ui/devices/pump-1")
+		if tl := b.text("#timeline-entries"); !strings.Contains(tl, "fault") {
+			t.Fatalf("pump-1's timeline: %q", tl)
+		}
+		b.screenshot("device-timeline")
+		b.clean("stability")
+	})
+
 	t.Run("roles: viewer sees no write controls, forged posts refused", func(t *testing.T) {
 		vic, _ := admSignIn(t, base, "vic", "viewer-pass-1", http.StatusSeeOther)
 		_, page := admGet(t, vic, base+"/ui/devices/pump-1")
@@ -223,6 +264,9 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 		csrf := admCSRF(t, page)
 		if code, page := admGet(t, vic, base+"/ui/updates/firmware"); code != 200 || strings.Contains(page, "/ui/updates/elf/") {
 			t.Errorf("a viewer on the firmware page: %d, delete controls shown: %v", code, strings.Contains(page, "/ui/updates/elf/"))
+		}
+		if code, page := admGet(t, vic, base+"/ui/stability"); code != 200 || !strings.Contains(page, "1.0.0") {
+			t.Errorf("a viewer on the stability page: %d", code)
 		}
 		if code, _ := admGet(t, vic, base+"/ui/report/devices"); code != 200 {
 			t.Errorf("a viewer on the device report: %d", code)
