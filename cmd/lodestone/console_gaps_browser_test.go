@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -45,24 +46,24 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 		b.t = t
 		b.open("/ui/admin")
 		b.do(chromedp.Click(chromedp.CSS(`nav.tabs a[href="/ui/admin/rules"]`)), chromedp.WaitVisible(chromedp.ID("rules")))
-		rules := b.text("#rules tbody")
+		rules := gapText(b, "#rules tbody")
 		if !strings.Contains(rules, "default: device faults") || strings.Count(rules, "read-only") != 4 ||
 			strings.Contains(rules, "secret-path") {
 			t.Fatalf("the default rules are not listed read-only with their URLs redacted:\n%s", rules)
 		}
 		// The fault posted above fires the default fault rule for pump-1 (the alert service follows the bus).
 		deadline := time.Now().Add(20 * time.Second)
-		for !b.has("#alert-states") || !strings.Contains(b.text("#alert-states tbody"), "firing") {
+		for !b.has("#alert-states") || !strings.Contains(gapText(b, "#alert-states tbody"), "firing") {
 			if time.Now().After(deadline) {
-				t.Fatalf("no firing alert for pump-1's faults:\n%s", b.text("main"))
+				t.Fatalf("no firing alert for pump-1's faults:\n%s", gapText(b, "main"))
 			}
 			time.Sleep(500 * time.Millisecond)
 			b.open("/ui/admin/rules")
 		}
-		if row := b.text("#alert-states tbody"); !strings.Contains(row, "pump-1") || !strings.Contains(row, "default: device faults") {
+		if row := gapText(b, "#alert-states tbody"); !strings.Contains(row, "pump-1") || !strings.Contains(row, "default: device faults") {
 			t.Errorf("alert states: %q", row)
 		}
-		if row := b.text("#rules tbody tr:first-child"); !strings.Contains(row, "1 firing") {
+		if row := gapText(b, "#rules tbody tr:first-child"); !strings.Contains(row, "1 firing") {
 			t.Errorf("the fault rule's row does not count its firing alert: %q", row)
 		}
 		b.screenshot("admin-rules")
@@ -74,7 +75,7 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 		updSubmit(b, "#rule-form button[type=submit]", "#rule-errors")
 		b.expectError("the refused rule", "422")
 		b.accessible("refused rule")
-		errs := b.text("#rule-form")
+		errs := gapText(b, "#rule-form")
 		for _, want := range []string{"must be a duration", "exactly one of above and below", "must be an http"} {
 			if !strings.Contains(errs, want) {
 				t.Errorf("the refused form lacks %q:\n%s", want, errs)
@@ -87,10 +88,10 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 		b.do(chromedp.SetValue(chromedp.ID("rule-window"), "5m"), chromedp.SetValue(chromedp.ID("rule-above"), "70"),
 			chromedp.SetValue(chromedp.ID("rule-webhooks"), "https://hooks.example/rule-key"))
 		updSubmit(b, "#rule-form button[type=submit]", ".flash")
-		if f := b.text(".flash"); !strings.Contains(f, "Created alert rule hot") {
+		if f := gapText(b, ".flash"); !strings.Contains(f, "Created alert rule hot") {
 			t.Fatalf("flash after creating: %q", f)
 		}
-		if rules := b.text("#rules tbody"); !strings.Contains(rules, "hot") || !strings.Contains(rules, "tag: lab") ||
+		if rules := gapText(b, "#rules tbody"); !strings.Contains(rules, "hot") || !strings.Contains(rules, "tag: lab") ||
 			strings.Contains(rules, "rule-key") {
 			t.Fatalf("rules after creating:\n%s", rules)
 		}
@@ -105,7 +106,7 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 		}
 		b.do(chromedp.SetValue(chromedp.ID("rule-name"), "hotter"), chromedp.SetValue(chromedp.ID("rule-above"), "80"))
 		updSubmit(b, "#rule-form button[type=submit]", ".flash")
-		if f := b.text(".flash"); !strings.Contains(f, "Saved alert rule hotter") {
+		if f := gapText(b, ".flash"); !strings.Contains(f, "Saved alert rule hotter") {
 			t.Fatalf("flash after editing: %q", f)
 		}
 		code, body = admAPIBasic(t, base+"/admin/alerts/rules", "admin", pass)
@@ -123,11 +124,11 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 		admConfirm(b)
 		admClearFlash(b)
 		b.do(chromedp.Click(chromedp.CSS(`#rules button[aria-label="Delete rule hotter"]`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
-		if f := b.text(".flash"); !strings.Contains(f, "Deleted alert rule hotter") || strings.Contains(b.text("#rules"), "hotter") {
+		if f := gapText(b, ".flash"); !strings.Contains(f, "Deleted alert rule hotter") || strings.Contains(gapText(b, "#rules"), "hotter") {
 			t.Fatalf("after deleting: %q", f)
 		}
 		b.open("/ui/admin/audit?action=alert_rule.*")
-		rows := b.text("#audit tbody")
+		rows := gapText(b, "#audit tbody")
 		for _, want := range []string{"alert_rule.create", "alert_rule.update", "alert_rule.delete", "console"} {
 			if !strings.Contains(rows, want) {
 				t.Errorf("audit log lacks %q:\n%s", want, rows)
@@ -156,18 +157,18 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 			t.Fatalf("DDI configData: %d", resp.StatusCode)
 		}
 		pb.open("/ui/devices/pump-1")
-		if attrs := pb.text("#ddi-attributes"); !strings.Contains(attrs, "hwRevision") || !strings.Contains(attrs, "rev-C") {
+		if attrs := gapText(pb, "#ddi-attributes"); !strings.Contains(attrs, "hwRevision") || !strings.Contains(attrs, "rev-C") {
 			t.Fatalf("DDI attributes: %q", attrs)
 		}
 		pb.do(chromedp.SetValue(chromedp.ID("device-name"), "Basement pump"), chromedp.SetValue(chromedp.ID("device-tags"), "lab,north"))
 		updSubmit(pb, "#edit-device button", ".flash")
-		if f := pb.text(".flash"); !strings.Contains(f, "Saved the name and tags") {
+		if f := gapText(pb, ".flash"); !strings.Contains(f, "Saved the name and tags") {
 			t.Fatalf("flash after editing: %q", f)
 		}
-		if h := pb.text("main h1"); !strings.Contains(h, "Basement pump") {
+		if h := gapText(pb, "main h1"); !strings.Contains(h, "Basement pump") {
 			t.Errorf("heading after the edit: %q", h)
 		}
-		if facts := pb.text("dl.facts"); !strings.Contains(facts, "north") {
+		if facts := gapText(pb, "dl.facts"); !strings.Contains(facts, "north") {
 			t.Errorf("tags after the edit: %q", facts)
 		}
 		code, body := admAPIBasic(t, base+"/devices/pump-1", "admin", pass)
@@ -187,17 +188,17 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 		}
 		pb.do(chromedp.SendKeys(chromedp.ID("elf-version"), "1.0.0"), chromedp.SetUploadFiles(chromedp.ID("elf-file"), []string{elfPath}))
 		updSubmit(pb, "#upload-elf button", ".flash")
-		if elfs := pb.text("table.elfs"); !strings.Contains(elfs, "firmware-O2.elf") {
+		if elfs := gapText(pb, "table.elfs"); !strings.Contains(elfs, "firmware-O2.elf") {
 			t.Fatalf("the ELF table lacks the file:\n%s", elfs)
 		}
 		pb.screenshot("updates-elf")
 		admConfirm(pb)
 		updSubmit(pb, `table.elfs button[aria-label="Delete ELF firmware-O2.elf of 1.0.0"]`, ".flash")
-		if f := pb.text(".flash"); !strings.Contains(f, "Deleted the symbols of 1.0.0") {
+		if f := gapText(pb, ".flash"); !strings.Contains(f, "Deleted the symbols of 1.0.0") {
 			t.Fatalf("flash after deleting: %q", f)
 		}
 		if pb.has("table.elfs") {
-			t.Errorf("the ELF is still listed: %s", pb.text("table.elfs"))
+			t.Errorf("the ELF is still listed: %s", gapText(pb, "table.elfs"))
 		}
 		if code, body := admAPIBasic(t, base+"/elfs", "admin", pass); code != 200 || strings.Contains(body, "firmware-O2") {
 			t.Errorf("the API still lists the ELF: %d %s", code, body)
@@ -215,7 +216,7 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 		if len(cells) != 8 || cells[5] != "2" || cells[7] != "0" {
 			t.Fatalf("pump-1's report row %q: want 2 faults, 0 reboots", row)
 		}
-		if rows := b.text("#device-report tbody"); !strings.Contains(rows, "pump-2") {
+		if rows := gapText(b, "#device-report tbody"); !strings.Contains(rows, "pump-2") {
 			t.Errorf("pump-2 missing from the report:\n%s", rows)
 		}
 		b.screenshot("device-report")
@@ -228,7 +229,7 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 		b.do(chromedp.Click(chromedp.ID("stability-link")), chromedp.WaitVisible(chromedp.CSS("main h1")))
 		b.accessible("stability")
 		if !b.has("#stability") {
-			t.Fatalf("no stability table:\n%s", b.text("main"))
+			t.Fatalf("no stability table:\n%s", gapText(b, "main"))
 		}
 		row := eval[string](b, `[...document.querySelectorAll('#stability tbody tr')].find(r => r.textContent.includes('1.0.0')).innerText`)
 		cells := strings.Split(row, "\t")
@@ -248,7 +249,7 @@ func TestConsoleGapsInBrowser(t *testing.T) {
 			t.Error("a tag no device has lists versions")
 		}
 		b.open("/ui/devices/pump-1")
-		if tl := b.text("#timeline-entries"); !strings.Contains(tl, "fault") {
+		if tl := gapText(b, "#timeline-entries"); !strings.Contains(tl, "fault") {
 			t.Fatalf("pump-1's timeline: %q", tl)
 		}
 		b.screenshot("device-timeline")
@@ -312,4 +313,12 @@ func mustReq(t *testing.T, method, u, body string) *http.Request {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	return req
+}
+
+// gapText reads an element's text in the page's current document (chromedp's node cache can lag a navigation that
+// a form's redirect started); it fails when no element matches.
+func gapText(b *browser, sel string) string {
+	b.t.Helper()
+	b.waitJS(sel, fmt.Sprintf("document.querySelector(%q) !== null", sel), 10*time.Second)
+	return eval[string](b, fmt.Sprintf("document.querySelector(%q).innerText", sel))
 }
