@@ -57,16 +57,66 @@ func versionsIn(col string, versions []string) (string, []any) {
 	return " AND " + col + " IN (?" + strings.Repeat(", ?", len(versions)-1) + ")", args
 }
 
+func totalsQuery(from, to int64, sc stabilityScope, versions []string) (string, []any) {
+	vcond, vargs := versionsIn("version", versions)
+	return `SELECT version, count(DISTINCT device_id),
+		CAST(sum(observed_ms) AS BIGINT), CAST(sum(CASE WHEN faults > 0 THEN observed_ms ELSE 0 END) AS BIGINT),
+		CAST(sum(faults) AS BIGINT), CAST(sum(reboots) AS BIGINT)
+		FROM stability_hours WHERE hour >= ? AND hour < ?` + sc.on("device_id") + vcond + ` GROUP BY version`,
+		append(append([]any{from, to}, sc.args...), vargs...)
+}
+
+func reasonsQuery(from, to int64, sc stabilityScope, versions []string) (string, []any) {
+	vcond, vargs := versionsIn("version", versions)
+	return `SELECT version, reason, CAST(sum(n) AS BIGINT) FROM stability_reboots
+		WHERE hour >= ? AND hour < ?` + sc.on("device_id") + vcond + ` GROUP BY version, reason`,
+		append(append([]any{from, to}, sc.args...), vargs...)
+}
+
+func issuesQuery(from, to int64, sc stabilityScope, versions []string) (string, []any) {
+	vcond, vargs := versionsIn("coalesce(f.firmware_version, '')", versions)
+	return `SELECT coalesce(f.firmware_version, ''), f.crash_group_id,
+		coalesce(g.title, ''), count(DISTINCT f.device_id), count(*)
+		FROM faults f JOIN crash_groups g ON g.id = f.crash_group_id
+		WHERE f.received_at >= ? AND f.received_at < ?` + sc.on("f.device_id") + vcond + `
+		GROUP BY coalesce(f.firmware_version, ''), f.crash_group_id, coalesce(g.title, '')`,
+		append(append([]any{from, to}, sc.args...), vargs...)
+}
+
+// Statement is one SQL statement with its arguments, written for the store's backend.
+type Statement struct {
+	Name, SQL string
+	Args      []any
+}
+
+// StabilityStatements are the statements Stability runs for q (a group or tag given by name), so the backends'
+// tests can show their query plans.
+func (s *Store) StabilityStatements(q lodestone.StabilityQuery) []Statement {
+	f, t := lodestone.StabilityRange(q.From, q.To)
+	var sc stabilityScope
+	switch {
+	case q.Group != "":
+		sc = groupScope(q.Group)
+	case q.Tag != "":
+		sc = tagScope(q.Tag)
+	}
+	var out []Statement
+	for _, st := range []struct {
+		name string
+		fn   func(int64, int64, stabilityScope, []string) (string, []any)
+	}{{"totals", totalsQuery}, {"reboot reasons", reasonsQuery}, {"crash issues", issuesQuery}} {
+		query, args := st.fn(ms(f), ms(t), sc, q.Versions)
+		out = append(out, Statement{Name: st.name, SQL: s.q(query), Args: args})
+	}
+	return out
+}
+
 // stabilityTotals reads the totals of each version over [from, to) (whole hours, Unix ms) from the rollups. It is
 // the one computation behind the stability report and the campaign health gate.
 func (s *Store) stabilityTotals(ctx context.Context, from, to int64, sc stabilityScope,
 	versions []string) (map[string]*lodestone.VersionStability, error) {
-	vcond, vargs := versionsIn("version", versions)
-	args := append(append([]any{from, to}, sc.args...), vargs...)
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT version, count(DISTINCT device_id),
-		CAST(sum(observed_ms) AS BIGINT), CAST(sum(CASE WHEN faults > 0 THEN observed_ms ELSE 0 END) AS BIGINT),
-		CAST(sum(faults) AS BIGINT), CAST(sum(reboots) AS BIGINT)
-		FROM stability_hours WHERE hour >= ? AND hour < ?`+sc.on("device_id")+vcond+` GROUP BY version`), args...)
+	query, args := totalsQuery(from, to, sc, versions)
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -133,10 +183,8 @@ func (s *Store) Stability(ctx context.Context, q lodestone.StabilityQuery) (lode
 
 func (s *Store) rebootReasons(ctx context.Context, from, to int64, sc stabilityScope, versions []string,
 	totals map[string]*lodestone.VersionStability) error {
-	vcond, vargs := versionsIn("version", versions)
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT version, reason, CAST(sum(n) AS BIGINT) FROM stability_reboots
-		WHERE hour >= ? AND hour < ?`+sc.on("device_id")+vcond+` GROUP BY version, reason`),
-		append(append([]any{from, to}, sc.args...), vargs...)...)
+	query, args := reasonsQuery(from, to, sc, versions)
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return err
 	}
@@ -158,13 +206,8 @@ func (s *Store) rebootReasons(ctx context.Context, from, to int64, sc stabilityS
 // into an issue (symbolication is asynchronous) count in Faults but not here.
 func (s *Store) topIssues(ctx context.Context, from, to int64, sc stabilityScope, versions []string,
 	totals map[string]*lodestone.VersionStability) error {
-	vcond, vargs := versionsIn("coalesce(f.firmware_version, '')", versions)
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT coalesce(f.firmware_version, ''), f.crash_group_id,
-		coalesce(g.title, ''), count(DISTINCT f.device_id), count(*)
-		FROM faults f JOIN crash_groups g ON g.id = f.crash_group_id
-		WHERE f.received_at >= ? AND f.received_at < ?`+sc.on("f.device_id")+vcond+`
-		GROUP BY coalesce(f.firmware_version, ''), f.crash_group_id, coalesce(g.title, '')`),
-		append(append([]any{from, to}, sc.args...), vargs...)...)
+	query, args := issuesQuery(from, to, sc, versions)
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return err
 	}
