@@ -25,7 +25,7 @@ func TestReportStability(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 20 devices on each version, a contact every 15 minutes for 8 hours ending two hours ago; an A device
-	// faults twice, a B device six times, in different hours (never its first).
+	// faults twice, a B device six times, in different hours (never its first). B devices first report A.
 	start := time.Now().UTC().Truncate(time.Hour).Add(-10 * time.Hour)
 	for step := range 32 {
 		var batches []*lodestone.DeviceBatch
@@ -33,6 +33,9 @@ func TestReportStability(t *testing.T) {
 			id, v, faultHours := fmt.Sprintf("a%02d", i), "A", []int{2, 5}
 			if i >= 20 {
 				id, v, faultHours = fmt.Sprintf("b%02d", i), "B", []int{1, 2, 3, 4, 5, 6}
+				if step == 0 {
+					v = "A" // B devices updated from A after their first contact
+				}
 			}
 			b := &lodestone.DeviceBatch{DeviceID: id, ReceivedAt: start.Add(time.Duration(step) * 15 * time.Minute),
 				Info: &lodestone.DeviceInfo{FirmwareVersion: v}}
@@ -86,8 +89,10 @@ func TestReportStability(t *testing.T) {
 		t.Fatalf("local and remote differ:\n%s\n%s", answers[0], answers[1])
 	}
 	text, _ := runCLI(t, "report", "stability", "--data-dir", dir, "--from", "1d")
+	t.Logf("lodestone report stability:\n%s", text)
 	for _, s := range []string{"Stability of the fleet", "Version", "Crash-free hours", "Faults/1000h",
-		fmt.Sprintf("%.2f", 120*1000/(20*31*0.25)), fmt.Sprintf("%.2f", 40*1000/(20*31*0.25)), "\nB "} {
+		fmt.Sprintf("%.2f", 120*1000/(20*31*0.25)), fmt.Sprintf("%.2f", 40*1000/(20*31*0.25)), "\nB ",
+		"A: faults ×3.00"} {
 		if !strings.Contains(text, s) {
 			t.Errorf("table lacks %q:\n%s", s, text)
 		}
