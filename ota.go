@@ -138,7 +138,8 @@ func (c CampaignCounts) Total() int {
 }
 
 // CampaignHealth compares the campaign's devices on the new firmware with those still on the old one over the
-// same period: faults and unexpected reboots per device-hour.
+// same period: faults and unexpected reboots per device-hour. Its figures are the stability report's
+// (VersionStability) for the campaign's devices: New is the campaign's version, Old every other version.
 type CampaignHealth struct {
 	NewDevices, OldDevices int
 	NewHours, OldHours     float64
@@ -227,7 +228,8 @@ type CampaignStore interface {
 	// still the campaign's; installed devices too when restoreInstalled. It returns how many targets changed.
 	EndCampaign(ctx context.Context, id int64, from []string, to string, restoreInstalled bool,
 		now time.Time) (int, error)
-	// CampaignHealth measures the campaign's devices from since to now.
+	// CampaignHealth measures the campaign's devices (failed ones left out) over the whole hours covering
+	// [since, now), with the stability report's definitions.
 	CampaignHealth(ctx context.Context, id int64, since, now time.Time) (CampaignHealth, error)
 	// ReportOTA records a device's progress on the campaign that set its target, if any, and returns the
 	// campaign device's new status ("" when no campaign holds it).

@@ -35,6 +35,8 @@ var policy = map[string]httpapi.Access{
 	"GET /faults":                  httpapi.AccessViewer,
 	"GET /metrics":                 httpapi.AccessViewer,
 	"GET /devices/{id}/series":     httpapi.AccessViewer,
+	"GET /devices/{id}/timeline":   httpapi.AccessViewer,
+	"GET /stability":               httpapi.AccessViewer,
 	"GET /series":                  httpapi.AccessViewer,
 	"GET /reboots":                 httpapi.AccessViewer,
 	"GET /report/devices":          httpapi.AccessViewer,

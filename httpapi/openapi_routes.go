@@ -29,7 +29,8 @@ import (
 // OpenAPI` then checks that every registered route has an entry, and that every response the test suite
 // produces matches it; if the route adds response fields, regenerate the contract snapshot with
 // LODESTONE_UPDATE_CONTRACT=1 go test ./httpapi/ -run TestOpenAPIContract.
-var routeDocs = mergeDocs(coreDocs, adminDocs, otaDocs, ddiDocs, seriesDocs, auditDocs, mcpDocs, alertDocs)
+var routeDocs = mergeDocs(coreDocs, adminDocs, otaDocs, ddiDocs, seriesDocs, auditDocs, mcpDocs, alertDocs,
+	stabilityDocs)
 
 // mergeDocs joins the per-area tables; a pattern in two of them is a programming error caught at start.
 func mergeDocs(tables ...map[string]RouteDoc) map[string]RouteDoc {

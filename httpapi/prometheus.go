@@ -51,6 +51,9 @@ func (s *Server) initMetrics() {
 	if s.deps.Counts != nil {
 		m.reg.MustRegister(&fleetCollector{counter: s.deps.Counts, log: s})
 	}
+	if s.deps.Stability != nil {
+		m.reg.MustRegister(&stabilityCollector{reader: s.deps.Stability, log: s})
+	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: promLogger{s}})
 	s.prom = m
 }

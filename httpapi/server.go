@@ -88,6 +88,10 @@ type Deps struct {
 	// Series computes metric series for the charts (series.go); nil: taken from Telemetry or Devices when they
 	// implement it (a lodestone.Store does), else GET /series answers 503.
 	Series lodestone.SeriesReader
+	// Stability and Timeline serve GET /stability and GET /devices/{id}/timeline (stability.go); nil: taken from
+	// Telemetry or Devices when they implement them (a lodestone.Store does), else the routes answer 503.
+	Stability lodestone.StabilityReader
+	Timeline  lodestone.TimelineReader
 	// Audit is the audit log behind GET /admin/audit, where actions that change no row (a backup download, a
 	// retention run) are recorded; nil: taken from Devices if it implements it, else the route answers 503.
 	// Changes to rows are recorded by the store itself.
@@ -145,6 +149,16 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if deps.Groups == nil {
 		deps.Groups, _ = deps.Devices.(lodestone.GroupService)
+	}
+	if deps.Stability == nil {
+		if deps.Stability, _ = deps.Telemetry.(lodestone.StabilityReader); deps.Stability == nil {
+			deps.Stability, _ = deps.Devices.(lodestone.StabilityReader)
+		}
+	}
+	if deps.Timeline == nil {
+		if deps.Timeline, _ = deps.Telemetry.(lodestone.TimelineReader); deps.Timeline == nil {
+			deps.Timeline, _ = deps.Devices.(lodestone.TimelineReader)
+		}
 	}
 	if deps.Series == nil {
 		if deps.Series, _ = deps.Telemetry.(lodestone.SeriesReader); deps.Series == nil {
@@ -219,6 +233,7 @@ func (s *Server) routes() {
 	s.routesFleet()
 	s.routesDoctor()
 	s.routesSeries()
+	s.routesStability()
 	s.routesMCP()
 	s.routesAudit()
 	s.routesDDI()

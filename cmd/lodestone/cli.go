@@ -26,6 +26,7 @@ type cmdSpec struct {
 	validArgs []string // completions of the first argument
 	// setup registers the flags on fs, bound to the variables the returned function reads.
 	setup func(fs *flag.FlagSet) runFunc
+	subs  []cmdSpec // commands under this one (report stability)
 }
 
 // usageError is a mistake in the command line: exit status 2, as the Go tools use for usage errors.
@@ -95,6 +96,9 @@ func newCommand(s cmdSpec) *cobra.Command {
 	}
 	cmd.Flags().AddGoFlagSet(fs)
 	cmd.Flags().SortFlags = true
+	for _, sub := range s.subs {
+		cmd.AddCommand(newCommand(sub))
+	}
 	if s.footer != "" {
 		cmd.SetUsageTemplate(cmd.UsageTemplate() + "\n" + strings.TrimRight(s.footer, "\n") + "\n")
 	}

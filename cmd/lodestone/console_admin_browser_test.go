@@ -267,7 +267,10 @@ func TestConsoleAdminInBrowser(t *testing.T) {
 		b.t = t
 		b.open("/ui/admin/audit")
 		b.do(chromedp.SendKeys(chromedp.ID("actor"), "admin"), chromedp.SendKeys(chromedp.ID("action"), "token.*"),
-			chromedp.Submit(chromedp.ID("actor")), chromedp.WaitVisible(chromedp.ID("audit")))
+			chromedp.Submit(chromedp.ID("actor")))
+		// The table is already on the unfiltered page: wait for the filtered one to replace it.
+		b.waitJS("the filtered audit page", `location.search.includes("action=token") && document.readyState === "complete"`, 30*time.Second)
+		b.do(chromedp.WaitVisible(chromedp.ID("audit")))
 		rows := b.text("#audit tbody")
 		for _, want := range []string{"token.create", "token.revoke", "console"} {
 			if !strings.Contains(rows, want) {

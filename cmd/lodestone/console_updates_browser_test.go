@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,6 +47,32 @@ func (f updFleet) faults(id, version string, n int) {
 			Payload: chunk.Fault{Type: 0, PC: 0x08001234 + uint32(i)*4, SP: 0x20001f00}.AppendPayload(nil)}.Encode()...)
 	}
 	postRaw(f.t, f.base+"/ingest/chunks", "application/octet-stream", body, "", "")
+}
+
+// heartbeat posts each device's DeviceInfo every interval until the returned stop is called.
+func (f updFleet) heartbeat(ids []string, version string, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			for _, id := range ids {
+				body := chunk.Chunk{Type: chunk.TypeDeviceInfo, Flags: chunk.FlagLast,
+					Payload: chunk.DeviceInfo{DeviceID: id, FirmwareVersion: version}.AppendPayload(nil)}.Encode()
+				if resp, err := http.Post(f.base+"/ingest/chunks", "application/octet-stream", bytes.NewReader(body)); err == nil {
+					resp.Body.Close()
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // offered returns the devices of ids that the server now offers version to.
@@ -341,6 +368,16 @@ func TestConsoleUpdatesInBrowser(t *testing.T) {
 		}
 		wave2 := fleet.waitOffers(rest, "1.0.0", "2.0.0", 2)
 		b.waitJS("wave 2 on the page", updNumber(b, "campaign-wave")+" === '2' && window.__noReload === true", 20*time.Second)
+		// The devices still on the old firmware keep in touch, as firmware does: their observed hours are the
+		// gate's baseline (a version nobody observed gives no rate to compare with).
+		var later []string
+		for _, id := range rest {
+			if !slices.Contains(wave2, id) {
+				later = append(later, id)
+			}
+		}
+		stopBeats := fleet.heartbeat(later, "1.0.0", 300*time.Millisecond)
+		defer stopBeats()
 		// The canaries crash on the new firmware while wave 2 installs (reported this time).
 		for _, id := range canary {
 			fleet.faults(id, "2.0.0", 4)

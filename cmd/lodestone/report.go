@@ -31,6 +31,7 @@ type reportCmd struct {
 const reportUsage = `  report    every device with its firmware, build id, status, fault/metric/reboot counts and last contact
   faults    the latest fault events (50 unless --limit): device, type, PC, LR, symbol, time
   metrics   the latest metric samples (50 unless --limit): device, key, type, value, time
+  report stability   stability per firmware version ('lodestone help report stability')
 
 They read the local database (--db or --data-dir, as serve uses them) without changing it, even while the server
 runs; or, with --server URL, ask a running server, with --token (or BASIC_AUTH_USER/BASIC_AUTH_PASS).
@@ -85,7 +86,11 @@ func (c *reportCmd) spec() cmdSpec {
 		"faults":  "the latest fault events, as a table or JSON",
 		"metrics": "the latest metric samples, as a table or JSON",
 	}[c.kind]
-	return cmdSpec{use: c.kind, short: short, long: reportUsage, setup: func(fs *flag.FlagSet) runFunc {
+	var subs []cmdSpec
+	if c.kind == "report" {
+		subs = []cmdSpec{(&stabilityCmd{stdout: c.stdout, stderr: c.stderr, getenv: c.getenv}).spec()}
+	}
+	return cmdSpec{use: c.kind, short: short, long: reportUsage, subs: subs, setup: func(fs *flag.FlagSet) runFunc {
 		db := dbFlags(fs, c.getenv)
 		o := &reportOptions{}
 		o.server, o.token = remoteFlags(fs, c.getenv)

@@ -26,6 +26,9 @@ type Config struct {
 	// every key at a time, at random times.
 	BusyEvery time.Duration
 	Seed      uint64
+	// FaultRate is the share of sessions that report a fault, and the share that report an unexpected
+	// (watchdog) reboot; the newest firmware (2.0.0) faults twice as often. Zero, the default, reports neither.
+	FaultRate float64
 }
 
 // Default is the benchmark's fleet: 100,000 devices, 10 million samples over 30 days, of which ten devices report
@@ -118,7 +121,20 @@ func Fill(ctx context.Context, s lodestone.Store, c Config, progress func(points
 	written := 0
 	for i, ss := range sessions {
 		counts[ss.dev]++
-		batches = append(batches, sessionBatch(ss, counts[ss.dev], int(ss.dev), rng))
+		b := sessionBatch(ss, counts[ss.dev], int(ss.dev), rng)
+		if c.FaultRate > 0 {
+			rate := c.FaultRate
+			if b.Info.FirmwareVersion == Firmware[len(Firmware)-1] {
+				rate *= 2
+			}
+			if rng.Float64() < rate {
+				b.Faults = []lodestone.Fault{{FaultType: 1, Registers: lodestone.Registers{PC: 0x0800_0000 + uint32(ss.dev%5)*4}}}
+			}
+			if rng.Float64() < c.FaultRate {
+				b.Reboots = []lodestone.Reboot{{Reason: 3}}
+			}
+		}
+		batches = append(batches, b)
 		if len(batches) == perTx || i == len(sessions)-1 {
 			if err := s.WriteTelemetry(ctx, batches); err != nil {
 				return fmt.Errorf("fleetfill: write telemetry: %w", err)

@@ -17,7 +17,7 @@ import (
 var _ lodestone.TimelineReader = (*Store)(nil)
 
 // Timeline sources, in the order entries of the same millisecond sort (newest first: faults, then events, then
-// reboots, as a crash is reported after the reboot it caused... and both after the events that led to them).
+// reboots), so pages break between entries of one millisecond deterministically.
 const (
 	rankReboot = 1
 	rankEvent  = 2
