@@ -129,3 +129,32 @@ func (e *env) postChunks(t *testing.T, id, version string) {
 		t.Fatalf("ingest: %d", r.StatusCode)
 	}
 }
+
+// TestDeviceDDISection draws a device page's DDI section with attributes and deployments (a campaign's, fetched,
+// and one not yet fetched), as the store returns them.
+func TestDeviceDDISection(t *testing.T) {
+	e := newEnv(t, false)
+	now := time.Now().UTC()
+	camp := int64(7)
+	name := "pump"
+	v := deviceView{Device: &lodestone.Device{DeviceID: "ctl-1", Name: &name, Status: lodestone.StatusOnline},
+		DDI: &ddiView{Attributes: map[string]string{"hwRevision": "rev-C"}, Actions: []*lodestone.DDIAction{
+			{ID: 12, Version: "2.0.0", CampaignID: &camp, Status: lodestone.DDIClosed, Result: "success",
+				Execution: "closed", Detail: "installed", RetrievedAt: &now, UpdatedAt: now},
+			{ID: 11, Version: "1.9.0", Status: lodestone.DDIOpen, UpdatedAt: now}}}}
+	var buf bytes.Buffer
+	pd := &pageData{Title: "ctl-1", User: &lodestone.Principal{Name: "vic", Role: lodestone.RoleViewer}, Data: v}
+	if err := e.con.pages["device"].Execute(&buf, pd); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	for _, want := range []string{`id="ddi-attributes"`, "rev-C", `href="/ui/updates/campaigns/7"`, "2.0.0", "success",
+		"installed", "not yet"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the DDI section lacks %q", want)
+		}
+	}
+	if strings.Contains(page, `id="edit-device"`) {
+		t.Error("a viewer's device page has the edit form")
+	}
+}
