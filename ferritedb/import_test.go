@@ -69,7 +69,7 @@ func FerriteDB(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	path := filepath.Join(tb.TempDir(), "ferrite.db")
-	db, err := sql.Open("sqlite3", path+"?_foreign_keys=1&_journal_mode=WAL")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)")
 	if err != nil {
 		tb.Fatal(err)
 	}

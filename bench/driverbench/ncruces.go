@@ -2,9 +2,6 @@
 
 package driverbench
 
-import (
-	_ "github.com/ncruces/go-sqlite3/driver"
-	_ "github.com/ncruces/go-sqlite3/embed"
-)
+import _ "github.com/ncruces/go-sqlite3/driver"
 
-const driverName, label = "sqlite3", "ncruces/go-sqlite3 (wasm)"
+const driverName, label = "sqlite3", "ncruces/go-sqlite3 (wasm2go, pure Go)"

@@ -83,7 +83,7 @@ func TestAuditCommand(t *testing.T) {
 	_, rep, _ := doctorJSON(t, cliEnv, "--data-dir", dir)
 	wantStatus(t, rep, "audit_log", "ok", "3 entries")
 
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "lodestone.db")+"?_busy_timeout=10000")
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "lodestone.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -205,7 +206,7 @@ func inspectBackup(ctx context.Context, path string) (int64, map[string]int64, e
 	if err != nil || string(head) != "SQLite format 3\x00" {
 		return 0, nil, errors.New("not a SQLite database file")
 	}
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_query_only=1")
+	db, err := sql.Open(sqlite.DriverName, sqlite.URI(path, url.Values{"mode": {"ro"}, "_txlock": {"deferred"}}, "query_only(1)"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -356,7 +357,7 @@ func (c *restoreCmd) restore(ctx context.Context, cfg Config, file string, asJSO
 // read of a WAL database needs the file to itself, so it is refused while any other connection (a server, a
 // report) holds it.
 func inUse(ctx context.Context, path string) (bool, error) {
-	db, err := sql.Open("sqlite3", "file:"+path+"?_locking_mode=EXCLUSIVE&_busy_timeout=0")
+	db, err := sql.Open(sqlite.DriverName, sqlite.URI(path, nil, "busy_timeout(0)", "locking_mode(EXCLUSIVE)"))
 	if err != nil {
 		return false, err
 	}

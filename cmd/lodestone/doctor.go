@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -403,7 +402,7 @@ func recordLocalBackup(ctx context.Context, spec dbSpec, taken time.Time) error 
 		_, err = db.SetSettingIfAbsent(ctx, key, value)
 		return err
 	}
-	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: spec.target}).EscapedPath()+"?_busy_timeout=10000")
+	db, err := sql.Open(sqlite.DriverName, sqlite.URI(spec.target, nil, "busy_timeout(10000)"))
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/lodestone-fleet/lodestone/ferritedb"
+	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
 // importFerriteCmd imports a ferrite-server database into lodestone's store, so users switching over keep their
@@ -60,7 +61,7 @@ func (c *importFerriteCmd) importFerrite(ctx context.Context, cfg Config, path s
 	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
 		return fmt.Errorf("import-ferrite: %s is not a readable file", path)
 	}
-	src, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_busy_timeout=10000")
+	src, err := sql.Open(sqlite.DriverName, sqlite.URI(path, url.Values{"mode": {"ro"}, "_txlock": {"deferred"}}, "busy_timeout(10000)"))
 	if err != nil {
 		return fmt.Errorf("import-ferrite: open %s: %w", path, err)
 	}

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // glewlwyd's database is created here
+	_ "github.com/ncruces/go-sqlite3/driver" // glewlwyd's database is created here
 )
 
 // glewlwyd is a real OpenID provider (Debian's glewlwyd, SQLite backend) started for one test on loopback.

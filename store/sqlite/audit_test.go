@@ -10,7 +10,7 @@ import (
 // TestAuditTamper edits and deletes audit rows through a connection of its own, as someone with the file would.
 func TestAuditTamper(t *testing.T) {
 	db := MustOpenDB(t)
-	raw, err := sql.Open("sqlite3", "file:"+db.Path()+"?_busy_timeout=10000")
+	raw, err := sql.Open("sqlite3", "file:"+db.Path()+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +21,7 @@ func TestAuditTamper(t *testing.T) {
 // TestAuditFailureRollsBack plants a row where the next entry goes: the change that cannot be audited fails.
 func TestAuditFailureRollsBack(t *testing.T) {
 	db := MustOpenDB(t)
-	raw, err := sql.Open("sqlite3", "file:"+db.Path()+"?_busy_timeout=10000")
+	raw, err := sql.Open("sqlite3", "file:"+db.Path()+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

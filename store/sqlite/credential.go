@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	sqlite3 "github.com/mattn/go-sqlite3"
+	"github.com/ncruces/go-sqlite3"
 
 	"github.com/lodestone-fleet/lodestone"
 	"github.com/lodestone-fleet/lodestone/store/auditsql"
@@ -16,8 +16,8 @@ import (
 var _ lodestone.CredentialStore = (*DB)(nil)
 
 func isUnique(err error) bool {
-	var e sqlite3.Error
-	return errors.As(err, &e) && e.ExtendedCode == sqlite3.ErrConstraintUnique
+	_, ext, ok := sqliteCode(err)
+	return ok && ext == sqlite3.CONSTRAINT_UNIQUE
 }
 
 const userColumns = `id, name, role, password_hash, created_at, updated_at, disabled_at`

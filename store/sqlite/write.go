@@ -9,7 +9,7 @@ import (
 	"math"
 	"strings"
 
-	sqlite3 "github.com/mattn/go-sqlite3"
+	"github.com/ncruces/go-sqlite3"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -333,9 +333,8 @@ func (w *writeTx) storedFragments(dev int64) ([]lodestone.TraceFragment, error) 
 // so that ingest reports it instead of answering 503: retrying the same data cannot succeed. Ingest validates
 // client data before it gets here; this is the backstop for anything that validation misses.
 func refused(err error) error {
-	var e sqlite3.Error
-	if errors.As(err, &e) && (e.Code == sqlite3.ErrConstraint || e.Code == sqlite3.ErrTooBig ||
-		e.Code == sqlite3.ErrMismatch) {
+	if code, _, ok := sqliteCode(err); ok && (code == sqlite3.CONSTRAINT || code == sqlite3.TOOBIG ||
+		code == sqlite3.MISMATCH) {
 		return errors.Join(lodestone.Errorf(lodestone.EINVALID, "the database refused the data as invalid"), err)
 	}
 	return err

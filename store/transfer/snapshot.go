@@ -131,7 +131,7 @@ func (b *PostgresBackup) Backup(ctx context.Context) (*lodestone.Snapshot, error
 	if err := s.Close(); err != nil {
 		return fail(err)
 	}
-	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=0&_synchronous=OFF")
+	db, err := sql.Open(sqlite.DriverName, sqlite.URI(path, nil, "foreign_keys(0)", "synchronous(OFF)"))
 	if err != nil {
 		return fail(err)
 	}
