@@ -12,17 +12,25 @@ import (
 )
 
 // purged are the tables retention empties by age: all device telemetry (ferrite purges metrics, faults and
-// reboots; lodestone keeps more kinds), and finished alert deliveries. Devices, crash groups, ELF files and OTA
-// state are kept. None has children, so deleting rows checks no foreign key.
-var purged = []struct{ table, where string }{
-	{"metrics", "received_at < ?"},
-	{"heartbeats", "received_at < ?"},
-	{"faults", "received_at < ?"},
-	{"reboots", "received_at < ?"},
-	{"traces", "received_at < ?"},
-	{"trace_fragments", "received_at < ?"},
-	{"ota_requests", "received_at < ?"},
-	{"alert_deliveries", "created_at < ? AND status <> 'pending'"},
+// reboots; lodestone keeps more kinds), the fleet-health rollups and device events derived from it, and finished
+// alert deliveries. Devices, crash groups, ELF files and OTA state are kept. None has children, so deleting rows
+// checks no foreign key. key is what a batch selects rows by (the stability rollups have no id); shift moves the
+// cutoff back, so an hourly rollup goes only once its whole hour is older than the cutoff.
+var purged = []struct {
+	table, where, key string
+	shift             int64
+}{
+	{table: "metrics", where: "received_at < ?"},
+	{table: "heartbeats", where: "received_at < ?"},
+	{table: "faults", where: "received_at < ?"},
+	{table: "reboots", where: "received_at < ?"},
+	{table: "traces", where: "received_at < ?"},
+	{table: "trace_fragments", where: "received_at < ?"},
+	{table: "ota_requests", where: "received_at < ?"},
+	{table: "device_events", where: "at < ?"},
+	{table: "stability_hours", where: "hour <= ?", key: "hour, device_id, version", shift: 3600_000},
+	{table: "stability_reboots", where: "hour <= ?", key: "hour, device_id, version, reason", shift: 3600_000},
+	{table: "alert_deliveries", where: "created_at < ? AND status <> 'pending'"},
 }
 
 // PurgeBefore implements lodestone.RetentionStore. Each batch is its own short transaction (on SQLite it takes
@@ -33,12 +41,16 @@ func (s *Ops) PurgeBefore(ctx context.Context, cutoff time.Time, batch int) (map
 	}
 	out := make(map[string]int64, len(purged))
 	for _, p := range purged {
-		query := s.q(`DELETE FROM ` + p.table + ` WHERE id IN (SELECT id FROM ` + p.table + ` WHERE ` + p.where +
-			` LIMIT ?)`)
+		key := p.key
+		if key == "" {
+			key = "id"
+		}
+		query := s.q(`DELETE FROM ` + p.table + ` WHERE (` + key + `) IN (SELECT ` + key + ` FROM ` + p.table +
+			` WHERE ` + p.where + ` LIMIT ?)`)
 		for {
 			var n int64
 			err := s.tx(ctx, "purge "+p.table, func(tx *sql.Tx) error {
-				res, err := tx.ExecContext(ctx, query, ms(cutoff), batch)
+				res, err := tx.ExecContext(ctx, query, ms(cutoff)-p.shift, batch)
 				if err != nil {
 					return err
 				}

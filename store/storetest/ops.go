@@ -233,3 +233,63 @@ func testRetention(t *testing.T, s lodestone.Store) {
 		t.Fatalf("last run = %+v, %v", last, err)
 	}
 }
+
+// testRetentionFleetHealth: retention also empties what fleet health derives from telemetry (the hourly stability
+// rollups and the device events of timelines), an hour's rollup only once the whole hour is older than the cutoff.
+func testRetentionFleetHealth(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	o := ops(t, s)
+	post := func(sec int, version string, faults int) {
+		b := &lodestone.DeviceBatch{DeviceID: "rh", ReceivedAt: at(sec), Info: info(version, 1)}
+		for range faults {
+			b.Faults = append(b.Faults, lodestone.Fault{FaultType: 1})
+		}
+		write(t, s, b)
+	}
+	post(0, "1.0", 0)
+	post(600, "1.0", 1)
+	post(3*3600, "1.1", 0) // an upgrade: a firmware event in the timeline
+	post(3*3600+600, "1.1", 1)
+	faults := func() int {
+		rep, err := s.Stability(ctx, lodestone.StabilityQuery{From: at(0), To: at(4 * 3600)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, v := range rep.Versions {
+			n += v.Faults
+		}
+		return n
+	}
+	firmwareEvents := func() int {
+		p, err := s.DeviceTimeline(ctx, lodestone.TimelineQuery{DeviceID: "rh", Limit: 100, LogWindow: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range p.Entries {
+			if e.Kind == "firmware" {
+				n++
+			}
+		}
+		return n
+	}
+	if f, fw := faults(), firmwareEvents(); f != 2 || fw != 2 {
+		t.Fatalf("before the purge: %d faults in the rollups, %d firmware events; want 2 and 2", f, fw)
+	}
+	// The cutoff is inside hour 1: hour 0 is wholly older and goes, hour 3 stays.
+	deleted, err := o.PurgeBefore(ctx, at(3600+1800), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deleted["stability_hours"] != 1 || deleted["device_events"] < 1 {
+		t.Fatalf("deleted %v; want hour 0's rollup and the first firmware event", deleted)
+	}
+	if f, fw := faults(), firmwareEvents(); f != 1 || fw != 1 {
+		t.Fatalf("after the purge: %d faults in the rollups, %d firmware events; want 1 and 1", f, fw)
+	}
+	// A cutoff inside an hour keeps that hour's rollup.
+	if deleted, err := o.PurgeBefore(ctx, at(3*3600+1800), 10); err != nil || deleted["stability_hours"] != 0 {
+		t.Fatalf("a purge inside hour 3 deleted %v (%v)", deleted, err)
+	}
+}

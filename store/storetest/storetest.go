@@ -73,6 +73,7 @@ func Run(t *testing.T, open Opener) {
 		{"AlertTransitions", testAlertTransitions},
 		{"AlertScope", testAlertScope},
 		{"Retention", testRetention},
+		{"RetentionFleetHealth", testRetentionFleetHealth},
 		{"Sessions", testSessions},
 		{"DeviceCounts", testDeviceCounts},
 		{"DeviceSearch", testDeviceSearch},
