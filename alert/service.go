@@ -52,10 +52,12 @@ type Service struct {
 	wake    chan struct{}
 	now     func() time.Time
 
-	synced   atomic.Bool // the default rules are in the database
-	mu       sync.Mutex
-	rules    []*lodestone.AlertRule // Watch's copy
-	rulesAt  time.Time
+	synced  atomic.Bool // the default rules are in the database
+	mu      sync.Mutex
+	rules   []*lodestone.AlertRule // Watch's copy
+	rulesAt time.Time
+
+	evalMu   sync.Mutex // Run's loop and callers of Tick may tick at once
 	lastEval time.Time
 }
 
@@ -316,10 +318,12 @@ func (s *Service) Tick(ctx context.Context) error {
 		return err
 	}
 	now := s.now()
+	s.evalMu.Lock()
 	states := now.Sub(s.lastEval) >= s.cfg.Evaluate || now.Before(s.lastEval)
 	if states {
 		s.lastEval = now
 	}
+	s.evalMu.Unlock()
 	return errors.Join(s.evaluate(ctx, states), s.SendDue(ctx))
 }
 
