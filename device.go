@@ -21,6 +21,12 @@ const (
 	StatusOffline     DeviceStatus = "offline"
 )
 
+// LastSeenSlack is how far a device's stored last contact may trail its newest one before a write moves it, on
+// every backend. A device that posts several times a second would otherwise rewrite its row, its last_seen
+// indexes and its stability hour in every transaction; a contact that says something new (other firmware, back
+// from offline) is always written.
+const LastSeenSlack = time.Second
+
 // Device is one device of the fleet, created on its first contact.
 type Device struct {
 	ID              int64 // row id; stable for the life of the device

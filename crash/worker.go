@@ -26,6 +26,10 @@ type Config struct {
 	PollInterval time.Duration // backstop poll when nothing signals new faults; default 5s
 	CacheSize    int           // symbol indexes kept; default 8
 	Lease        time.Duration // how long a round's faults are claimed from other replicas' workers; default 1 min
+	// Gather is the least time between the end of a round and the next one that a Notify starts; default 1 s,
+	// at most PollInterval. Under steady ingest nearly every commit stores a fault, and a round per commit would
+	// add two write transactions (claim, save) to each of ingest's: gathering makes them one per interval.
+	Gather time.Duration
 }
 
 // Symbolicator runs the symbolication workers. Ingest never waits for it: it is told after a commit (Notify) and
@@ -57,6 +61,10 @@ func New(cfg Config, store Store, blobs lodestone.BlobStore, events lodestone.Ev
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 8
 	}
+	if cfg.Gather <= 0 {
+		cfg.Gather = time.Second
+	}
+	cfg.Gather = min(cfg.Gather, cfg.PollInterval)
 	if log == nil {
 		log = slog.Default()
 	}
@@ -92,10 +100,19 @@ func (s *Symbolicator) Run(ctx context.Context) {
 				break
 			}
 		}
+		done := time.Now()
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+			// Let the faults of the next commits gather, so that one round takes them all.
+			if wait := s.cfg.Gather - time.Since(done); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 		case <-t.C:
 		}
 	}

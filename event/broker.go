@@ -31,16 +31,25 @@ type BrokerConfig struct {
 	// FirstID is the id of the first event. The default, the current time in microseconds, makes ids increase
 	// across restarts, so a client resuming with an id from before a restart gets everything since, not nothing.
 	FirstID int64
+	// Linger, when positive, makes the broker tell producers (lodestone.EventDemand) that nobody wants events once
+	// no subscription has existed for that long; the ingest writer then builds none. A subscriber that reconnects
+	// within Linger (an EventSource retries after a few seconds) still resumes without a gap. Zero: events are
+	// always wanted, so the ring always holds the newest ones.
+	Linger time.Duration
 }
 
 // Broker is the in-memory event bus of a single process. Publish never blocks, ids increase by one, and the last
 // RingSize events stay available to subscribers that resume.
 type Broker struct {
-	h   *hub
-	now func() time.Time
+	h      *hub
+	now    func() time.Time
+	linger time.Duration
 }
 
-var _ lodestone.EventBus = (*Broker)(nil)
+var (
+	_ lodestone.EventBus    = (*Broker)(nil)
+	_ lodestone.EventDemand = (*Broker)(nil)
+)
 
 // NewBroker returns an empty broker.
 func NewBroker(cfg BrokerConfig) *Broker {
@@ -56,7 +65,17 @@ func NewBroker(cfg BrokerConfig) *Broker {
 	if cfg.FirstID <= 0 {
 		cfg.FirstID = time.Now().UnixMicro()
 	}
-	return &Broker{h: newHub(cfg.RingSize, cfg.Buffer, cfg.BufferBytes, cfg.FirstID-1), now: time.Now}
+	return &Broker{h: newHub(cfg.RingSize, cfg.Buffer, cfg.BufferBytes, cfg.FirstID-1), now: time.Now,
+		linger: cfg.Linger}
+}
+
+// Wanted implements lodestone.EventDemand: without BrokerConfig.Linger always true, else whether a subscription
+// exists or ended less than Linger ago.
+func (b *Broker) Wanted(context.Context) bool {
+	if b.linger <= 0 {
+		return true
+	}
+	return b.h.subscribedWithin(b.linger, b.now())
 }
 
 // Publish assigns e the next id and hands it to every subscriber. Data must be JSON; an empty Time is set to now.

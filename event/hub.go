@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lodestone-fleet/lodestone"
 )
@@ -18,8 +19,9 @@ type hub struct {
 	floor  int64 // every event with an id above floor is in the ring
 	last   int64 // newest id delivered
 	subs   map[*sub]struct{}
-	buf    int // events a subscriber may have waiting
-	bytes  int // event data a subscriber may have waiting
+	left   time.Time // when a subscription last ended
+	buf    int       // events a subscriber may have waiting
+	bytes  int       // event data a subscriber may have waiting
 	closed bool
 }
 
@@ -62,16 +64,14 @@ func (h *hub) deliverLocked(e lodestone.Event) {
 	size := eventBytes(e)
 	for s := range h.subs {
 		if w := s.waiting.Load(); w > 0 && w+size > int64(h.bytes) {
-			close(s.live)
-			delete(h.subs, s)
+			h.dropLocked(s)
 			continue
 		}
 		select {
 		case s.live <- e:
 			s.waiting.Add(size)
 		default:
-			close(s.live)
-			delete(h.subs, s)
+			h.dropLocked(s)
 		}
 	}
 }
@@ -95,6 +95,20 @@ func (h *hub) skipTo(id int64) bool {
 	h.head, h.n = 0, 0
 	h.floor, h.last = id, id
 	return true
+}
+
+// dropLocked ends a lagging subscription; its reader resumes from the ring.
+func (h *hub) dropLocked(s *sub) {
+	close(s.live)
+	delete(h.subs, s)
+	h.left = time.Now()
+}
+
+// subscribedWithin reports whether a subscription exists or one ended less than d before now.
+func (h *hub) subscribedWithin(d time.Duration, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs) > 0 || (!h.left.IsZero() && now.Sub(h.left) < d)
 }
 
 // subscribers counts the live subscriptions.
@@ -188,7 +202,10 @@ func (h *hub) subscribe(ctx context.Context, afterID int64, replay replayFunc,
 func (h *hub) unsubscribe(s *sub) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.subs, s)
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		h.left = time.Now()
+	}
 }
 
 // close ends every subscription.

@@ -217,10 +217,12 @@ func testSWUpdateInstallsFromLodestone(t *testing.T, pg bool) {
 	if a.Result != "success" || a.Execution != "closed" {
 		t.Fatalf("recorded %+v", a)
 	}
-	dev := e.do("GET", "/devices/swu-ok", root, nil).must(t, 200)
-	if v := dev.body["device"].(map[string]any)["firmware_version"]; v != "x" {
-		t.Fatalf("device record: %s", dev.raw)
-	}
+	// The feedback closes the action, then reports the install to the OTA service, which sets the device's
+	// firmware: a read right after the action closed can come between the two (seen under -race).
+	waitUntil(t, 10*time.Second, "the device's firmware version", func() bool {
+		dev := e.do("GET", "/devices/swu-ok", root, nil).must(t, 200)
+		return dev.body["device"].(map[string]any)["firmware_version"] == "x"
+	})
 
 	// Failure: a campaign whose image cannot be installed (its file goes to a directory that does not exist).
 	// SWUpdate reports closed/failure, which fails the device in the campaign and halts it by its threshold.

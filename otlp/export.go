@@ -38,9 +38,20 @@ type logsService struct {
 // authInterceptor answers a missing or bad token with a proper UNAUTHENTICATED status (detritusd sends a bare HTTP
 // 401, which clients only guess at) and checks x-protocol-version.
 func (s *Server) authInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo,
-	h grpc.UnaryHandler) (any, error) {
+	h grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	md, _ := metadata.FromIncomingContext(ctx)
+	// Under grpc-go's own transport Handler's recovery and X-Request-Id do not apply; this does them. (Through
+	// ServeHTTP the header is already set and this one is added beside it.)
+	if _, viaHTTP := ctx.Value(http.ServerContextKey).(*http.Server); !viaHTTP {
+		grpc.SetHeader(ctx, metadata.Pairs("x-request-id", requestID(first(md, "x-request-id"))))
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("panic in otlp handler", "path", info.FullMethod, "panic", v)
+				resp, err = nil, status.Error(codes.Internal, "internal server error")
+			}
+		}()
+	}
 	var remote string
 	if p, ok := peer.FromContext(ctx); ok {
 		remote = p.Addr.String()
@@ -53,7 +64,7 @@ func (s *Server) authInterceptor(ctx context.Context, req any, info *grpc.UnaryS
 		s.countRequest(endpointOf(info.FullMethod), statusLabel(serr), time.Since(start))
 		return nil, grpcStatus(serr)
 	}
-	resp, err := h(context.WithValue(ctx, tokenKey{}, tok), req)
+	resp, err = h(context.WithValue(ctx, tokenKey{}, tok), req)
 	label := "200"
 	if err != nil {
 		label = "500"

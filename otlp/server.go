@@ -20,6 +20,7 @@ import (
 
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // OpenTelemetry exporters send gzip by default
+	"google.golang.org/grpc/keepalive"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 
@@ -130,7 +131,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.writer = NewWriter(deps.Logs, deps.Events, cfg.Writer, deps.Logger)
 	s.writer.stats = s.metrics
 	s.writer.batches = deps.Batches
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxMessageBytes), grpc.UnaryInterceptor(s.authInterceptor))
+	// These bound grpc-go's own transport (see connSplitter) as netguard bounds net/http's HTTP/2.
+	t := cfg.Timeouts.WithDefaults()
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxMessageBytes), grpc.UnaryInterceptor(s.authInterceptor),
+		grpc.MaxConcurrentStreams(100), grpc.ConnectionTimeout(t.ReadHeader),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: t.Idle, Time: t.Idle, Timeout: t.Write}))
 	collogspb.RegisterLogsServiceServer(s.grpc, &logsService{s: s})
 	s.mux.HandleFunc("POST /v1/logs", s.httpLogs)
 	s.mux.HandleFunc("POST /v1/crashes", s.crashUpload)
@@ -272,9 +277,14 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.cfg.Timeouts.Apply(srv)
+	t := s.cfg.Timeouts.WithDefaults()
 	errc := make(chan error, len(lns))
+	var grpcServing sync.WaitGroup
 	for _, ln := range lns {
-		go func() { errc <- srv.Serve(ln) }()
+		sp := newConnSplitter(ln, t.ReadHeader, t.Idle)
+		go sp.run()
+		go func() { errc <- srv.Serve(sp.http) }()
+		grpcServing.Go(func() { s.grpc.Serve(sp.grpc) })
 	}
 	jobs, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
@@ -293,16 +303,31 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 		serving--
 	}
 	stopJobs()
+	for _, ln := range lns {
+		ln.Close()
+	}
 	timeout := s.cfg.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	grpcStopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(grpcStopped)
+	}()
 	if e := srv.Shutdown(sctx); e != nil && !errors.Is(e, http.ErrServerClosed) {
 		s.log.Warn("otlp: in-flight requests did not finish in time", "err", e)
 		srv.Close() // what is left loses its connection, so that its handler returns
 	}
+	select {
+	case <-grpcStopped:
+	case <-sctx.Done():
+		s.log.Warn("otlp: in-flight gRPC exports did not finish in time")
+		s.grpc.Stop()
+	}
+	grpcServing.Wait()
 	cancelBase()
 	// The janitor may wait for the upload lock, which an upload holds until its handler returns.
 	<-janitorDone

@@ -1,8 +1,9 @@
 // Command storagebench measures the disk a stored metric point takes: it writes one fixed fleet through
 // lodestone's own write path (WriteTelemetry, as ingest does) into a SQLite store and, when a PostgreSQL URL is
 // given, a PostgreSQL store; fills ferrite's schema with the same points the way ferrite stores them; and seals the
-// points older than -seal-age into per-series compressed blocks (store/metricblock) in a copy of each lodestone
-// database, the layout that keeps recent points as rows. It prints bytes per point, tables and indexes included,
+// points older than -seal-age into per-series compressed blocks (store/metricblock) with the stores' own compactor
+// (SealMetrics; on SQLite in a copy of the database, on PostgreSQL in place): the layout that keeps recent points
+// as rows. It prints bytes per point, tables and indexes included,
 // from SQLite's dbstat (through the sqlite3 command, so no driver build option matters) and PostgreSQL's
 // pg_total_relation_size.
 //
@@ -31,8 +32,6 @@ type config struct {
 	span    time.Duration
 	every   time.Duration
 	sealAge time.Duration
-	block   int
-	blockB  int
 	pgURL   string
 	dir     string
 	verbose bool
@@ -44,15 +43,10 @@ func main() {
 	flag.DurationVar(&c.span, "span", 24*time.Hour, "time the fleet reports over")
 	flag.DurationVar(&c.every, "every", time.Minute, "how often each device sends its ten metrics")
 	flag.DurationVar(&c.sealAge, "seal-age", 30*time.Minute, "points older than this (before the newest) are sealed into blocks")
-	flag.IntVar(&c.block, "block", 1000, "at most this many points per block")
-	flag.IntVar(&c.blockB, "block-bytes", 1320, "a block ends before it passes this many bytes (1320: three a SQLite page)")
 	flag.StringVar(&c.pgURL, "postgres", os.Getenv("LODESTONE_TEST_POSTGRES"), "PostgreSQL URL; empty skips PostgreSQL")
 	flag.StringVar(&c.dir, "dir", "", "directory for the databases (default: a temporary one, removed at the end)")
 	flag.BoolVar(&c.verbose, "v", false, "print each table and index")
 	flag.Parse()
-	if c.verbose {
-		timings = func(s string) { fmt.Println("    seal: " + s) }
-	}
 	if err := run(context.Background(), c); err != nil {
 		log.Fatal(err)
 	}
@@ -70,9 +64,8 @@ func run(ctx context.Context, c config) error {
 	batches, points := fleet(c)
 	end := batches[len(batches)-1].ReceivedAt.UnixMilli() + 1
 	cutoff := end - c.sealAge.Milliseconds()
-	fmt.Printf("fleet: %d devices, ten metrics every %s for %s: %d points; blocks of at most %d points and "+
-		"%d bytes, points of the last %s kept as rows\n\n", c.devices, c.every, c.span, points, c.block, c.blockB,
-		c.sealAge)
+	fmt.Printf("fleet: %d devices, ten metrics every %s for %s: %d points; sealed by the stores' own compactors "+
+		"(SealMetrics), points of the last %s kept as rows\n\n", c.devices, c.every, c.span, points, c.sealAge)
 	fmt.Printf("%-44s %14s %10s\n", "layout", "bytes", "B/point")
 	report := func(name string, objs []object) {
 		var total int64
@@ -108,7 +101,7 @@ func run(ctx context.Context, c config) error {
 	}
 	report("SQLite, lodestone rows (VACUUM)", objs)
 	start = time.Now()
-	n, err := sealSQLite(ctx, sealed, cutoff, c.block, c.blockB)
+	n, err := sealStore(ctx, sealed, cutoff)
 	if err != nil {
 		return err
 	}
@@ -116,7 +109,7 @@ func run(ctx context.Context, c config) error {
 	if objs, err = dbstat(sealed, lodestoneTables); err != nil {
 		return err
 	}
-	report("SQLite, blocks + recent rows (as sealed)", objs)
+	report("SQLite, store-sealed blocks + recent rows", objs)
 	if err := sqliteExec(sealed, "VACUUM"); err != nil {
 		return err
 	}
@@ -239,6 +232,21 @@ func fillSQLite(ctx context.Context, path string, batches []*lodestone.DeviceBat
 		return err
 	}
 	return db.Close()
+}
+
+// sealStore seals the points before cutoff with the store's own compactor (sqlite.DB.SealMetrics), as a server
+// does in the background.
+func sealStore(ctx context.Context, path string, cutoff int64) (int, error) {
+	db, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		return 0, err
+	}
+	n, err := db.SealMetrics(ctx, time.UnixMilli(cutoff))
+	if err != nil {
+		db.Close()
+		return n, err
+	}
+	return n, db.Close()
 }
 
 func fillPostgres(ctx context.Context, url string, batches []*lodestone.DeviceBatch) error {

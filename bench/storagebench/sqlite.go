@@ -13,10 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/lodestone-fleet/lodestone"
-	"github.com/lodestone-fleet/lodestone/store/metricblock"
 )
 
 // object is one table or index and the bytes of its pages.
@@ -110,127 +108,6 @@ func fillFerrite(ctx context.Context, path string, batches []*lodestone.DeviceBa
 		}
 	}
 	return nil
-}
-
-// dialect is what differs between the SQLite and PostgreSQL forms of the block table.
-type dialect struct {
-	blocksDDL []string
-	insert    string
-	params    func(q string) string
-}
-
-var sqliteDialect = dialect{
-	blocksDDL: []string{
-		`DROP TRIGGER metrics_rollup_delete`, // sealing moves points, the 1-minute rollups stay as they are
-		`CREATE TABLE metric_blocks (
-			id        INTEGER PRIMARY KEY,
-			device_id INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
-			key_id    INTEGER NOT NULL,
-			first_at  INTEGER NOT NULL,
-			last_at   INTEGER NOT NULL,
-			n         INTEGER NOT NULL,
-			data      BLOB NOT NULL)`,
-		`CREATE INDEX metric_blocks_series ON metric_blocks (key_id, device_id, last_at)`,
-		`CREATE INDEX metric_blocks_device ON metric_blocks (device_id, last_at)`,
-		`CREATE INDEX metric_blocks_time ON metric_blocks (last_at)`,
-	},
-	insert: `INSERT INTO metric_blocks (device_id, key_id, first_at, last_at, n, data) VALUES (?, ?, ?, ?, ?, ?)`,
-	params: func(q string) string { return q },
-}
-
-// timings, when set (-v), receives where a seal spent its time.
-var timings func(string)
-
-// seal moves the points older than cutoff from the metrics table into blocks of at most size points and about
-// maxBytes bytes per series, in one transaction, and returns how many it moved.
-func seal(ctx context.Context, db *sql.DB, d dialect, cutoff int64, size, maxBytes int) (int, error) {
-	type series struct{ key, dev int64 }
-	t0 := time.Now()
-	rows, err := db.QueryContext(ctx, d.params(`SELECT key_id, device_id, id, received_at, ticks, type, value, max,
-		raw FROM metrics WHERE received_at < ? ORDER BY key_id, device_id, received_at, id`), cutoff)
-	if err != nil {
-		return 0, fmt.Errorf("seal: read points: %w", err)
-	}
-	all := map[series][]metricblock.Point{}
-	var order []series
-	for rows.Next() {
-		var s series
-		var p metricblock.Point
-		var value, maxV sql.NullFloat64
-		if err := rows.Scan(&s.key, &s.dev, &p.ID, &p.At, &p.Ticks, &p.Type, &value, &maxV, &p.Raw); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("seal: read point: %w", err)
-		}
-		p.Value, p.Max = nullNaN(value), nullNaN(maxV)
-		if _, ok := all[s]; !ok {
-			order = append(order, s)
-		}
-		all[s] = append(all[s], p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	t1 := time.Now()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	for _, q := range d.blocksDDL {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return 0, fmt.Errorf("seal: %s: %w", q, err)
-		}
-	}
-	ins, err := tx.PrepareContext(ctx, d.params(d.insert))
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, s := range order {
-		pts := all[s]
-		for lo := 0; lo < len(pts); {
-			// A block ends at size points, or before its bytes would pass maxBytes, so that whole blocks share
-			// pages without leaving a page's tail empty (a sample takes at most a few tens of bytes).
-			enc := metricblock.NewEncoder()
-			hi := lo
-			for hi < len(pts) && hi-lo < size && enc.Len()+32 <= maxBytes {
-				if err := enc.Add(&pts[hi]); err != nil {
-					return 0, err
-				}
-				hi++
-			}
-			if _, err := ins.ExecContext(ctx, s.dev, s.key, pts[lo].At, pts[hi-1].At, hi-lo, enc.Bytes()); err != nil {
-				return 0, fmt.Errorf("seal: insert block: %w", err)
-			}
-			n += hi - lo
-			lo = hi
-		}
-	}
-	t2 := time.Now()
-	if _, err := tx.ExecContext(ctx, d.params(`DELETE FROM metrics WHERE received_at < ?`), cutoff); err != nil {
-		return 0, fmt.Errorf("seal: delete sealed rows: %w", err)
-	}
-	t3 := time.Now()
-	if err := tx.Commit(); err != nil {
-		return 0, err
-	}
-	if timings != nil {
-		timings(fmt.Sprintf("read and sort %s, encode and insert blocks %s, delete rows %s, commit %s",
-			t1.Sub(t0).Round(time.Millisecond), t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond),
-			time.Since(t3).Round(time.Millisecond)))
-	}
-	return n, nil
-}
-
-func sealSQLite(ctx context.Context, path string, cutoff int64, size, maxBytes int) (int, error) {
-	db, err := sql.Open("sqlite3", "file:"+path+"?_synchronous=NORMAL")
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	return seal(ctx, db, sqliteDialect, cutoff, size, maxBytes)
 }
 
 func nullNaN(v sql.NullFloat64) float64 {

@@ -297,7 +297,15 @@ func localDoctorDeps(ctx context.Context, cfg Config, findings []doctor.Finding)
 func countRows(ctx context.Context, r *sql.DB) (c lodestone.FleetCounts, err error) {
 	err = r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM faults), (SELECT count(*) FROM metrics),
 		(SELECT count(*) FROM reboots)`).Scan(&c.Faults, &c.Metrics, &c.Reboots)
-	return c, err
+	if err != nil {
+		return c, err
+	}
+	// Sealed metric points (migration 00170; an older database has no such table).
+	var sealed int64
+	if r.QueryRowContext(ctx, `SELECT coalesce(sum(n), 0) FROM metric_blocks`).Scan(&sealed) == nil {
+		c.Metrics += sealed
+	}
+	return c, nil
 }
 
 // failingBlobs is a blob store that could not be opened: every call reports why, so the check names it.

@@ -29,7 +29,8 @@ func replicaServices(ctx context.Context, db *openedStore, cfg Config, log *slog
 		offlineAfter = cfg.OfflineAfter
 	}
 	if db.pg == nil {
-		bus := event.NewBroker(event.BrokerConfig{})
+		// Events nobody has subscribed to for a minute are not built (see BrokerConfig.Linger).
+		bus := event.NewBroker(event.BrokerConfig{Linger: time.Minute})
 		return bus, leader.NewSingle(log), []leader.Job{offlineJob(db, offlineAfter, cfg.JobsInterval, bus, log)}, nil
 	}
 	bus, err := event.OpenPG(ctx, db.pg.Pool(), event.PGConfig{Logger: log})

@@ -72,13 +72,13 @@ type openedStore struct {
 func openStore(ctx context.Context, spec dbSpec, sqliteSync string) (*openedStore, error) {
 	switch spec.dialect {
 	case schema.Postgres:
-		db, err := postgres.Open(ctx, spec.target, postgres.Options{MaxConns: pgConns})
+		db, err := postgres.Open(ctx, spec.target, postgres.Options{MaxConns: pgConns, SealAfter: postgres.DefaultSealAfter})
 		if err != nil {
 			return nil, err
 		}
 		return &openedStore{Store: db, spec: spec, pg: db}, nil
 	default:
-		db, err := sqlite.Open(ctx, spec.target, sqlite.Options{Synchronous: sqliteSync})
+		db, err := sqlite.Open(ctx, spec.target, sqlite.Options{Synchronous: sqliteSync, SealAfter: sqlite.DefaultSealAfter})
 		if err != nil {
 			return nil, err
 		}

@@ -14,10 +14,10 @@ import (
 	"github.com/lodestone-fleet/lodestone/store/sqlite"
 )
 
-// version changes when Fill writes something different for the same Config.
-const version = 1
+// version changes when Fill writes something different for the same Config. 2: points sealed (CachedSQLite).
+const version = 2
 
-// CachedSQLite returns the path of a SQLite database filled with c, under os.UserCacheDir()/lodestone-bench. The
+// CachedSQLite returns the path of a SQLite database filled with c and sealed up to its last 30 minutes, under os.UserCacheDir()/lodestone-bench. The
 // file is named by a hash of the SQLite migrations, c and the fill's version, so a schema change makes a new one;
 // the first call fills it (minutes), later ones return at once. Open it read-only, or accept that it changes.
 func CachedSQLite(ctx context.Context, c Config, progress func(points int)) (string, error) {
@@ -38,6 +38,11 @@ func CachedSQLite(ctx context.Context, c Config, progress func(points int)) (str
 		return "", fmt.Errorf("fleetfill: open %s: %w", tmp, err)
 	}
 	err = Fill(ctx, db, c, progress)
+	if err == nil {
+		// A server's compactor keeps only the last 15 to 30 minutes as rows (sqlite.DefaultSealAfter); the
+		// benchmarks read the fleet as a server holds it.
+		_, err = db.SealMetrics(ctx, c.withDefaults().End.Add(-2*sqlite.DefaultSealAfter))
+	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}

@@ -97,7 +97,11 @@ func Count(block []byte) (int, error) {
 }
 
 // Decode returns the samples of a block, in the order they were encoded.
-func Decode(block []byte) ([]Point, error) {
+func Decode(block []byte) ([]Point, error) { return DecodeBefore(block, math.MaxInt64) }
+
+// DecodeBefore returns the samples of a block, in the order they were encoded, up to the first at or after
+// time to: a store encodes samples by time, so a read of a range stops decoding where the range ends.
+func DecodeBefore(block []byte, to int64) ([]Point, error) {
 	n, err := Count(block)
 	if err != nil {
 		return nil, err
@@ -106,11 +110,18 @@ func Decode(block []byte) ([]Point, error) {
 		return nil, errShort
 	}
 	d := decoder{r: bitReader{b: block, pos: 40}}
-	out := make([]Point, n)
-	for i := range out {
-		if err := d.next(&out[i]); err != nil {
+	// A range often needs only a block's first points (a series' start inside a block): grow as they are read
+	// rather than allocate the whole count up front.
+	out := make([]Point, 0, min(n, 64))
+	for i := range n {
+		var p Point
+		if err := d.next(&p); err != nil {
 			return nil, fmt.Errorf("metricblock: sample %d of %d: %w", i, n, err)
 		}
+		if p.At >= to {
+			break
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -188,3 +188,31 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*240), "ns/point")
 	b.ReportMetric(float64(len(blk))/240, "B/point")
 }
+
+// TestDecodeBefore: decoding stops at the first sample at or after the time given.
+func TestDecodeBefore(t *testing.T) {
+	pts := gauges()
+	b, err := Encode(pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := pts[len(pts)/3].At
+	got, err := DecodeBefore(b, cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, p := range pts {
+		if p.At < cut {
+			want++
+		}
+	}
+	if len(got) != want || (len(got) > 0 && got[len(got)-1].At >= cut) {
+		t.Fatalf("decoded %d samples before %d, want %d", len(got), cut, want)
+	}
+	for i := range got {
+		if !same(&got[i], &pts[i]) {
+			t.Fatalf("sample %d: %+v, want %+v", i, got[i], pts[i])
+		}
+	}
+}

@@ -88,7 +88,7 @@ func (s *Ops) FleetCounts(ctx context.Context) (lodestone.FleetCounts, error) {
 	err := s.r.QueryRowContext(ctx, `SELECT
 		(SELECT count(*) FROM devices),
 		(SELECT count(*) FROM devices WHERE status = 'online'),
-		`+count("faults")+`, `+count("metrics")+`, `+count("reboots")+`,
+		`+count("faults")+`, `+count("metrics")+` + (SELECT coalesce(sum(n), 0) FROM metric_blocks), `+count("reboots")+`,
 		(SELECT count(*) FROM device_groups)`).
 		Scan(&c.Devices, &c.DevicesOnline, &c.Faults, &c.Metrics, &c.Reboots, &c.Groups)
 	if err != nil {

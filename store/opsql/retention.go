@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/metricblock"
 )
 
 // purged are the tables retention empties by age: all device telemetry (ferrite purges metrics, faults and
@@ -66,7 +68,103 @@ func (s *Ops) PurgeBefore(ctx context.Context, cutoff time.Time, batch int) (map
 			}
 		}
 	}
-	return out, nil
+	n, err := s.purgeBlocks(ctx, ms(cutoff), batch)
+	out["metrics"] += n
+	return out, err
+}
+
+// blockMaxSpan bounds the time a sealed block covers (store/sqlite's sealMaxSpan).
+const blockMaxSpan = 12 * 3600_000
+
+// purgeBlocks purges the sealed metric points (migration 00170) before cutoff and returns how many went: whole
+// blocks by their last time, in batches, and the blocks that straddle the cutoff rewritten without their older
+// points. On SQLite it then drops the 1-minute rollups of whole minutes before the cutoff, whose sealed points no
+// delete trigger counted down.
+func (s *Ops) purgeBlocks(ctx context.Context, cutoff int64, batch int) (int64, error) {
+	var total int64
+	del := s.q(`DELETE FROM metric_blocks WHERE id IN (SELECT id FROM metric_blocks WHERE t_max < ? LIMIT ?)
+		RETURNING n`)
+	for {
+		var blocks int
+		err := s.tx(ctx, "purge metric_blocks", func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, del, cutoff, batch)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var n int64
+				if err := rows.Scan(&n); err != nil {
+					return err
+				}
+				total += n
+				blocks++
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return total, err
+		}
+		if blocks < batch {
+			break
+		}
+	}
+	err := s.tx(ctx, "trim metric_blocks", func(tx *sql.Tx) error {
+		type block struct {
+			id, dev, key int64
+			data         []byte
+		}
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT id, device_id, key_id, data FROM metric_blocks
+			WHERE t_max >= ? AND t_max < ? AND t_min < ?`), cutoff, cutoff+blockMaxSpan, cutoff)
+		if err != nil {
+			return err
+		}
+		var trim []block
+		for rows.Next() {
+			var b block
+			if err := rows.Scan(&b.id, &b.dev, &b.key, &b.data); err != nil {
+				rows.Close()
+				return err
+			}
+			trim = append(trim, b)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, b := range trim {
+			pts, err := metricblock.Decode(b.data)
+			if err != nil {
+				return fmt.Errorf("block %d: %w", b.id, err)
+			}
+			keep := slices.DeleteFunc(slices.Clone(pts), func(p metricblock.Point) bool { return p.At < cutoff })
+			total += int64(len(pts) - len(keep))
+			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM metric_blocks WHERE id = ?`), b.id); err != nil {
+				return err
+			}
+			if len(keep) == 0 {
+				continue
+			}
+			data, err := metricblock.Encode(keep)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO metric_blocks (device_id, key_id, t_min, t_max, n, data)
+				VALUES (?, ?, ?, ?, ?, ?)`), b.dev, b.key, keep[0].At, keep[len(keep)-1].At, len(keep), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || s.postgres {
+		return total, err
+	}
+	return total, s.tx(ctx, "purge metric_rollups", func(tx *sql.Tx) error {
+		// Per key, so each delete is a range of the (key_id, bucket) key.
+		_, err := tx.ExecContext(ctx, `DELETE FROM metric_rollups WHERE key_id IN (SELECT id FROM metric_keys)
+			AND bucket <= ?`, cutoff-60_000)
+		return err
+	})
 }
 
 const lastRunKey = "retention.last_run"

@@ -74,12 +74,23 @@ func (s *Store) forShare() string {
 	return ""
 }
 
-// tx runs fn in one write transaction.
+// tx runs fn in one write transaction, again when PostgreSQL aborted it for a deadlock or a serialization
+// failure: fn must only set what it returns, never add to it.
 func (s *Store) tx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
 	if s.lock != nil {
 		s.lock.Lock()
 		defer s.lock.Unlock()
 	}
+	var err error
+	for attempt := 1; attempt <= schema.Attempts; attempt++ {
+		if err = s.tx1(ctx, what, fn); !schema.Retryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return err
+}
+
+func (s *Store) tx1(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %s: begin: %w", s.name, what, err)

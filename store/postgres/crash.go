@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,12 +58,19 @@ func (db *DB) SaveSymbolications(ctx context.Context, results []lodestone.Symbol
 	[]lodestone.CrashRegression, error) {
 	var regs []lodestone.CrashRegression
 	var regGroups []int64
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	// Faults are locked in id order, as DeleteDevice locks a device's: two transactions that lock several of
+	// them in different orders deadlock.
+	order := make([]int, len(results))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(results[a].FaultID, results[b].FaultID) })
+	err := db.inTx(ctx, "save symbolications", func(tx pgx.Tx) error {
 		regs, regGroups = regs[:0], regGroups[:0]
-		for i := range results {
+		for _, i := range order {
 			reg, gid, err := saveSymbolication(ctx, tx, &results[i])
 			if err != nil {
-				return fmt.Errorf("postgres: save symbolication of fault %d: %w", results[i].FaultID, err)
+				return fmt.Errorf("fault %d: %w", results[i].FaultID, err)
 			}
 			if reg != nil {
 				regs, regGroups = append(regs, *reg), append(regGroups, gid)

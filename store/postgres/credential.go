@@ -20,6 +20,13 @@ func isUnique(err error) bool {
 	return errors.As(err, &e) && e.Code == "23505"
 }
 
+// isForeignKey reports a foreign_key_violation: a row named by its key was deleted by a transaction that
+// committed after this one read it.
+func isForeignKey(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == "23503"
+}
+
 const userColumns = `id, name, role, password_hash, created_at, updated_at, disabled_at`
 
 func scanUser(row pgx.Row) (*lodestone.User, error) {

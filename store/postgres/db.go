@@ -6,14 +6,12 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -34,6 +32,9 @@ type Options struct {
 	MaxConns int32
 	// NoMigrate opens without migrating, for `lodestone migrate status` on a database that must not change.
 	NoMigrate bool
+	// SealAfter, when positive, runs the compactor: every minute it seals metric points older than this into
+	// compressed blocks (blocks.go; DefaultSealAfter is what the server uses). 0 leaves points as rows.
+	SealAfter time.Duration
 }
 
 // DB is a PostgreSQL-backed lodestone.Store.
@@ -54,6 +55,9 @@ type DB struct {
 	sources *lru.Cache[string, int64] // log sources (project, device) -> id, same rules as keys
 
 	sqldb *sql.DB // database/sql over the pool, for otasql
+
+	stopSeal chan struct{} // the compactor (Options.SealAfter)
+	sealDone chan struct{}
 }
 
 // KeyCacheSize bounds the metric key and log source id caches; past it, the least recently used id is looked up
@@ -92,6 +96,10 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 			pool.Close()
 			return nil, err
 		}
+	}
+	if opts.SealAfter > 0 {
+		db.stopSeal, db.sealDone = make(chan struct{}), make(chan struct{})
+		go db.sealer(opts.SealAfter, db.stopSeal, db.sealDone)
 	}
 	return db, nil
 }
@@ -140,6 +148,11 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
 // Close closes the pool after in-flight queries finish.
 func (db *DB) Close() error {
+	if db.stopSeal != nil {
+		close(db.stopSeal)
+		<-db.sealDone
+		db.stopSeal = nil
+	}
 	db.sqldb.Close()
 	db.pool.Close()
 	return nil
@@ -154,12 +167,8 @@ func redact(url string) string {
 	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 }
 
-// retryable reports whether a transaction failed only because it raced another replica's transaction, so running it
-// again can succeed: a deadlock or a serialization failure.
-func retryable(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
-}
+// retryable is schema.Retryable, the rule every store shares.
+var retryable = schema.Retryable
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 

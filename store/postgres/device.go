@@ -114,10 +114,13 @@ func (db *DB) MarkOffline(ctx context.Context, cutoff time.Time) (int, error) {
 }
 
 // MarkOfflineDevices implements lodestone.OfflineMarker. Only the replica that leads the sweep calls it, and the
-// UPDATE is atomic, so each device's change is reported once.
+// UPDATE is atomic, so each device's change is reported once. A device whose row another transaction holds is
+// left for the next sweep: it is being written (most likely coming back online) or edited, and waiting for it
+// while holding the rows already marked deadlocks with a writer that locks them in another order.
 func (db *DB) MarkOfflineDevices(ctx context.Context, cutoff time.Time) ([]string, error) {
-	rows, err := db.pool.Query(ctx, `UPDATE devices SET status = 'offline' WHERE status = 'online' AND last_seen < $1
-		RETURNING device_id`, ms(cutoff))
+	rows, err := db.pool.Query(ctx, `UPDATE devices d SET status = 'offline'
+		FROM (SELECT id FROM devices WHERE status = 'online' AND last_seen < $1 FOR UPDATE SKIP LOCKED) stale
+		WHERE d.id = stale.id RETURNING d.device_id`, ms(cutoff))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: mark devices offline: %w", err)
 	}

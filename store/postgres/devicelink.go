@@ -15,6 +15,7 @@ const placeholderSQL = `SELECT id FROM devices d WHERE device_key = $1 AND devic
 	AND firmware_version = '' AND build_id = 0
 	AND NOT EXISTS (SELECT 1 FROM heartbeats WHERE device_id = d.id)
 	AND NOT EXISTS (SELECT 1 FROM metrics WHERE device_id = d.id)
+	AND NOT EXISTS (SELECT 1 FROM metric_blocks WHERE device_id = d.id)
 	AND NOT EXISTS (SELECT 1 FROM faults WHERE device_id = d.id)
 	AND NOT EXISTS (SELECT 1 FROM reboots WHERE device_id = d.id)
 	FOR UPDATE`

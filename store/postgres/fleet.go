@@ -14,9 +14,16 @@ import (
 
 var _ lodestone.DeviceRegistry = (*DB)(nil)
 
-// inTx runs fn in one transaction; coded errors pass through unwrapped.
+// inTx runs fn in one transaction; coded errors pass through unwrapped. A transaction that PostgreSQL aborted
+// for a deadlock or a serialization failure is run again, up to maxAttempts times in all: fn must only set what
+// it returns, never add to it.
 func (db *DB) inTx(ctx context.Context, what string, fn func(tx pgx.Tx) error) error {
-	err := pgx.BeginFunc(ctx, db.pool, fn)
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		if err = pgx.BeginFunc(ctx, db.pool, fn); !retryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil && lodestone.ErrorCode(err) == lodestone.EINTERNAL {
 		return fmt.Errorf("postgres: %s: %w", what, err)
 	}
@@ -149,13 +156,25 @@ func (db *DB) UpdateDevice(ctx context.Context, deviceID string, u lodestone.Dev
 func (db *DB) DeleteDevice(ctx context.Context, deviceID string) error {
 	return db.audited(ctx, "delete device", "device.delete", lodestone.AuditDevice, deviceID, func(tx pgx.Tx) (string, error) {
 		var dev int64
-		err := tx.QueryRow(ctx, `DELETE FROM devices WHERE device_id = $1 RETURNING id`, deviceID).Scan(&dev)
+		err := tx.QueryRow(ctx, `SELECT id FROM devices WHERE device_id = $1`, deviceID).Scan(&dev)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return "", lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
 		} else if err != nil {
 			return "", err
 		}
-		for _, q := range []string{`DELETE FROM metrics WHERE device_id = $1`,
+		// The faults first, in id order, then the device: symbolication locks faults in id order, each followed
+		// by (through its foreign key) its device. Taking them the other way round (the cascade would) deadlocks
+		// with it.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM faults WHERE device_id = $1 ORDER BY id FOR UPDATE`,
+			dev); err != nil {
+			return "", fmt.Errorf("lock faults: %w", err)
+		}
+		if tag, err := tx.Exec(ctx, `DELETE FROM devices WHERE id = $1`, dev); err != nil {
+			return "", err
+		} else if tag.RowsAffected() == 0 {
+			return "", lodestone.Errorf(lodestone.ENOTFOUND, "device not found")
+		}
+		for _, q := range []string{`DELETE FROM metrics WHERE device_id = $1`, `DELETE FROM metric_blocks WHERE device_id = $1`,
 			`DELETE FROM heartbeats WHERE device_id = $1`} {
 			if _, err := tx.Exec(ctx, q, dev); err != nil {
 				return "", fmt.Errorf("%s: %w", q, err)

@@ -116,6 +116,8 @@ func (db *DB) AddGroupDevice(ctx context.Context, groupID int64, deviceID string
 			ms(at), groupID, deviceID)
 		if isUnique(err) {
 			return "", lodestone.ErrAlreadyInGroup
+		} else if isForeignKey(err) { // the device or the group was deleted meanwhile
+			return "", lodestone.ErrGroupOrDevice
 		} else if err != nil {
 			return "", fmt.Errorf("postgres: add device %q to group %d: %w", deviceID, groupID, err)
 		}

@@ -22,7 +22,8 @@ func (c countsTail) Scan(dest ...any) error { return c.row.Scan(append(dest, c.f
 // summaryCounts are correlated counts; each uses the (device_id, received_at) index of its table.
 const summaryCounts = `,
 	(SELECT count(*) FROM faults WHERE faults.device_id = devices.id),
-	(SELECT count(*) FROM metrics WHERE metrics.device_id = devices.id),
+	(SELECT count(*) FROM metrics WHERE metrics.device_id = devices.id) +
+	(SELECT coalesce(sum(n), 0) FROM metric_blocks WHERE metric_blocks.device_id = devices.id),
 	(SELECT count(*) FROM reboots WHERE reboots.device_id = devices.id)`
 
 // DeviceSummaries implements lodestone.DeviceReporter; one statement, so the counts agree with each other.

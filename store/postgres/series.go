@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -41,27 +43,38 @@ func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lod
 		return nil, fmt.Errorf("postgres: series %q: %w", q.Key, err)
 	}
 	defer res.Close()
+	// Partial buckets by device row (0 for the fleet) and bucket start: the rows' and the sealed points'.
+	parts := map[[2]int64]*partial{}
+	for res.Next() {
+		var k [2]int64
+		var v partial
+		if err := res.Scan(&k[0], &k[1], &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID,
+			&v.last); err != nil {
+			return nil, fmt.Errorf("postgres: series %q: scan: %w", q.Key, err)
+		}
+		parts[k] = &v
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: series %q: %w", q.Key, err)
+	}
+	if err := db.seriesBlocks(ctx, q, key, rows, parts); err != nil {
+		return nil, err
+	}
 	byRow := make(map[int64]*lodestone.Series, len(out))
 	for i, r := range rows {
 		byRow[r] = out[i]
 	}
-	for res.Next() {
-		var d, start int64
-		var b lodestone.SeriesBucket
-		var mn, mx, av, last *float64
-		if err := res.Scan(&d, &start, &b.Count, &mn, &mx, &av, &last); err != nil {
-			return nil, fmt.Errorf("postgres: series %q: scan: %w", q.Key, err)
-		}
-		b.Start, b.Min, b.Max, b.Avg, b.Last = fromMS(start), nullToNaN(mn), nullToNaN(mx), nullToNaN(av),
-			nullToNaN(last)
+	keys := make([][2]int64, 0, len(parts))
+	for k := range parts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [2]int64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+	for _, k := range keys {
 		s := out[0]
 		if !q.Fleet {
-			s = byRow[d]
+			s = byRow[k[0]]
 		}
-		s.Buckets = append(s.Buckets, b)
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: series %q: %w", q.Key, err)
+		s.Buckets = append(s.Buckets, parts[k].bucket(k[1]))
 	}
 	return out, nil
 }
@@ -96,14 +109,16 @@ func seriesQuery(q lodestone.SeriesQuery, key int64, rows []int64) (string, args
 		innerScope += " AND device_id = ANY(" + a.add(rows) + ")"
 		lastScope += " AND l.device_id = x.dev"
 	}
-	stmt := `SELECT x.dev, x.b, x.n, x.mn, x.mx, x.av,
-		(SELECT ` + fmt.Sprintf(seriesValue, "l.") + ` FROM metrics l
-		  WHERE ` + lastScope + ` AND l.received_at = x.la ORDER BY l.id DESC LIMIT 1)
+	v := fmt.Sprintf(seriesValue, "")
+	// The last sample of a bucket is the one with the highest row id at the bucket's latest time.
+	stmt := `SELECT x.dev, x.b, x.n, x.nv, x.total, x.mn, x.mx, x.la, l.id, l.v
 		FROM (SELECT ` + dev + ` AS dev, ` + pOrigin + ` + (received_at - ` + pOrigin + `) / ` + pStep + ` * ` + pStep +
-		` AS b, count(*) AS n, min(value) AS mn, max(CASE WHEN type = 2 THEN max ELSE value END) AS mx,
-			avg(` + fmt.Sprintf(seriesValue, "") + `) AS av, max(received_at) AS la
+		` AS b, count(*) AS n, count(` + v + `) AS nv, sum(` + v + `) AS total, min(value) AS mn,
+			max(CASE WHEN type = 2 THEN max ELSE value END) AS mx, max(received_at) AS la
 		  FROM metrics WHERE ` + innerScope + ` AND received_at >= ` + a.add(from) + ` AND received_at < ` + a.add(to) + `
 		  GROUP BY ` + group + `) x
+		CROSS JOIN LATERAL (SELECT l.id, ` + fmt.Sprintf(seriesValue, "l.") + ` AS v FROM metrics l
+		  WHERE ` + lastScope + ` AND l.received_at = x.la ORDER BY l.id DESC LIMIT 1) l
 		ORDER BY x.dev, x.b`
 	return stmt, a
 }

@@ -16,6 +16,12 @@ import (
 // that does not exist gives no rows.
 func (db *DB) query(ctx context.Context, cols, t, joins string, f lodestone.TelemetryFilter,
 	extra func(a *args) string) (pgx.Rows, error) {
+	return db.queryPage(ctx, cols, t, joins, f, lodestone.ClampLimit(f.Limit), max(f.Offset, 0), extra)
+}
+
+// queryPage is query with the page's limit and offset given.
+func (db *DB) queryPage(ctx context.Context, cols, t, joins string, f lodestone.TelemetryFilter, limit, offset int,
+	extra func(a *args) string) (pgx.Rows, error) {
 	var a args
 	var conds []string
 	if f.DeviceID != "" {
@@ -38,8 +44,7 @@ func (db *DB) query(ctx context.Context, cols, t, joins string, f lodestone.Tele
 		conds = append(conds, extra(&a))
 	}
 	q := `SELECT ` + cols + ` FROM ` + t + ` x JOIN devices d ON d.id = x.device_id` + joins + where(conds) +
-		` ORDER BY x.received_at DESC, x.id DESC LIMIT ` + a.add(lodestone.ClampLimit(f.Limit)) +
-		` OFFSET ` + a.add(max(f.Offset, 0))
+		` ORDER BY x.received_at DESC, x.id DESC LIMIT ` + a.add(limit) + ` OFFSET ` + a.add(offset)
 	rows, err := db.pool.Query(ctx, q, a...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: query %s: %w", t, err)
@@ -56,8 +61,19 @@ func (db *DB) FindFaults(ctx context.Context, f lodestone.TelemetryFilter) ([]*l
 	return collect(rows, "fault", func(rows pgx.Rows) (*lodestone.Fault, error) { return scanFault(rows) })
 }
 
-// FindMetrics implements lodestone.TelemetryService.
+// FindMetrics implements lodestone.TelemetryService: the newest rows of the page's reach, merged with the sealed
+// points that belong among them (findSealed).
 func (db *DB) FindMetrics(ctx context.Context, f lodestone.MetricFilter) ([]*lodestone.Metric, error) {
+	limit, offset := lodestone.ClampLimit(f.Limit), max(f.Offset, 0)
+	rows, err := db.findMetricRows(ctx, f, limit+offset)
+	if err != nil {
+		return nil, err
+	}
+	return db.findSealed(ctx, f, rows, limit, offset)
+}
+
+// findMetricRows reads the newest n metric rows that f selects.
+func (db *DB) findMetricRows(ctx context.Context, f lodestone.MetricFilter, n int) ([]*lodestone.Metric, error) {
 	cols := `x.id, x.device_id, d.device_id, k.name, x.type, x.value, x.max, x.raw, x.ticks, x.received_at`
 	var extra func(*args) string
 	if f.Key != "" {
@@ -65,7 +81,8 @@ func (db *DB) FindMetrics(ctx context.Context, f lodestone.MetricFilter) ([]*lod
 			return "x.key_id = (SELECT id FROM metric_keys WHERE name = " + a.add(f.Key) + ")"
 		}
 	}
-	rows, err := db.query(ctx, cols, "metrics", " JOIN metric_keys k ON k.id = x.key_id", f.TelemetryFilter, extra)
+	rows, err := db.queryPage(ctx, cols, "metrics", " JOIN metric_keys k ON k.id = x.key_id", f.TelemetryFilter,
+		n, 0, extra)
 	if err != nil {
 		return nil, err
 	}

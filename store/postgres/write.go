@@ -8,17 +8,19 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/schema"
 )
 
 // maxAttempts bounds how often a write transaction that lost a race with another replica (a deadlock, a
 // serialization failure, or a device deleted between its lookup and the write) is run again before the error goes
 // to the caller.
-const maxAttempts = 4
+const maxAttempts = schema.Attempts
 
 // WriteTelemetry implements lodestone.TelemetryWriter: every batch in one transaction. Devices are looked up
 // first; when every device and metric key is known (the steady state), the transaction is a single pipelined
@@ -292,10 +294,9 @@ func upsertDevicesAndKeys(ctx context.Context, tx pgx.Tx, rows []*deviceRow, nam
 	return keys, nil
 }
 
-// lastSeenSlack is how far a device's stored last contact may trail the newest one before a write moves it. A
-// device that posts several times a second would otherwise rewrite (and lock) its row in every transaction, and
-// replicas writing for the same devices would queue on those row locks.
-const lastSeenSlack = 1000 // ms
+// lastSeenSlack is lodestone.LastSeenSlack in stored units. Here it also spares row locks: replicas writing for
+// the same devices would queue on them.
+const lastSeenSlack = int64(lodestone.LastSeenSlack / time.Millisecond)
 
 // lookupDevices reads the rows of the devices without locking them, outside any transaction. Every device that
 // is online, says nothing new about its firmware and was last seen within lastSeenSlack gets its row id in devs

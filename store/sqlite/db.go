@@ -37,6 +37,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Readers is the size of the read pool; 0 means one per CPU, at least 4.
 	Readers int
+	// SealAfter, when positive, runs the compactor: every minute it seals metric points older than this into
+	// compressed blocks (blocks.go; DefaultSealAfter is what the server uses). 0 leaves points as rows.
+	SealAfter time.Duration
 }
 
 // DB is a SQLite-backed lodestone.Store.
@@ -46,8 +49,9 @@ type DB struct {
 	*auditsql.Log // the audit log, written through w under wmu (and by every audited write in its transaction)
 
 	path string
-	w    *sql.DB // exactly one connection: SQLite allows one writer, and one connection means no lock waits
-	r    *sql.DB // read pool; WAL lets readers run beside the writer
+	w    *sql.DB    // exactly one connection: SQLite allows one writer, and one connection means no lock waits
+	r    *sql.DB    // read pool; WAL lets readers run beside the writer
+	rq   *readStmts // the read pool's cached statements (series reads)
 
 	// wmu serialises write transactions and guards the writer-owned state below.
 	wmu   sync.Mutex
@@ -61,6 +65,9 @@ type DB struct {
 	ckpt     *sql.DB // one connection that copies the WAL back into the database file
 	stopCkpt chan struct{}
 	ckptDone chan struct{}
+
+	stopSeal chan struct{} // the compactor (Options.SealAfter), stopped before Close takes wmu
+	sealDone chan struct{}
 }
 
 // KeyCacheSize bounds the metric key and log source id caches. Both are keyed by client-supplied names (metric
@@ -158,6 +165,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	db.r = r
+	db.rq = &readStmts{db: r}
 	db.Store = otasql.NewSQLite(w, r, &db.wmu)
 	db.Ops = opsql.NewSQLite(w, r, &db.wmu)
 	db.Log = auditsql.NewSQLite(w, r, &db.wmu)
@@ -172,6 +180,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if db.stmts, err = prepareWriteStmts(ctx, w); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if opts.SealAfter > 0 {
+		db.stopSeal, db.sealDone = make(chan struct{}), make(chan struct{})
+		go db.sealer(opts.SealAfter, db.stopSeal, db.sealDone)
 	}
 	return db, nil
 }
@@ -239,6 +251,11 @@ func (db *DB) Path() string { return db.path }
 
 // Close closes the statement cache and both pools. It waits for a running write transaction to finish.
 func (db *DB) Close() error {
+	if db.stopSeal != nil {
+		close(db.stopSeal)
+		<-db.sealDone
+		db.stopSeal = nil
+	}
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
 	var first error
@@ -255,6 +272,9 @@ func (db *DB) Close() error {
 	if db.stmts != nil {
 		db.stmts.close()
 		db.stmts = nil
+	}
+	if db.rq != nil {
+		db.rq.close()
 	}
 	if db.r != nil {
 		if err := db.r.Close(); err != nil {

@@ -42,7 +42,7 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: %s is at schema version %d, this lodestone reads version %d; start the "+
 			"server or run 'lodestone migrate up' once", path, st.Current, st.Latest)
 	}
-	db := &DB{path: path, r: r, keys: lru.New[string, int64](KeyCacheSize), now: time.Now,
+	db := &DB{path: path, r: r, rq: &readStmts{db: r}, keys: lru.New[string, int64](KeyCacheSize), now: time.Now,
 		log: slog.Default()}
 	db.Store = otasql.NewSQLite(nil, r, &db.wmu)
 	db.Ops = opsql.NewSQLite(nil, r, &db.wmu) // counts and alert history read; a write would fail on the nil writer

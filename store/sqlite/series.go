@@ -26,7 +26,8 @@ const rollupMS = int64(lodestone.FleetStep / time.Millisecond)
 type partial struct {
 	n, nv         int64
 	total, mn, mx sql.NullFloat64
-	lastAt        int64 // the time of the last sample: partials of a bucket cover disjoint times
+	lastAt        int64 // the time and row id of the last sample
+	lastID        int64
 	last          sql.NullFloat64
 }
 
@@ -45,8 +46,8 @@ func (p *partial) merge(o *partial) {
 	if o.mx.Valid && (!p.mx.Valid || o.mx.Float64 > p.mx.Float64) {
 		p.mx = o.mx
 	}
-	if o.lastAt > p.lastAt {
-		p.lastAt, p.last = o.lastAt, o.last
+	if o.lastAt > p.lastAt || (o.lastAt == p.lastAt && o.lastID > p.lastID) {
+		p.lastAt, p.lastID, p.last = o.lastAt, o.lastID, o.last
 	}
 }
 
@@ -71,7 +72,8 @@ type seriesPlan struct {
 func (p *seriesPlan) bucketOf(t int64) int64 { return p.origin + (t-p.origin)/p.step*p.step }
 
 // MetricSeries implements lodestone.SeriesReader. Device series, and fleet series of a group or tag, are one
-// GROUP BY over the metrics_series_device index (for a group or tag, one probe per member). A fleet series (its
+// GROUP BY over the rows of metrics_device_time (for a group or tag, one probe per member), which hold only the
+// points younger than the sealing horizon, plus the sealed blocks. A fleet series (its
 // step is whole minutes) adds up the 1-minute rollups (metric_rollups) and reads samples, by time, only for the
 // partial minutes at its ends and for rollups that a delete made stale, which it then recomputes.
 func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lodestone.Series, error) {
@@ -156,7 +158,7 @@ func fillSeries(out []*lodestone.Series, p *seriesPlan, parts map[int64]map[int6
 // seriesRaw aggregates the samples of [from, to) into partial buckets per device (or for the fleet).
 func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add func(dev, b int64, v *partial)) error {
 	stmt, args := seriesRawQuery(p, from, to)
-	res, err := db.r.QueryContext(ctx, stmt, args...)
+	res, err := db.rq.QueryContext(ctx, stmt, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: series %q: %w", p.q.Key, err)
 	}
@@ -164,7 +166,7 @@ func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add 
 	for res.Next() {
 		var d, b int64
 		var v partial
-		if err := res.Scan(&d, &b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.last); err != nil {
+		if err := res.Scan(&d, &b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID, &v.last); err != nil {
 			return fmt.Errorf("sqlite: series %q: scan: %w", p.q.Key, err)
 		}
 		add(d, b, &v)
@@ -172,7 +174,7 @@ func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add 
 	if err := res.Err(); err != nil {
 		return fmt.Errorf("sqlite: series %q: %w", p.q.Key, err)
 	}
-	return nil
+	return seriesBlocks(ctx, db.rq, p, from, to, add)
 }
 
 // rollupQuery adds up the fresh rollups of a key in a range into partial buckets, in SQL: a month is 43,200
@@ -222,37 +224,40 @@ func seriesRawQuery(p *seriesPlan, from, to int64) (string, []any) {
 		lastScope += " AND l.device_id = x.dev"
 	}
 	v := fmt.Sprintf(seriesValue, "")
-	// Devices and group or tag members are probed in the covering series index. The whole fleet reads samples here
-	// only for parts of minutes (the rollups hold the rest): by time, not every sample of the key.
-	index := "metrics_series_device"
+	// Devices and group or tag members are probed by device and time: rows are only the recent points (sealing),
+	// a few hundred a device. The whole fleet reads samples here only for parts of minutes (the rollups hold the
+	// rest): by time, not every sample of the key.
+	index := "metrics_device_time"
 	if q.Fleet && q.GroupID == 0 && q.Tag == "" {
 		index = "metrics_time"
 	}
-	// The last sample of a bucket is the one with the highest row id at the bucket's latest time: one lookup in
-	// the device's covering index, or for a fleet among the samples of that millisecond (the planner would pick
-	// metrics_device_time and read table rows, or the key's whole series).
+	// The last sample of a bucket is the one with the highest row id at the bucket's latest time: one probe by
+	// device and time, or for a fleet among the samples of that millisecond.
 	lastIndex := "metrics_time"
 	if !q.Fleet {
-		lastIndex = "metrics_series_device"
+		lastIndex = "metrics_device_time"
 	}
-	stmt := `SELECT x.dev, x.b, x.n, x.nv, x.total, x.mn, x.mx, x.la,
-		(SELECT ` + fmt.Sprintf(seriesValue, "m.") + ` FROM metrics m WHERE m.id =
-		  (SELECT max(l.id) FROM metrics l INDEXED BY ` + lastIndex + ` WHERE ` + lastScope +
-		` AND l.received_at = x.la))
+	stmt := `SELECT x.dev, x.b, x.n, x.nv, x.total, x.mn, x.mx, x.la, m.id, ` + fmt.Sprintf(seriesValue, "m.") + `
 		FROM (SELECT ` + dev + ` AS dev, ? + (received_at - ?) / ? * ? AS b, count(*) AS n, count(` + v + `) AS nv,
 			sum(` + v + `) AS total, min(value) AS mn, max(CASE WHEN type = 2 THEN max ELSE value END) AS mx,
 			max(received_at) AS la
 		  FROM metrics INDEXED BY ` + index + ` WHERE ` + innerScope + ` AND received_at >= ? AND received_at < ?
-		  GROUP BY ` + group + `) x`
-	args := append(lastArgs, p.origin, p.origin, p.step, p.step)
-	return stmt, append(append(append(args, innerArgs...), devArgs...), from, to)
+		  GROUP BY ` + group + `) x
+		CROSS JOIN metrics m ON m.id = (SELECT max(l.id) FROM metrics l INDEXED BY ` + lastIndex + ` WHERE ` +
+		lastScope + ` AND l.received_at = x.la)`
+	args := []any{p.origin, p.origin, p.step, p.step}
+	args = append(append(append(args, innerArgs...), devArgs...), from, to)
+	return stmt, append(args, lastArgs...)
 }
 
 // seriesRollups adds the fresh rollups of [h0, h1) to the fleet's buckets and returns the stale ones' ranges,
 // merged into ranges, which the caller reads from the samples.
 func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
 	add func(dev, b int64, v *partial)) ([][2]int64, error) {
-	res, err := db.r.QueryContext(ctx, rollupQuery, p.key, rollupMS, p.origin, p.step, h0, h1)
+	if (h1-h0)/rollupMS <= rollupsInGo {
+		return db.seriesRollupsGo(ctx, p, h0, h1, add)
+	}
+	res, err := db.rq.QueryContext(ctx, rollupQuery, p.key, rollupMS, p.origin, p.step, h0, h1)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
 	}
@@ -260,6 +265,7 @@ func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
 	for res.Next() {
 		var b int64
 		var v partial
+		// No last id: rollups cover whole minutes, the samples read beside them other times, so no tie to break.
 		if err := res.Scan(&b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.last); err != nil {
 			return nil, fmt.Errorf("sqlite: series %q: scan rollups: %w", p.q.Key, err)
 		}
@@ -268,7 +274,7 @@ func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
 	}
-	res, err = db.r.QueryContext(ctx, dirtyQuery, p.key, h0, h1)
+	res, err = db.rq.QueryContext(ctx, dirtyQuery, p.key, h0, h1)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: series %q: read stale rollups: %w", p.q.Key, err)
 	}
@@ -287,6 +293,41 @@ func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
 	}
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: series %q: read stale rollups: %w", p.q.Key, err)
+	}
+	return dirty, nil
+}
+
+// rollupsInGo is the most rollups (minutes) that seriesRollupsGo reads one by one: up to a few days, handing
+// them to Go costs less than the SQL sum's per-bucket lookup of the last value; a month is summed in SQL.
+var rollupsInGo = int64(3 * 24 * 60) // a variable for TestFleetRollupReadsAgree
+
+// seriesRollupsGo is seriesRollups for short ranges: one pass over the rollups, fresh and stale alike, summed in
+// Go.
+func (db *DB) seriesRollupsGo(ctx context.Context, p *seriesPlan, h0, h1 int64,
+	add func(dev, b int64, v *partial)) ([][2]int64, error) {
+	res, err := db.rq.QueryContext(ctx, `SELECT bucket, n, nv, total, mn, mx, last_at, last_id, last_value, dirty
+		FROM metric_rollups WHERE key_id = ? AND bucket >= ? AND bucket < ?`, p.key, h0, h1)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
+	}
+	defer res.Close()
+	var dirty [][2]int64
+	for res.Next() {
+		var h, stale int64
+		var v partial
+		if err := res.Scan(&h, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID, &v.last, &stale); err != nil {
+			return nil, fmt.Errorf("sqlite: series %q: scan rollups: %w", p.q.Key, err)
+		}
+		if stale == 0 {
+			add(0, p.bucketOf(h), &v)
+		} else if n := len(dirty); n > 0 && dirty[n-1][1] == h {
+			dirty[n-1][1] = h + rollupMS
+		} else {
+			dirty = append(dirty, [2]int64{h, h + rollupMS})
+		}
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: series %q: read rollups: %w", p.q.Key, err)
 	}
 	return dirty, nil
 }
@@ -327,6 +368,9 @@ func (db *DB) refreshRollups(ctx context.Context, key int64, ranges [][2]int64) 
 			return fmt.Errorf("sqlite: refresh rollups: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, refreshRollupsQuery, rollupMS, key, r[0], r[1]); err != nil {
+			return fmt.Errorf("sqlite: refresh rollups: %w", err)
+		}
+		if err := refreshRollupBlocks(ctx, tx, key, r[0], r[1]); err != nil {
 			return fmt.Errorf("sqlite: refresh rollups: %w", err)
 		}
 	}

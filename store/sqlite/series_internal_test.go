@@ -2,11 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/storetest"
 )
 
 // TestRollupsFollowDeletes: the 1-minute rollups go with their last sample, turn stale when some of theirs are
@@ -68,5 +70,51 @@ func TestRollupsFollowDeletes(t *testing.T) {
 	}
 	if n, _ := rollups(); n != 0 {
 		t.Fatalf("after retention: %d rollups", n)
+	}
+}
+
+// TestFleetRollupReadsAgree: a fleet series reads its rollups one by one in Go over short ranges and sums them in
+// SQL over long ones; both give the same buckets, stale rollups (a deleted device) included.
+func TestFleetRollupReadsAgree(t *testing.T) {
+	ctx := context.Background()
+	defer func(n int64) { rollupsInGo = n }(rollupsInGo)
+	open := func(name string) *DB {
+		db, err := Open(ctx, filepath.Join(t.TempDir(), name), Options{Synchronous: "OFF"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if err := db.WriteTelemetry(ctx, storetest.SealFleet()); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteDevice(ctx, "dev-1"); err != nil { // some rollups turn stale
+			t.Fatal(err)
+		}
+		return db
+	}
+	inGo, inSQL := open("go.db"), open("sql.db")
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, key := range []string{"temp", "lat", "uptime", "rssi"} {
+		for _, q := range []lodestone.SeriesQuery{
+			{From: base, To: base.Add(3 * time.Hour)},
+			{From: base.Add(7*time.Minute + 13*time.Second), To: base.Add(171*time.Minute + 5*time.Second),
+				Step: 10 * time.Minute},
+			{From: base.Add(-time.Hour), To: base.Add(2 * time.Hour), Step: 3 * time.Minute},
+		} {
+			q.Key, q.Fleet = key, true
+			rollupsInGo = 1 << 40
+			a, err := inGo.MetricSeries(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rollupsInGo = -1
+			b, err := inSQL.MetricSeries(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fa, fb := fmt.Sprintf("%+v", *a[0]), fmt.Sprintf("%+v", *b[0]); fa != fb || len(a[0].Buckets) == 0 {
+				t.Fatalf("%s %v..%v: read in Go\n %s\nsummed in SQL\n %s", key, q.From, q.To, fa, fb)
+			}
+		}
 	}
 }

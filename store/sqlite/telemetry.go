@@ -16,6 +16,12 @@ import (
 // It returns ok=false when the named device does not exist.
 func (db *DB) query(ctx context.Context, cols, t, joins string, f lodestone.TelemetryFilter, extra string,
 	extraArgs ...any) (*sql.Rows, bool, error) {
+	return db.queryPage(ctx, cols, t, joins, f, lodestone.ClampLimit(f.Limit), max(f.Offset, 0), extra, extraArgs...)
+}
+
+// queryPage is query with the page's limit and offset given.
+func (db *DB) queryPage(ctx context.Context, cols, t, joins string, f lodestone.TelemetryFilter, limit, offset int,
+	extra string, extraArgs ...any) (*sql.Rows, bool, error) {
 	var where []string
 	var args []any
 	if f.DeviceID != "" {
@@ -46,7 +52,7 @@ func (db *DB) query(ctx context.Context, cols, t, joins string, f lodestone.Tele
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	q += ` ORDER BY x.received_at DESC, x.id DESC LIMIT ? OFFSET ?`
-	args = append(args, lodestone.ClampLimit(f.Limit), max(f.Offset, 0))
+	args = append(args, limit, offset)
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlite: query %s: %w", t, err)
@@ -80,8 +86,19 @@ func (db *DB) FindFaults(ctx context.Context, f lodestone.TelemetryFilter) ([]*l
 	return collect(rows, ok, err, "fault", func(rows *sql.Rows) (*lodestone.Fault, error) { return scanFault(rows) })
 }
 
-// FindMetrics implements lodestone.TelemetryService.
+// FindMetrics implements lodestone.TelemetryService: the newest rows of the page's reach, merged with the sealed
+// points that belong among them (findSealed).
 func (db *DB) FindMetrics(ctx context.Context, f lodestone.MetricFilter) ([]*lodestone.Metric, error) {
+	limit, offset := lodestone.ClampLimit(f.Limit), max(f.Offset, 0)
+	rows, err := db.findMetricRows(ctx, f, limit+offset)
+	if err != nil {
+		return nil, err
+	}
+	return db.findSealed(ctx, f, rows, limit, offset)
+}
+
+// findMetricRows reads the newest n metric rows that f selects.
+func (db *DB) findMetricRows(ctx context.Context, f lodestone.MetricFilter, n int) ([]*lodestone.Metric, error) {
 	cols := `x.id, x.device_id, d.device_id, k.name, x.type, x.value, x.max, x.raw, x.ticks, x.received_at`
 	var extra string
 	var args []any
@@ -89,7 +106,8 @@ func (db *DB) FindMetrics(ctx context.Context, f lodestone.MetricFilter) ([]*lod
 		extra = "x.key_id = (SELECT id FROM metric_keys WHERE name = ?)"
 		args = append(args, f.Key)
 	}
-	rows, ok, err := db.query(ctx, cols, "metrics", " JOIN metric_keys k ON k.id = x.key_id", f.TelemetryFilter, extra, args...)
+	rows, ok, err := db.queryPage(ctx, cols, "metrics", " JOIN metric_keys k ON k.id = x.key_id", f.TelemetryFilter,
+		n, 0, extra, args...)
 	return collect(rows, ok, err, "metric", func(rows *sql.Rows) (*lodestone.Metric, error) {
 		var v lodestone.Metric
 		var value, maxV sql.NullFloat64

@@ -8,23 +8,29 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/metricblock"
 )
 
 // writeStmts are prepared once on the writer connection and bound to each transaction.
 type writeStmts struct {
-	upsertDevice, touchByKey, metricKey                 *sql.Stmt
-	metric, fault, reboot, heartbeat, otaRequest, trace *sql.Stmt
-	fragment, fragments, dropFragments                  *sql.Stmt
-	metrics, heartbeats                                 *sql.Stmt // rowsPerInsert rows at once
+	upsertDevice, findDevice, touchDevice, touchByKey, metricKey, rollup *sql.Stmt
+	fault, reboot, otaRequest, trace                                     *sql.Stmt
+	fragment, fragments, dropFragments                                   *sql.Stmt
+	metrics, heartbeats                                                  [insertSizes]*sql.Stmt // [i] inserts 1<<i rows at once
 }
 
 // rowsPerInsert rows go into one INSERT for the high-volume tables: per-statement overhead dominates
-// single-row inserts.
-const rowsPerInsert = 64
+// single-row inserts. What is left at the end of a transaction goes in statements of 32, 16, … 1 rows, so a
+// small group (one session per request) costs a few statements rather than a statement per row.
+const (
+	insertSizes   = 7 // 1, 2, 4, … 64 rows
+	rowsPerInsert = 1 << (insertSizes - 1)
+)
 
 const (
 	metricCols    = "device_id, key_id, type, value, max, raw, ticks, received_at"
@@ -52,40 +58,61 @@ func prepareWriteStmts(ctx context.Context, db *sql.DB) (*writeStmts, error) {
 				status = 'online',
 				last_seen = max(last_seen, excluded.last_seen)
 			RETURNING id`},
+		// The usual contact: a device online on the firmware it reports. No row (a new device, an offline one,
+		// a firmware change) falls back to the upsert; a row last seen within lodestone.LastSeenSlack is left as
+		// it is; otherwise touchDevice sets last_seen alone, which leaves the indexes and triggers on status and
+		// firmware alone (the upsert sets them, to the same values).
+		{&s.findDevice, `SELECT id, last_seen FROM devices
+			WHERE device_id = ?1 AND status = 'online' AND (NOT ?4 OR (firmware_version = ?2 AND build_id = ?3))`},
+		{&s.touchDevice, `UPDATE devices SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2`},
 		// ferrite semantics: a heartbeat carrying a device key also marks the device provisioned with that key.
 		{&s.touchByKey, `UPDATE devices SET status = 'online', last_seen = max(last_seen, ?1)
 			WHERE device_key = ?2 AND id <> ?3`},
 		{&s.metricKey, `INSERT INTO metric_keys (name) VALUES (?1)
 			ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id`},
-		{&s.metric, multiRowInsert("metrics", metricCols, 1, 8)},
-		{&s.metrics, multiRowInsert("metrics", metricCols, rowsPerInsert, 8)},
-		{&s.heartbeats, multiRowInsert("heartbeats", heartbeatCols, rowsPerInsert, 7)},
 		{&s.fault, `INSERT INTO faults (device_id, fault_type, r0, r1, r2, r3, r12, lr, pc, xpsr,
 			r4, r5, r6, r7, r8, r9, r10, r11, sp, stack, cfsr, hfsr, mmfar, bfar, received_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.reboot, `INSERT INTO reboots (device_id, reason, extra, boot_sequence, uptime_before_reboot, received_at)
 			VALUES (?, ?, ?, ?, ?, ?)`},
-		{&s.heartbeat, multiRowInsert("heartbeats", heartbeatCols, 1, 7)},
 		{&s.otaRequest, `INSERT INTO ota_requests (device_id, build_id, max_chunk_size, ota_capable, received_at)
 			VALUES (?, ?, ?, ?, ?)`},
 		{&s.trace, `INSERT INTO traces (device_id, data, received_at) VALUES (?, ?, ?)`},
 		{&s.fragment, `INSERT INTO trace_fragments (device_id, byte_offset, data, received_at) VALUES (?, ?, ?, ?)`},
 		{&s.fragments, `SELECT byte_offset, data FROM trace_fragments WHERE device_id = ? ORDER BY byte_offset, id`},
 		{&s.dropFragments, `DELETE FROM trace_fragments WHERE device_id = ?`},
+		{&s.rollup, rollupUpsert},
 	} {
-		st, err := db.PrepareContext(ctx, p.text)
-		if err != nil {
-			s.close()
-			return nil, fmt.Errorf("sqlite: prepare %.40q: %w", p.text, err)
+		if err := s.prepare(ctx, db, p.dst, p.text); err != nil {
+			return nil, err
 		}
-		*p.dst = st
+	}
+	for i := range insertSizes {
+		if err := s.prepare(ctx, db, &s.metrics[i], multiRowInsert("metrics", metricCols, 1<<i, 8)); err != nil {
+			return nil, err
+		}
+		if err := s.prepare(ctx, db, &s.heartbeats[i], multiRowInsert("heartbeats", heartbeatCols, 1<<i, 7)); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
+// prepare prepares text into dst; on failure it closes every statement prepared so far.
+func (s *writeStmts) prepare(ctx context.Context, db *sql.DB, dst **sql.Stmt, text string) error {
+	st, err := db.PrepareContext(ctx, text)
+	if err != nil {
+		s.close()
+		return fmt.Errorf("sqlite: prepare %.40q: %w", text, err)
+	}
+	*dst = st
+	return nil
+}
+
 func (s *writeStmts) close() {
-	for _, st := range []*sql.Stmt{s.upsertDevice, s.touchByKey, s.metricKey, s.metric, s.fault, s.reboot,
-		s.heartbeat, s.otaRequest, s.trace, s.fragment, s.fragments, s.dropFragments, s.metrics, s.heartbeats} {
+	all := []*sql.Stmt{s.upsertDevice, s.findDevice, s.touchDevice, s.touchByKey, s.metricKey, s.rollup, s.fault, s.reboot, s.otaRequest, s.trace,
+		s.fragment, s.fragments, s.dropFragments}
+	for _, st := range append(append(all, s.metrics[:]...), s.heartbeats[:]...) {
 		if st != nil {
 			st.Close()
 		}
@@ -101,13 +128,27 @@ type writeTx struct {
 	bound      map[*sql.Stmt]*sql.Stmt
 	metrics    batchedInsert
 	heartbeats batchedInsert
+	// The 1-minute rollups of this transaction's metric rows (migration 00200: no trigger), by key and minute,
+	// merged into metric_rollups once each before commit; pending are the rows not yet inserted, in order.
+	rollups map[[2]int64]*partial
+	pending []rollupRow
+}
+
+// rollupRow is a metric row waiting for its id, and whether it counts in the rollups (counters, gauges and
+// histograms do).
+type rollupRow struct {
+	key    int64
+	counts bool
+	pt     metricblock.Point
 }
 
 // batchedInsert collects rows of one table and inserts them rowsPerInsert at a time.
 type batchedInsert struct {
 	one, many *sql.Stmt
+	sizes     *[insertSizes]*sql.Stmt // if set, [i] inserts 1<<i rows, for the rest at the end
 	width     int
 	rows      []any
+	inserted  func(res sql.Result, n int) error // if set, called after each statement with its row count
 }
 
 func (w *writeTx) add(b *batchedInsert, values ...any) error {
@@ -115,20 +156,76 @@ func (w *writeTx) add(b *batchedInsert, values ...any) error {
 	return w.flush(b, false)
 }
 
-// flush inserts full statements' worth of pending rows; with all set it also inserts the rest one by one.
+// flush inserts full statements' worth of pending rows; with all set it also inserts the rest, in statements of
+// decreasing powers of two.
 func (w *writeTx) flush(b *batchedInsert, all bool) error {
+	exec := func(st *sql.Stmt, n int) error {
+		res, err := w.stmt(st).ExecContext(w.ctx, b.rows[:n*b.width]...)
+		if err == nil && b.inserted != nil {
+			err = b.inserted(res, n)
+		}
+		return err
+	}
 	full := rowsPerInsert * b.width
 	for len(b.rows) >= full {
-		if _, err := w.stmt(b.many).ExecContext(w.ctx, b.rows[:full]...); err != nil {
+		if err := exec(b.many, rowsPerInsert); err != nil {
 			return err
 		}
 		b.rows = append(b.rows[:0], b.rows[full:]...)
 	}
+	for i := insertSizes - 2; all && b.sizes != nil && i > 0; i-- {
+		if n := 1 << i; len(b.rows) >= n*b.width {
+			if err := exec(b.sizes[i], n); err != nil {
+				return err
+			}
+			b.rows = b.rows[n*b.width:]
+		}
+	}
 	for all && len(b.rows) > 0 {
-		if _, err := w.stmt(b.one).ExecContext(w.ctx, b.rows[:b.width]...); err != nil {
+		if err := exec(b.one, 1); err != nil {
 			return err
 		}
 		b.rows = b.rows[b.width:]
+	}
+	return nil
+}
+
+// metricsInserted adds the n oldest pending metric rows, just inserted, to the transaction's rollups. A rowid
+// table gives each row of a multi-row INSERT the largest id plus one, in order, so the statement's rows hold the
+// n ids ending at the last insert rowid.
+func (w *writeTx) metricsInserted(res sql.Result, n int) error {
+	last, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("metric row ids: %w", err)
+	}
+	for i, r := range w.pending[:n] {
+		if !r.counts {
+			continue
+		}
+		r.pt.ID = last - int64(n-1-i)
+		k := [2]int64{r.key, r.pt.At - r.pt.At%rollupMS}
+		p := w.rollups[k]
+		if p == nil {
+			if w.rollups == nil {
+				w.rollups = make(map[[2]int64]*partial)
+			}
+			p = &partial{}
+			w.rollups[k] = p
+		}
+		p.addPoint(&r.pt)
+	}
+	w.pending = append(w.pending[:0], w.pending[n:]...)
+	return nil
+}
+
+// mergeRollups merges the transaction's rollups into metric_rollups, one statement per key and minute where the
+// trigger it replaces ran one per row.
+func (w *writeTx) mergeRollups() error {
+	for k, v := range w.rollups {
+		if _, err := w.stmt(w.db.stmts.rollup).ExecContext(w.ctx, k[0], k[1], v.n, v.nv, v.total, v.mn, v.mx,
+			v.lastAt, v.lastID, v.last); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -160,8 +257,11 @@ func (db *DB) WriteTelemetry(ctx context.Context, batches []*lodestone.DeviceBat
 		return fmt.Errorf("sqlite: begin write: %w", err)
 	}
 	w := &writeTx{ctx: stmtCtx, tx: tx, db: db, bound: make(map[*sql.Stmt]*sql.Stmt, 16),
-		metrics:    batchedInsert{one: db.stmts.metric, many: db.stmts.metrics, width: 8},
-		heartbeats: batchedInsert{one: db.stmts.heartbeat, many: db.stmts.heartbeats, width: 7}}
+		metrics: batchedInsert{one: db.stmts.metrics[0], many: db.stmts.metrics[insertSizes-1],
+			sizes: &db.stmts.metrics, width: 8},
+		heartbeats: batchedInsert{one: db.stmts.heartbeats[0], many: db.stmts.heartbeats[insertSizes-1],
+			sizes: &db.stmts.heartbeats, width: 7}}
+	w.metrics.inserted = w.metricsInserted
 	for _, b := range batches {
 		if err := ctx.Err(); err != nil {
 			tx.Rollback()
@@ -176,6 +276,10 @@ func (db *DB) WriteTelemetry(ctx context.Context, batches []*lodestone.DeviceBat
 		tx.Rollback()
 		return refused(fmt.Errorf("sqlite: insert metrics: %w", err))
 	}
+	if err := w.mergeRollups(); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("sqlite: merge metric rollups: %w", err)
+	}
 	if err := w.flush(&w.heartbeats, true); err != nil {
 		tx.Rollback()
 		return refused(fmt.Errorf("sqlite: insert heartbeats: %w", err))
@@ -189,6 +293,9 @@ func (db *DB) WriteTelemetry(ctx context.Context, batches []*lodestone.DeviceBat
 	return nil
 }
 
+// lastSeenSlack is lodestone.LastSeenSlack in stored units.
+const lastSeenSlack = int64(lodestone.LastSeenSlack / time.Millisecond)
+
 func (w *writeTx) writeBatch(b *lodestone.DeviceBatch) error {
 	at := ms(b.ReceivedAt)
 	var fw string
@@ -196,9 +303,16 @@ func (w *writeTx) writeBatch(b *lodestone.DeviceBatch) error {
 	if b.Info != nil {
 		fw, build = b.Info.FirmwareVersion, b.Info.BuildID
 	}
-	var dev int64
-	if err := w.stmt(w.db.stmts.upsertDevice).QueryRowContext(w.ctx, b.DeviceID, fw, int64(build), at,
-		b.Info != nil).Scan(&dev); err != nil {
+	var dev, last int64
+	err := w.stmt(w.db.stmts.findDevice).QueryRowContext(w.ctx, b.DeviceID, fw, int64(build),
+		b.Info != nil).Scan(&dev, &last)
+	if err == nil && at-last >= lastSeenSlack {
+		_, err = w.stmt(w.db.stmts.touchDevice).ExecContext(w.ctx, dev, at)
+	} else if errors.Is(err, sql.ErrNoRows) {
+		err = w.stmt(w.db.stmts.upsertDevice).QueryRowContext(w.ctx, b.DeviceID, fw, int64(build), at,
+			b.Info != nil).Scan(&dev)
+	}
+	if err != nil {
 		return fmt.Errorf("upsert device: %w", err)
 	}
 	for i := range b.Heartbeats {
@@ -250,14 +364,18 @@ func (w *writeTx) metric(dev int64, m *lodestone.Metric, at int64) error {
 		return err
 	}
 	var value, maxV, raw any
+	r := rollupRow{key: key, pt: metricblock.Point{At: at, Type: uint8(m.Type), Value: math.NaN(), Max: math.NaN()}}
 	switch m.Type {
 	case lodestone.MetricCounter, lodestone.MetricGauge:
 		value = nanToNull(m.Value)
+		r.counts, r.pt.Value = true, m.Value
 	case lodestone.MetricHistogram:
 		value, maxV = nanToNull(m.Value), nanToNull(m.Max)
+		r.counts, r.pt.Value, r.pt.Max = true, m.Value, m.Max
 	default:
 		raw = m.Raw
 	}
+	w.pending = append(w.pending, r)
 	if err := w.add(&w.metrics, dev, key, uint8(m.Type), value, maxV, raw, int64(m.Ticks), at); err != nil {
 		return fmt.Errorf("insert metrics: %w", err)
 	}

@@ -74,3 +74,38 @@ func testCrashUploadByID(t *testing.T, s lodestone.Store) {
 		t.Fatalf("unknown id: %+v %v", got, err)
 	}
 }
+
+// testLogIDsNeverReused: retention can delete the newest records (a record's own time may be old while it was the
+// last one written), or all of them. The ids written next must still be larger than any id handed out before, or
+// a log tail resuming after an id misses them.
+func testLogIDsNeverReused(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	ls := logStore(t, s)
+	recs := []*lodestone.LogRecord{logRec("p", "a", 100, 9, `"kept"`), logRec("p", "a", 1, 9, `"old clock"`)}
+	if err := ls.WriteLogs(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	top := recs[1].ID
+	if n, err := ls.DeleteLogsBefore(ctx, at(50)); err != nil || n != 1 {
+		t.Fatalf("delete the newest record: %d %v", n, err)
+	}
+	next := []*lodestone.LogRecord{logRec("p", "a", 200, 9, `"after"`), logRec("p", "b", 201, 9, `"after too"`)}
+	if err := ls.WriteLogs(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if next[0].ID <= top || next[1].ID != next[0].ID+1 {
+		t.Fatalf("ids %d, %d after %d was deleted", next[0].ID, next[1].ID, top)
+	}
+	top = next[1].ID
+	if _, err := ls.DeleteLogsBefore(ctx, at(1000)); err != nil { // all of them
+		t.Fatal(err)
+	}
+	last := []*lodestone.LogRecord{logRec("p", "c", 2000, 9, `"into an empty table"`)}
+	if err := ls.WriteLogs(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ls.FindLogs(ctx, lodestone.LogFilter{})
+	if err != nil || len(got) != 1 || got[0].ID != last[0].ID || last[0].ID <= top {
+		t.Fatalf("after emptying the table: id %d (largest before %d), stored %+v %v", last[0].ID, top, got, err)
+	}
+}

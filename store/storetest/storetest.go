@@ -22,6 +22,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeviceCreatedOnFirstContact", testDeviceCreatedOnFirstContact},
 		{"DeviceTouchKeepsFirmware", testDeviceTouchKeepsFirmware},
 		{"DeviceLastSeenNeverGoesBack", testDeviceLastSeenNeverGoesBack},
+		{"DeviceLastSeenSlack", testDeviceLastSeenSlack},
 		{"DeviceNotFound", testDeviceNotFound},
 		{"DeviceListOrderAndPaging", testDeviceListOrderAndPaging},
 		{"MarkOffline", testMarkOffline},
@@ -41,6 +42,9 @@ func Run(t *testing.T, open Opener) {
 		{"ELFIndexAndLateSymbols", testELFIndexAndLateSymbols},
 		{"CrashGroups", testCrashGroups},
 		{"CrashLegacySignature", testCrashLegacySignature},
+		{"DeleteDeviceWhileSymbolicating", testDeleteDeviceWhileSymbolicating},
+		{"DeviceContention", testDeviceContention},
+		{"OTAContention", testOTAContention},
 		{"Users", testUsers},
 		{"Tokens", testTokens},
 		{"Firmware", testFirmware},
@@ -64,6 +68,7 @@ func Run(t *testing.T, open Opener) {
 		{"LogsScan", testLogsScan},
 		{"LogsConcurrentIDs", testLogsConcurrentIDs},
 		{"LogsLastID", testLogsLastID},
+		{"LogIDsNeverReused", testLogIDsNeverReused},
 		{"CrashUploadByID", testCrashUploadByID},
 		{"OTLPTokens", testOTLPTokens},
 		{"DeviceSummaries", testDeviceSummaries},
@@ -97,6 +102,7 @@ func Run(t *testing.T, open Opener) {
 			tt.fn(t, s)
 		})
 	}
+	t.Run("SealedReadsMatchRows", func(t *testing.T) { testSealedReadsMatchRows(t, open) })
 }
 
 // base is a fixed instant with millisecond precision, which every backend stores exactly.

@@ -55,6 +55,7 @@ var Tables = []Table{
 	{"device_tags", "id", []string{"id", "device_id", "tag"}},
 	{"metric_keys", "id", []string{"id", "name"}},
 	{"metrics", "id", []string{"id", "device_id", "key_id", "type", "value", "max", "raw", "ticks", "received_at"}},
+	{"metric_blocks", "id", []string{"id", "device_id", "key_id", "t_min", "t_max", "n", "data"}},
 	{"faults", "id", []string{"id", "device_id", "fault_type", "r0", "r1", "r2", "r3", "r12", "lr", "pc", "xpsr", "r4",
 		"r5", "r6", "r7", "r8", "r9", "r10", "r11", "sp", "stack", "cfsr", "hfsr", "mmfar", "bfar", "symbol",
 		"crash_group_id", "received_at", "firmware_version", "build_id", "sym_state", "elf_id", "backtrace", "causes", "sym_claim"}},
