@@ -433,3 +433,44 @@ func TestWatchSubscribesForEventRules(t *testing.T) {
 	bus.Publish(ctx, ingest.DeviceOfflineEvent("d1"))
 	eventually(t, "unsubscribed once the rule is gone", func() bool { return bus.Subscribers() == 0 })
 }
+
+// Watching tells a server when it may take traffic: closed once the watcher has subscribed when an event rule
+// exists, and at once when none does; never before the subscription, or a fault sent at start is not alerted.
+func TestWatchingClosesOnceSubscribed(t *testing.T) {
+	for _, withRule := range []bool{true, false} {
+		e := newRuleEnv(t, sqliteBackend(t))
+		bus := event.NewBroker(event.BrokerConfig{})
+		if withRule {
+			e.rule(&lodestone.AlertRule{Name: "faults", Condition: lodestone.CondDeviceFault})
+		}
+		svc := alert.New(e.cfg, e.db, e.db, bus)
+		select {
+		case <-svc.Watching():
+			t.Fatal("watching before Watch ran")
+		default:
+		}
+		wctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { svc.Watch(wctx); close(done) }()
+		select {
+		case <-svc.Watching():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("rule %v: Watching never closed", withRule)
+		}
+		want := 0
+		if withRule {
+			want = 1
+		}
+		if n := bus.Subscribers(); n != want {
+			t.Errorf("rule %v: %d subscribers when Watching closed, want %d", withRule, n, want)
+		}
+		stop()
+		<-done
+		bus.Close()
+	}
+	// A stopped watcher releases whoever waits for it.
+	e := newRuleEnv(t, sqliteBackend(t))
+	svc := alert.New(e.cfg, e.db, e.db, nil)
+	svc.Watch(context.Background())
+	<-svc.Watching()
+}

@@ -59,14 +59,24 @@ type Service struct {
 
 	evalMu   sync.Mutex // Run's loop and callers of Tick may tick at once
 	lastEval time.Time
+
+	watching     chan struct{} // closed once Watch has subscribed, or found no event rule to subscribe for
+	watchingOnce sync.Once
 }
 
 // New returns the service. events may be nil (no event rules, no device_online events).
 func New(cfg Config, store Store, devices lodestone.DeviceService, events lodestone.EventBus) *Service {
 	cfg.defaults()
 	return &Service{cfg: cfg, store: store, devices: devices, events: events, wake: make(chan struct{}, 1),
-		now: cfg.Now}
+		now: cfg.Now, watching: make(chan struct{})}
 }
+
+// Watching is closed once Watch has made its first subscription, or has found that no enabled rule needs one (or
+// could not tell). A server waits for it before it accepts traffic: producers build no events while nobody
+// subscribes, so a fault that arrived before the subscription would never be alerted.
+func (s *Service) Watching() <-chan struct{} { return s.watching }
+
+func (s *Service) watchStarted() { s.watchingOnce.Do(func() { close(s.watching) }) }
 
 // SyncDefaults makes the database's default rules those of Config.URLs (none when it is empty), once per
 // process; Watch and Run call it. Replicas that start together all do, which is harmless.
@@ -102,8 +112,10 @@ func (s *Service) deliveries(r *lodestone.AlertRule, key, state string, m messag
 // while no replica watches (all down) are not alerted.
 func (s *Service) Watch(ctx context.Context) error {
 	if s.events == nil {
+		s.watchStarted()
 		return nil
 	}
+	defer s.watchStarted() // ctx ended or the bus refused before the first subscription
 	if err := s.SyncDefaults(ctx); err != nil {
 		s.cfg.Logger.Error("alert rules", "err", err)
 	}
@@ -114,6 +126,7 @@ func (s *Service) Watch(ctx context.Context) error {
 				s.cfg.Logger.Error("alert rules", "err", err)
 			}
 			after = 0 // from now when a rule appears: nothing older is alerted
+			s.watchStarted()
 			select {
 			case <-ctx.Done():
 			case <-time.After(s.cfg.RulesEvery):
@@ -126,6 +139,7 @@ func (s *Service) Watch(ctx context.Context) error {
 			cancel()
 			return fmt.Errorf("alert: subscribe to events: %w", err)
 		}
+		s.watchStarted()
 		for e := range ch {
 			after = e.ID
 			if err := s.handle(ctx, e); err != nil && ctx.Err() == nil {

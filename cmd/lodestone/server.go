@@ -23,6 +23,9 @@ import (
 	"github.com/lodestone-fleet/lodestone/otlp"
 )
 
+// watchStartBound is how long run waits for the alert watcher's first subscription before serving anyway.
+const watchStartBound = 15 * time.Second
+
 // server is everything serve runs, built by setup with every listener bound and no goroutine of its own started
 // yet; run starts them, and shuts them down in order.
 type server struct {
@@ -261,6 +264,15 @@ func (s *server) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	// The watcher subscribes before the listeners take traffic, or a fault sent in the first moments would not
+	// be alerted; a database too slow to answer delays the start by at most the bound.
+	select {
+	case <-s.alerts.Watching():
+	case <-time.After(watchStartBound):
+		s.log.Warn("serving before the alert watcher subscribed: events until then are not alerted",
+			"waited", watchStartBound)
+	case <-ctx.Done():
+	}
 	serving.Go(func(context.Context) error {
 		if err := s.apiSrv.Serve(s.apiLn); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
