@@ -19,6 +19,10 @@ func b2i(b bool) int {
 	return 0
 }
 
+// crashUploadIDFloorKey is the setting that keeps the largest crash upload id retention has deleted while it was
+// the table's largest.
+const crashUploadIDFloorKey = "crash_uploads.id_floor"
+
 // CreateCrashUpload implements lodestone.CrashUploadStore.
 func (db *DB) CreateCrashUpload(ctx context.Context, u *lodestone.CrashUpload) error {
 	db.wmu.Lock()
@@ -31,9 +35,13 @@ func (db *DB) CreateCrashUpload(ctx context.Context, u *lodestone.CrashUpload) e
 		return fmt.Errorf("sqlite: begin crash upload: %w", err)
 	}
 	defer tx.Rollback()
-	err = tx.QueryRowContext(ctx, `INSERT INTO crash_uploads (project, install_id, platform, version, kind,
+	// The id follows the largest one ever handed out, kept in settings when retention deletes the table's top:
+	// SQLite alone would reuse it, and an old link /crashes/{id} would show a newer crash.
+	err = tx.QueryRowContext(ctx, `INSERT INTO crash_uploads (id, project, install_id, platform, version, kind,
 		crash_time, metadata, dump_sha256, dump_size, dump_encoding, dedup, token_id, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		VALUES (max(coalesce((SELECT max(id) FROM crash_uploads), 0),
+			coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE key = '`+crashUploadIDFloorKey+`'), 0)) + 1,
+			?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		u.Project, u.InstallID, u.Platform, u.Version, u.Kind, ms(u.Timestamp), u.Metadata, u.Dump.SHA256,
 		u.Dump.Size, u.DumpEncoding, b2i(u.Dedup), u.TokenID, ms(u.ReceivedAt)).Scan(&u.ID)
 	if err != nil {
@@ -150,9 +158,19 @@ func (db *DB) DeleteCrashUploadsBefore(ctx context.Context, cutoff time.Time) (i
 		shas = append(shas, s)
 	}
 	rows.Close()
+	var top int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM crash_uploads`).Scan(&top); err != nil {
+		return 0, nil, fmt.Errorf("sqlite: crash upload ids: %w", err)
+	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM crash_uploads WHERE received_at < ?`, ms(cutoff))
 	if err != nil {
 		return 0, nil, fmt.Errorf("sqlite: delete expired crash uploads: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value)
+		SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM crash_uploads WHERE id = ?2)
+		ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), ?2)`,
+		crashUploadIDFloorKey, top); err != nil {
+		return 0, nil, fmt.Errorf("sqlite: keep the crash upload id floor: %w", err)
 	}
 	ref, err := blobsReferenced(ctx, tx, shas)
 	if err != nil {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/lodestone-fleet/lodestone"
@@ -155,5 +156,46 @@ func testCrashUploads(t *testing.T, s lodestone.Store) {
 	}
 	if got, _ := cs.FindCrashUploads(ctx, lodestone.CrashUploadFilter{}); len(got) != 1 || got[0].InstallID != "i2" {
 		t.Fatalf("after purge: %+v", got)
+	}
+}
+
+// testCrashUploadIDsNeverReused: retention can empty crash_uploads (after its retention period without an
+// upload). The next upload must still take a new id, or an old link /crashes/{id} shows a different crash.
+func testCrashUploadIDsNeverReused(t *testing.T, s lodestone.Store) {
+	ctx := context.Background()
+	cs := s.(lodestone.CrashUploadStore)
+	mk := func(sec int) *lodestone.CrashUpload {
+		u := &lodestone.CrashUpload{Project: "p", InstallID: "i", Platform: "linux", Version: "1.0",
+			Kind: "Minidump", Timestamp: at(sec), Metadata: `{}`,
+			Dump: lodestone.BlobRef{SHA256: strings.Repeat("e", 64), Size: 1}, ReceivedAt: at(sec)}
+		if err := cs.CreateCrashUpload(ctx, u); err != nil {
+			t.Fatalf("CreateCrashUpload: %v", err)
+		}
+		return u
+	}
+	mk(1)
+	top := mk(2).ID
+	if n, _, err := cs.DeleteCrashUploadsBefore(ctx, at(10)); err != nil || n != 2 {
+		t.Fatalf("empty the table: %d %v", n, err)
+	}
+	u := mk(20)
+	if u.ID <= top {
+		t.Fatalf("upload after the table was emptied took id %d; %d was handed out before", u.ID, top)
+	}
+	if got, err := cs.FindCrashUploads(ctx, lodestone.CrashUploadFilter{ID: top}); err != nil || len(got) != 0 {
+		t.Fatalf("the deleted upload's id finds %+v %v", got, err)
+	}
+	next := mk(21)
+	if next.ID != u.ID+1 {
+		t.Fatalf("ids %d then %d", u.ID, next.ID)
+	}
+	// Emptied again, then purged while empty: the floor must not fall back.
+	for range 2 {
+		if _, _, err := cs.DeleteCrashUploadsBefore(ctx, at(100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last := mk(200); last.ID <= next.ID {
+		t.Fatalf("after emptying the table twice: id %d, %d was handed out before", last.ID, next.ID)
 	}
 }

@@ -70,6 +70,7 @@ func Run(t *testing.T, open Opener) {
 		{"LogsLastID", testLogsLastID},
 		{"LogIDsNeverReused", testLogIDsNeverReused},
 		{"CrashUploadByID", testCrashUploadByID},
+		{"CrashUploadIDsNeverReused", testCrashUploadIDsNeverReused},
 		{"OTLPTokens", testOTLPTokens},
 		{"DeviceSummaries", testDeviceSummaries},
 		{"AlertQueue", testAlertQueue},
