@@ -13,6 +13,7 @@
 # export only once the previous one was answered, so it counts what each server acknowledged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ -x /usr/bin/time ] || { echo "otlp.sh needs /usr/bin/time (apt-get install time)"; exit 1; }
 export PATH="/usr/local/go/bin:$PATH"
 
 duration="${1:-10s}"
@@ -122,43 +123,59 @@ run() { # SERVER PROTOCOL -> "logs/s server-CPU-µs-per-record"
   esac
   [ "$proto" = http ] && extra=(--otlp-http)
   local t0; t0=$(cputicks "$pid")
-  # Both get the header; the Collector ignores it.
-  "$tools/bin/telemetrygen" "${tgargs[@]}" "${extra[@]}" --otlp-endpoint "$endpoint" \
-    --otlp-header 'Authorization="Bearer secret-token"' >"$work/tg.log" 2>&1 || { cat "$work/tg.log" >&2; return 1; }
+  # Both get the header; the Collector ignores it. The client's own CPU is measured too: on a small machine it
+  # shares the cores with the server, so it sets how much CPU per record a server can spend at a given rate.
+  /usr/bin/time -f "%U %S" -o "$work/tg.time" "$tools/bin/telemetrygen" "${tgargs[@]}" "${extra[@]}" \
+    --otlp-endpoint "$endpoint" --otlp-header 'Authorization="Bearer secret-token"' >"$work/tg.log" 2>&1 ||
+    { cat "$work/tg.log" >&2; return 1; }
   grep -c 'exporter failed\|failed to export' "$work/tg.log" >/dev/null && { grep -m3 'failed' "$work/tg.log" >&2; }
-  python3 - "$work/tg.log" "$duration" "$(( $(cputicks "$pid") - t0 ))" "$(getconf CLK_TCK)" <<'EOF'
+  python3 - "$work/tg.log" "$duration" "$(( $(cputicks "$pid") - t0 ))" "$(getconf CLK_TCK)" "$work/tg.time" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
 n = sum(int(m) for m in re.findall(r'logs generated.*"logs": (\d+)', text))
 d = sys.argv[2]
 secs = float(d[:-1]) * {"s": 1, "m": 60}[d[-1]]
 cpu_us = int(sys.argv[3]) / int(sys.argv[4]) * 1e6
-print(round(n / secs), round(cpu_us / max(n, 1), 1))
+client_us = sum(float(x) for x in open(sys.argv[5]).read().split()[-2:]) * 1e6
+print(round(n / secs), round(cpu_us / max(n, 1), 1), round(client_us / max(n, 1), 1))
 EOF
 }
 
 echo "OTLP logs/s, telemetrygen ${tgargs[*]}; lodestone on $backend (durable), Collector otlp -> nop; $(nproc) CPUs"
-printf '%-6s %-5s %12s %12s %7s   %s\n' proto round lodestone collector ratio "server CPU µs/record (lodestone, collector)"
+printf '%-6s %-5s %12s %12s %7s   %s\n' proto round lodestone collector ratio \
+  "CPU µs/record: server (lodestone, collector); telemetrygen (against lodestone, against collector)"
 for proto in $protocols; do
   # Warm up both (token verification, connections, JIT-free but page cache and SQLite file growth).
   run lodestone "$proto" >/dev/null; run collector "$proto" >/dev/null
   for r in $(seq 1 "$rounds"); do
-    if [ $((r % 2)) = 1 ]; then read -r l lcpu < <(run lodestone "$proto"); read -r c ccpu < <(run collector "$proto")
-    else read -r c ccpu < <(run collector "$proto"); read -r l lcpu < <(run lodestone "$proto"); fi
-    printf '%-6s %-5s %12s %12s %7.2f   %s, %s\n' "$proto" "$r" "$l" "$c" "$(python3 -c "print($l/max($c,1))")" "$lcpu" "$ccpu"
-    echo "$proto $l $c" >>"$work/results"
+    if [ $((r % 2)) = 1 ]; then read -r l lcpu ltg < <(run lodestone "$proto"); read -r c ccpu ctg < <(run collector "$proto")
+    else read -r c ccpu ctg < <(run collector "$proto"); read -r l lcpu ltg < <(run lodestone "$proto"); fi
+    printf '%-6s %-5s %12s %12s %7.2f   %s, %s; %s, %s\n' "$proto" "$r" "$l" "$c" "$(python3 -c "print($l/max($c,1))")" \
+      "$lcpu" "$ccpu" "$ltg" "$ctg"
+    echo "$proto $l $c $lcpu $ctg" >>"$work/results"
   done
 done
 echo
 echo "median of rounds:"
-python3 - "$work/results" <<'EOF'
+python3 - "$work/results" "$(nproc)" <<'EOF'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    p, l, c = line.split()
-    rows.setdefault(p, ([], []))
-    rows[p][0].append(float(l)); rows[p][1].append(float(c))
-for p, (l, c) in rows.items():
+    p, l, c, lcpu, ctg = line.split()
+    rows.setdefault(p, ([], [], [], []))
+    for i, v in enumerate((l, c, lcpu, ctg)):
+        rows[p][i].append(float(v))
+for p, (l, c, lcpu, ctg) in rows.items():
     ml, mc = statistics.median(l), statistics.median(c)
     print(f"| OTLP logs over {'gRPC' if p == 'grpc' else 'HTTP'} | {ml:,.0f} logs/s | {mc:,.0f} logs/s | {ml/max(mc,1):.2f}x |")
+# The budget: at the Collector's rate the client alone uses rate x its CPU per record; what is left of the
+# machine's cores, per record, is all a server may spend there, decoding and storing included.
+print()
+cpus = int(sys.argv[2])
+for p, (l, c, lcpu, ctg) in rows.items():
+    mc, client = statistics.median(c), statistics.median(ctg)
+    budget = (cpus * 1e6 - mc * client) / max(mc, 1)
+    print(f"{p}: at the Collector's {mc:,.0f} logs/s telemetrygen takes {mc * client / 1e6:.2f} of {cpus} CPUs "
+          f"({client} µs/record), leaving a server {budget:.1f} µs of CPU per record; lodestone spends "
+          f"{statistics.median(lcpu)} µs durably")
 EOF
