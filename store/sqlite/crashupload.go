@@ -20,7 +20,7 @@ func b2i(b bool) int {
 }
 
 // crashUploadIDFloorKey is the setting that keeps the largest crash upload id retention has deleted while it was
-// the table's largest.
+// the table's largest ("<table>.id_floor", as lodestone copy expects).
 const crashUploadIDFloorKey = "crash_uploads.id_floor"
 
 // CreateCrashUpload implements lodestone.CrashUploadStore.

@@ -33,7 +33,8 @@ type logStmts struct {
 	floor int64
 }
 
-// logIDFloorKey is the setting that keeps logStmts.floor across restarts.
+// logIDFloorKey is the setting that keeps logStmts.floor across restarts. The name is "<table>.id_floor", which
+// lodestone copy reads to start PostgreSQL's sequence after it.
 const logIDFloorKey = "logs.id_floor"
 
 func (l *logStmts) close() { l.raw.close() }

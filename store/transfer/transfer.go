@@ -181,6 +181,14 @@ func Copy(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, progress func(Pro
 				FROM `+t.Name+` HAVING max(id) IS NOT NULL`); err != nil {
 				return nil, fmt.Errorf("transfer: advance the id sequence of %s: %w", t.Name, err)
 			}
+			// SQLite keeps the largest id retention deleted from the top of a table as "<table>.id_floor" in
+			// settings (copied before this table), so that no id is handed out twice; PostgreSQL's sequence
+			// starts after it too.
+			if _, err := dtx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('`+t.Name+`', 'id'), floor_id)
+				FROM (SELECT CAST(value AS bigint) AS floor_id FROM settings WHERE key = $1) f
+				WHERE floor_id > (SELECT coalesce(max(id), 0) FROM `+t.Name+`)`, t.Name+".id_floor"); err != nil {
+				return nil, fmt.Errorf("transfer: advance the id sequence of %s past its floor: %w", t.Name, err)
+			}
 		}
 	}
 	if err := dtx.Commit(ctx); err != nil {

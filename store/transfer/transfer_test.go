@@ -341,3 +341,48 @@ func TestCopyKeepsSealedMetrics(t *testing.T) {
 		t.Fatalf("metrics after a new write: %v %v", ms, err)
 	}
 }
+
+// Ids SQLite's retention deleted from the top of logs and crash_uploads are not handed out again after a copy
+// either: PostgreSQL's sequences start after the floors SQLite kept.
+func TestCopyKeepsIDFloors(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	recs := []*lodestone.LogRecord{
+		{Project: "p", DeviceID: "d", Time: base, ObservedTime: base, Body: `"kept"`, Attributes: "{}", ReceivedAt: base},
+		{Project: "p", DeviceID: "d", Time: base.Add(-48 * time.Hour), ObservedTime: base, Body: `"old clock"`,
+			Attributes: "{}", ReceivedAt: base},
+	}
+	if err := src.WriteLogs(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := src.DeleteLogsBefore(ctx, base.Add(-time.Hour)); err != nil || n != 1 {
+		t.Fatalf("delete the newest log record: %d %v", n, err)
+	}
+	mk := func(s lodestone.CrashUploadStore, at time.Time) *lodestone.CrashUpload {
+		u := &lodestone.CrashUpload{Project: "p", InstallID: "i", Platform: "linux", Version: "1", Kind: "Minidump",
+			Timestamp: at, Metadata: "{}", Dump: lodestone.BlobRef{SHA256: strings.Repeat("a", 64), Size: 1}, ReceivedAt: at}
+		if err := s.CreateCrashUpload(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	mk(src, base)
+	top := mk(src, base).ID
+	if _, _, err := src.DeleteCrashUploadsBefore(ctx, base.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := transfer.Copy(ctx, src.ReadDB(), dst.Pool(), nil); err != nil {
+		t.Fatal(err)
+	}
+	next := []*lodestone.LogRecord{{Project: "p", DeviceID: "d", Time: base, ObservedTime: base, Body: `"after"`,
+		Attributes: "{}", ReceivedAt: base}}
+	if err := dst.WriteLogs(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if next[0].ID <= recs[1].ID {
+		t.Errorf("first log record after the copy took id %d; %d was handed out before", next[0].ID, recs[1].ID)
+	}
+	if u := mk(dst, base.Add(time.Hour)); u.ID <= top {
+		t.Errorf("first crash upload after the copy took id %d; %d was handed out before", u.ID, top)
+	}
+}
