@@ -285,16 +285,22 @@ func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
 		if err := res.Scan(&h); err != nil {
 			return nil, fmt.Errorf("sqlite: series %q: scan stale rollups: %w", p.q.Key, err)
 		}
-		if n := len(dirty); n > 0 && dirty[n-1][1] == h {
-			dirty[n-1][1] = h + rollupMS
-		} else {
-			dirty = append(dirty, [2]int64{h, h + rollupMS})
-		}
+		dirty = addMinute(dirty, h)
 	}
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: series %q: read stale rollups: %w", p.q.Key, err)
 	}
 	return dirty, nil
+}
+
+// addMinute adds the rollup minute starting at h to ranges, read in ascending order: it extends the last range when
+// the minute follows it.
+func addMinute(ranges [][2]int64, h int64) [][2]int64 {
+	if n := len(ranges); n > 0 && ranges[n-1][1] == h {
+		ranges[n-1][1] = h + rollupMS
+		return ranges
+	}
+	return append(ranges, [2]int64{h, h + rollupMS})
 }
 
 // rollupsInGo is the most rollups (minutes) that seriesRollupsGo reads one by one: up to a few days, handing
@@ -320,10 +326,8 @@ func (db *DB) seriesRollupsGo(ctx context.Context, p *seriesPlan, h0, h1 int64,
 		}
 		if stale == 0 {
 			add(0, p.bucketOf(h), &v)
-		} else if n := len(dirty); n > 0 && dirty[n-1][1] == h {
-			dirty[n-1][1] = h + rollupMS
 		} else {
-			dirty = append(dirty, [2]int64{h, h + rollupMS})
+			dirty = addMinute(dirty, h)
 		}
 	}
 	if err := res.Err(); err != nil {
