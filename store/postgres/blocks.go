@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,72 +34,8 @@ var (
 // DefaultSealAfter is the age past which the compactor seals points (Options.SealAfter).
 const DefaultSealAfter = 15 * time.Minute
 
-// partial is a bucket's aggregate in a form that merges: rows' and sealed points' of one bucket add up.
-type partial struct {
-	n, nv         int64
-	total, mn, mx sql.NullFloat64
-	lastAt        int64
-	lastID        int64
-	last          sql.NullFloat64
-}
-
-func (p *partial) merge(o *partial) {
-	if p.n == 0 {
-		*p = *o
-		return
-	}
-	p.n, p.nv = p.n+o.n, p.nv+o.nv
-	if o.total.Valid {
-		p.total.Float64, p.total.Valid = p.total.Float64+o.total.Float64, true
-	}
-	if o.mn.Valid && (!p.mn.Valid || o.mn.Float64 < p.mn.Float64) {
-		p.mn = o.mn
-	}
-	if o.mx.Valid && (!p.mx.Valid || o.mx.Float64 > p.mx.Float64) {
-		p.mx = o.mx
-	}
-	if o.lastAt > p.lastAt || (o.lastAt == p.lastAt && o.lastID > p.lastID) {
-		p.lastAt, p.lastID, p.last = o.lastAt, o.lastID, o.last
-	}
-}
-
-// addPoint adds a sealed sample, as the series query's aggregate adds a row (NaN stands for NULL).
-func (p *partial) addPoint(pt *metricblock.Point) {
-	v := pt.Value
-	if pt.Type == 2 {
-		v = (pt.Value + pt.Max) / 2
-	}
-	m := pt.Value
-	if pt.Type == 2 {
-		m = pt.Max
-	}
-	o := partial{n: 1, lastAt: pt.At, lastID: pt.ID}
-	if !math.IsNaN(v) {
-		o.nv, o.total, o.last = 1, sql.NullFloat64{Float64: v, Valid: true}, sql.NullFloat64{Float64: v, Valid: true}
-	}
-	if !math.IsNaN(pt.Value) {
-		o.mn = sql.NullFloat64{Float64: pt.Value, Valid: true}
-	}
-	if !math.IsNaN(m) {
-		o.mx = sql.NullFloat64{Float64: m, Valid: true}
-	}
-	p.merge(&o)
-}
-
-func (p *partial) bucket(start int64) lodestone.SeriesBucket {
-	nan := func(v sql.NullFloat64) float64 {
-		if !v.Valid {
-			return math.NaN()
-		}
-		return v.Float64
-	}
-	avg := math.NaN()
-	if p.nv > 0 && p.total.Valid {
-		avg = p.total.Float64 / float64(p.nv)
-	}
-	return lodestone.SeriesBucket{Start: fromMS(start), Count: p.n, Min: nan(p.mn), Max: nan(p.mx), Avg: avg,
-		Last: nan(p.last)}
-}
+// partial is a bucket's aggregate: rows and sealed points of one bucket add up.
+type partial = metricblock.Partial
 
 // seriesBlocks adds the sealed samples of a normalized series query to parts.
 func (db *DB) seriesBlocks(ctx context.Context, q lodestone.SeriesQuery, key int64, rows []int64,
@@ -155,7 +90,7 @@ func (db *DB) seriesBlocks(ctx context.Context, q lodestone.SeriesQuery, key int
 				v = &partial{}
 				parts[k] = v
 			}
-			v.addPoint(pt)
+			v.AddPoint(pt)
 		}
 	}
 	if err := res.Err(); err != nil {

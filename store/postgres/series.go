@@ -48,8 +48,8 @@ func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lod
 	for res.Next() {
 		var k [2]int64
 		var v partial
-		if err := res.Scan(&k[0], &k[1], &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID,
-			&v.last); err != nil {
+		if err := res.Scan(&k[0], &k[1], &v.N, &v.NV, &v.Total, &v.Min, &v.Max, &v.LastAt, &v.LastID,
+			&v.Last); err != nil {
 			return nil, fmt.Errorf("postgres: series %q: scan: %w", q.Key, err)
 		}
 		parts[k] = &v
@@ -74,7 +74,7 @@ func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lod
 		if !q.Fleet {
 			s = byRow[k[0]]
 		}
-		s.Buckets = append(s.Buckets, parts[k].bucket(k[1]))
+		s.Buckets = append(s.Buckets, parts[k].Bucket(fromMS(k[1])))
 	}
 	return out, nil
 }

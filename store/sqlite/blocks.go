@@ -295,34 +295,6 @@ func readBlocks(ctx context.Context, q queryer, stmt string, args []any, to int6
 	return nil
 }
 
-// addPoint adds a sample to a partial bucket, as seriesRawQuery's aggregate does (NaN stands for SQL's NULL).
-func (p *partial) addPoint(pt *metricblock.Point) {
-	v := pt.Value
-	if pt.Type == 2 {
-		v = (pt.Value + pt.Max) / 2
-	}
-	p.n++
-	if !math.IsNaN(v) {
-		p.nv++
-		p.total.Float64 += v
-		p.total.Valid = true
-	}
-	if !math.IsNaN(pt.Value) && (!p.mn.Valid || pt.Value < p.mn.Float64) {
-		p.mn = sql.NullFloat64{Float64: pt.Value, Valid: true}
-	}
-	m := pt.Value
-	if pt.Type == 2 {
-		m = pt.Max
-	}
-	if !math.IsNaN(m) && (!p.mx.Valid || m > p.mx.Float64) {
-		p.mx = sql.NullFloat64{Float64: m, Valid: true}
-	}
-	if p.n == 1 || pt.At > p.lastAt || (pt.At == p.lastAt && pt.ID > p.lastID) {
-		p.lastAt, p.lastID = pt.At, pt.ID
-		p.last = sql.NullFloat64{Float64: v, Valid: !math.IsNaN(v)}
-	}
-}
-
 // seriesBlocks aggregates the sealed samples of [from, to) into partial buckets, as seriesRaw does the rows.
 func seriesBlocks(ctx context.Context, q queryer, p *seriesPlan, from, to int64,
 	add func(dev, b int64, v *partial)) error {
@@ -343,7 +315,7 @@ func seriesBlocks(ctx context.Context, q queryer, p *seriesPlan, from, to int64,
 				v = &partial{}
 				parts[k] = v
 			}
-			v.addPoint(pt)
+			v.AddPoint(pt)
 		}
 		return nil
 	})
@@ -408,8 +380,8 @@ func refreshRollupBlocks(ctx context.Context, tx *sql.Tx, key, from, to int64) e
 		return err
 	}
 	for b, v := range parts {
-		if _, err := tx.ExecContext(ctx, rollupUpsert, key, b, v.n, v.nv, v.total, v.mn, v.mx, v.lastAt, v.lastID,
-			v.last); err != nil {
+		if _, err := tx.ExecContext(ctx, rollupUpsert, key, b, v.N, v.NV, v.Total, v.Min, v.Max, v.LastAt, v.LastID,
+			v.Last); err != nil {
 			return fmt.Errorf("merge sealed samples into rollup: %w", err)
 		}
 	}

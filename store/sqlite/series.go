@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
 	"github.com/lodestone-fleet/lodestone"
+	"github.com/lodestone-fleet/lodestone/store/metricblock"
 )
 
 var _ lodestone.SeriesReader = (*DB)(nil)
@@ -21,44 +21,9 @@ const seriesValue = `CASE WHEN %[1]stype = 2 THEN (%[1]svalue + %[1]smax) / 2 EL
 // bucket is whole rollups.
 const rollupMS = int64(lodestone.FleetStep / time.Millisecond)
 
-// partial is a bucket's aggregate in a form that merges: the raw samples of a range and the 1-minute rollups of
-// another add up to the same bucket.
-type partial struct {
-	n, nv         int64
-	total, mn, mx sql.NullFloat64
-	lastAt        int64 // the time and row id of the last sample
-	lastID        int64
-	last          sql.NullFloat64
-}
-
-func (p *partial) merge(o *partial) {
-	if p.n == 0 {
-		*p = *o
-		return
-	}
-	p.n, p.nv = p.n+o.n, p.nv+o.nv
-	if o.total.Valid {
-		p.total.Float64, p.total.Valid = p.total.Float64+o.total.Float64, true
-	}
-	if o.mn.Valid && (!p.mn.Valid || o.mn.Float64 < p.mn.Float64) {
-		p.mn = o.mn
-	}
-	if o.mx.Valid && (!p.mx.Valid || o.mx.Float64 > p.mx.Float64) {
-		p.mx = o.mx
-	}
-	if o.lastAt > p.lastAt || (o.lastAt == p.lastAt && o.lastID > p.lastID) {
-		p.lastAt, p.lastID, p.last = o.lastAt, o.lastID, o.last
-	}
-}
-
-func (p *partial) bucket(start int64) lodestone.SeriesBucket {
-	avg := math.NaN()
-	if p.nv > 0 && p.total.Valid {
-		avg = p.total.Float64 / float64(p.nv)
-	}
-	return lodestone.SeriesBucket{Start: fromMS(start), Count: p.n, Min: nullToNaN(p.mn), Max: nullToNaN(p.mx),
-		Avg: avg, Last: nullToNaN(p.last)}
-}
+// partial is a bucket's aggregate: the raw samples of a range, the 1-minute rollups of another and sealed points
+// add up to the same bucket.
+type partial = metricblock.Partial
 
 // seriesPlan is a normalized query with its ids resolved.
 type seriesPlan struct {
@@ -100,7 +65,7 @@ func (db *DB) MetricSeries(ctx context.Context, q lodestone.SeriesQuery) ([]*lod
 			parts[dev] = map[int64]*partial{}
 		}
 		if cur := parts[dev][b]; cur != nil {
-			cur.merge(v)
+			cur.Merge(v)
 		} else {
 			parts[dev][b] = v
 		}
@@ -148,7 +113,7 @@ func fillSeries(out []*lodestone.Series, p *seriesPlan, parts map[int64]map[int6
 		// Buckets are few (at most MaxSeriesBuckets); walking them in order avoids sorting map keys.
 		for b := p.origin; b < ms(p.q.To) && len(s.Buckets) < len(bs); b += p.step {
 			if v := bs[b]; v != nil {
-				s.Buckets = append(s.Buckets, v.bucket(b))
+				s.Buckets = append(s.Buckets, v.Bucket(fromMS(b)))
 			}
 		}
 	}
@@ -166,7 +131,7 @@ func (db *DB) seriesRaw(ctx context.Context, p *seriesPlan, from, to int64, add 
 	for res.Next() {
 		var d, b int64
 		var v partial
-		if err := res.Scan(&d, &b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID, &v.last); err != nil {
+		if err := res.Scan(&d, &b, &v.N, &v.NV, &v.Total, &v.Min, &v.Max, &v.LastAt, &v.LastID, &v.Last); err != nil {
 			return fmt.Errorf("sqlite: series %q: scan: %w", p.q.Key, err)
 		}
 		add(d, b, &v)
@@ -266,7 +231,7 @@ func (db *DB) seriesRollups(ctx context.Context, p *seriesPlan, h0, h1 int64,
 		var b int64
 		var v partial
 		// No last id: rollups cover whole minutes, the samples read beside them other times, so no tie to break.
-		if err := res.Scan(&b, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.last); err != nil {
+		if err := res.Scan(&b, &v.N, &v.NV, &v.Total, &v.Min, &v.Max, &v.LastAt, &v.Last); err != nil {
 			return nil, fmt.Errorf("sqlite: series %q: scan rollups: %w", p.q.Key, err)
 		}
 		add(0, b, &v)
@@ -321,7 +286,7 @@ func (db *DB) seriesRollupsGo(ctx context.Context, p *seriesPlan, h0, h1 int64,
 	for res.Next() {
 		var h, stale int64
 		var v partial
-		if err := res.Scan(&h, &v.n, &v.nv, &v.total, &v.mn, &v.mx, &v.lastAt, &v.lastID, &v.last, &stale); err != nil {
+		if err := res.Scan(&h, &v.N, &v.NV, &v.Total, &v.Min, &v.Max, &v.LastAt, &v.LastID, &v.Last, &stale); err != nil {
 			return nil, fmt.Errorf("sqlite: series %q: scan rollups: %w", p.q.Key, err)
 		}
 		if stale == 0 {

@@ -212,7 +212,7 @@ func (w *writeTx) metricsInserted(res sql.Result, n int) error {
 			p = &partial{}
 			w.rollups[k] = p
 		}
-		p.addPoint(&r.pt)
+		p.AddPoint(&r.pt)
 	}
 	w.pending = append(w.pending[:0], w.pending[n:]...)
 	return nil
@@ -222,8 +222,8 @@ func (w *writeTx) metricsInserted(res sql.Result, n int) error {
 // trigger it replaces ran one per row.
 func (w *writeTx) mergeRollups() error {
 	for k, v := range w.rollups {
-		if _, err := w.stmt(w.db.stmts.rollup).ExecContext(w.ctx, k[0], k[1], v.n, v.nv, v.total, v.mn, v.mx,
-			v.lastAt, v.lastID, v.last); err != nil {
+		if _, err := w.stmt(w.db.stmts.rollup).ExecContext(w.ctx, k[0], k[1], v.N, v.NV, v.Total, v.Min, v.Max,
+			v.LastAt, v.LastID, v.Last); err != nil {
 			return err
 		}
 	}
