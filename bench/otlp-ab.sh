@@ -9,6 +9,7 @@
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 OLD_BINARY NEW_BINARY [duration] [rounds] [protocols]" >&2; exit 2; }
 bins=("$(realpath "$1")" "$(realpath "$2")")
+root="$(cd "$(dirname "$0")/.." && pwd)"
 duration="${3:-10s}" rounds="${4:-3}" protocols="${5:-grpc http}"
 tools="${OTLP_BENCH_TOOLS:-$HOME/.cache/lodestone-bench-otlp}"
 tg="$tools/bin/telemetrygen"
@@ -21,21 +22,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-cat >"$work/tokens.toml" <<'TOML'
-[[token]]
-id = "bench"
-secret = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$BDY2yZMghVRfzM/ZnWJRYnbYdyXpxGgbqWqx3PdMCfg"
-project = "bench"
-source_prefix = "bench/"
-
-[rate_limit]
-logs_per_minute = 1e12
-logs_burst = 1e12
-TOML
 for i in 0 1; do
   mkdir -p "$work/d$i"
   BASIC_AUTH_PASS=bench "${bins[$i]}" serve --http "127.0.0.1:2538$i" --log-level warn --data-dir "$work/d$i" \
-    --tokens-config "$work/tokens.toml" --otlp-grpc "127.0.0.1:2531$i" --otlp-http "127.0.0.1:2532$i" \
+    --tokens-config "$root/bench/otlp-tokens.toml" --otlp-grpc "127.0.0.1:2531$i" --otlp-http "127.0.0.1:2532$i" \
     >"$work/d$i.log" 2>&1 &
   pids+=($!)
 done
